@@ -1,0 +1,136 @@
+"""The one interface every fault implements.
+
+A fault is named ``family.kind`` (``network.latency``, ``process.restart_race``,
+``oracle.zero``), declares what it targets and its typed parameters, and does its work
+in `inject` and `heal` through a `FaultContext` (links via Toxiproxy, services via the
+backend, domain hooks via the stack's admin API). Both return a dict of details that
+goes into the fault log, so the record says exactly what was done.
+
+Faults are constructed when a scenario is validated, so bad parameters are input
+errors before anything starts. Two faults whose windows overlap and that claim the
+same resource (see `resources`) cannot coexist; validation says so.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from l2chaos.params import Param
+
+if TYPE_CHECKING:
+    from l2chaos.backends.base import LinkControl, RunningStack, ServiceControl
+
+__all__ = [
+    "Fault",
+    "FaultContext",
+    "HookClient",
+    "Target",
+    "TargetKind",
+    "Window",
+]
+
+
+class TargetKind(Enum):
+    """What a fault's `target` names."""
+
+    NONE = "none"  # implied by the family (oracle.*, chain.*): no target allowed
+    SERVICE = "service"  # one service: `db`
+    LINK = "link"  # one link: `ui-api->rpc`
+    LINKS = "links"  # one or more links: a list, for partitions
+    SERVICE_OR_LINKS = "service_or_links"  # a service (all its links) or a list of links
+
+
+class Window(Enum):
+    """Whether a fault lasts over a window (`for`) or happens at an instant."""
+
+    REQUIRED = "required"  # needs `for` (or a parameter that implies it)
+    OPTIONAL = "optional"  # with `for` it heals at the end; without, it heals at run end
+    INSTANT = "instant"  # no `for`; heal does nothing
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved target: the services and links a fault acts on, as written."""
+
+    kind: TargetKind
+    services: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text or "-"
+
+
+class HookClient(Protocol):
+    """The stack's chaos hooks (admin API), reached directly, with the run's token."""
+
+    def has(self, hook: str) -> bool: ...
+
+    def call(self, hook: str, body: Mapping[str, Any]) -> Any: ...
+
+
+@dataclass
+class FaultContext:
+    """What a fault may touch while injecting or healing."""
+
+    stack: RunningStack
+    links: LinkControl
+    control: ServiceControl
+    hooks: HookClient
+    rng: random.Random
+    time_scale: float = 1.0
+    # Records a sub-event (e.g. one step of a restart race) into the fault log.
+    note: Callable[..., None] = field(default=lambda **_: None)
+
+
+class Fault(ABC):
+    """Base class. Subclasses set the class variables and implement inject/heal."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    target_kind: ClassVar[TargetKind] = TargetKind.NONE
+    params: ClassVar[tuple[Param, ...]] = ()
+    window: ClassVar[Window] = Window.REQUIRED
+    needs_hooks: ClassVar[tuple[str, ...]] = ()
+    # Backend capabilities this fault needs (e.g. "disconnect"); checked at validation.
+    needs_backend: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, target: Target, params: Mapping[str, Any], duration_ns: int | None) -> None:
+        self.target = target
+        self.p: dict[str, Any] = dict(params)
+        self.duration_ns = duration_ns
+
+    @property
+    def family(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    def implied_duration_ns(self) -> int | None:
+        """A window length implied by parameters (e.g. restart_race's downtime)."""
+        return None
+
+    def resources(self) -> set[str]:
+        """Exclusive resources; overlapping faults may not share one.
+
+        Default: process-level faults own their services; others own nothing.
+        """
+        return set()
+
+    def validate(self, services: set[str], links: set[str]) -> str | None:
+        """Extra checks against the stack; return a problem sentence or None."""
+        return None
+
+    @abstractmethod
+    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+        """Make the fault happen. Return details for the fault log."""
+
+    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+        """Undo the fault. Must be safe to call after a failed or partial inject."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} target={self.target} {self.p}>"

@@ -1,0 +1,176 @@
+"""What a backend gives the rest of the harness.
+
+A backend turns a `StackSpec` into running services with Toxiproxy in front of every
+link, and hands back a `RunningStack`. Faults, the probe loop, the load generator and
+the audit export use only the protocols here, so a scenario does not change between
+backends (local processes, docker containers).
+
+Control traffic (health, chaos hooks, audit export) uses `direct_url`, never a proxy,
+so a `down` fault on a link can never block its own heal.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = [
+    "Backend",
+    "Endpoint",
+    "LinkControl",
+    "RunningStack",
+    "ServiceControl",
+    "Toxic",
+]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An address the harness can reach from this host."""
+
+    host: str
+    port: int
+
+    @property
+    def hostport(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def url(self, path: str = "", scheme: str = "http") -> str:
+        return f"{scheme}://{self.host}:{self.port}{path}"
+
+
+@dataclass(frozen=True)
+class Toxic:
+    """A toxic as Toxiproxy knows it. `stream` is upstream (client->server) or downstream."""
+
+    name: str
+    type: str
+    stream: str = "downstream"
+    toxicity: float = 1.0
+    attributes: Mapping[str, int] = field(default_factory=dict)
+
+
+class LinkControl(Protocol):
+    """Toxiproxy operations on the stack's links, named `client->server`."""
+
+    def links(self) -> list[str]: ...
+
+    def add_toxic(self, link: str, toxic: Toxic) -> None: ...
+
+    def remove_toxic(self, link: str, name: str) -> None: ...
+
+    def toxics(self, link: str) -> list[Toxic]: ...
+
+    def set_enabled(self, link: str, enabled: bool) -> None: ...
+
+    def is_enabled(self, link: str) -> bool: ...
+
+    def reset(self) -> None:
+        """Enable every link and remove every toxic."""
+        ...
+
+
+class ServiceControl(Protocol):
+    """Process or container operations on one service of the running stack.
+
+    Local backend: signals to the service's process group. Docker: container calls.
+    `stop` is graceful (SIGTERM then SIGKILL after `timeout_s`), `kill` is SIGKILL,
+    `pause`/`resume` freeze and thaw (SIGSTOP/SIGCONT, docker pause/unpause),
+    `disconnect`/`reconnect` cut the service off the network entirely.
+    `start` returns once the process/container runs; `wait_ready` waits for its
+    readiness probe.
+    """
+
+    def kill(self, service: str) -> None: ...
+
+    def stop(self, service: str, timeout_s: float = 10.0) -> None: ...
+
+    def start(self, service: str) -> None: ...
+
+    def restart(self, service: str, timeout_s: float = 10.0) -> None: ...
+
+    def pause(self, service: str) -> None: ...
+
+    def resume(self, service: str) -> None: ...
+
+    def disconnect(self, service: str) -> None: ...
+
+    def reconnect(self, service: str) -> None: ...
+
+    def is_running(self, service: str) -> bool: ...
+
+    def wait_ready(self, service: str, timeout_s: float) -> None: ...
+
+
+class RunningStack(ABC):
+    """Handle on a stack that is up. Everything here is safe to call from threads."""
+
+    run_id: str
+    stack_name: str
+    admin_token: str
+    run_dir: Path
+
+    @property
+    @abstractmethod
+    def services(self) -> list[str]: ...
+
+    @abstractmethod
+    def direct_url(self, service: str, path: str = "") -> str:
+        """URL of a service's HTTP port reached directly from this host (control traffic)."""
+
+    @abstractmethod
+    def direct_endpoint(self, service: str) -> Endpoint:
+        """Host and port of a service reached directly from this host (e.g. the database)."""
+
+    @property
+    @abstractmethod
+    def links(self) -> LinkControl: ...
+
+    @property
+    @abstractmethod
+    def control(self) -> ServiceControl: ...
+
+    @abstractmethod
+    def log_path(self, service: str) -> Path:
+        """Where this service's log is (or will be) saved in the run directory."""
+
+    @abstractmethod
+    def log_tail(self, service: str, lines: int = 30) -> str: ...
+
+    @abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Versions of the parts the run used (toxiproxy, postgres, ...)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Redaction-safe description for run.json."""
+        return {
+            "run_id": self.run_id,
+            "stack": self.stack_name,
+            "services": {s: self.direct_url(s) for s in self.services},
+            "links": self.links.links(),
+        }
+
+
+class Backend(ABC):
+    """Starts and stops a stack. `up` returns a handle; `down` always releases everything."""
+
+    name: str
+
+    @abstractmethod
+    def up(self, spec: Any, *, run_id: str, run_dir: Path, env: Mapping[str, str]) -> RunningStack:
+        """Start every service in dependency order with a proxy per link; wait until ready.
+
+        On failure everything already started is torn down before StackError is raised.
+        """
+
+    @abstractmethod
+    def down(self, stack: RunningStack) -> None:
+        """Stop everything the run started and save service logs. Idempotent."""
+
+    @classmethod
+    @abstractmethod
+    def gc(cls) -> list[str]:
+        """Remove leftovers of killed runs; return a line per thing removed."""

@@ -1,0 +1,54 @@
+"""Durations as written in scenarios: ``500ms``, ``30s``, ``2m``, ``1h``, ``1m30s``.
+
+Internally a duration is an int of nanoseconds; floats never accumulate error over a
+timeline. A bare number is rejected (is ``30`` seconds or milliseconds?).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["format_duration", "parse_duration"]
+
+_UNITS_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
+_WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|ms|s|m|h))+")
+
+ALLOWED = "a duration such as 500ms, 30s, 2m or 1m30s"
+
+
+def parse_duration(text: str) -> int:
+    """Parse a duration into nanoseconds. Raises ValueError with what is allowed."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected {ALLOWED}, got {text!r}")
+    s = text.strip().replace(" ", "")
+    neg = s.startswith("-")
+    if neg:
+        s = s[1:]
+    if not s or not _WHOLE.fullmatch(s):
+        raise ValueError(f"expected {ALLOWED}, got {text!r}")
+    total = 0.0
+    for number, unit in _PART.findall(s):
+        total += float(number) * _UNITS_NS[unit]
+    ns = round(total)
+    return -ns if neg else ns
+
+
+def format_duration(ns: int) -> str:
+    """Render nanoseconds in the shortest exact unit: 1500ms, 30s, 2m."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    for unit in ("h", "m", "s", "ms", "us", "ns"):
+        size = _UNITS_NS[unit]
+        if ns % size == 0:
+            return f"{sign}{ns // size}{unit}"
+    return f"{sign}{ns}ns"  # pragma: no cover - ns always divides

@@ -1,0 +1,124 @@
+"""Finds faults, invariants and stacks: built-in ones and plugins.
+
+Built-ins are every `Fault` subclass in the modules of `l2chaos.faults` and every
+`Checker` subclass in the modules of `l2chaos.invariants`. Plugins come from the entry
+point groups ``l2chaos.faults``, ``l2chaos.invariants`` (each entry a module or a class)
+and ``l2chaos.stacks`` (each entry a path to a stack.yaml, or an object with a
+`STACK_FILE` attribute). ``L2CHAOS_NO_PLUGINS=1`` loads built-ins only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import pkgutil
+from collections.abc import Iterable
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+
+from .errors import UsageError
+
+__all__ = ["checkers", "faults", "stack_files"]
+
+T = TypeVar("T")
+
+_BUILTIN_STACKS = "l2chaos.stacks"
+
+
+def _plugins_enabled() -> bool:
+    return os.environ.get("L2CHAOS_NO_PLUGINS", "") not in ("1", "true", "yes")
+
+
+def _classes_in(module: ModuleType, base: type[T]) -> Iterable[type[T]]:
+    for _, obj in inspect.getmembers(module, inspect.isclass):
+        concrete = issubclass(obj, base) and obj is not base and not inspect.isabstract(obj)
+        if concrete and obj.__module__ == module.__name__:
+            yield obj
+
+
+def _walk(package: str) -> Iterable[ModuleType]:
+    pkg = importlib.import_module(package)
+    for info in pkgutil.iter_modules(pkg.__path__, prefix=f"{package}."):
+        if info.name.rsplit(".", 1)[-1].startswith("_"):
+            continue
+        yield importlib.import_module(info.name)
+
+
+def _collect(package: str, group: str, base: type[T]) -> dict[str, type[T]]:
+    found: dict[str, type[T]] = {}
+
+    def add(cls: type[T], origin: str) -> None:
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str):
+            return
+        if name in found and found[name] is not cls:
+            raise UsageError(
+                f"{origin}: {name!r} is already provided by {found[name].__module__}.{found[name].__qualname__}"
+            )
+        found[name] = cls
+
+    for module in _walk(package):
+        for cls in _classes_in(module, base):
+            add(cls, module.__name__)
+    if _plugins_enabled():
+        for ep in entry_points(group=group):
+            try:
+                obj: Any = ep.load()
+            except Exception as exc:  # a broken plugin is reported, never ignored
+                raise UsageError(
+                    f"plugin {ep.name!r} ({ep.value}) in {group} failed to load: {exc}"
+                ) from exc
+            if inspect.ismodule(obj):
+                for cls in _classes_in(obj, base):
+                    add(cls, f"plugin {ep.name}")
+            elif inspect.isclass(obj) and issubclass(obj, base):
+                add(obj, f"plugin {ep.name}")
+            else:
+                raise UsageError(
+                    f"plugin {ep.name!r} in {group} is neither a module nor a {base.__name__} class"
+                )
+    return dict(sorted(found.items()))
+
+
+@cache
+def faults() -> dict[str, type[Any]]:
+    """Every fault class by `family.kind` name."""
+    from l2chaos.faults.base import Fault
+
+    return _collect("l2chaos.faults", "l2chaos.faults", Fault)
+
+
+@cache
+def checkers() -> dict[str, type[Any]]:
+    """Every invariant checker class by name."""
+    from l2chaos.invariants.base import Checker
+
+    return _collect("l2chaos.invariants", "l2chaos.invariants", Checker)
+
+
+@cache
+def stack_files() -> dict[str, Path]:
+    """Registered stacks by name → path of their stack.yaml."""
+    out: dict[str, Path] = {}
+    pkg = importlib.import_module(_BUILTIN_STACKS)
+    for root in pkg.__path__:
+        for sub in sorted(Path(root).iterdir()):
+            if (sub / "stack.yaml").is_file():
+                out[sub.name] = sub / "stack.yaml"
+    if _plugins_enabled():
+        for ep in entry_points(group="l2chaos.stacks"):
+            if ep.name in out:
+                continue
+            try:
+                obj: Any = ep.load()
+            except Exception as exc:
+                raise UsageError(
+                    f"stack plugin {ep.name!r} ({ep.value}) failed to load: {exc}"
+                ) from exc
+            path = Path(getattr(obj, "STACK_FILE", obj))
+            out[ep.name] = path
+    return out

@@ -1,0 +1,676 @@
+"""Stack files: what services a stack has, how they are linked, and its profiles.
+
+`load_stack(path)` reads and validates ``stacks/<name>/stack.yaml`` into a `StackSpec`;
+`resolve_stack(ref, base)` finds one by registered name (entry point group
+``l2chaos.stacks``) or by path. `StackRun` is a spec with a profile, switch overrides
+and setting values chosen; backends render each service's command and environment
+from it with `render`.
+
+See docs/architecture.md ("Stack file") for the format.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .durations import parse_duration
+from .errors import StackSpecError
+from .yamlsrc import LocDict, line_of, load_yaml
+
+__all__ = [
+    "HookSpec",
+    "LinkSpec",
+    "PostgresSpec",
+    "ServiceSpec",
+    "SettingSpec",
+    "StackRun",
+    "StackSpec",
+    "link_name",
+    "load_stack",
+    "parse_link",
+    "render",
+    "resolve_stack",
+]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_TEMPLATE = re.compile(r"\{([a-z_]+)(?::([^{}]+))?\}")
+_LINK = re.compile(r"^\s*([a-z][a-z0-9_-]*)\s*->\s*([a-z][a-z0-9_-]*)\s*$")
+
+TEMPLATE_KEYS = {
+    "python": "the Python interpreter running l2chaos",
+    "port": "the service's own listen port",
+    "host": "the service's bind address",
+    "link": "{link:a->b}: host:port of the proxy for link a->b (what a client must use)",
+    "direct": "{direct:svc}: host:port of a service reached directly (harness-side only)",
+    "direct_dsn": "{direct_dsn:db}: a PostgreSQL DSN for a postgres service, reached directly",
+    "admin_token": "the run's admin token for chaos hooks",
+    "seed": "the scenario seed",
+    "run_id": "the run id",
+    "data_dir": "a scratch folder for this service",
+    "switches": "the active switches as a JSON object",
+    "out": "the output folder (audit command only)",
+    "setting": "{setting:name}: a stack setting's value",
+}
+SETTING_KINDS = ("duration", "int", "float", "str", "bool")
+
+
+def link_name(client: str, server: str) -> str:
+    return f"{client}->{server}"
+
+
+def parse_link(text: str) -> tuple[str, str] | None:
+    """`"a -> b"` → ("a", "b"); None when it is not a link."""
+    m = _LINK.match(text) if isinstance(text, str) else None
+    return (m.group(1), m.group(2)) if m else None
+
+
+@dataclass(frozen=True)
+class PostgresSpec:
+    """A PostgreSQL service the backend provides (pgserver binaries locally, an image in docker)."""
+
+    database: str
+    user: str
+    image: str = "postgres:16"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    command: tuple[str, ...] = ()
+    image: str | None = None
+    dockerfile: str | None = None
+    port: int | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    health: str | None = None
+    ready: str | None = None
+    ready_timeout_ns: int = 30_000_000_000
+    depends_on: tuple[str, ...] = ()
+    postgres: PostgresSpec | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    client: str
+    server: str
+
+    @property
+    def name(self) -> str:
+        return link_name(self.client, self.server)
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    name: str
+    service: str
+    path: str
+    method: str = "POST"
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    kind: str
+    default: Any
+    env: str
+    help: str = ""
+    unit: str = ""  # for durations: the unit the env var is rendered in (ms or s)
+
+    def render(self, value: Any) -> str:
+        if self.kind == "duration":
+            ns = int(value)
+            return str(ns // 1_000_000) if self.unit == "ms" else f"{ns / 1e9:g}"
+        if self.kind == "bool":
+            return "1" if value else "0"
+        return str(value)
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    name: str
+    path: Path
+    description: str
+    services: Mapping[str, ServiceSpec]
+    links: tuple[LinkSpec, ...]
+    switches: Mapping[str, str]
+    profiles: Mapping[str, Mapping[str, bool]]
+    default_profile: str | None
+    settings: Mapping[str, SettingSpec]
+    hooks: Mapping[str, HookSpec]
+    probes: Mapping[str, Mapping[str, Any]]
+    accounts: Mapping[str, str] | None
+    audit: tuple[str, ...] | None
+    load: Mapping[str, str]
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def link_names(self) -> list[str]:
+        return [lk.name for lk in self.links]
+
+    def links_of(self, service: str) -> list[LinkSpec]:
+        return [lk for lk in self.links if service in (lk.client, lk.server)]
+
+    def start_order(self) -> list[str]:
+        """Services in an order where every dependency starts first (stable)."""
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            for dep in self.services[name].depends_on:
+                visit(dep)
+            order.append(name)
+
+        for name in self.services:
+            visit(name)
+        return order
+
+    def postgres_services(self) -> list[str]:
+        return [n for n, s in self.services.items() if s.postgres is not None]
+
+
+@dataclass(frozen=True)
+class StackRun:
+    """A stack with its profile and knobs chosen for one run."""
+
+    spec: StackSpec
+    profile: str | None
+    switches: Mapping[str, bool]
+    settings: Mapping[str, Any]
+    seed: int
+
+    def switches_json(self) -> str:
+        return json.dumps(dict(sorted(self.switches.items())), separators=(",", ":"))
+
+    def common_env(self, *, admin_token: str, run_id: str) -> dict[str, str]:
+        env = {
+            "L2CHAOS_SWITCHES": self.switches_json(),
+            "L2CHAOS_ADMIN_TOKEN": admin_token,
+            "L2CHAOS_SEED": str(self.seed),
+            "L2CHAOS_RUN_ID": run_id,
+        }
+        for name, spec in self.spec.settings.items():
+            env[spec.env] = spec.render(self.settings.get(name, spec.default))
+        return env
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """Fill ``{key}`` and ``{key:arg}`` placeholders; `values` is keyed by "key" or "key:arg"."""
+
+    def sub(m: re.Match[str]) -> str:
+        key = m.group(1) if m.group(2) is None else f"{m.group(1)}:{m.group(2).replace(' ', '')}"
+        if key not in values:
+            raise KeyError(key)
+        return values[key]
+
+    return _TEMPLATE.sub(sub, template)
+
+
+def placeholders(template: str) -> Iterator[tuple[str, str | None]]:
+    for m in _TEMPLATE.finditer(template):
+        yield m.group(1), m.group(2)
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+class _Ctx:
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def err(
+        self, field: str, problem: str, container: object = None, key: Any = None
+    ) -> StackSpecError:
+        return StackSpecError(problem, file=self.file, line=line_of(container, key), field=field)
+
+    def mapping(self, value: Any, field: str, container: object, key: Any) -> LocDict:
+        if not isinstance(value, dict):
+            raise self.err(field, f"expected a mapping, got {value!r}", container, key)
+        if not isinstance(value, LocDict):  # built in code, not read from YAML
+            loc = LocDict(value)
+            loc.line, loc.key_lines = 0, {}
+            return loc
+        return value
+
+    def keys(
+        self,
+        d: LocDict,
+        field: str,
+        allowed: set[str],
+        required: frozenset[str] | set[str] = frozenset(),
+    ) -> None:
+        for k in d:
+            if k not in allowed:
+                raise self.err(
+                    f"{field}.{k}" if field else k,
+                    f"unknown key {k!r}; allowed: {', '.join(sorted(allowed))}",
+                    d,
+                    k,
+                )
+        for k in sorted(required):
+            if k not in d:
+                raise self.err(field or "(top level)", f"missing required key {k!r}", d)
+
+    def string(self, d: LocDict, key: str, field: str, default: str | None = None) -> str | None:
+        v = d.get(key, default)
+        if v is not None and not isinstance(v, str):
+            raise self.err(f"{field}.{key}", f"expected a string, got {v!r}", d, key)
+        return v
+
+
+_TOP_KEYS = {
+    "name", "description", "switches", "profiles", "default_profile", "settings", "services",
+    "links", "hooks", "probes", "accounts", "audit", "load",
+}  # fmt: skip
+_SERVICE_KEYS = {
+    "command", "image", "dockerfile", "port", "env", "health", "ready", "ready_timeout",
+    "depends_on", "postgres",
+}  # fmt: skip
+
+
+def load_stack(path: str | Path) -> StackSpec:
+    """Read and validate a stack file. Raises StackSpecError naming file, line and field."""
+    p = Path(path)
+    doc = load_yaml(p)
+    ctx = _Ctx(str(p))
+    if not isinstance(doc, LocDict):
+        raise ctx.err("(top level)", "expected a mapping with name, services and links", doc)
+    ctx.keys(doc, "", _TOP_KEYS, {"name", "services"})
+    name = ctx.string(doc, "name", "name") or ""
+    if not _NAME.match(name):
+        raise ctx.err(
+            "name", f"expected a lower-case name like 'perpdex', got {name!r}", doc, "name"
+        )
+    services = _services(ctx, doc)
+    links = _links(ctx, doc, services)
+    switches, profiles, default_profile = _profiles(ctx, doc)
+    settings = _settings(ctx, doc)
+    hooks = _hooks(ctx, doc, services)
+    spec = StackSpec(
+        name=name,
+        path=p.resolve(),
+        description=ctx.string(doc, "description", "description", "") or "",
+        services=services,
+        links=links,
+        switches=switches,
+        profiles=profiles,
+        default_profile=default_profile,
+        settings=settings,
+        hooks=hooks,
+        probes=_probes(ctx, doc, services),
+        accounts=_accounts(ctx, doc, services),
+        audit=_command(ctx, doc, "audit", "audit"),
+        load=_load_roles(ctx, doc, services),
+    )
+    _check_templates(ctx, doc, spec)
+    _check_cycles(ctx, doc, spec)
+    return spec
+
+
+def _command(ctx: _Ctx, d: LocDict, key: str, field: str) -> tuple[str, ...] | None:
+    if key not in d:
+        return None
+    v = d[key]
+    if isinstance(v, dict):
+        inner = ctx.mapping(v, field, d, key)
+        ctx.keys(inner, field, {"command"}, {"command"})
+        return _command(ctx, inner, "command", f"{field}.command")
+    if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
+        raise ctx.err(field, f"expected a non-empty list of strings, got {v!r}", d, key)
+    return tuple(v)
+
+
+def _services(ctx: _Ctx, doc: LocDict) -> dict[str, ServiceSpec]:
+    raw = ctx.mapping(doc["services"], "services", doc, "services")
+    if not raw:
+        raise ctx.err("services", "a stack needs at least one service", doc, "services")
+    out: dict[str, ServiceSpec] = {}
+    for name, body in raw.items():
+        field = f"services.{name}"
+        if not _NAME.match(name):
+            raise ctx.err(
+                field, f"service names are lower-case words like 'ui-api', got {name!r}", raw, name
+            )
+        s = ctx.mapping(body, field, raw, name)
+        ctx.keys(s, field, _SERVICE_KEYS)
+        out[name] = _service(ctx, name, s, field)
+    for name, svc in out.items():
+        for dep in svc.depends_on:
+            if dep not in out:
+                raise ctx.err(
+                    f"services.{name}.depends_on",
+                    f"unknown service {dep!r}; services: {', '.join(out)}",
+                    raw[name],
+                    "depends_on",
+                )
+    return out
+
+
+def _service(ctx: _Ctx, name: str, s: LocDict, field: str) -> ServiceSpec:
+    postgres = None
+    if "postgres" in s:
+        pg = ctx.mapping(s["postgres"], f"{field}.postgres", s, "postgres")
+        ctx.keys(pg, f"{field}.postgres", {"database", "user", "image"}, {"database", "user"})
+        postgres = PostgresSpec(
+            database=ctx.string(pg, "database", f"{field}.postgres") or "",
+            user=ctx.string(pg, "user", f"{field}.postgres") or "",
+            image=ctx.string(pg, "image", f"{field}.postgres", "postgres:16") or "postgres:16",
+        )
+    command = _command(ctx, s, "command", f"{field}.command") or ()
+    image = ctx.string(s, "image", field)
+    if postgres is None and not command and image is None:
+        raise ctx.err(
+            field,
+            "a service needs `command` (local backend) and/or `image` (docker), or `postgres`",
+            s,
+        )
+    port = s.get("port")
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
+    ):
+        raise ctx.err(f"{field}.port", f"expected a port number 1-65535, got {port!r}", s, "port")
+    env_raw = ctx.mapping(s.get("env", {}), f"{field}.env", s, "env")
+    env: dict[str, str] = {}
+    for k, v in env_raw.items():
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise ctx.err(f"{field}.env.{k}", f"expected a string, got {v!r}", env_raw, k)
+        env[k] = str(v)
+    deps = s.get("depends_on", [])
+    if not isinstance(deps, list) or not all(isinstance(x, str) for x in deps):
+        raise ctx.err(
+            f"{field}.depends_on",
+            f"expected a list of service names, got {deps!r}",
+            s,
+            "depends_on",
+        )
+    timeout_ns = 30_000_000_000
+    if "ready_timeout" in s:
+        try:
+            timeout_ns = parse_duration(s["ready_timeout"])
+        except ValueError as exc:
+            raise ctx.err(f"{field}.ready_timeout", str(exc), s, "ready_timeout") from None
+        if timeout_ns <= 0:
+            raise ctx.err(
+                f"{field}.ready_timeout", "must be a positive duration", s, "ready_timeout"
+            )
+    for key in ("health", "ready"):
+        v = ctx.string(s, key, field)
+        if v is not None and not v.startswith("/"):
+            raise ctx.err(
+                f"{field}.{key}", f"expected an HTTP path starting with '/', got {v!r}", s, key
+            )
+    if (s.get("health") or s.get("ready")) and port is None:
+        raise ctx.err(field, "health and ready checks need the service's `port`", s)
+    return ServiceSpec(
+        name=name,
+        command=command,
+        image=image,
+        dockerfile=ctx.string(s, "dockerfile", field),
+        port=port,
+        env=env,
+        health=s.get("health"),
+        ready=s.get("ready"),
+        ready_timeout_ns=timeout_ns,
+        depends_on=tuple(deps),
+        postgres=postgres,
+        line=s.line,
+    )
+
+
+def _links(ctx: _Ctx, doc: LocDict, services: Mapping[str, ServiceSpec]) -> tuple[LinkSpec, ...]:
+    raw = doc.get("links", [])
+    if not isinstance(raw, list):
+        raise ctx.err(
+            "links", f"expected a list like ['sequencer -> db'], got {raw!r}", doc, "links"
+        )
+    out: list[LinkSpec] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        field = f"links[{i}]"
+        parsed = parse_link(item)
+        if parsed is None:
+            raise ctx.err(field, f"expected 'client -> server', got {item!r}", raw, i)
+        client, server = parsed
+        for svc in (client, server):
+            if svc not in services:
+                raise ctx.err(
+                    field, f"unknown service {svc!r}; services: {', '.join(services)}", raw, i
+                )
+        if client == server:
+            raise ctx.err(field, "a link joins two different services", raw, i)
+        if services[server].port is None and services[server].postgres is None:
+            raise ctx.err(field, f"server {server!r} has no port to link to", raw, i)
+        lk = LinkSpec(client, server)
+        if lk.name in seen:
+            raise ctx.err(field, f"duplicate link {lk.name!r}", raw, i)
+        seen.add(lk.name)
+        out.append(lk)
+    return tuple(out)
+
+
+def _profiles(
+    ctx: _Ctx, doc: LocDict
+) -> tuple[dict[str, str], dict[str, dict[str, bool]], str | None]:
+    sw_raw = ctx.mapping(doc.get("switches", {}), "switches", doc, "switches")
+    switches: dict[str, str] = {}
+    for k, v in sw_raw.items():
+        body = ctx.mapping(v if v is not None else {}, f"switches.{k}", sw_raw, k)
+        ctx.keys(body, f"switches.{k}", {"help"})
+        switches[k] = str(body.get("help", ""))
+    pr_raw = ctx.mapping(doc.get("profiles", {}), "profiles", doc, "profiles")
+    profiles: dict[str, dict[str, bool]] = {}
+    for pname, body in pr_raw.items():
+        b = ctx.mapping(body, f"profiles.{pname}", pr_raw, pname)
+        values: dict[str, bool] = {}
+        for sw, val in b.items():
+            if sw not in switches:
+                raise ctx.err(
+                    f"profiles.{pname}.{sw}",
+                    f"unknown switch {sw!r}; switches: {', '.join(switches) or 'none declared'}",
+                    b,
+                    sw,
+                )
+            if not isinstance(val, bool):
+                raise ctx.err(
+                    f"profiles.{pname}.{sw}", f"expected true or false, got {val!r}", b, sw
+                )
+            values[sw] = val
+        profiles[pname] = values
+    default = ctx.string(doc, "default_profile", "default_profile")
+    if default is not None and default not in profiles:
+        raise ctx.err(
+            "default_profile",
+            f"unknown profile {default!r}; profiles: {', '.join(profiles)}",
+            doc,
+            "default_profile",
+        )
+    return switches, profiles, default
+
+
+def _settings(ctx: _Ctx, doc: LocDict) -> dict[str, SettingSpec]:
+    raw = ctx.mapping(doc.get("settings", {}), "settings", doc, "settings")
+    out: dict[str, SettingSpec] = {}
+    for name, body in raw.items():
+        field = f"settings.{name}"
+        b = ctx.mapping(body, field, raw, name)
+        ctx.keys(b, field, {"kind", "default", "env", "help", "unit"}, {"kind", "default", "env"})
+        kind = b["kind"]
+        if kind not in SETTING_KINDS:
+            raise ctx.err(
+                f"{field}.kind",
+                f"expected one of {', '.join(SETTING_KINDS)}, got {kind!r}",
+                b,
+                "kind",
+            )
+        default = b["default"]
+        if kind == "duration":
+            try:
+                default = parse_duration(default)
+            except ValueError as exc:
+                raise ctx.err(f"{field}.default", str(exc), b, "default") from None
+        unit = str(b.get("unit", "ms" if kind == "duration" else ""))
+        out[name] = SettingSpec(name, kind, default, str(b["env"]), str(b.get("help", "")), unit)
+    return out
+
+
+def _hooks(ctx: _Ctx, doc: LocDict, services: Mapping[str, ServiceSpec]) -> dict[str, HookSpec]:
+    raw = ctx.mapping(doc.get("hooks", {}), "hooks", doc, "hooks")
+    out: dict[str, HookSpec] = {}
+    for name, body in raw.items():
+        field = f"hooks.{name}"
+        b = ctx.mapping(body, field, raw, name)
+        ctx.keys(b, field, {"service", "path", "method"}, {"service", "path"})
+        svc = ctx.string(b, "service", field) or ""
+        _need_service(ctx, services, svc, f"{field}.service", b, "service")
+        method = (ctx.string(b, "method", field, "POST") or "POST").upper()
+        if method not in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+            raise ctx.err(
+                f"{field}.method", f"expected an HTTP method, got {method!r}", b, "method"
+            )
+        out[name] = HookSpec(name, svc, ctx.string(b, "path", field) or "/", method)
+    return out
+
+
+def _probes(
+    ctx: _Ctx, doc: LocDict, services: Mapping[str, ServiceSpec]
+) -> dict[str, dict[str, Any]]:
+    raw = ctx.mapping(doc.get("probes", {}), "probes", doc, "probes")
+    ctx.keys(raw, "probes", {"block_height", "order"})
+    out: dict[str, dict[str, Any]] = {}
+    for name, body in raw.items():
+        b = ctx.mapping(body, f"probes.{name}", raw, name)
+        allowed = {"service", "jsonrpc", "path"} if name == "block_height" else {"service"}
+        ctx.keys(b, f"probes.{name}", allowed, {"service"})
+        _need_service(ctx, services, b["service"], f"probes.{name}.service", b, "service")
+        out[name] = dict(b)
+    return out
+
+
+def _accounts(
+    ctx: _Ctx, doc: LocDict, services: Mapping[str, ServiceSpec]
+) -> dict[str, str] | None:
+    if "accounts" not in doc:
+        return None
+    b = ctx.mapping(doc["accounts"], "accounts", doc, "accounts")
+    ctx.keys(b, "accounts", {"service", "path"}, {"service", "path"})
+    _need_service(ctx, services, b["service"], "accounts.service", b, "service")
+    return {"service": str(b["service"]), "path": str(b["path"])}
+
+
+def _load_roles(ctx: _Ctx, doc: LocDict, services: Mapping[str, ServiceSpec]) -> dict[str, str]:
+    b = ctx.mapping(doc.get("load", {}), "load", doc, "load")
+    ctx.keys(b, "load", {"ui", "rpc"})
+    for role, svc in b.items():
+        _need_service(ctx, services, svc, f"load.{role}", b, role)
+    return {str(k): str(v) for k, v in b.items()}
+
+
+def _need_service(
+    ctx: _Ctx,
+    services: Mapping[str, ServiceSpec],
+    name: Any,
+    field: str,
+    container: object,
+    key: Any,
+) -> None:
+    if name not in services:
+        raise ctx.err(
+            field, f"unknown service {name!r}; services: {', '.join(services)}", container, key
+        )
+
+
+def _check_templates(ctx: _Ctx, doc: LocDict, spec: StackSpec) -> None:
+    """Every placeholder must name something that exists, so a typo fails at load time."""
+
+    def check(text: str, field: str, container: object, key: Any, *, audit: bool = False) -> None:
+        for name, arg in placeholders(text):
+            if name not in TEMPLATE_KEYS or (name == "out" and not audit):
+                raise ctx.err(
+                    field,
+                    f"unknown placeholder {{{name}}}; allowed: {', '.join(sorted(TEMPLATE_KEYS))}",
+                    container,
+                    key,
+                )
+            if name == "link" and (arg is None or arg.replace(" ", "") not in spec.link_names):
+                raise ctx.err(
+                    field,
+                    f"{{link:{arg}}} names no link; links: {', '.join(spec.link_names) or 'none'}",
+                    container,
+                    key,
+                )
+            if name in ("direct", "direct_dsn") and arg not in spec.services:
+                raise ctx.err(field, f"{{{name}:{arg}}} names no service", container, key)
+            if name == "direct_dsn" and arg is not None and spec.services[arg].postgres is None:
+                raise ctx.err(
+                    field,
+                    f"{{direct_dsn:{arg}}}: {arg!r} is not a postgres service",
+                    container,
+                    key,
+                )
+            if name == "setting" and arg not in spec.settings:
+                raise ctx.err(
+                    field,
+                    f"{{setting:{arg}}} names no setting; settings: {', '.join(spec.settings) or 'none'}",
+                    container,
+                    key,
+                )
+
+    raw_services = doc["services"]
+    for name, svc in spec.services.items():
+        body = raw_services[name]
+        for i, part in enumerate(svc.command):
+            check(part, f"services.{name}.command[{i}]", body, "command")
+        for k, v in svc.env.items():
+            check(v, f"services.{name}.env.{k}", body.get("env"), k)
+    for i, part in enumerate(spec.audit or ()):
+        check(part, f"audit[{i}]", doc, "audit", audit=True)
+
+
+def _check_cycles(ctx: _Ctx, doc: LocDict, spec: StackSpec) -> None:
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = " -> ".join([*trail[trail.index(name) :], name])
+            raise ctx.err(
+                f"services.{name}.depends_on", f"dependency cycle: {cycle}", doc["services"], name
+            )
+        state[name] = 1
+        for dep in spec.services[name].depends_on:
+            visit(dep, [*trail, name])
+        state[name] = 2
+
+    for name in spec.services:
+        visit(name, [])
+
+
+def resolve_stack(ref: str, base: Path | None = None) -> StackSpec:
+    """A stack by registered name (``perpdex``) or by path to a stack file or folder."""
+    from .registry import stack_files  # late: the registry imports plugins
+
+    known = stack_files()
+    if ref in known:
+        return load_stack(known[ref])
+    candidates = [Path(ref)]
+    if base is not None:
+        candidates.insert(0, base / ref)
+    for c in candidates:
+        if c.is_dir() and (c / "stack.yaml").is_file():
+            return load_stack(c / "stack.yaml")
+        if c.is_file():
+            return load_stack(c)
+    raise StackSpecError(
+        f"unknown stack {ref!r}; registered stacks: {', '.join(sorted(known)) or 'none'}, or give a path"
+    )
