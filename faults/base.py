@@ -49,7 +49,7 @@ class Window(Enum):
     """Whether a fault lasts over a window (`for`) or happens at an instant."""
 
     REQUIRED = "required"  # needs `for` (or a parameter that implies it)
-    OPTIONAL = "optional"  # with `for` it heals at the end; without, it heals at run end
+    OPTIONAL = "optional"  # with `for` it heals at the end of it; without, right after inject
     INSTANT = "instant"  # no `for`; heal does nothing
 
 
