@@ -28,7 +28,17 @@ class _Required:
 REQUIRED: Any = _Required()
 
 ParamKind = Literal[
-    "duration", "int", "float", "ratio", "str", "bool", "enum", "str_list", "range", "mapping"
+    "duration",
+    "duration_range",
+    "int",
+    "float",
+    "ratio",
+    "str",
+    "bool",
+    "enum",
+    "str_list",
+    "range",
+    "mapping",
 ]
 
 
@@ -38,6 +48,8 @@ class Param:
 
     kinds: duration (ns int), int, float, ratio (float in [0, 1]), str, bool,
     enum (one of `choices`), str_list, range ([lo, hi] of numbers), mapping (free dict).
+    A duration `range` (e.g. a hold time) is written as ["2s", "8s"] only when kind is
+    "duration_range".
     """
 
     name: str
@@ -47,10 +59,17 @@ class Param:
     choices: tuple[str, ...] = ()
     min: float | None = None
     max: float | None = None
+    # A duration that is part of the schedule (a downtime, an interval) shrinks with the
+    # scenario's time_scale; magnitudes (a latency, an RTO) do not.
+    schedule: bool = False
 
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    @property
+    def _timed(self) -> bool:
+        return self.kind in ("duration", "duration_range")
 
     def allowed(self) -> str:
         """What values are allowed, in words, for error messages and docs."""
@@ -64,14 +83,15 @@ class Param:
             "enum": "one of " + ", ".join(self.choices),
             "str_list": "a list of strings",
             "range": "a pair [low, high] of numbers",
+            "duration_range": "a pair [low, high] of durations such as [2s, 8s]",
             "mapping": "a mapping",
         }[self.kind]
         bounds = []
         if self.min is not None:
-            lo = format_duration(int(self.min)) if self.kind == "duration" else f"{self.min:g}"
+            lo = format_duration(int(self.min)) if self._timed else f"{self.min:g}"
             bounds.append(f">= {lo}")
         if self.max is not None:
-            hi = format_duration(int(self.max)) if self.kind == "duration" else f"{self.max:g}"
+            hi = format_duration(int(self.max)) if self._timed else f"{self.max:g}"
             bounds.append(f"<= {hi}")
         return base + (f" ({', '.join(bounds)})" if bounds else "")
 
@@ -82,6 +102,8 @@ def describe_default(p: Param) -> str:
         return "required"
     if p.kind == "duration" and isinstance(p.default, int):
         return format_duration(p.default)
+    if p.kind == "duration_range" and isinstance(p.default, (list, tuple)):
+        return "[" + ", ".join(format_duration(int(v)) for v in p.default) + "]"
     if isinstance(p.default, bool):
         return "true" if p.default else "false"
     return repr(p.default) if isinstance(p.default, str) else str(p.default)
@@ -118,6 +140,15 @@ def _coerce(p: Param, value: Any, where: Where, container: object, key: str) -> 
             raise bad() from None
         if out <= 0 and (p.min is None or p.min > 0):
             raise where.error(f"must be a positive duration, got {value!r}", container, key)
+    elif p.kind == "duration_range":
+        if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2:
+            raise bad()
+        try:
+            out = [parse_duration(value[0]), parse_duration(value[1])]
+        except ValueError:
+            raise bad() from None
+        if out[0] < 0 or out[0] > out[1]:
+            raise bad()
     elif p.kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad()
@@ -168,7 +199,7 @@ def _check_bounds(p: Param, out: Any, where: Where, container: object, key: str,
     values: list[float]
     if p.kind in ("int", "float", "ratio", "duration"):
         values = [out]
-    elif p.kind == "range":
+    elif p.kind in ("range", "duration_range"):
         values = list(out)
     else:
         return
