@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from l2chaos.params import Param
+from l2chaos.params import Param, Where
 
 if TYPE_CHECKING:
     from l2chaos.backends.base import LinkControl, RunningStack, ServiceControl
+    from l2chaos.stackspec import StackSpec
 
 __all__ = [
     "Fault",
@@ -84,6 +85,10 @@ class FaultContext:
     hooks: HookClient
     rng: random.Random
     time_scale: float = 1.0
+    # Trader-facing endpoints by role (ui, rpc) and the stack's accounts, for faults that
+    # act as an adversarial trader through the public API.
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    accounts: Sequence[Mapping[str, Any]] = ()
     # Records a sub-event (e.g. one step of a restart race) into the fault log.
     note: Callable[..., None] = field(default=lambda **_: None)
 
@@ -123,6 +128,12 @@ class Fault(ABC):
     def validate(self, services: set[str], links: set[str]) -> str | None:
         """Extra checks against the stack; return a problem sentence or None."""
         return None
+
+    def prepare(self, stack: StackSpec, where: Where, time_scale: float) -> None:
+        """Validate anything nested (a nemesis's sub-faults) against the stack.
+
+        Called once at scenario validation; raise ScenarioError through `where`."""
+        return
 
     @abstractmethod
     def inject(self, ctx: FaultContext) -> dict[str, Any]:

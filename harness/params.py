@@ -39,6 +39,7 @@ ParamKind = Literal[
     "str_list",
     "range",
     "mapping",
+    "mapping_list",
 ]
 
 
@@ -85,6 +86,7 @@ class Param:
             "range": "a pair [low, high] of numbers",
             "duration_range": "a pair [low, high] of durations such as [2s, 8s]",
             "mapping": "a mapping",
+            "mapping_list": "a list of mappings",
         }[self.kind]
         bounds = []
         if self.min is not None:
@@ -187,6 +189,12 @@ def _coerce(p: Param, value: Any, where: Where, container: object, key: str) -> 
         if not ok or value[0] > value[1]:
             raise bad()
         out = [value[0], value[1]]
+    elif p.kind == "mapping_list":
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise bad()
+        if not all(isinstance(v, Mapping) for v in value):
+            raise bad()
+        out = value  # kept as loaded, with its line numbers, for nested validation
     else:  # mapping
         if not isinstance(value, Mapping):
             raise bad()

@@ -1,0 +1,136 @@
+"""Generic actions for stacks that offer no hook for what you need: call an HTTP
+endpoint of a service (`http.call`), or run a command on this host (`exec.command`).
+Both can undo themselves at heal with a second call or command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+import httpx
+from l2chaos.errors import FaultError
+from l2chaos.params import Param
+
+from .base import Fault, FaultContext, TargetKind, Window
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+class HttpCall(Fault):
+    name = "http.call"
+    summary = (
+        "Calls an HTTP endpoint of the target service directly (with the run's admin token), "
+        "and optionally another one at heal."
+    )
+    target_kind = TargetKind.SERVICE
+    window = Window.OPTIONAL
+    params = (
+        Param("path", "str", help="path to call at inject, e.g. /admin/flush"),
+        Param("method", "enum", default="POST", choices=_METHODS, help="HTTP method"),
+        Param("body", "mapping", default={}, help="JSON body"),
+        Param("heal_path", "str", default="", help="path to call at heal (empty: none)"),
+        Param("heal_method", "enum", default="POST", choices=_METHODS, help="HTTP method at heal"),
+        Param("heal_body", "mapping", default={}, help="JSON body at heal"),
+        Param("auth", "bool", default=True, help="send Authorization: Bearer <admin token>"),
+        Param("timeout", "duration", default=10_000_000_000, help="request timeout"),
+    )
+
+    def validate(self, services: set[str], links: set[str]) -> str | None:
+        for key in ("path", "heal_path"):
+            value = self.p[key]
+            if value and not str(value).startswith("/"):
+                return f"with.{key}: expected a path starting with '/', got {value!r}"
+        return None
+
+    def _call(
+        self, ctx: FaultContext, method: str, path: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        service = self.target.services[0]
+        url = ctx.stack.direct_url(service, path)
+        headers = {"Authorization": f"Bearer {ctx.stack.admin_token}"} if self.p["auth"] else {}
+        try:
+            resp = httpx.request(
+                method,
+                url,
+                json=body if method != "GET" else None,
+                headers=headers,
+                timeout=self.p["timeout"] / 1e9,
+            )
+        except httpx.HTTPError as exc:
+            raise FaultError(f"http.call {method} {url} failed: {exc}") from exc
+        if resp.status_code >= 400:
+            raise FaultError(
+                f"http.call {method} {url} answered {resp.status_code}: {resp.text[:300]}"
+            )
+        return {
+            "url": url,
+            "method": method,
+            "status": resp.status_code,
+            "answer": resp.text[:1000],
+        }
+
+    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+        return self._call(ctx, self.p["method"], self.p["path"], self.p["body"])
+
+    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+        if not self.p["heal_path"]:
+            return {}
+        return self._call(ctx, self.p["heal_method"], self.p["heal_path"], self.p["heal_body"])
+
+
+class ExecCommand(Fault):
+    name = "exec.command"
+    summary = (
+        "Runs a command on this host (e.g. a script that breaks something of your own stack), "
+        "and optionally another at heal. The environment carries L2CHAOS_RUN_ID, "
+        "L2CHAOS_RUN_DIR and L2CHAOS_DIRECT_<SERVICE>=host:port."
+    )
+    target_kind = TargetKind.NONE
+    window = Window.OPTIONAL
+    params = (
+        Param("command", "str_list", help="argv to run at inject"),
+        Param("heal_command", "str_list", default=[], help="argv to run at heal (empty: none)"),
+        Param("timeout", "duration", default=60_000_000_000, help="how long a command may run"),
+    )
+
+    def validate(self, services: set[str], links: set[str]) -> str | None:
+        if not self.p["command"]:
+            return "with.command: expected a non-empty list such as [./break-it.sh, --hard]"
+        return None
+
+    def _env(self, ctx: FaultContext) -> dict[str, str]:
+        env = dict(os.environ)
+        env["L2CHAOS_RUN_ID"] = ctx.stack.run_id
+        env["L2CHAOS_RUN_DIR"] = str(ctx.stack.run_dir)
+        for service in ctx.stack.services:
+            key = "L2CHAOS_DIRECT_" + service.upper().replace("-", "_")
+            env[key] = ctx.stack.direct_endpoint(service).hostport
+        return env
+
+    def _run(self, ctx: FaultContext, argv: list[str]) -> dict[str, Any]:
+        try:
+            done = subprocess.run(
+                argv,
+                env=self._env(ctx),
+                capture_output=True,
+                text=True,
+                timeout=self.p["timeout"] / 1e9,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise FaultError(f"exec.command {argv!r} failed: {exc}") from exc
+        if done.returncode != 0:
+            raise FaultError(
+                f"exec.command {argv!r} exited {done.returncode}: {(done.stderr or done.stdout)[-500:]}"
+            )
+        return {"argv": argv, "exit": done.returncode, "stdout": done.stdout[-1000:]}
+
+    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+        return self._run(ctx, list(self.p["command"]))
+
+    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+        if not self.p["heal_command"]:
+            return {}
+        return self._run(ctx, list(self.p["heal_command"]))

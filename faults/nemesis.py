@@ -1,0 +1,149 @@
+"""A seeded random nemesis: over its window it draws faults from a list at a rate,
+holds each for a while and heals it, like Jepsen's nemesis generators. Every draw comes
+from the scenario seed, so a failing soak replays."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from l2chaos.errors import FaultError
+from l2chaos.params import Param, Where
+
+from .base import Fault, FaultContext, TargetKind, Window
+
+
+class RandomNemesis(Fault):
+    name = "nemesis.random"
+    summary = (
+        "Over its window, every `every` (a random time within the range) injects one fault drawn "
+        "from `faults` (entries like timeline entries, without `at`), holds it for its `for` or "
+        "a random `hold`, then heals it."
+    )
+    target_kind = TargetKind.NONE
+    window = Window.REQUIRED
+    params = (
+        Param(
+            "faults",
+            "mapping_list",
+            help="the catalogue to draw from: [{fault, target, with, for}]",
+        ),
+        Param(
+            "every",
+            "duration_range",
+            default=[5_000_000_000, 15_000_000_000],
+            help="pause between faults",
+            schedule=True,
+        ),
+        Param(
+            "hold",
+            "duration_range",
+            default=[2_000_000_000, 8_000_000_000],
+            help="how long a drawn fault lasts when its entry has no `for`",
+            schedule=True,
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._choices: list[Any] = []  # FaultUse of each catalogue entry
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._active: Any = None
+        self._lock = threading.Lock()
+        self.events: list[dict[str, Any]] = []
+
+    def prepare(self, stack: Any, where: Where, time_scale: float) -> None:
+        from l2chaos.scenario import parse_fault_entry
+
+        entries = self.p["faults"]
+        if not entries:
+            raise where.child("faults").error("expected at least one fault to draw from", entries)
+        for i, entry in enumerate(entries):
+            use = parse_fault_entry(
+                entry,
+                where.child("faults").child(i),
+                stack,
+                time_scale,
+                index=i,
+                container=entries,
+                need_at=False,
+            )
+            if use.fault.name == self.name:
+                raise (
+                    where.child("faults")
+                    .child(i)
+                    .error("a nemesis cannot draw another nemesis", entry)
+                )
+            self._choices.append(use)
+
+    def resources(self) -> set[str]:
+        out: set[str] = set()
+        for use in self._choices:
+            out |= use.fault.resources()
+        return out
+
+    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+        if not self._choices:
+            raise FaultError("nemesis.random has nothing to draw from")
+        self._stop.clear()
+        deadline = time.monotonic() + (self.duration_ns or 0) / 1e9
+        self._thread = threading.Thread(
+            target=self._loop, args=(ctx, deadline), name="nemesis", daemon=True
+        )
+        self._thread.start()
+        return {"catalogue": [u.label for u in self._choices]}
+
+    def _loop(self, ctx: FaultContext, deadline: float) -> None:
+        lo, hi = self.p["every"]
+        hold_lo, hold_hi = self.p["hold"]
+        for _ in range(100_000):  # bounded; the deadline ends it long before
+            pause = ctx.rng.uniform(lo, hi) / 1e9
+            if self._stop.wait(min(pause, max(0.0, deadline - time.monotonic()))):
+                return
+            use = ctx.rng.choice(self._choices)
+            hold = (
+                use.for_ns if use.for_ns is not None else ctx.rng.uniform(hold_lo, hold_hi)
+            ) / 1e9
+            hold = min(hold, max(0.0, deadline - time.monotonic()))
+            if hold <= 0:
+                return
+            self._run_one(ctx, use, hold)
+
+    def _run_one(self, ctx: FaultContext, use: Any, hold: float) -> None:
+        with self._lock:
+            self._active = use
+        try:
+            details = use.fault.inject(ctx)
+            ctx.note(
+                step="inject", fault=use.fault.name, target=str(use.fault.target), details=details
+            )
+        except Exception as exc:  # recorded, and the nemesis goes on: one failed draw is data
+            ctx.note(
+                step="inject", fault=use.fault.name, target=str(use.fault.target), error=str(exc)
+            )
+        self._stop.wait(hold)
+        self._heal_active(ctx)
+
+    def _heal_active(self, ctx: FaultContext) -> None:
+        with self._lock:
+            use, self._active = self._active, None
+        if use is None:
+            return
+        try:
+            details = use.fault.heal(ctx)
+            ctx.note(
+                step="heal", fault=use.fault.name, target=str(use.fault.target), details=details
+            )
+        except Exception as exc:
+            ctx.note(
+                step="heal", fault=use.fault.name, target=str(use.fault.target), error=str(exc)
+            )
+
+    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        self._heal_active(ctx)
+        return {}

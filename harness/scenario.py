@@ -1,0 +1,739 @@
+"""Scenario files: load, override, validate, scale.
+
+`load_scenario(path, overrides=...)` reads a scenario YAML, applies command-line
+overrides (``--set timeline[0].at=10s``, ``--profile``, ``--seed`` ...), validates the
+whole thing before anything starts, applies the time scale, and returns a `Scenario`
+whose faults are already constructed with bound parameters. Every problem is one
+`ScenarioError` naming the file, the line, the field path and what is allowed.
+
+The load section is validated by `l2chaos.load`, the invariants, `sometimes` and
+`expect` sections by `l2chaos.invariants`; this module owns the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .durations import format_duration, parse_duration
+from .errors import ScenarioError, StackSpecError
+from .params import Where, bind_params
+from .registry import faults as fault_registry
+from .stackspec import StackRun, StackSpec, parse_link, resolve_stack
+from .yamlsrc import LocDict, LocList, load_yaml, load_yaml_text
+
+__all__ = [
+    "FaultUse",
+    "Scenario",
+    "apply_overrides",
+    "load_scenario",
+    "load_scenario_text",
+    "parse_fault_entry",
+]
+
+BACKENDS = ("auto", "local", "docker")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_TOP_KEYS = (
+    "name", "description", "tags", "seed", "stack", "backend", "duration", "time_scale",
+    "load", "timeline", "invariants", "sometimes", "expect",
+)  # fmt: skip
+_STACK_KEYS = ("ref", "profile", "switches", "settings")
+_ENTRY_KEYS = ("at", "fault", "target", "for", "with", "name")
+# An instant fault still occupies its resources for a moment (the action itself).
+_INSTANT_NS = 1_000_000
+
+
+@dataclass(frozen=True)
+class FaultUse:
+    """One timeline entry: a constructed fault and when it acts (after time scaling)."""
+
+    index: int
+    label: str
+    fault: Any  # l2chaos.faults.base.Fault
+    at_ns: int
+    for_ns: int | None  # None: instant; heal at `at` (+ the inject's own time)
+    line: int | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.fault.name)
+
+    @property
+    def end_ns(self) -> int:
+        return self.at_ns + (self.for_ns or 0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "label": self.label,
+            "fault": self.name,
+            "target": str(self.fault.target),
+            "at_ns": self.at_ns,
+            "for_ns": self.for_ns,
+            "params": _jsonable(self.fault.p),
+        }
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario, ready to run."""
+
+    path: Path | None
+    name: str
+    description: str
+    tags: tuple[str, ...]
+    seed: int
+    stack: StackRun
+    stack_ref: str
+    backend: str
+    duration_ns: int
+    time_scale: float
+    load: Any  # l2chaos.load.plan.LoadPlan
+    timeline: tuple[FaultUse, ...]
+    invariants: tuple[Any, ...]  # l2chaos.invariants InvariantUse
+    sometimes: tuple[Any, ...]
+    expect: Mapping[str, Any]
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def profile(self) -> str | None:
+        return self.stack.profile
+
+    def resolved_json(self) -> dict[str, Any]:
+        """What the runner writes as scenario.resolved.json (checkers read it back)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "tags": list(self.tags),
+            "source": str(self.path) if self.path else None,
+            "overrides": list(self.overrides),
+            "seed": self.seed,
+            "profile": self.profile,
+            "stack": {
+                "ref": self.stack_ref,
+                "name": self.stack.spec.name,
+                "path": str(self.stack.spec.path),
+                "profile": self.profile,
+                "switches": dict(self.stack.switches),
+                "settings": _jsonable(dict(self.stack.settings)),
+            },
+            "backend": self.backend,
+            "duration_ns": self.duration_ns,
+            "time_scale": self.time_scale,
+            "load": self.load.to_json() if self.load is not None else None,
+            "timeline": [f.to_json() for f in self.timeline],
+            "invariants": [_to_json(i) for i in self.invariants],
+            "sometimes": [_to_json(s) for s in self.sometimes],
+            "expect": {k: _to_json(v) for k, v in self.expect.items()},
+        }
+
+
+def _to_json(obj: Any) -> Any:
+    to_json = getattr(obj, "to_json", None)
+    return to_json() if callable(to_json) else _jsonable(obj)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+# ------------------------------------------------------------------------ overrides
+
+_TOKEN = re.compile(r"([^\[\]]*)((?:\[\d+\])*)")
+
+
+def _split_path(path: str) -> list[str | int]:
+    """``timeline[0].with.latency`` → ["timeline", 0, "with", "latency"]."""
+    parts: list[str | int] = []
+    for token in path.split("."):
+        m = _TOKEN.fullmatch(token)
+        if m is None or not (m.group(1) or m.group(2)):
+            raise ValueError(path)
+        if m.group(1):
+            parts.append(int(m.group(1)) if m.group(1).isdigit() else m.group(1))
+        parts.extend(int(x) for x in re.findall(r"\[(\d+)\]", m.group(2)))
+    return parts
+
+
+def apply_overrides(doc: Any, overrides: Sequence[str], file: str) -> None:
+    """Apply ``KEY=VALUE`` overrides (dotted paths, ``[i]`` for list items) in place.
+
+    Values are parsed as YAML scalars (``30s`` stays a string, ``5`` is an int)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ScenarioError(f"--set expects KEY=VALUE, got {item!r}", file=file)
+        try:
+            parts = _split_path(key.strip())
+        except ValueError:
+            raise ScenarioError(
+                f"--set {key!r}: not a field path (use dots and [i], e.g. timeline[0].at)",
+                file=file,
+            ) from None
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = doc
+        for i, part in enumerate(parts[:-1]):
+            node = _descend(node, part, parts[: i + 1], file)
+        _assign(node, parts[-1], value, parts, file)
+
+
+def _descend(node: Any, part: str | int, trail: list[str | int], file: str) -> Any:
+    shown = _show(trail)
+    if isinstance(part, int):
+        if not isinstance(node, list) or not 0 <= part < len(node):
+            raise ScenarioError(f"--set {shown}: no such list item", file=file)
+        return node[part]
+    if not isinstance(node, dict):
+        raise ScenarioError(f"--set {shown}: the parent is not a mapping", file=file)
+    if part not in node or node[part] is None:
+        child = LocDict()
+        child.line = getattr(node, "line", 0)
+        child.key_lines = {}
+        node[part] = child
+    return node[part]
+
+
+def _assign(node: Any, part: str | int, value: Any, trail: list[str | int], file: str) -> None:
+    if isinstance(part, int):
+        if not isinstance(node, list) or not 0 <= part < len(node):
+            raise ScenarioError(f"--set {_show(trail)}: no such list item", file=file)
+        node[part] = value
+    elif isinstance(node, dict):
+        node[part] = value
+    else:
+        raise ScenarioError(f"--set {_show(trail)}: the parent is not a mapping", file=file)
+
+
+def _show(trail: Sequence[str | int]) -> str:
+    out = ""
+    for p in trail:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
+# ------------------------------------------------------------------------ validation
+
+
+def load_scenario(
+    path: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    profile: str | None = None,
+    time_scale: float | None = None,
+) -> Scenario:
+    """Read, override, validate and scale a scenario file."""
+    p = Path(path)
+    doc = load_yaml(p)
+    return _build(doc, str(p), p, overrides, profile, time_scale)
+
+
+def load_scenario_text(
+    text: str,
+    name: str = "<scenario>",
+    overrides: Sequence[str] = (),
+    *,
+    base_dir: Path | None = None,
+    profile: str | None = None,
+    time_scale: float | None = None,
+) -> Scenario:
+    """Like `load_scenario`, from text (relative stack paths resolve against base_dir)."""
+    doc = load_yaml_text(text, name)
+    fake = (base_dir or Path.cwd()) / name
+    return _build(doc, name, fake, overrides, profile, time_scale, from_text=True)
+
+
+def _build(
+    doc: Any,
+    file: str,
+    path: Path,
+    overrides: Sequence[str],
+    profile: str | None,
+    time_scale: float | None,
+    *,
+    from_text: bool = False,
+) -> Scenario:
+    top = Where(file, "")
+    if not isinstance(doc, dict):
+        raise ScenarioError(
+            "expected a mapping with name, stack, duration, timeline and invariants",
+            file=file,
+            line=1,
+        )
+    apply_overrides(doc, overrides, file)
+    for key in doc:
+        if key not in _TOP_KEYS:
+            raise top.child(key).error(
+                f"unknown key {key!r}; allowed: {', '.join(_TOP_KEYS)}", doc, key
+            )
+    for key in ("name", "stack", "duration"):
+        if key not in doc:
+            raise top.error(f"missing required key {key!r}", doc)
+
+    name = _string(doc, "name", top)
+    if not _NAME.match(name):
+        raise top.child("name").error(
+            f"expected a lower-case name of letters, digits, '.', '_' and '-', got {name!r}",
+            doc,
+            "name",
+        )
+    description = _string(doc, "description", top, "")
+    tags = _tags(doc, top)
+    seed = _int(doc, "seed", top, 1)
+    backend = _enum(doc, "backend", top, BACKENDS, "auto")
+    scale = _time_scale(doc, top, time_scale)
+    duration_ns = _duration(doc, "duration", top)
+
+    stack_ref, stack = _stack(doc, top, path.parent, seed, profile)
+    timeline = _timeline(doc, top, stack.spec, duration_ns, scale)
+    duration_ns = round(duration_ns * scale)
+    _check_overlaps(timeline, top, doc.get("timeline"))
+
+    from .invariants import parse_expect, parse_invariants, parse_sometimes
+    from .load import parse_load
+
+    load = parse_load(doc.get("load"), top.child("load"), seed)
+    invariants = tuple(parse_invariants(doc.get("invariants"), top.child("invariants")))
+    labels = [f.label for f in timeline]
+    sometimes = tuple(parse_sometimes(doc.get("sometimes"), top.child("sometimes"), labels))
+    expect = dict(
+        parse_expect(
+            doc.get("expect"),
+            top.child("expect"),
+            [i.name for i in invariants],
+            list(stack.spec.profiles),
+        )
+    )
+    return Scenario(
+        path=None if from_text else path,
+        name=name,
+        description=description,
+        tags=tags,
+        seed=seed,
+        stack=stack,
+        stack_ref=stack_ref,
+        backend=backend,
+        duration_ns=duration_ns,
+        time_scale=scale,
+        load=load,
+        timeline=tuple(timeline),
+        invariants=invariants,
+        sometimes=sometimes,
+        expect=expect,
+        overrides=tuple(overrides),
+    )
+
+
+def _string(d: Mapping[str, Any], key: str, where: Where, default: str | None = None) -> str:
+    v = d.get(key, default)
+    if not isinstance(v, str):
+        raise where.child(key).error(f"expected a string, got {v!r}", d, key)
+    return v
+
+
+def _int(d: Mapping[str, Any], key: str, where: Where, default: int) -> int:
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise where.child(key).error(f"expected an integer, got {v!r}", d, key)
+    if v < 0:
+        raise where.child(key).error(f"expected a non-negative integer, got {v!r}", d, key)
+    return v
+
+
+def _enum(
+    d: Mapping[str, Any], key: str, where: Where, allowed: Sequence[str], default: str
+) -> str:
+    v = d.get(key, default)
+    if v not in allowed:
+        raise where.child(key).error(f"expected one of {', '.join(allowed)}, got {v!r}", d, key)
+    return str(v)
+
+
+def _tags(d: Mapping[str, Any], where: Where) -> tuple[str, ...]:
+    v = d.get("tags", [])
+    if not isinstance(v, list) or not all(isinstance(t, str) and _NAME.match(t) for t in v):
+        raise where.child("tags").error(
+            f"expected a list of lower-case words, got {v!r}", d, "tags"
+        )
+    return tuple(v)
+
+
+def _duration(d: Mapping[str, Any], key: str, where: Where) -> int:
+    v = d.get(key)
+    try:
+        ns = parse_duration(v)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise where.child(key).error(str(exc), d, key) from None
+    if ns <= 0:
+        raise where.child(key).error(f"must be a positive duration, got {v!r}", d, key)
+    return ns
+
+
+def _time_scale(d: Mapping[str, Any], where: Where, override: float | None) -> float:
+    v: Any = override if override is not None else d.get("time_scale", 1.0)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100:
+        shown = "--time-scale" if override is not None else "time_scale"
+        raise where.child("time_scale").error(
+            f"expected a number > 0 and <= 100 (0.25 runs four times faster), got {v!r} ({shown})",
+            d,
+            "time_scale",
+        )
+    return float(v)
+
+
+def _stack(
+    doc: Mapping[str, Any], top: Where, base: Path, seed: int, profile_override: str | None
+) -> tuple[str, StackRun]:
+    where = top.child("stack")
+    raw = doc["stack"]
+    if isinstance(raw, str):
+        raw = {"ref": raw}
+    if not isinstance(raw, dict):
+        raise where.error(
+            f"expected a stack name (e.g. perpdex) or a mapping with ref, got {raw!r}", doc, "stack"
+        )
+    for key in raw:
+        if key not in _STACK_KEYS:
+            raise where.child(key).error(
+                f"unknown key {key!r}; allowed: {', '.join(_STACK_KEYS)}", raw, key
+            )
+    ref = raw.get("ref")
+    if not isinstance(ref, str) or not ref:
+        raise where.child("ref").error(f"expected a stack name or path, got {ref!r}", raw, "ref")
+    try:
+        spec = resolve_stack(ref, base)
+    except StackSpecError as exc:
+        if exc.file is not None:  # the stack file itself is bad: report it as is
+            raise
+        raise where.child("ref").error(exc.problem, raw, "ref") from None
+
+    profile = (
+        profile_override
+        if profile_override is not None
+        else raw.get("profile", spec.default_profile)
+    )
+    switches: dict[str, bool] = {}
+    if profile is not None:
+        if profile not in spec.profiles:
+            shown = "--profile" if profile_override is not None else "stack.profile"
+            raise where.child("profile").error(
+                f"unknown profile {profile!r} ({shown}); stack {spec.name!r} has: {', '.join(spec.profiles) or 'none'}",
+                raw,
+                "profile",
+            )
+        switches.update(spec.profiles[profile])
+    for sw in spec.switches:
+        switches.setdefault(sw, False)
+    sw_raw = raw.get("switches", {})
+    if not isinstance(sw_raw, dict):
+        raise where.child("switches").error(
+            f"expected a mapping of switch: true|false, got {sw_raw!r}", raw, "switches"
+        )
+    for sw, val in sw_raw.items():
+        if sw not in spec.switches:
+            raise (
+                where.child("switches")
+                .child(sw)
+                .error(
+                    f"unknown switch {sw!r}; stack {spec.name!r} has: {', '.join(spec.switches) or 'none'}",
+                    sw_raw,
+                    sw,
+                )
+            )
+        if not isinstance(val, bool):
+            raise (
+                where.child("switches")
+                .child(sw)
+                .error(f"expected true or false, got {val!r}", sw_raw, sw)
+            )
+        switches[sw] = val
+    settings = _settings(raw, where, spec)
+    return ref, StackRun(
+        spec=spec, profile=profile, switches=switches, settings=settings, seed=seed
+    )
+
+
+def _settings(raw: Mapping[str, Any], where: Where, spec: StackSpec) -> dict[str, Any]:
+    given = raw.get("settings", {})
+    w = where.child("settings")
+    if not isinstance(given, dict):
+        raise w.error(f"expected a mapping of setting: value, got {given!r}", raw, "settings")
+    out = {name: s.default for name, s in spec.settings.items()}
+    for key, value in given.items():
+        s = spec.settings.get(key)
+        if s is None:
+            raise w.child(key).error(
+                f"unknown setting {key!r}; stack {spec.name!r} has: {', '.join(spec.settings) or 'none'}",
+                given,
+                key,
+            )
+        out[key] = _setting_value(s.kind, value, w.child(key), given, key)
+    return out
+
+
+def _setting_value(kind: str, value: Any, where: Where, container: Any, key: str) -> Any:
+    ok = True
+    if kind == "duration":
+        try:
+            out: Any = parse_duration(value)
+            ok = out > 0
+        except ValueError:
+            ok = False
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        out = value
+    elif kind == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        out = value
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+        out = value
+    else:
+        ok = isinstance(value, str)
+        out = value
+    if not ok:
+        what = {
+            "duration": "a positive duration such as 100ms",
+            "int": "an integer",
+            "float": "a number",
+        }
+        raise where.error(f"expected {what.get(kind, 'a ' + kind)}, got {value!r}", container, key)
+    return out
+
+
+def _timeline(
+    doc: Mapping[str, Any], top: Where, spec: StackSpec, duration_ns: int, scale: float
+) -> list[FaultUse]:
+    raw = doc.get("timeline", [])
+    where = top.child("timeline")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise where.error(f"expected a list of fault entries, got {raw!r}", doc, "timeline")
+    out: list[FaultUse] = []
+    labels: set[str] = set()
+    for i, entry in enumerate(raw):
+        w = where.child(i)
+        use = parse_fault_entry(entry, w, spec, scale, index=i, container=raw)
+        if use.at_ns >= round(duration_ns * scale):
+            raise w.child("at").error(
+                f"scheduled at {format_duration(round(use.at_ns / scale))}, at or after the end of the run "
+                f"(duration {format_duration(duration_ns)})",
+                entry,
+                "at",
+            )
+        if use.end_ns > round(duration_ns * scale):
+            raise w.child("for").error(
+                f"ends at {format_duration(round(use.end_ns / scale))}, past the end of the run "
+                f"(duration {format_duration(duration_ns)}); shorten it or lengthen the run",
+                entry,
+                "for" if "for" in entry else "at",
+            )
+        if use.label in labels:
+            raise w.child("name").error(f"duplicate timeline name {use.label!r}", entry, "name")
+        labels.add(use.label)
+        out.append(use)
+    return out
+
+
+def parse_fault_entry(
+    entry: Any,
+    where: Where,
+    spec: StackSpec,
+    scale: float = 1.0,
+    *,
+    index: int = 0,
+    container: Any = None,
+    need_at: bool = True,
+) -> FaultUse:
+    """Validate one `{at, fault, target, for, with, name}` entry and construct its fault."""
+    if not isinstance(entry, dict):
+        raise where.error(
+            f"expected a mapping with at, fault, target, for and with, got {entry!r}",
+            container,
+            index,
+        )
+    for key in entry:
+        if key not in _ENTRY_KEYS:
+            raise where.child(key).error(
+                f"unknown key {key!r}; allowed: {', '.join(_ENTRY_KEYS)}", entry, key
+            )
+    if "fault" not in entry:
+        raise where.error("missing required key 'fault' (a name such as network.latency)", entry)
+    if need_at and "at" not in entry:
+        raise where.error("missing required key 'at' (when to inject, e.g. 30s)", entry)
+    fname = entry["fault"]
+    catalogue = fault_registry()
+    if fname not in catalogue:
+        raise where.child("fault").error(_unknown_fault(fname, catalogue), entry, "fault")
+    cls = catalogue[fname]
+    at_ns = 0
+    if "at" in entry:
+        at_ns = _entry_duration(entry, "at", where, allow_zero=True)
+    target = _target(entry, where, cls, spec)
+    params = bind_params(cls.params, entry.get("with"), where.child("with"))
+    params = _scale_params(cls.params, params, scale)
+    for_ns = None
+    from l2chaos.faults.base import Window
+
+    if "for" in entry:
+        if cls.window is Window.INSTANT:
+            raise where.child("for").error(
+                f"{fname} happens at an instant and takes no 'for'", entry, "for"
+            )
+        for_ns = round(_entry_duration(entry, "for", where) * scale)
+    fault = cls(target, params, for_ns)
+    implied = fault.implied_duration_ns()
+    if for_ns is None and implied is not None:
+        fault.duration_ns = for_ns = implied
+    if for_ns is None and cls.window is Window.REQUIRED:
+        raise where.error(f"{fname} lasts over a window: give 'for' (e.g. for: 10s)", entry)
+    fault.prepare(spec, where.child("with"), scale)
+    problem = fault.validate(set(spec.services), set(spec.link_names))
+    if problem:
+        raise where.error(problem, entry)
+    for hook in cls.needs_hooks:
+        if hook not in spec.hooks:
+            raise where.child("fault").error(
+                f"{fname} needs the stack hook {hook!r}, which stack {spec.name!r} does not provide "
+                f"(it has: {', '.join(spec.hooks) or 'none'})",
+                entry,
+                "fault",
+            )
+    label = entry.get("name", f"{fname}@{format_duration(at_ns)}")
+    if not isinstance(label, str) or not label:
+        raise where.child("name").error(
+            f"expected a non-empty string, got {label!r}", entry, "name"
+        )
+    return FaultUse(
+        index=index,
+        label=label,
+        fault=fault,
+        at_ns=round(at_ns * scale),
+        for_ns=for_ns,
+        line=getattr(entry, "line", None),
+    )
+
+
+def _unknown_fault(fname: Any, catalogue: Mapping[str, Any]) -> str:
+    names = list(catalogue)
+    family = str(fname).split(".", 1)[0] if isinstance(fname, str) else ""
+    near = [n for n in names if n.startswith(family + ".")] if family else []
+    shown = ", ".join(near or names)
+    return f"unknown fault {fname!r}; {'in that family: ' if near else 'known: '}{shown} (see l2chaos list faults)"
+
+
+def _entry_duration(
+    entry: Mapping[str, Any], key: str, where: Where, *, allow_zero: bool = False
+) -> int:
+    v = entry[key]
+    try:
+        ns = parse_duration(v)
+    except ValueError as exc:
+        raise where.child(key).error(str(exc), entry, key) from None
+    if ns < 0 or (ns == 0 and not allow_zero):
+        raise where.child(key).error(
+            f"must be {'zero or more' if allow_zero else 'a positive duration'}, got {v!r}",
+            entry,
+            key,
+        )
+    return ns
+
+
+def _scale_params(specs: Sequence[Any], params: dict[str, Any], scale: float) -> dict[str, Any]:
+    if scale == 1.0:
+        return params
+    out = dict(params)
+    for p in specs:
+        if not getattr(p, "schedule", False) or out.get(p.name) is None:
+            continue
+        value = out[p.name]
+        out[p.name] = (
+            [round(v * scale) for v in value] if isinstance(value, list) else round(value * scale)
+        )
+    return out
+
+
+def _target(entry: Mapping[str, Any], where: Where, cls: Any, spec: StackSpec) -> Any:
+    from l2chaos.faults.base import Target, TargetKind
+
+    kind: TargetKind = cls.target_kind
+    raw = entry.get("target")
+    w = where.child("target")
+    services = list(spec.services)
+    links = spec.link_names
+    if kind is TargetKind.NONE:
+        if raw is not None:
+            raise w.error(
+                f"{cls.name} acts on the whole stack and takes no target", entry, "target"
+            )
+        return Target(kind)
+    if raw is None:
+        wanted = {
+            TargetKind.SERVICE: f"a service ({', '.join(services)})",
+            TargetKind.LINK: f"a link ({', '.join(links)})",
+            TargetKind.LINKS: f"a list of links ({', '.join(links)})",
+            TargetKind.SERVICE_OR_LINKS: "a service or a list of links",
+        }[kind]
+        raise where.error(f"{cls.name} needs a target: {wanted}", entry)
+    if kind is TargetKind.SERVICE:
+        if raw not in spec.services:
+            raise w.error(
+                f"unknown service {raw!r}; services: {', '.join(services)}", entry, "target"
+            )
+        return Target(kind, services=(raw,), text=raw)
+    if kind is TargetKind.SERVICE_OR_LINKS and isinstance(raw, str) and raw in spec.services:
+        own = tuple(lk.name for lk in spec.links_of(raw))
+        if not own:
+            raise w.error(f"service {raw!r} has no links", entry, "target")
+        return Target(kind, services=(raw,), links=own, text=raw)
+    items = raw if isinstance(raw, list) else [raw]
+    if kind is TargetKind.LINK and isinstance(raw, list):
+        raise w.error(f"{cls.name} acts on one link, got a list", entry, "target")
+    names: list[str] = []
+    for j, item in enumerate(items):
+        parsed = parse_link(item) if isinstance(item, str) else None
+        where_item = w.child(j) if isinstance(raw, list) else w
+        cont, key = (raw, j) if isinstance(raw, LocList) else (entry, "target")
+        if parsed is None:
+            hint = " or a service" if kind is TargetKind.SERVICE_OR_LINKS else ""
+            raise where_item.error(
+                f"expected a link such as 'ui-api->rpc'{hint}, got {item!r}", cont, key
+            )
+        name = f"{parsed[0]}->{parsed[1]}"
+        if name not in links:
+            raise where_item.error(f"unknown link {name!r}; links: {', '.join(links)}", cont, key)
+        if name in names:
+            raise where_item.error(f"link {name!r} listed twice", cont, key)
+        names.append(name)
+    return Target(kind, links=tuple(names), text=", ".join(names))
+
+
+def _check_overlaps(timeline: Sequence[FaultUse], top: Where, raw: Any) -> None:
+    spans = [
+        (f, f.at_ns, f.at_ns + (f.for_ns or _INSTANT_NS), f.fault.resources()) for f in timeline
+    ]
+    for i, (a, a0, a1, ra) in enumerate(spans):
+        for b, b0, b1, rb in spans[i + 1 :]:
+            shared = ra & rb
+            if shared and a0 < b1 and b0 < a1:
+                w = top.child("timeline").child(b.index)
+                raise w.error(
+                    f"{b.name} on {b.fault.target} overlaps timeline[{a.index}] ({a.name} on {a.fault.target}) "
+                    f"and both need {', '.join(sorted(shared))}; they cannot coexist: move one",
+                    raw,
+                    b.index,
+                )
