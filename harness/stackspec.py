@@ -549,7 +549,11 @@ def _probes(
     out: dict[str, dict[str, Any]] = {}
     for name, body in raw.items():
         b = ctx.mapping(body, f"probes.{name}", raw, name)
-        allowed = {"service", "jsonrpc", "path"} if name == "block_height" else {"service"}
+        allowed = (
+            {"service", "jsonrpc", "path"}
+            if name == "block_height"
+            else {"service", "path", "method"}
+        )
         ctx.keys(b, f"probes.{name}", allowed, {"service"})
         _need_service(ctx, services, b["service"], f"probes.{name}.service", b, "service")
         out[name] = dict(b)
