@@ -1,0 +1,203 @@
+"""pytest plugin: scenario files are collected as tests (``pytest scenarios/``).
+
+Registered as the ``l2chaos`` pytest11 entry point. Only files that are scenarios are
+collected, never every YAML file under a path:
+
+- by name: the ini option ``l2chaos_scenario_patterns`` (default ``scenarios/*.yaml``,
+  ``scenarios/*.yml``, ``*.scenario.yaml``, ``*.scenario.yml``); a pattern with a ``/``
+  matches the trailing part of the path, one without matches the file name;
+- or by marker: a file whose first line is ``# l2chaos: scenario``.
+
+Each file becomes one test item named after the scenario's ``name:``. Its ``tags:``
+become pytest markers (``pytest scenarios/ -m incident``), and every item carries the
+``l2chaos_scenario`` marker. The item runs the scenario with
+``l2chaos.runner.run_scenario`` and fails with the terminal summary when the
+expectation of the profile that ran is not met (exit code 1), or with the error when
+the input is bad (2) or the harness or stack broke (3).
+
+Options: ``--l2chaos-profile``, ``--l2chaos-backend``, ``--l2chaos-time-scale``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import InputError, L2ChaosError
+from .yamlsrc import LocDict, load_yaml
+
+__all__ = ["DEFAULT_PATTERNS", "ScenarioFile", "ScenarioItem", "is_scenario_file"]
+
+DEFAULT_PATTERNS = ("scenarios/*.yaml", "scenarios/*.yml", "*.scenario.yaml", "*.scenario.yml")
+MARKER_LINE = "# l2chaos: scenario"
+SCENARIO_MARK = "l2chaos_scenario"
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("l2chaos", "l2chaos scenarios")
+    group.addoption(
+        "--l2chaos-profile",
+        default=None,
+        help="stack profile to run scenarios with (default: the scenario's)",
+    )
+    group.addoption(
+        "--l2chaos-backend",
+        default=None,
+        help="backend to run scenarios on: auto, local or docker (default: the scenario's)",
+    )
+    group.addoption(
+        "--l2chaos-time-scale",
+        default=None,
+        type=float,
+        help="multiply every scenario duration by this factor (e.g. 0.1 for a quick run)",
+    )
+    parser.addini(
+        "l2chaos_scenario_patterns",
+        type="linelist",
+        default=list(DEFAULT_PATTERNS),
+        help="file patterns of scenario files collected as tests",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{SCENARIO_MARK}: an l2chaos scenario file")
+
+
+def _matches(path: Path, patterns: list[str], root: Path) -> bool:
+    try:
+        parts = path.resolve().relative_to(root.resolve()).parts
+    except ValueError:
+        parts = path.resolve().parts
+    for pattern in patterns:
+        if "/" not in pattern:
+            if fnmatch.fnmatchcase(path.name, pattern):
+                return True
+            continue
+        for i in range(len(parts)):
+            if fnmatch.fnmatchcase("/".join(parts[i:]), pattern):
+                return True
+    return False
+
+
+def _has_marker_line(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            first = fh.readline(200)
+    except OSError:
+        return False
+    return first.strip() == MARKER_LINE
+
+
+def is_scenario_file(path: Path, patterns: list[str], root: Path) -> bool:
+    """Whether `path` is a scenario: a .yaml/.yml file matching a pattern or marked."""
+    if path.suffix not in (".yaml", ".yml"):
+        return False
+    return _matches(path, patterns, root) or _has_marker_line(path)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    config = parent.config
+    patterns = [str(p) for p in config.getini("l2chaos_scenario_patterns")]
+    if is_scenario_file(file_path, patterns, config.rootpath):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    """One scenario file: yields one item."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        name = self.path.stem
+        tags: list[str] = []
+        problem: str | None = None
+        try:
+            doc = load_yaml(self.path)
+        except InputError as exc:
+            doc, problem = None, str(exc)
+        if isinstance(doc, LocDict):
+            if isinstance(doc.get("name"), str) and doc["name"]:
+                name = doc["name"]
+            raw = doc.get("tags", [])
+            if isinstance(raw, str):
+                raw = [raw]
+            if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
+                problem = f"{self.path}:{doc.line_of('tags')}: tags: expected a list of strings, got {raw!r}"
+            else:
+                bad = [t for t in raw if not _TAG.fullmatch(t)]
+                if bad:
+                    problem = (
+                        f"{self.path}:{doc.line_of('tags')}: tags: {bad[0]!r} is not usable as a "
+                        "pytest marker; allowed: letters, digits, '_', '.' and '-', starting with a letter or digit"
+                    )
+                else:
+                    tags = list(raw)
+        elif problem is None:
+            problem = f"{self.path}: expected a mapping (a scenario), got {type(doc).__name__}"
+        item = ScenarioItem.from_parent(self, name=name, problem=problem)
+        item.add_marker(SCENARIO_MARK)
+        for tag in tags:
+            self.config.addinivalue_line("markers", f"{tag}: l2chaos scenario tag")
+            item.add_marker(tag)
+        yield item
+
+
+class ScenarioFailed(Exception):
+    """The scenario ran and its expectation was not met, or it could not run."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class ScenarioItem(pytest.Item):
+    """Runs one scenario through the runner; fails with its terminal summary."""
+
+    def __init__(self, *, problem: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.problem = problem
+
+    def _options(self) -> Any:
+        runner = importlib.import_module("l2chaos.runner")
+        kwargs: dict[str, Any] = {}
+        for key, opt in (
+            ("profile", "l2chaos_profile"),
+            ("backend", "l2chaos_backend"),
+            ("time_scale", "l2chaos_time_scale"),
+        ):
+            value = self.config.getoption(opt)
+            if value is not None:
+                kwargs[key] = value
+        return runner.run_scenario, runner.RunOptions(**kwargs)
+
+    def runtest(self) -> None:
+        if self.problem is not None:
+            raise ScenarioFailed(self.problem)
+        run_scenario, options = self._options()
+        try:
+            result = run_scenario(self.path, options)
+        except L2ChaosError as exc:
+            raise ScenarioFailed(f"exit code {exc.exit_code}: {exc}") from exc
+        if result.exit_code != 0:
+            summary = str(getattr(result, "summary", "") or "")
+            raise ScenarioFailed(
+                f"exit code {result.exit_code} (run directory {result.run_dir})\n{summary}".rstrip()
+            )
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> str:
+        if isinstance(excinfo.value, ScenarioFailed):
+            return excinfo.value.text
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"scenario: {self.name}"
