@@ -1,0 +1,435 @@
+"""Runs one scenario end to end and returns its exit code.
+
+    validate → stack up (every link behind Toxiproxy) → baseline check → probes, load and
+    the fault timeline from t0 → at the end (or on abort) heal everything → stop load →
+    audit export → stack down (always) → check invariants → write reports
+
+Teardown is guaranteed: the stack goes down in a `finally`, SIGINT/SIGTERM raise
+`Interrupted` in the main thread (a second signal during teardown is ignored, so the
+teardown completes), and the backends keep marker files for `l2chaos gc`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import random
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+import httpx
+
+from .backends.base import Backend, RunningStack
+from .errors import (
+    EXIT_HARNESS_BROKE,
+    EXIT_INTERRUPTED,
+    HarnessError,
+    InputError,
+    Interrupted,
+    StackError,
+)
+from .hooks import HttpHookClient
+from .probe import ProbeLoop, Prober, baseline_check
+from .progress import Progress
+from .rundir import RunDir
+from .scenario import FaultUse, Scenario, load_scenario
+from .stackspec import render
+from .timeline import Timeline
+
+__all__ = ["RunOptions", "RunResult", "backend_for", "run_loaded", "run_scenario"]
+
+
+@dataclass
+class RunOptions:
+    """How to run: everything the CLI's `run` flags can change."""
+
+    backend: str | None = None
+    profile: str | None = None
+    sets: Sequence[str] = ()
+    time_scale: float | None = None
+    out_dir: Path = Path("runs")
+    keep_up: bool = False
+    allow_targets: Sequence[str] = ()
+    progress: bool = True
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    baseline_timeout_s: float = 60.0
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    scenario: str
+    profile: str | None
+    run_dir: Path | None
+    summary: str = ""
+    error: str | None = None
+
+
+def run_scenario(path: str | Path, options: RunOptions | None = None) -> RunResult:
+    """Validate and run one scenario file. Bad input raises InputError (exit 2)."""
+    opts = options or RunOptions()
+    scenario = load_scenario(path, opts.sets, profile=opts.profile, time_scale=opts.time_scale)
+    return run_loaded(scenario, opts)
+
+
+def backend_for(scenario: Scenario, choice: str | None) -> Backend:
+    name = choice or scenario.backend
+    if name == "auto":
+        needs_images = any(
+            not s.command and s.postgres is None for s in scenario.stack.spec.services.values()
+        )
+        name = "docker" if needs_images else "local"
+    if name == "local":
+        from .backends.local import LocalBackend
+
+        return LocalBackend()
+    if name == "docker":
+        from .backends.docker import DockerBackend
+
+        return DockerBackend()
+    raise InputError(f"unknown backend {name!r}; allowed: auto, local, docker", field="--backend")
+
+
+def _versions(stack: RunningStack | None) -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("l2chaos", "locust"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[dist] = version(dist)
+    if stack is not None:
+        with contextlib.suppress(Exception):
+            out.update(stack.versions())
+    return out
+
+
+@contextlib.contextmanager
+def _signals_raise_interrupted() -> Iterator[None]:
+    """SIGINT/SIGTERM raise Interrupted once; later ones are ignored until teardown ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if fired.is_set():
+            return
+        fired.set()
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name}; tearing down")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class _Run:
+    """State of one run; `execute` drives it."""
+
+    def __init__(self, scenario: Scenario, opts: RunOptions) -> None:
+        self.sc = scenario
+        self.opts = opts
+        self.backend = backend_for(scenario, opts.backend)
+        self.run_dir = RunDir.create(opts.out_dir, scenario.name, scenario.profile)
+        self.admin_token = secrets.token_urlsafe(24)
+        self.run_dir.redactor.add(self.admin_token)
+        self.progress = Progress(
+            opts.stream,
+            scenario.name,
+            scenario.profile,
+            scenario.duration_ns,
+            enabled=opts.progress,
+        )
+        self.stack: RunningStack | None = None
+        self.timeline: Timeline | None = None
+        self.probe: ProbeLoop | None = None
+        self.prober: Prober | None = None
+        self.load: Any = None
+        self.hooks: HttpHookClient | None = None
+        self.accounts: list[dict[str, Any]] = []
+        self.t0_ns = 0
+        self.t0_mono = 0
+        self.problems: list[str] = []
+
+    # ------------------------------------------------------------------ phases
+
+    def execute(self) -> RunResult:
+        rd = self.run_dir
+        rd.write_json("scenario.resolved.json", self.sc.resolved_json())
+        rd.write_json(
+            "run.json",
+            {
+                "run_id": rd.run_id,
+                "scenario": self.sc.name,
+                "profile": self.sc.profile,
+                "backend": self.backend.name,
+                "seed": self.sc.seed,
+                "time_scale": self.sc.time_scale,
+                "duration_ns": self.sc.duration_ns,
+                "started_t_ns": time.time_ns(),
+                "phase": "starting",
+                "versions": _versions(None),
+                "pid": os.getpid(),
+            },
+        )
+        self.progress.line(
+            f"run {rd.run_id} on the {self.backend.name} backend; record in {rd.path}"
+        )
+        exit_code: int | None = None
+        error: str | None = None
+        try:
+            with _signals_raise_interrupted():
+                try:
+                    self._up_and_run()
+                finally:
+                    self._wind_down()
+        except Interrupted as exc:
+            exit_code, error = EXIT_INTERRUPTED, str(exc)
+        except HarnessError as exc:
+            exit_code, error = exc.exit_code, str(exc)
+        finally:
+            rd.close()
+        if exit_code is not None:
+            rd.update_json("run.json", phase="aborted", error=error, ended_t_ns=time.time_ns())
+            self.progress.line(f"error: {error}")
+            self.progress.line(f"record (no verdict): {rd.path}")
+            return RunResult(exit_code, self.sc.name, self.sc.profile, rd.path, error=error)
+        return self._check()
+
+    def _up_and_run(self) -> None:
+        rd = self.run_dir
+        self.progress.phase("starting stack")
+        self.stack = self.backend.up(
+            self.sc.stack,
+            run_id=rd.run_id,
+            run_dir=rd.path,
+            env={"L2CHAOS_ADMIN_TOKEN": self.admin_token},
+        )
+        rd.update_json(
+            "run.json",
+            phase="stack up",
+            stack=self.stack.describe(),
+            versions=_versions(self.stack),
+        )
+        self.progress.line(
+            "versions: " + ", ".join(f"{k} {v}" for k, v in _versions(self.stack).items())
+        )
+        spec = self.sc.stack.spec
+        self.hooks = HttpHookClient(spec.hooks, self.stack.direct_url, self.stack.admin_token)
+        self.accounts = self._fetch_accounts()
+
+        self.progress.phase("baseline")
+        self.prober = Prober(spec, self.stack)
+        probes_log = rd.jsonl("probes.jsonl")
+        baseline_check(self.prober, probes_log, timeout_s=self.opts.baseline_timeout_s)
+
+        self.t0_ns, self.t0_mono = time.time_ns(), time.monotonic_ns()
+        rd.update_json("run.json", phase="running", t0_ns=self.t0_ns, t0_mono_ns=self.t0_mono)
+        self.probe = ProbeLoop(self.prober, probes_log)
+        self.probe.start()
+        self._start_load()
+        self.timeline = Timeline(
+            self.sc.timeline, self._fault_context, rd.jsonl("faults.jsonl"), self.t0_mono
+        )
+        self.timeline.start()
+        self.progress.phase("running")
+        self._wait_for_end()
+
+    def _fetch_accounts(self) -> list[dict[str, Any]]:
+        assert self.stack is not None
+        acc = self.sc.stack.spec.accounts
+        if acc is None:
+            return []
+        url = self.stack.direct_url(acc["service"], acc["path"])
+        try:
+            resp = httpx.get(
+                url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=30
+            )
+            resp.raise_for_status()
+            data = resp.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise StackError(f"could not read the stack's accounts from {url}: {exc}") from exc
+        if isinstance(data, Mapping):
+            data = data.get("accounts", [])
+        if not isinstance(data, list):
+            raise StackError(f"{url} did not return a list of accounts")
+        self.run_dir.redactor.add(
+            *(str(a.get("api_key", "")) for a in data if isinstance(a, Mapping))
+        )
+        return [dict(a) for a in data if isinstance(a, Mapping)]
+
+    def _endpoints(self) -> dict[str, str]:
+        assert self.stack is not None
+        return {role: self.stack.direct_url(svc) for role, svc in self.sc.stack.spec.load.items()}
+
+    def _start_load(self) -> None:
+        if self.sc.load is None or not getattr(self.sc.load, "users", 0):
+            return
+        from .load import LoadRunner
+
+        self.load = LoadRunner(
+            self.sc.load,
+            endpoints=self._endpoints(),
+            accounts=self.accounts,
+            seed=self.sc.seed,
+            run_dir=self.run_dir.path,
+            duration_s=self.sc.duration_ns / 1e9,
+            t0_ns=self.t0_ns,
+            allow_targets=tuple(self.opts.allow_targets),
+        )
+        self.load.start()
+
+    def _fault_context(self, use: FaultUse, note: Any) -> Any:
+        from l2chaos.faults.base import FaultContext
+
+        assert self.stack is not None
+        assert self.hooks is not None
+        return FaultContext(
+            stack=self.stack,
+            links=self.stack.links,
+            control=self.stack.control,
+            hooks=self.hooks,
+            rng=random.Random(f"{self.sc.seed}:{use.index}"),
+            time_scale=self.sc.time_scale,
+            note=note,
+            endpoints=self._endpoints(),
+            accounts=self.accounts,
+        )
+
+    def _wait_for_end(self) -> None:
+        end = self.t0_mono + self.sc.duration_ns
+        while True:
+            now = time.monotonic_ns()
+            if now >= end:
+                return
+            if self.load is not None and not self.load.alive() and now < end - 2_000_000_000:
+                raise HarnessError(
+                    "the load generator stopped before the end of the run; see load/locust.log"
+                )
+            active = self.timeline.active() if self.timeline is not None else []
+            self.progress.tick(now - self.t0_mono, active, self.probe.last if self.probe else None)
+            time.sleep(min(0.5, (end - now) / 1e9))
+
+    def _wind_down(self) -> None:
+        """Heal, stop load and probes, export the audit, bring the stack down: always."""
+        rd = self.run_dir
+        steps: list[tuple[str, Any]] = [
+            ("healing faults", lambda: self.timeline.heal_all() if self.timeline else None),
+            ("stopping load", lambda: self.load.stop() if self.load is not None else None),
+            ("stopping probes", lambda: self.probe.stop() if self.probe is not None else None),
+            ("exporting audit", self._export_audit),
+        ]
+        for label, step in steps:
+            self.progress.phase(label)
+            try:
+                step()
+            except Exception as exc:  # one failed step must not skip the teardown
+                self.problems.append(f"{label}: {exc}")
+                self.progress.line(f"{label} failed: {exc}")
+        if self.timeline is not None:
+            self.problems.extend(f"fault {e}" for e in self.timeline.errors())
+        if self.opts.keep_up and self.stack is not None:
+            self._hold_up()
+        self.progress.phase("stopping stack")
+        try:
+            if self.stack is not None:
+                self.backend.down(self.stack)
+        finally:
+            for closer in (self.prober, self.hooks):
+                if closer is not None:
+                    with contextlib.suppress(Exception):
+                        closer.close()
+            rd.redact_files(p for p in (rd.path / "logs").glob("*") if p.is_file())
+            rd.update_json("run.json", ended_t_ns=time.time_ns(), problems=self.problems)
+
+    def _hold_up(self) -> None:
+        assert self.stack is not None
+        self.progress.line("--keep-up: the stack stays up until Ctrl-C")
+        for svc in self.stack.services:
+            self.progress.line(f"  {svc}: {self.stack.direct_url(svc)}")
+        self.progress.line(f"  admin token: {self.admin_token}")
+        with contextlib.suppress(Interrupted, KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+
+    def _export_audit(self) -> None:
+        if self.stack is None:
+            return
+        spec = self.sc.stack.spec
+        if spec.audit is None:
+            self.progress.line(
+                "the stack has no audit export; checkers that need it report not_applicable"
+            )
+            return
+        values = self._template_values()
+        argv = [render(part, values) for part in spec.audit]
+        env = dict(os.environ, L2CHAOS_ADMIN_TOKEN=self.admin_token)
+        log = self.run_dir.path / "logs" / "audit-export.log"
+        with log.open("w") as fh:
+            done = subprocess.run(
+                argv, env=env, stdout=fh, stderr=subprocess.STDOUT, timeout=600, check=False,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        if done.returncode != 0:
+            raise StackError(f"audit export exited {done.returncode}; see {log}")
+        self.run_dir.redact_files(p for p in (self.run_dir.path / "audit").glob("*") if p.is_file())
+
+    def _template_values(self) -> dict[str, str]:
+        assert self.stack is not None
+        spec = self.sc.stack.spec
+        values = {
+            "python": sys.executable,
+            "admin_token": self.admin_token,
+            "seed": str(self.sc.seed),
+            "run_id": self.run_dir.run_id,
+            "switches": self.sc.stack.switches_json(),
+            "out": str(self.run_dir.path / "audit"),
+        }
+        for name, svc in spec.services.items():
+            ep = self.stack.direct_endpoint(name)
+            values[f"direct:{name}"] = ep.hostport
+            if svc.postgres is not None:
+                pg = svc.postgres
+                values[f"direct_dsn:{name}"] = f"postgresql://{pg.user}@{ep.hostport}/{pg.database}"
+        for name, setting in spec.settings.items():
+            values[f"setting:{name}"] = setting.render(
+                self.sc.stack.settings.get(name, setting.default)
+            )
+        return values
+
+    # ------------------------------------------------------------------ verdict
+
+    def _check(self) -> RunResult:
+        from .invariants import check_run
+        from .report import render_summary, write_reports
+
+        rd = self.run_dir
+        self.progress.phase("checking")
+        outcome = check_run(rd.path)
+        write_reports(rd.path, outcome)
+        summary = render_summary(outcome, rd.path)
+        code = int(outcome.exit_code)
+        if self.problems:
+            summary += "\nThe harness or the stack broke during the run (exit 3):\n" + "\n".join(
+                f"  - {p}" for p in self.problems
+            )
+            code = EXIT_HARNESS_BROKE
+        rd.update_json("run.json", phase="checked", exit_code=code)
+        self.progress.done()
+        return RunResult(code, self.sc.name, self.sc.profile, rd.path, summary=summary)
+
+
+def run_loaded(scenario: Scenario, options: RunOptions | None = None) -> RunResult:
+    """Run an already validated scenario. Harness failures become exit code 3."""
+    return _Run(scenario, options or RunOptions()).execute()
