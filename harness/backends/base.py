@@ -15,7 +15,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from l2chaos.stackspec import StackRun
 
 __all__ = [
     "Backend",
@@ -80,13 +83,17 @@ class ServiceControl(Protocol):
     `stop` is graceful (SIGTERM then SIGKILL after `timeout_s`), `kill` is SIGKILL,
     `pause`/`resume` freeze and thaw (SIGSTOP/SIGCONT, docker pause/unpause),
     `disconnect`/`reconnect` cut the service off the network entirely.
-    `start` returns once the process/container runs; `wait_ready` waits for its
-    readiness probe.
+    `start` returns once the process/container runs (a no-op when it already runs);
+    `wait_ready` waits for its readiness probe (StackError on timeout).
+    `stop(immediate=True)` is the crash path instead of a graceful stop: PostgreSQL's
+    immediate shutdown (SIGQUIT: no checkpoint, crash recovery at the next start),
+    SIGKILL for other services. `pid` is the service's main process id (local: the
+    group leader; docker: the container's init process), None when it is not running.
     """
 
     def kill(self, service: str) -> None: ...
 
-    def stop(self, service: str, timeout_s: float = 10.0) -> None: ...
+    def stop(self, service: str, timeout_s: float = 10.0, *, immediate: bool = False) -> None: ...
 
     def start(self, service: str) -> None: ...
 
@@ -103,6 +110,8 @@ class ServiceControl(Protocol):
     def is_running(self, service: str) -> bool: ...
 
     def wait_ready(self, service: str, timeout_s: float) -> None: ...
+
+    def pid(self, service: str) -> int | None: ...
 
 
 class RunningStack(ABC):
@@ -160,7 +169,9 @@ class Backend(ABC):
     name: str
 
     @abstractmethod
-    def up(self, spec: Any, *, run_id: str, run_dir: Path, env: Mapping[str, str]) -> RunningStack:
+    def up(
+        self, spec: StackRun, *, run_id: str, run_dir: Path, env: Mapping[str, str]
+    ) -> RunningStack:
         """Start every service in dependency order with a proxy per link; wait until ready.
 
         On failure everything already started is torn down before StackError is raised.
