@@ -1,12 +1,16 @@
 """The checker interface and the verdict it returns.
 
 A checker reads a finished run record (never the live stack) and returns a Verdict:
-its status, how much it checked, and violations with evidence. Three statuses:
+its status, how much it checked, and violations with evidence. Four statuses:
 
-- ``pass``: it checked something and found nothing wrong;
+- ``pass``: it found nothing wrong. Either it checked something, or the run gave it no
+  work at all (no liquidation attempt, no fault healed): then `reason` says so and
+  `no_work` is true, so a report never mistakes "nothing happened" for "proved";
 - ``fail``: a violation, or it checked nothing although the run gave it work
   (a vacuous pass is a failure, with a message saying so);
-- ``not_applicable``: the stack does not provide the data it needs (with the reason).
+- ``not_applicable``: the stack does not provide the data it needs (with the reason);
+- ``error``: the checker could not read the record (a malformed line, a crash): the
+  harness broke, no verdict can be given (exit code 3).
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from l2chaos.params import Param
 if TYPE_CHECKING:
     from .record import RunRecord
 
-__all__ = ["Checker", "Status", "Verdict", "Violation"]
+__all__ = ["Checker", "Findings", "Status", "Verdict", "Violation"]
 
-Status = Literal["pass", "fail", "not_applicable"]
+Status = Literal["pass", "fail", "not_applicable", "error"]
 
 
 @dataclass
@@ -44,16 +48,28 @@ class Verdict:
     status: Status
     checked: dict[str, int] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
-    # Why it failed vacuously or is not applicable; notes such as per-fault recovery times.
+    # Why it failed vacuously, is not applicable, or had no work.
     reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     # Violations beyond the stored ones are counted, not kept (a 1M-op run may have many).
     violation_count: int = 0
+    # True when the run gave this checker nothing to check (status is then `pass`).
+    no_work: bool = False
+    # Wall time the checker took, in seconds (filled by check_run).
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         return self.status == "pass"
+
+    @property
+    def total_violations(self) -> int:
+        return max(self.violation_count, len(self.violations))
+
+    @property
+    def total_checked(self) -> int:
+        return sum(self.checked.values())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,25 +77,104 @@ class Verdict:
             "status": self.status,
             "ok": self.ok,
             "checked": self.checked,
-            "violation_count": max(self.violation_count, len(self.violations)),
+            "violation_count": self.total_violations,
             "violations": [v.to_json() for v in self.violations],
             "reason": self.reason,
+            "no_work": self.no_work,
             "details": self.details,
             "params": self.params,
+            "seconds": round(self.seconds, 6),
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Verdict:
+        return cls(
+            name=data["name"],
+            status=data["status"],
+            checked=dict(data.get("checked", {})),
+            violations=[
+                Violation(v["message"], dict(v.get("evidence", {})))
+                for v in data.get("violations", [])
+            ],
+            reason=data.get("reason", ""),
+            details=dict(data.get("details", {})),
+            params=dict(data.get("params", {})),
+            violation_count=int(data.get("violation_count", 0)),
+            no_work=bool(data.get("no_work", False)),
+            seconds=float(data.get("seconds", 0.0)),
+        )
+
+
+class Findings:
+    """Collects violations for one checker: keeps the first `limit`, counts the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.kept: list[Violation] = []
+        self.count = 0
+
+    def add(self, message: str, **evidence: Any) -> None:
+        self.count += 1
+        if len(self.kept) < self.limit:
+            self.kept.append(Violation(message, evidence))
+
+    def __bool__(self) -> bool:
+        return self.count > 0
 
 
 class Checker(ABC):
-    """Base class: set `name`, `summary`, `params`; implement `check`."""
+    """Base class: set `name`, `summary`, `params` (and `needs`); implement `check`.
+
+    `needs` names the run-directory files (relative paths) without which the checker is
+    not applicable; `check_run` tests them before calling `check`.
+    """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
+    needs: ClassVar[tuple[str, ...]] = ()
     # Keep at most this many violations with evidence; count the rest.
     max_violations: ClassVar[int] = 100
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.p = params
+
+    def findings(self) -> Findings:
+        return Findings(self.max_violations)
+
+    def verdict(
+        self,
+        checked: dict[str, int],
+        found: Findings,
+        *,
+        work: int,
+        what: str,
+        details: dict[str, Any] | None = None,
+    ) -> Verdict:
+        """The usual verdict: fail on violations; fail vacuously when nothing was
+        checked although `work` > 0 (`what` says what the work was); pass with
+        `no_work` when there was nothing to check."""
+        v = Verdict(
+            name=self.name,
+            status="pass",
+            checked=checked,
+            violations=found.kept,
+            violation_count=found.count,
+            details=details or {},
+            params=dict(self.p),
+        )
+        if found:
+            v.status = "fail"
+        elif sum(checked.values()) == 0 and work > 0:
+            v.status = "fail"
+            v.reason = f"checked nothing although the run had {work} {what}"
+        elif sum(checked.values()) == 0:
+            v.no_work = True
+            v.reason = f"nothing to check: the run had no {what}"
+        return v
+
+    def not_applicable(self, reason: str) -> Verdict:
+        return Verdict(self.name, "not_applicable", reason=reason, params=dict(self.p))
 
     @abstractmethod
     def check(self, record: RunRecord) -> Verdict:

@@ -1,0 +1,154 @@
+"""acknowledged_writes_durable: every write the history shows acknowledged (`ok`) is
+in the final state, or was removed by a declared rollback and is counted as such.
+
+A write is joined to the audit export by its id: orders, cancels and withdrawals by
+`tx_hash` (audit/transactions.jsonl: accepted, in a canonical block); deposits by the
+bridge `nonce` (an L1 lock in audit/bridge_l1.jsonl; whether it was credited on L2 yet
+is fund_conservation's business) or, when the result has one, by `tx_hash`. A write in
+a block that a declared rollback orphaned (a `chain.rollback` fault in the fault log,
+and the stack's `rollback` event listing the block) is counted as rolled back, not
+lost. Everything else is a violation: not found at all, found rejected, or orphaned
+without a declared rollback. Work = acknowledged writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .base import Checker, Verdict
+from .ops import ops_index
+from .record import AUDIT, HISTORY, RunRecord
+
+
+class AcknowledgedWritesDurable(Checker):
+    name = "acknowledged_writes_durable"
+    summary = (
+        "Every write acknowledged to a client is in the final state, or was removed by a "
+        "declared rollback (counted as such)."
+    )
+    needs: ClassVar[tuple[str, ...]] = (HISTORY, AUDIT.TRANSACTIONS)
+
+    def check(self, record: RunRecord) -> Verdict:
+        ops = ops_index(record)
+        if ops is None:
+            return self.not_applicable("history.jsonl is missing")
+        found = self.findings()
+        canonical = record.canonical_seqs()
+        by_hash: dict[str, list[Any]] = {}
+        by_nonce: dict[Any, list[Any]] = {}
+        for w in ops.acked_writes:
+            if w.tx_hash:
+                by_hash.setdefault(w.tx_hash, []).append(w)
+            elif w.op == "deposit" and w.nonce is not None:
+                by_nonce.setdefault(w.nonce, []).append(w)
+            else:
+                found.add(
+                    f"{w.op} {w.op_id} of account {w.account} was acknowledged without a "
+                    "tx_hash or nonce to find it by",
+                    op_id=w.op_id,
+                    op=w.op,
+                    account=w.account,
+                    t_ns=w.t_ns,
+                    expected="tx_hash (or nonce for deposits) in the result",
+                )
+        # Where each acknowledged tx ended up: accepted in a canonical block wins.
+        status: dict[str, tuple[str, Any, Any]] = {}
+        for tx in record.transactions():
+            h = tx.get("hash")
+            if h not in by_hash:
+                continue
+            bs = tx.get("block_seq")
+            in_canon = canonical is None or bs in canonical
+            if tx.get("status") == "accepted":
+                state = "durable" if in_canon else "orphaned"
+            else:
+                state = "rejected"
+            prev = status.get(h)
+            rank = {"durable": 3, "orphaned": 2, "rejected": 1}
+            if prev is None or rank[state] > rank[prev[0]]:
+                status[h] = (state, bs, tx.get("block"))
+        orphaned_by_rollback = self._declared_orphans(record)
+        declared = bool(record.declared_rollbacks())
+        durable = rolled_back = 0
+        for h, writes in by_hash.items():
+            st = status.get(h)
+            for w in writes:
+                ev = {
+                    "op_id": w.op_id,
+                    "op": w.op,
+                    "account": w.account,
+                    "t_ns": w.t_ns,
+                    "tx_hash": h,
+                    "order_id": w.order_id,
+                    "acked_block": w.block,
+                }
+                if st is None:
+                    found.add(
+                        f"{w.op} {w.op_id} of account {w.account} (tx {h}) was acknowledged "
+                        "but is not in the chain",
+                        **ev,
+                        expected="accepted in a canonical block",
+                        seen="absent",
+                    )
+                elif st[0] == "durable":
+                    durable += 1
+                elif st[0] == "orphaned" and declared and st[1] in orphaned_by_rollback:
+                    rolled_back += 1
+                else:
+                    what = (
+                        "rejected"
+                        if st[0] == "rejected"
+                        else "in an orphaned block without a declared rollback"
+                    )
+                    found.add(
+                        f"{w.op} {w.op_id} of account {w.account} (tx {h}) was acknowledged "
+                        f"but is {what} (block {st[2]})",
+                        **ev,
+                        block=st[2],
+                        block_seq=st[1],
+                        expected="accepted in a canonical block",
+                        seen=st[0],
+                    )
+        if by_nonce and record.has(AUDIT.BRIDGE_L1):
+            locked = {r.get("nonce") for r in record.bridge_l1() if r.get("kind") == "lock"}
+            for nonce, writes in by_nonce.items():
+                for w in writes:
+                    if nonce in locked:
+                        durable += 1
+                    else:
+                        found.add(
+                            f"deposit {w.op_id} of account {w.account} (nonce {nonce}) was "
+                            "acknowledged but has no L1 lock",
+                            op_id=w.op_id,
+                            op=w.op,
+                            account=w.account,
+                            t_ns=w.t_ns,
+                            nonce=nonce,
+                            expected="an L1 lock with this nonce",
+                            seen="absent",
+                        )
+        checked = {"durable": durable, "rolled_back": rolled_back, "lost": found.count}
+        return self.verdict(
+            checked,
+            found,
+            work=len(ops.acked_writes),
+            what="acknowledged writes",
+            details={
+                "durable": durable,
+                "rolled_back": rolled_back,
+                "deposits_unchecked": 0
+                if not by_nonce or record.has(AUDIT.BRIDGE_L1)
+                else sum(len(v) for v in by_nonce.values()),
+            },
+        )
+
+    @staticmethod
+    def _declared_orphans(record: RunRecord) -> set[int]:
+        """Block seqs orphaned by the stack's rollback events."""
+        out: set[int] = set()
+        for ev in record.events(kinds=("rollback",)):
+            data = ev.get("data") or {}
+            for s in data.get("orphaned") or ():
+                if isinstance(s, int):
+                    out.add(s)
+        return out

@@ -1,0 +1,333 @@
+"""chain_consistency: block numbers strictly increase and parent hashes chain, except
+across a declared rollback, after which the state root equals the one recorded at the
+rollback block, recomputed from the replayed ledgers.
+
+From audit/blocks.jsonl (every block in production order, orphaned ones included):
+
+- every block's hash is sha256("{number}|{parent_hash}|{state_root}|{tx_root}|{chain_ts_ns}");
+- in production order each block is number + 1 of the one before and names its hash as
+  parent, unless a rollback came between them: then it continues from the rollback
+  target N (number N + 1, parent = the hash of block N), the stack's `rollback` event
+  says so (`to_block` N, `to_hash`, the `state_root` it restored, the `orphaned` seqs),
+  the scenario declared it (a `chain.rollback` fault in faults.jsonl), the restored
+  root equals the root recorded at block N, and exactly the blocks after N produced
+  before the rollback are marked non-canonical;
+- the canonical chain is contiguous (number + 1, parent hash) from its first block;
+- with the audit header and events present, the state root at each rollback target
+  (and, with `replay_roots: final`, at the last block; `all`: every canonical block) is
+  recomputed from the replayed ledgers (algorithm in docs/architecture.md) and must
+  equal the recorded one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from l2chaos.params import Param
+
+from .base import Checker, Findings, Verdict
+from .ledger import IncrementalRoot, LedgerError, LedgerState
+from .record import AUDIT, RunRecord
+
+
+def block_hash(
+    number: int, parent_hash: str, state_root: str, tx_root: str, chain_ts_ns: int
+) -> str:
+    text = f"{number}|{parent_hash}|{state_root}|{tx_root}|{chain_ts_ns}"
+    return "0x" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class _Block:
+    seq: int
+    number: int
+    hash: str
+    parent_hash: str
+    state_root: str
+    canonical: bool
+    host_ts_ns: Any
+
+
+class ChainConsistency(Checker):
+    name = "chain_consistency"
+    summary = (
+        "Block numbers increase and parent hashes chain, except across a declared "
+        "rollback, after which the state root equals the one recorded at the rollback block."
+    )
+    params = (
+        Param(
+            "replay_roots",
+            "enum",
+            default="final",
+            choices=("rollbacks", "final", "all"),
+            help="where to recompute state roots from the replayed ledgers",
+        ),
+    )
+    needs: ClassVar[tuple[str, ...]] = (AUDIT.BLOCKS,)
+
+    def check(self, record: RunRecord) -> Verdict:
+        found = self.findings()
+        blocks: list[_Block] = []
+        bad_shape = 0
+        hashes_ok = 0
+        for b in record.blocks():
+            try:
+                blk = _Block(
+                    seq=int(b["seq"]),
+                    number=int(b["number"]),
+                    hash=str(b["hash"]),
+                    parent_hash=str(b["parent_hash"]),
+                    state_root=str(b["state_root"]),
+                    canonical=bool(b.get("canonical", True)),
+                    host_ts_ns=b.get("host_ts_ns"),
+                )
+                want = block_hash(
+                    blk.number,
+                    blk.parent_hash,
+                    blk.state_root,
+                    str(b["tx_root"]),
+                    int(b["chain_ts_ns"]),
+                )
+            except (KeyError, TypeError, ValueError):
+                bad_shape += 1
+                continue
+            blocks.append(blk)
+            if want != blk.hash:
+                found.add(
+                    f"block {blk.number} (seq {blk.seq}): hash does not match its contents",
+                    block=blk.number,
+                    block_seq=blk.seq,
+                    expected=want,
+                    seen=blk.hash,
+                )
+            else:
+                hashes_ok += 1
+        blocks.sort(key=lambda x: x.seq)
+        rollbacks = [
+            ev for ev in record.events(kinds=("rollback",)) if isinstance(ev.get("data"), dict)
+        ]
+        declared = record.declared_rollbacks()
+        links, rb_checked, orphan_ok = self._production_order(blocks, rollbacks, declared, found)
+        canon_links = self._canonical_chain(blocks, found)
+        roots = self._roots(record, blocks, rollbacks, found)
+        checked = {
+            "blocks": hashes_ok,
+            "links": links + canon_links,
+            "rollbacks": rb_checked,
+            "roots": roots,
+        }
+        details = {
+            "blocks_total": len(blocks),
+            "malformed_blocks": bad_shape,
+            "canonical_head": max((b.number for b in blocks if b.canonical), default=None),
+            "orphaned_blocks": orphan_ok,
+            "rollbacks": len(rollbacks),
+            "declared_rollbacks": len(declared),
+        }
+        return self.verdict(
+            checked, found, work=len(blocks) + bad_shape, what="blocks", details=details
+        )
+
+    # ------------------------------------------------------------------ order
+
+    def _production_order(
+        self,
+        blocks: list[_Block],
+        rollbacks: list[dict[str, Any]],
+        declared: list[Any],
+        found: Findings,
+    ) -> tuple[int, int, int]:
+        by_number_canon = {b.number: b for b in blocks if b.canonical}
+        pending = list(rollbacks)
+        links = rb_checked = 0
+        orphaned_declared: set[int] = set()
+        for ev in rollbacks:
+            for s in ev["data"].get("orphaned") or ():
+                if isinstance(s, int):
+                    orphaned_declared.add(s)
+        used_declarations = 0
+        for prev, cur in itertools.pairwise(blocks):
+            links += 1
+            if cur.number == prev.number + 1 and cur.parent_hash == prev.hash:
+                continue
+            if cur.number <= prev.number or (
+                cur.number == prev.number + 1 and cur.parent_hash != prev.hash
+            ):
+                # only a rollback to cur.number - 1 explains this
+                target = cur.number - 1
+                match = next((e for e in pending if e["data"].get("to_block") == target), None)
+                ev_where = {
+                    "block": cur.number,
+                    "block_seq": cur.seq,
+                    "previous_block": prev.number,
+                }
+                if match is None:
+                    found.add(
+                        f"block {cur.number} (seq {cur.seq}) follows block {prev.number} "
+                        "without a rollback event explaining it",
+                        **ev_where,
+                        expected={"number": prev.number + 1, "parent_hash": prev.hash},
+                        seen={"number": cur.number, "parent_hash": cur.parent_hash},
+                    )
+                    continue
+                pending.remove(match)
+                rb_checked += 1
+                data = match["data"]
+                if used_declarations >= len(declared):
+                    found.add(
+                        f"rollback to block {target} was not declared by the scenario "
+                        "(no chain.rollback fault in the fault log)",
+                        **ev_where,
+                        to_block=target,
+                        event_seq=match.get("seq"),
+                    )
+                used_declarations += 1
+                base = by_number_canon.get(target)
+                if base is None:
+                    found.add(
+                        f"rollback target block {target} is not in the canonical chain",
+                        **ev_where,
+                        to_block=target,
+                    )
+                    continue
+                if cur.parent_hash != base.hash or data.get("to_hash") not in (None, base.hash):
+                    found.add(
+                        f"block {cur.number} after the rollback does not continue from block {target}",
+                        **ev_where,
+                        expected=base.hash,
+                        seen={"parent_hash": cur.parent_hash, "to_hash": data.get("to_hash")},
+                    )
+                if data.get("state_root") != base.state_root:
+                    found.add(
+                        f"rollback to block {target}: restored state root differs from the one "
+                        "recorded at that block",
+                        **ev_where,
+                        to_block=target,
+                        expected=base.state_root,
+                        seen=data.get("state_root"),
+                    )
+                should = {b.seq for b in blocks if base.seq < b.seq < cur.seq and b.number > target}
+                listed = {s for s in data.get("orphaned") or () if isinstance(s, int)}
+                still_canon = sorted(b.seq for b in blocks if b.seq in should and b.canonical)
+                if still_canon or not should <= listed:
+                    found.add(
+                        f"rollback to block {target}: the blocks it orphaned are not all marked "
+                        "non-canonical and listed",
+                        **ev_where,
+                        expected=sorted(should),
+                        seen={"listed": sorted(listed), "still_canonical": still_canon},
+                    )
+            else:
+                found.add(
+                    f"block {cur.number} (seq {cur.seq}) skips numbers after block {prev.number}",
+                    block=cur.number,
+                    block_seq=cur.seq,
+                    expected=prev.number + 1,
+                    seen=cur.number,
+                )
+        for b in blocks:
+            if not b.canonical and b.seq not in orphaned_declared:
+                found.add(
+                    f"block {b.number} (seq {b.seq}) is non-canonical but no rollback orphaned it",
+                    block=b.number,
+                    block_seq=b.seq,
+                )
+        for ev in pending:
+            found.add(
+                f"rollback event {ev.get('seq')} to block {ev['data'].get('to_block')} has no "
+                "matching restart of the block numbers",
+                event_seq=ev.get("seq"),
+                to_block=ev["data"].get("to_block"),
+            )
+        return links, rb_checked, len(orphaned_declared)
+
+    def _canonical_chain(self, blocks: list[_Block], found: Findings) -> int:
+        canon = [b for b in blocks if b.canonical]
+        n = 0
+        for prev, cur in itertools.pairwise(canon):
+            n += 1
+            if cur.number != prev.number + 1 or cur.parent_hash != prev.hash:
+                found.add(
+                    f"canonical chain broken between block {prev.number} and {cur.number}",
+                    block=cur.number,
+                    block_seq=cur.seq,
+                    expected={"number": prev.number + 1, "parent_hash": prev.hash},
+                    seen={"number": cur.number, "parent_hash": cur.parent_hash},
+                )
+        return n
+
+    # ------------------------------------------------------------------ roots
+
+    def _roots(
+        self,
+        record: RunRecord,
+        blocks: list[_Block],
+        rollbacks: list[dict[str, Any]],
+        found: Findings,
+    ) -> int:
+        header = record.header
+        if header is None or not record.has(AUDIT.EVENTS):
+            return 0
+        canon = [b for b in blocks if b.canonical]
+        if not canon:
+            return 0
+        mode = self.p.get("replay_roots", "final")
+        by_number = {b.number: b for b in canon}
+        targets: set[int] = set()
+        for ev in rollbacks:
+            t = ev["data"].get("to_block")
+            if isinstance(t, int) and t in by_number:
+                targets.add(by_number[t].seq)
+        if mode in ("final", "all"):
+            targets.add(canon[-1].seq)
+        if mode != "all" and not targets:
+            return 0
+        canon_seqs = {b.seq for b in canon}
+        order = [b for b in canon if mode == "all" or b.seq in targets]
+        st = LedgerState(header.account("dust"))
+        inc = IncrementalRoot(st) if mode == "all" else None
+        checked = 0
+        i = 0  # next block in `order` to compare
+
+        def compare_through(seq_done: float) -> None:
+            """Compare every block in `order` with seq < seq_done (its events are applied)."""
+            nonlocal i, checked
+            while i < len(order) and order[i].seq < seq_done:
+                b = order[i]
+                i += 1
+                root = inc.root() if inc is not None else st.state_root()
+                checked += 1
+                if root != b.state_root:
+                    found.add(
+                        f"block {b.number} (seq {b.seq}): recorded state root differs from the "
+                        "root of the replayed ledgers",
+                        block=b.number,
+                        block_seq=b.seq,
+                        expected=root,
+                        seen=b.state_root,
+                    )
+
+        last_bs: int | None = None
+        for ev in record.events():
+            bs = ev.get("block_seq")
+            if not isinstance(bs, int) or bs not in canon_seqs:
+                continue
+            if bs != last_bs:
+                compare_through(bs)
+                last_bs = bs
+            ledger = ev.get("ledger")
+            if isinstance(ledger, dict):
+                try:
+                    d = st.apply(ledger)
+                except LedgerError:
+                    continue  # fund_conservation reports malformed ledgers
+                if inc is not None:
+                    touched = [*d.by_account, *(e[0] for e in ledger.get("pos") or ())]
+                    if d.dust_micro and st.dust_account is not None:
+                        touched.append(st.dust_account)
+                    inc.touch(touched)
+        compare_through(float("inf"))
+        return checked

@@ -1,0 +1,231 @@
+"""`check_run`: every checker, the coverage counts and the expectation over one run.
+
+`l2chaos check RUN_DIR` and the runner call `check_run(run_dir)`, then
+`l2chaos.report.write_reports(run_dir, outcome)`. It reads
+`scenario.resolved.json` (`name`, `profile`, `seed`, `backend`, `invariants` as
+[{name, params}], `sometimes`, `expect`; see docs/architecture.md) and `run.json`
+(`run_id`, `t0_ns`, `harness_error`), never the live stack.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from l2chaos.errors import UsageError
+from l2chaos.registry import checkers as checker_registry
+
+from .base import Checker, Verdict
+from .coverage import Coverage, SometimesRule, check_sometimes, compute_coverage
+from .expectations import Expectation, ExpectationResult, evaluate
+from .record import SCENARIO_JSON, RecordError, RunRecord
+
+__all__ = ["CheckOutcome", "check_run", "run_checker"]
+
+
+@dataclass
+class CheckOutcome:
+    """Everything the reports show: verdicts, coverage, faults, the expectation."""
+
+    run_dir: Path
+    scenario: str
+    profile: str | None
+    backend: str | None
+    seed: int | None
+    run_id: str | None
+    verdicts: list[Verdict]
+    sometimes: Verdict | None
+    coverage: dict[str, Any]
+    expectation: ExpectationResult
+    faults: list[dict[str, Any]]
+    t0_ns: int | None = None
+    end_ns: int | None = None
+    seconds: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return self.expectation.exit_code
+
+    @property
+    def verdict(self) -> str:
+        """`pass` when the expectation of the profile that ran is met."""
+        return "pass" if self.expectation.met else "fail"
+
+    def all_verdicts(self) -> list[Verdict]:
+        return [*self.verdicts, *([self.sometimes] if self.sometimes is not None else [])]
+
+
+def run_checker(checker: Checker, record: RunRecord) -> Verdict:
+    """Run one checker: not_applicable when its files are missing; `error` (the harness
+    broke) when the record cannot be read or the checker crashes."""
+    missing = record.missing(checker.needs)
+    started = time.perf_counter()
+    if missing:
+        v = checker.not_applicable(
+            f"the run record has no {', '.join(missing)} (the stack or harness did not provide it)"
+        )
+    else:
+        try:
+            v = checker.check(record)
+        except RecordError as exc:
+            v = Verdict(checker.name, "error", reason=str(exc), params=dict(checker.p))
+        except Exception as exc:
+            v = Verdict(
+                checker.name,
+                "error",
+                reason=f"the checker crashed: {type(exc).__name__}: {exc}",
+                params=dict(checker.p),
+                details={"traceback": traceback.format_exc(limit=8)},
+            )
+    v.seconds = time.perf_counter() - started
+    return v
+
+
+def _instantiate(uses: Any, source: Path) -> list[Checker]:
+    registry = checker_registry()
+    if uses is None:
+        uses = [{"name": n, "params": {}} for n in registry]
+    if not isinstance(uses, list):
+        raise UsageError("invariants: expected a list of {name, params}", file=source)
+    out: list[Checker] = []
+    for i, use in enumerate(uses):
+        if not isinstance(use, dict) or not isinstance(use.get("name"), str):
+            raise UsageError(
+                f"expected {{name, params}}, got {use!r}", file=source, field=f"invariants[{i}]"
+            )
+        name = use["name"]
+        cls = registry.get(name)
+        if cls is None:
+            raise UsageError(
+                f"unknown invariant {name!r} (a plugin that is not installed?); known: "
+                f"{', '.join(registry)}",
+                file=source,
+                field=f"invariants[{i}]",
+            )
+        params = {p.name: p.default for p in cls.params if not p.required}
+        params.update(use.get("params") or {})
+        out.append(cls(params))
+    return out
+
+
+def _faults_summary(
+    record: RunRecord, verdicts: list[Verdict], t0: int | None
+) -> list[dict[str, Any]]:
+    recovery: dict[int, dict[str, Any]] = {}
+    for v in verdicts:
+        if v.name == "recoverability":
+            for row in v.details.get("recoveries", []):
+                recovery[int(row["fault_id"])] = row
+
+    def rel(t: int | None) -> float | None:
+        return None if t is None or t0 is None else round((t - t0) / 1e9, 6)
+
+    out: list[dict[str, Any]] = []
+    for fr in record.faults():
+        rec = recovery.get(fr.fault_id, {})
+        out.append(
+            {
+                "fault_id": fr.fault_id,
+                "label": fr.label,
+                "name": fr.name,
+                "target": fr.target,
+                "scheduled_at": None
+                if fr.scheduled_ns is None
+                else round(fr.scheduled_ns / 1e9, 6),
+                "injected_at": rel(fr.inject_t_ns),
+                "healed_at": rel(fr.heal_done_t_ns),
+                "injected_t_ns": fr.inject_t_ns,
+                "healed_t_ns": fr.heal_done_t_ns,
+                "lateness_ms": fr.lateness_ms,
+                "inject_ok": fr.inject_ok,
+                "heal_ok": fr.heal_ok,
+                "errors": fr.errors,
+                "recovery_s": rec.get("recovery_s"),
+                "recovery_status": rec.get("status"),
+            }
+        )
+    return out
+
+
+def _harness_error(info: dict[str, Any]) -> str | None:
+    """What run.json says broke during the run: `harness_error`, `problems` (a list of
+    what went wrong: a fault that could not be injected or healed, ...), or `error` of a
+    run that was aborted."""
+    if info.get("harness_error"):
+        return str(info["harness_error"])
+    problems = info.get("problems")
+    if isinstance(problems, list) and problems:
+        return "; ".join(str(p) for p in problems)
+    if info.get("phase") == "aborted" and info.get("error"):
+        return str(info["error"])
+    return None
+
+
+def check_run(run_dir: Path | str, *, profile: str | None = None) -> CheckOutcome:
+    """Check a finished run directory offline. Raises UsageError (exit 2) if it is not
+    a run directory; every other problem ends up in the outcome (exit 1 or 3)."""
+    started = time.perf_counter()
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise UsageError("not a directory (expected a run directory under runs/)", file=path)
+    record = RunRecord(path)
+    if not record.has(SCENARIO_JSON):
+        raise UsageError(
+            f"not a run directory: {SCENARIO_JSON} is missing (the runner writes it first)",
+            file=path,
+        )
+    try:
+        scenario = record.scenario
+        info = record.run_info
+    except RecordError as exc:
+        raise UsageError(str(exc)) from None
+    checkers = _instantiate(scenario.get("invariants"), path / SCENARIO_JSON)
+    harness_error = _harness_error(info)
+    verdicts = [run_checker(c, record) for c in checkers]
+    cov_json: dict[str, Any]
+    sometimes: Verdict | None = None
+    ran_profile = profile or scenario.get("profile") or info.get("profile")
+    rules = [SometimesRule.from_json(r) for r in scenario.get("sometimes") or []]
+    try:
+        cov: Coverage = compute_coverage(record)
+        cov_json = cov.to_json()
+        sometimes = check_sometimes(record, cov, rules, ran_profile)
+    except RecordError as exc:
+        cov_json = {"error": str(exc), "windows": [], "run": {}}
+        if rules:
+            sometimes = Verdict("sometimes", "error", reason=str(exc))
+    expect_all = scenario.get("expect") or {}
+    raw_expect = expect_all.get(ran_profile) if isinstance(expect_all, dict) else None
+    expectation = Expectation.from_json(raw_expect) if isinstance(raw_expect, dict) else None
+    if sometimes is not None and sometimes.status == "error" and harness_error is None:
+        harness_error = f"sometimes: {sometimes.reason}"
+    result = evaluate(expectation, ran_profile, verdicts, sometimes, harness_error)
+    t0 = info.get("t0_ns")
+    start_ns, end_ns = record.run_bounds()
+    try:
+        faults = _faults_summary(record, verdicts, t0 if isinstance(t0, int) else start_ns)
+    except RecordError as exc:
+        faults = []
+        result.harness_error = result.harness_error or str(exc)
+        result.exit_code, result.met = 3, False
+    return CheckOutcome(
+        run_dir=path,
+        scenario=str(scenario.get("name") or path.name),
+        profile=ran_profile,
+        backend=scenario.get("backend") if info.get("backend") is None else info.get("backend"),
+        seed=scenario.get("seed") if info.get("seed") is None else info.get("seed"),
+        run_id=info.get("run_id") or path.name,
+        verdicts=verdicts,
+        sometimes=sometimes,
+        coverage=cov_json,
+        expectation=result,
+        faults=faults,
+        t0_ns=t0 if isinstance(t0, int) else start_ns,
+        end_ns=end_ns,
+        seconds=time.perf_counter() - started,
+        meta={"description": scenario.get("description"), "tags": scenario.get("tags") or []},
+    )

@@ -1,0 +1,414 @@
+"""fund_conservation: exact integer identities over the replayed event ledgers.
+
+The identities of research/domain.md section 4, recomputed from audit/events.jsonl
+(ledgers of canonical blocks, in `seq` order), never from totals the stack reports:
+
+- per event: Σ cash x 1e6 + Σ size x cached_index + dust_micro changes by exactly
+  ΔN x 1e6 (ΔN = +amount for `deposit_credited`, -amount for `withdrawal`, else 0):
+  fills, fees, liquidations, funding settlements and insurance moves are zero-sum;
+- per event: Σ size per market is 0 (open interest nets to zero);
+- fees: on `fill` (maker_fee + taker_fee) and `fee` (amount) events, the fees charged
+  equal what the fees account is credited in the same ledger;
+- the replayed state equals the stack's per-block snapshots (audit/balances.jsonl);
+- the insurance fund is never negative at the end of a block unless an
+  `insurance_shortfall` event has declared it;
+- bridge (audit/bridge_l1.jsonl): every L2 credit matches exactly one L1 lock (same
+  nonce, account, amount) and is credited at most once in the canonical chain; every L1
+  release matches exactly one canonical L2 withdrawal; at the end
+  escrow (Σ locks - Σ releases) == N + pending deposits + pending withdrawals, and the
+  bridge's reported escrow (bridge_state.json) equals the recomputed one. Only
+  canonical blocks count, so a deposit credited in a block a rollback orphaned is
+  pending again, and a release for a rolled-back withdrawal is caught.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from .base import Checker, Findings, Verdict
+from .ledger import MICRO, LedgerError, LedgerState
+from .ops import ops_index
+from .record import AUDIT, RunRecord
+
+_FEE_FIELDS = {"fill": ("maker_fee", "taker_fee"), "fee": ("amount",)}
+
+
+class _Snapshots:
+    """Merge-joins balances.jsonl (per block) with the replay."""
+
+    def __init__(self, rows: Iterator[dict[str, Any]], canonical: frozenset[int] | None) -> None:
+        self._rows = rows
+        self._canonical = canonical
+        self._next: dict[str, Any] | None = next(rows, None)
+        self.compared = 0
+
+    def flush(self, before_seq: float, st: LedgerState, found: Findings) -> None:
+        """Compare every snapshot of blocks before `before_seq` with the replayed state."""
+        while self._next is not None:
+            row = self._next
+            bs = row.get("block_seq")
+            if isinstance(bs, int) and bs >= before_seq:
+                return
+            self._next = next(self._rows, None)
+            if not isinstance(bs, int):
+                continue
+            if self._canonical is not None and bs not in self._canonical:
+                continue
+            self._compare(row, st, found)
+
+    def _compare(self, row: dict[str, Any], st: LedgerState, found: Findings) -> None:
+        acct = row.get("account")
+        if not isinstance(acct, int):
+            return
+        self.compared += 1
+        replayed_cash = st.account_cash(acct)
+        replayed_pos = {m: [s, c] for m, (s, c) in st.account_positions(acct).items()}
+        raw = row.get("positions") or {}
+        seen_pos = {
+            m: [p[0], p[1]]
+            for m, p in raw.items()
+            if isinstance(p, (list, tuple)) and len(p) >= 2 and p[0] != 0
+        }
+        if row.get("cash") != replayed_cash or seen_pos != replayed_pos:
+            found.add(
+                f"block {row.get('block')}: account {acct}: the stack's snapshot differs from "
+                "the replayed ledgers",
+                block=row.get("block"),
+                block_seq=row.get("block_seq"),
+                account=acct,
+                expected={"cash": replayed_cash, "positions": replayed_pos},
+                seen={"cash": row.get("cash"), "positions": seen_pos},
+            )
+
+
+class FundConservation(Checker):
+    name = "fund_conservation"
+    summary = (
+        "Exact integer identities at every event and block and at the end: zero-sum "
+        "ledgers, open interest nets to zero, fees credited, snapshots match the replay, "
+        "insurance fund non-negative, bridge escrow reconciles (also across a rollback)."
+    )
+    needs: ClassVar[tuple[str, ...]] = (AUDIT.HEADER, AUDIT.EVENTS)
+
+    def check(self, record: RunRecord) -> Verdict:
+        header = record.header
+        if header is None:
+            return self.not_applicable("audit/header.json is missing")
+        canonical = record.canonical_seqs()
+        fees_acct = header.account("fees")
+        ins_acct = header.account("insurance")
+        st = LedgerState(header.account("dust"))
+        found = self.findings()
+        snaps = _Snapshots(record.balances(), canonical)
+        n_total = 0
+        credits: dict[Any, list[dict[str, Any]]] = {}
+        withdrawals: dict[Any, list[dict[str, Any]]] = {}
+        shortfall = False
+        ins_negative = False
+        events_seen = replayed = orphaned = blocks = fee_checks = 0
+        cur_bs: int | None = None
+        cur_block: Any = None
+
+        def end_block() -> None:
+            nonlocal ins_negative, blocks
+            blocks += 1
+            if ins_acct is None:
+                return
+            bal = st.account_cash(ins_acct)
+            if bal < 0 and not shortfall:
+                if not ins_negative:
+                    found.add(
+                        f"block {cur_block}: the insurance fund is negative ({bal}) and no "
+                        "insurance_shortfall event declared it",
+                        block=cur_block,
+                        block_seq=cur_bs,
+                        account=ins_acct,
+                        expected=">= 0 or a declared shortfall",
+                        seen=bal,
+                    )
+                ins_negative = True
+            elif bal >= 0:
+                ins_negative = False
+
+        for ev in record.events():
+            events_seen += 1
+            bs = ev.get("block_seq")
+            if canonical is not None and isinstance(bs, int) and bs not in canonical:
+                orphaned += 1
+                continue
+            if isinstance(bs, int) and bs != cur_bs:
+                if cur_bs is not None:
+                    end_block()
+                snaps.flush(bs, st, found)
+                cur_bs, cur_block = bs, ev.get("block")
+            kind = ev.get("kind")
+            raw = ev.get("data")
+            data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+            d_n = 0
+            if kind in ("deposit_credited", "withdrawal"):
+                amount = data.get("amount")
+                if not isinstance(amount, int):
+                    found.add(
+                        f"{kind} event {ev.get('seq')} has no integer amount",
+                        event_seq=ev.get("seq"),
+                        block=ev.get("block"),
+                        seen=amount,
+                    )
+                    amount = 0
+                d_n = amount if kind == "deposit_credited" else -amount
+                entry = {
+                    "account": data.get("account"),
+                    "amount": amount,
+                    "block": ev.get("block"),
+                    "block_seq": bs,
+                    "event_seq": ev.get("seq"),
+                }
+                target = credits if kind == "deposit_credited" else withdrawals
+                target.setdefault(data.get("nonce"), []).append(entry)
+            elif kind == "insurance_shortfall":
+                shortfall = True
+            ledger = ev.get("ledger")
+            if isinstance(ledger, dict):
+                oi_before = dict(st.open_interest)
+                try:
+                    d = st.apply(ledger)
+                except LedgerError as exc:
+                    found.add(
+                        f"event {ev.get('seq')} ({kind}): malformed ledger: {exc}",
+                        event_seq=ev.get("seq"),
+                        block=ev.get("block"),
+                        kind=kind,
+                    )
+                    continue
+                replayed += 1
+                if d.identity_micro != d_n * MICRO:
+                    found.add(
+                        f"block {ev.get('block')}: {kind} event {ev.get('seq')} changed "
+                        f"Σ cashx1e6 + Σ sizexindex + dust by {d.identity_micro} micro-quanta, "
+                        f"expected {d_n * MICRO}",
+                        block=ev.get("block"),
+                        block_seq=bs,
+                        event_seq=ev.get("seq"),
+                        host_ts_ns=ev.get("host_ts_ns"),
+                        kind=kind,
+                        tx=ev.get("tx"),
+                        accounts=sorted(d.by_account),
+                        expected=d_n * MICRO,
+                        seen=d.identity_micro,
+                        difference=d.identity_micro - d_n * MICRO,
+                    )
+                for m in sorted(d.touched_markets):
+                    oi = st.open_interest.get(m, 0)
+                    if oi != 0 and oi != oi_before.get(m, 0):
+                        found.add(
+                            f"block {ev.get('block')}: {kind} event {ev.get('seq')} left open "
+                            f"interest on {m} at {oi} (Σ size must be 0)",
+                            block=ev.get("block"),
+                            block_seq=bs,
+                            event_seq=ev.get("seq"),
+                            market=m,
+                            kind=kind,
+                            expected=0,
+                            seen=oi,
+                        )
+                fee_fields = _FEE_FIELDS.get(str(kind))
+                if fee_fields and fees_acct is not None:
+                    charged = [data.get(f) for f in fee_fields if f in data]
+                    if charged and all(isinstance(c, int) for c in charged):
+                        fee_checks += 1
+                        total = sum(c for c in charged if isinstance(c, int))
+                        credited = d.by_account.get(fees_acct, 0)
+                        if total != credited:
+                            found.add(
+                                f"block {ev.get('block')}: {kind} event {ev.get('seq')} charged "
+                                f"fees of {total} but the fees account was credited {credited}",
+                                block=ev.get("block"),
+                                block_seq=bs,
+                                event_seq=ev.get("seq"),
+                                host_ts_ns=ev.get("host_ts_ns"),
+                                kind=kind,
+                                tx=ev.get("tx"),
+                                account=fees_acct,
+                                expected=total,
+                                seen=credited,
+                            )
+            elif d_n != 0:
+                found.add(
+                    f"{kind} event {ev.get('seq')} moved {d_n} across the bridge without a ledger",
+                    event_seq=ev.get("seq"),
+                    block=ev.get("block"),
+                    kind=kind,
+                )
+            n_total += d_n
+        if cur_bs is not None:
+            end_block()
+        snaps.flush(float("inf"), st, found)
+
+        if st.identity_micro != n_total * MICRO:
+            found.add(
+                "at the end: Σ cashx1e6 + Σ sizexindex + dust != Nx1e6",
+                expected=n_total * MICRO,
+                seen=st.identity_micro,
+                difference=st.identity_micro - n_total * MICRO,
+            )
+        for m, oi in sorted(st.open_interest.items()):
+            if oi != 0:
+                found.add(
+                    f"at the end: open interest on {m} is {oi}", market=m, expected=0, seen=oi
+                )
+
+        bridge = self._bridge(record, credits, withdrawals, n_total, found)
+        checked = {
+            "events": replayed,
+            "blocks": blocks,
+            "snapshots": snaps.compared,
+            "fee_checks": fee_checks,
+            **bridge.pop("checked"),
+        }
+        ops = ops_index(record)
+        work = events_seen + (len(ops.acked_writes) if ops is not None else 0)
+        details = {
+            "deposits_minus_withdrawals": n_total,
+            "orphaned_events_skipped": orphaned,
+            "final_identity_micro": st.identity_micro,
+            "insurance_fund": st.account_cash(ins_acct) if ins_acct is not None else None,
+            "shortfall_declared": shortfall,
+            **bridge,
+        }
+        return self.verdict(
+            checked, found, work=work, what="events or acknowledged writes", details=details
+        )
+
+    def _bridge(
+        self,
+        record: RunRecord,
+        credits: dict[Any, list[dict[str, Any]]],
+        withdrawals: dict[Any, list[dict[str, Any]]],
+        n_total: int,
+        found: Findings,
+    ) -> dict[str, Any]:
+        if not record.has(AUDIT.BRIDGE_L1):
+            return {
+                "checked": {},
+                "bridge": "not checked: audit/bridge_l1.jsonl is missing",
+            }
+        locks: dict[Any, list[dict[str, Any]]] = {}
+        releases: dict[Any, list[dict[str, Any]]] = {}
+        escrow = 0
+        for row in record.bridge_l1():
+            kind = row.get("kind")
+            amount = row.get("amount")
+            if not isinstance(amount, int) or kind not in ("lock", "release"):
+                found.add(
+                    f"bridge L1 record {row.get('seq')} is malformed",
+                    seen=row,
+                    expected="lock or release with an integer amount",
+                )
+                continue
+            (locks if kind == "lock" else releases).setdefault(row.get("nonce"), []).append(row)
+            escrow += amount if kind == "lock" else -amount
+        for nonce, rows in locks.items():
+            if len(rows) > 1:
+                found.add(
+                    f"L1 deposit nonce {nonce} was locked {len(rows)} times",
+                    nonce=nonce,
+                    seen=[r.get("seq") for r in rows],
+                )
+        for nonce, cl in credits.items():
+            first = cl[0]
+            if len(cl) > 1:
+                found.add(
+                    f"deposit nonce {nonce} was credited {len(cl)} times in the canonical chain",
+                    nonce=nonce,
+                    account=first["account"],
+                    blocks=[c["block"] for c in cl],
+                    expected=1,
+                    seen=len(cl),
+                )
+            lk = locks.get(nonce)
+            if not lk:
+                found.add(
+                    f"block {first['block']}: L2 credit of {first['amount']} to account "
+                    f"{first['account']} (nonce {nonce}) has no L1 lock",
+                    nonce=nonce,
+                    **first,
+                )
+                continue
+            lock = lk[0]
+            if lock.get("account") != first["account"] or lock.get("amount") != first["amount"]:
+                found.add(
+                    f"block {first['block']}: L2 credit (nonce {nonce}) does not match its L1 lock",
+                    nonce=nonce,
+                    block=first["block"],
+                    expected={"account": lock.get("account"), "amount": lock.get("amount")},
+                    seen={"account": first["account"], "amount": first["amount"]},
+                )
+        for nonce, rl in releases.items():
+            if len(rl) > 1:
+                found.add(
+                    f"withdrawal nonce {nonce} was released {len(rl)} times on L1",
+                    nonce=nonce,
+                    expected=1,
+                    seen=len(rl),
+                )
+            wd = withdrawals.get(nonce)
+            rel = rl[0]
+            if not wd:
+                found.add(
+                    f"L1 release of {rel.get('amount')} to account {rel.get('account')} "
+                    f"(nonce {nonce}) has no canonical L2 withdrawal",
+                    nonce=nonce,
+                    account=rel.get("account"),
+                    amount=rel.get("amount"),
+                    host_ts_ns=rel.get("host_ts_ns"),
+                )
+                continue
+            w = wd[0]
+            if rel.get("account") != w["account"] or rel.get("amount") != w["amount"]:
+                found.add(
+                    f"L1 release (nonce {nonce}) does not match its L2 withdrawal",
+                    nonce=nonce,
+                    block=w["block"],
+                    expected={"account": w["account"], "amount": w["amount"]},
+                    seen={"account": rel.get("account"), "amount": rel.get("amount")},
+                )
+        for nonce, wl in withdrawals.items():
+            if len(wl) > 1:
+                found.add(
+                    f"withdrawal nonce {nonce} appears {len(wl)} times in the canonical chain",
+                    nonce=nonce,
+                    blocks=[w["block"] for w in wl],
+                )
+        pending_dep = sum(rows[0]["amount"] for n, rows in locks.items() if n not in credits)
+        pending_wd = sum(wl[0]["amount"] for n, wl in withdrawals.items() if n not in releases)
+        expected = n_total + pending_dep + pending_wd
+        if escrow != expected:
+            found.add(
+                "at the end: L1 escrow != N + pending deposits + pending withdrawals",
+                expected=expected,
+                seen=escrow,
+                n=n_total,
+                pending_deposits=pending_dep,
+                pending_withdrawals=pending_wd,
+            )
+        reported = None
+        state = record.bridge_state()
+        if state is not None:
+            reported = state.get("escrow_balance")
+            if reported != escrow:
+                found.add(
+                    "the bridge reports an escrow balance that differs from its L1 ledger",
+                    expected=escrow,
+                    seen=reported,
+                )
+        return {
+            "checked": {
+                "bridge_credits": sum(len(v) for v in credits.values()),
+                "bridge_releases": sum(len(v) for v in releases.values()),
+            },
+            "escrow": escrow,
+            "escrow_reported": reported,
+            "pending_deposits": pending_dep,
+            "pending_withdrawals": pending_wd,
+        }

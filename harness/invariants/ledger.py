@@ -1,0 +1,201 @@
+"""Replaying the audit export's event ledgers: accounts, totals and the state root.
+
+Every event that moves money or positions carries a `ledger` (docs/architecture.md,
+"Audit export"): cash deltas per account, positions after the event (size and cached
+funding index) and a dust delta in micro-quanta. Replaying the ledgers of canonical
+blocks in `seq` order reproduces every account. `LedgerState.apply` returns what one
+event changed in the totals the fund-conservation identities are about, in exact
+integers:
+
+    Σ cash x 1e6 + Σ size x cached_index + dust_micro  ==  N x 1e6
+
+(N = deposits credited - withdrawals), and Σ size per market == 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import insort
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["MICRO", "LedgerDelta", "LedgerError", "LedgerState", "leaf_digest", "state_root"]
+
+MICRO = 1_000_000
+
+
+class LedgerError(ValueError):
+    """A ledger entry has the wrong shape (a list where an int belongs, ...)."""
+
+
+@dataclass
+class LedgerDelta:
+    """What one event's ledger changed."""
+
+    cash_sum: int = 0  # Σ cash deltas of ordinary accounts, quote quanta
+    sc_sum: int = 0  # change of Σ size x cached_index
+    dust_micro: int = 0  # change of the dust account, micro-quanta
+    by_account: dict[int, int] = field(default_factory=dict)  # cash deltas per account
+    touched_markets: set[str] = field(default_factory=set)
+
+    @property
+    def identity_micro(self) -> int:
+        """The change of Σ cashx1e6 + Σ Sxc + dust in micro-quanta."""
+        return self.cash_sum * MICRO + self.sc_sum + self.dust_micro
+
+
+def leaf_digest(account: int, cash: int, positions: dict[str, tuple[int, int]]) -> bytes:
+    """sha256("{a}|{cash}|" + ";".join("{m}:{size}:{cached}" for markets m sorted,
+    size != 0)), the raw 32-byte digest."""
+    body = ";".join(
+        f"{m}:{size}:{cached}" for m, (size, cached) in sorted(positions.items()) if size != 0
+    )
+    return hashlib.sha256(f"{account}|{cash}|{body}".encode()).digest()
+
+
+def state_root(leaves: dict[int, bytes]) -> str:
+    """sha256 over the concatenated raw leaf digests sorted by account id, 0x-hex."""
+    h = hashlib.sha256()
+    for a in sorted(leaves):
+        h.update(leaves[a])
+    return "0x" + h.hexdigest()
+
+
+def _int(v: Any, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise LedgerError(f"{what}: expected an integer, got {v!r}")
+    return v
+
+
+class LedgerState:
+    """Accounts replayed from ledgers. The dust account's cash is kept in micro-quanta."""
+
+    def __init__(self, dust_account: int | None) -> None:
+        self.dust_account = dust_account
+        self.cash: dict[int, int] = {}
+        self.dust_micro = 0
+        self.positions: dict[int, dict[str, tuple[int, int]]] = {}
+        self.cash_sum = 0  # ordinary accounts, quanta
+        self.sc_sum = 0
+        self.open_interest: dict[str, int] = {}
+        self.accounts_touched: set[int] = set()
+
+    # ------------------------------------------------------------------ replay
+
+    def apply(self, ledger: dict[str, Any]) -> LedgerDelta:
+        d = LedgerDelta()
+        for entry in ledger.get("cash") or ():
+            if not isinstance(entry, (list, tuple)) or len(entry) != 2:
+                raise LedgerError(f"cash entry: expected [account, delta], got {entry!r}")
+            acct = _int(entry[0], "cash account")
+            delta = _int(entry[1], "cash delta")
+            if acct == self.dust_account:
+                d.dust_micro += delta
+                self.dust_micro += delta
+            else:
+                self.cash[acct] = self.cash.get(acct, 0) + delta
+                d.cash_sum += delta
+            d.by_account[acct] = d.by_account.get(acct, 0) + delta
+            self.accounts_touched.add(acct)
+        for entry in ledger.get("pos") or ():
+            if not isinstance(entry, (list, tuple)) or len(entry) != 4:
+                raise LedgerError(
+                    f"pos entry: expected [account, market, size_after, cached_index_after], got {entry!r}"
+                )
+            acct = _int(entry[0], "pos account")
+            market = entry[1]
+            if not isinstance(market, str):
+                raise LedgerError(f"pos market: expected a string, got {market!r}")
+            size = _int(entry[2], "pos size_after")
+            cached = _int(entry[3], "pos cached_index_after")
+            book = self.positions.setdefault(acct, {})
+            old_size, old_cached = book.get(market, (0, 0))
+            book[market] = (size, cached)
+            d.sc_sum += size * cached - old_size * old_cached
+            self.open_interest[market] = self.open_interest.get(market, 0) + size - old_size
+            d.touched_markets.add(market)
+            self.accounts_touched.add(acct)
+        dust = ledger.get("dust_micro")
+        if dust is not None:
+            dm = _int(dust, "dust_micro")
+            d.dust_micro += dm
+            self.dust_micro += dm
+        self.cash_sum += d.cash_sum
+        self.sc_sum += d.sc_sum
+        return d
+
+    # ----------------------------------------------------------------- reading
+
+    @property
+    def identity_micro(self) -> int:
+        """Σ cash x 1e6 + Σ S x c + dust_micro."""
+        return self.cash_sum * MICRO + self.sc_sum + self.dust_micro
+
+    def account_cash(self, acct: int) -> int:
+        """Cash of an account (micro-quanta for the dust account, like the audit)."""
+        if acct == self.dust_account:
+            return self.dust_micro
+        return self.cash.get(acct, 0)
+
+    def account_positions(self, acct: int) -> dict[str, tuple[int, int]]:
+        """Positions with a nonzero size."""
+        return {m: p for m, p in self.positions.get(acct, {}).items() if p[0] != 0}
+
+    def accounts(self) -> list[int]:
+        known = set(self.cash) | set(self.positions)
+        if self.dust_account is not None:
+            known.add(self.dust_account)
+        return sorted(known)
+
+    def leaves(self) -> dict[int, bytes]:
+        """Leaf digests of every account with nonzero state."""
+        out: dict[int, bytes] = {}
+        for a in self.accounts():
+            cash = self.account_cash(a)
+            pos = self.account_positions(a)
+            if cash != 0 or pos:
+                out[a] = leaf_digest(a, cash, pos)
+        return out
+
+    def state_root(self) -> str:
+        return state_root(self.leaves())
+
+    def copy(self) -> LedgerState:
+        c = LedgerState(self.dust_account)
+        c.cash = dict(self.cash)
+        c.dust_micro = self.dust_micro
+        c.positions = {a: dict(p) for a, p in self.positions.items()}
+        c.cash_sum = self.cash_sum
+        c.sc_sum = self.sc_sum
+        c.open_interest = dict(self.open_interest)
+        return c
+
+
+class IncrementalRoot:
+    """Keeps leaf digests up to date for touched accounts, so the root of every block
+    costs one pass over the sorted digests instead of rehashing every account."""
+
+    def __init__(self, state: LedgerState) -> None:
+        self.state = state
+        self._leaves: dict[int, bytes] = {}
+        self._order: list[int] = []
+        self.dirty: set[int] = set()
+
+    def touch(self, accounts: set[int] | list[int]) -> None:
+        self.dirty.update(accounts)
+
+    def root(self) -> str:
+        st = self.state
+        for a in self.dirty:
+            cash = st.account_cash(a)
+            pos = st.account_positions(a)
+            if cash != 0 or pos:
+                if a not in self._leaves:
+                    insort(self._order, a)
+                self._leaves[a] = leaf_digest(a, cash, pos)
+            elif a in self._leaves:
+                del self._leaves[a]
+                self._order.remove(a)
+        self.dirty.clear()
+        h = hashlib.sha256(b"".join(self._leaves[a] for a in self._order))
+        return "0x" + h.hexdigest()

@@ -1,0 +1,209 @@
+"""recoverability: after each fault heals, health, block production and an order
+round-trip are back within `rto`; the measured recovery time of every fault is
+reported even when it passes.
+
+From probes.jsonl (sampled every 250 ms by default) and faults.jsonl. Recovery is
+measured from the end of the heal, or, when other faults are still active then, from
+the moment the last of them (transitively overlapping) has healed. The stack has
+recovered at the first sample time by which all three have been seen after that point:
+every service healthy and ready, the block height above its value at the heal, and a
+successful order round-trip. A fault whose heal failed is a violation; so is one that
+never recovered while the run went on for at least `rto` after it. If the run ended
+less than `rto` after the heal without a recovery, that fault cannot be judged
+(reported, not checked). Work = faults injected.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from l2chaos.params import Param
+
+from .base import Checker, Verdict
+from .record import FAULTS, PROBES, FaultRecord, RunRecord
+
+
+@dataclass
+class _Probes:
+    t: list[int]
+    healthy: list[bool]
+    height: list[int | None]
+    order_ok: list[bool]
+
+
+def _all_true(d: Any) -> bool:
+    return not isinstance(d, dict) or all(bool(v) for v in d.values())
+
+
+def load_probes(record: RunRecord) -> _Probes:
+    def compute() -> _Probes:
+        rows = []
+        for rec in record.probes():
+            t = rec.get("t_ns")
+            if not isinstance(t, int):
+                continue
+            h = rec.get("block_height")
+            rows.append(
+                (
+                    t,
+                    _all_true(rec.get("health")) and _all_true(rec.get("ready")),
+                    h if isinstance(h, int) else None,
+                    rec.get("order_ok") is True,
+                )
+            )
+        rows.sort(key=lambda r: r[0])
+        return _Probes(
+            t=[r[0] for r in rows],
+            healthy=[r[1] for r in rows],
+            height=[r[2] for r in rows],
+            order_ok=[r[3] for r in rows],
+        )
+
+    return record.memo("probes", compute)
+
+
+def recovery_start(fr: FaultRecord, windows: list[tuple[FaultRecord, int, int]]) -> int:
+    """The heal end, pushed past every other fault still active then (transitively)."""
+    assert fr.heal_done_t_ns is not None
+    t = fr.heal_done_t_ns
+    changed = True
+    while changed:
+        changed = False
+        for other, s, e in windows:
+            if other.fault_id != fr.fault_id and s <= t < e:
+                t, changed = e, True
+    return t
+
+
+class Recoverability(Checker):
+    name = "recoverability"
+    summary = (
+        "After each fault heals, health, block production and an order round-trip are "
+        "back within `rto`; the recovery time per fault is reported."
+    )
+    params = (Param("rto", "duration", default=30_000_000_000, help="recovery time objective"),)
+    needs: ClassVar[tuple[str, ...]] = (FAULTS, PROBES)
+
+    def check(self, record: RunRecord) -> Verdict:
+        rto_ns = int(self.p["rto"])
+        probes = load_probes(record)
+        windows = record.fault_windows()
+        found = self.findings()
+        per_fault: list[dict[str, Any]] = []
+        injected = judged = 0
+        for fr in record.faults():
+            if not fr.injected:
+                continue
+            injected += 1
+            row: dict[str, Any] = {
+                "fault_id": fr.fault_id,
+                "label": fr.label,
+                "name": fr.name,
+                "target": fr.target,
+                "recovery_s": None,
+            }
+            per_fault.append(row)
+            base = {"fault": fr.label, "name": fr.name, "target": fr.target}
+            if fr.heal_done_t_ns is None:
+                found.add(
+                    f"{fr.label}: never healed",
+                    **base,
+                    injected_t_ns=fr.inject_t_ns,
+                    errors=fr.errors,
+                )
+                judged += 1
+                row["status"] = "never healed"
+                continue
+            if not fr.heal_ok:
+                found.add(
+                    f"{fr.label}: the heal failed ({'; '.join(fr.errors) or 'no error text'})",
+                    **base,
+                    healed_t_ns=fr.heal_done_t_ns,
+                )
+                judged += 1
+                row["status"] = "heal failed"
+                continue
+            start = recovery_start(fr, windows)
+            row["measured_from_ns"] = start
+            res = self._measure(probes, start)
+            row.update(res)
+            if res["status"] == "no samples":
+                continue
+            if res["recovery_s"] is None:
+                waited_ns = probes.t[-1] - start
+                if waited_ns < rto_ns:
+                    row["status"] = "run ended before rto"
+                    continue
+                judged += 1
+                missing = [k for k in ("health", "blocks", "order") if res[f"{k}_s"] is None]
+                found.add(
+                    f"{fr.label}: not recovered {waited_ns / 1e9:.1f}s after the heal "
+                    f"(still missing: {', '.join(missing)})",
+                    **base,
+                    measured_from_ns=start,
+                    expected=f"recovered within {rto_ns / 1e9:g}s",
+                    seen={"missing": missing, "waited_s": round(waited_ns / 1e9, 3)},
+                )
+                continue
+            judged += 1
+            if res["recovery_s"] * 1e9 > rto_ns:
+                found.add(
+                    f"{fr.label}: recovered after {res['recovery_s']:.2f}s > rto {rto_ns / 1e9:g}s",
+                    **base,
+                    measured_from_ns=start,
+                    expected=rto_ns / 1e9,
+                    seen=res["recovery_s"],
+                    health_s=res["health_s"],
+                    blocks_s=res["blocks_s"],
+                    order_s=res["order_s"],
+                )
+        checked = {"faults": judged}
+        return self.verdict(
+            checked,
+            found,
+            work=injected,
+            what="faults injected (with probe samples after their heal)",
+            details={"recoveries": per_fault, "rto_s": rto_ns / 1e9},
+        )
+
+    @staticmethod
+    def _measure(p: _Probes, start: int) -> dict[str, Any]:
+        i0 = bisect_left(p.t, start)
+        if i0 >= len(p.t):
+            return {"status": "no samples", "recovery_s": None}
+        before = bisect_right(p.t, start) - 1
+        h0 = None
+        for j in range(min(before, len(p.t) - 1), -1, -1):
+            if p.height[j] is not None:
+                h0 = p.height[j]
+                break
+        t_health = t_blocks = t_order = None
+        for i in range(i0, len(p.t)):
+            if t_health is None and p.healthy[i]:
+                t_health = p.t[i]
+            hi = p.height[i]
+            if t_blocks is None and hi is not None and (h0 is None or hi > h0):
+                if h0 is None:
+                    h0 = hi  # first height seen after the heal: wait for the next one
+                else:
+                    t_blocks = p.t[i]
+            if t_order is None and p.order_ok[i]:
+                t_order = p.t[i]
+            if t_health is not None and t_blocks is not None and t_order is not None:
+                break
+
+        def secs(t: int | None) -> float | None:
+            return None if t is None else round((t - start) / 1e9, 3)
+
+        done = None
+        if t_health is not None and t_blocks is not None and t_order is not None:
+            done = max(t_health, t_blocks, t_order)
+        return {
+            "status": "recovered" if done is not None else "not recovered",
+            "recovery_s": secs(done),
+            "health_s": secs(t_health),
+            "blocks_s": secs(t_blocks),
+            "order_s": secs(t_order),
+        }
