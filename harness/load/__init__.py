@@ -1,0 +1,44 @@
+"""Trader load: Locust personas, the load runner, and the Jepsen-style history.
+
+- `parse_load` / `LoadPlan`: the scenario's `load:` section (`LOAD_PARAMS`,
+  `PERSONA_PARAMS` document every key).
+- `LoadRunner`: Locust out of process (standalone, or a master and workers), bounded,
+  stats and logs in run_dir/load/, history merged into run_dir/history.jsonl.
+- `merge_histories`, `check_history`: the history files (docs/architecture.md).
+
+Importing this package never imports Locust or gevent; only `locustfile.py` does, in
+Locust's own process. See docs/load.md.
+"""
+
+from .context import LoadContext, split_accounts
+from .history import (
+    READ_OPS,
+    WRITE_OPS,
+    HistoryCheck,
+    HistoryWriter,
+    MergeStats,
+    check_history,
+    merge_histories,
+)
+from .plan import LOAD_PARAMS, PERSONA_PARAMS, PERSONAS, LoadPlan, PersonaPlan, parse_load
+from .runner import LoadResult, LoadRunner
+
+__all__ = [
+    "LOAD_PARAMS",
+    "PERSONAS",
+    "PERSONA_PARAMS",
+    "READ_OPS",
+    "WRITE_OPS",
+    "HistoryCheck",
+    "HistoryWriter",
+    "LoadContext",
+    "LoadPlan",
+    "LoadResult",
+    "LoadRunner",
+    "MergeStats",
+    "PersonaPlan",
+    "check_history",
+    "merge_histories",
+    "parse_load",
+    "split_accounts",
+]

@@ -1,0 +1,520 @@
+"""Jepsen-style operation history: writing, classifying, merging, checking.
+
+Every client operation is an `invoke` record followed by exactly one completion:
+`ok` (acknowledged; a write carries its id/hash), `fail` (definitely did not happen:
+HTTP 4xx, a rejected receipt, a refused connection) or `info` (unknown: timeout,
+connection reset, HTTP 5xx). A process that saw `info` is never reused. The format is
+pinned in docs/architecture.md ("history.jsonl").
+
+Each Locust worker writes its own file with `HistoryWriter` (buffered, flushed by the
+caller now and then and at the end); `merge_histories` merges the per-worker files in
+`t_ns` order into run_dir/history.jsonl in one streaming pass (a k-way merge: memory is
+bounded by the operations in flight, not the length of the run), closing operations a
+killed worker left open with a synthetic `info`. `check_history` verifies a merged file
+is well formed. Nothing here imports Locust or gevent.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import re
+import socket
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import monotonic_ns, time_ns
+from typing import IO, Any, NamedTuple
+
+__all__ = [
+    "COMPLETIONS",
+    "READ_OPS",
+    "WRITE_OPS",
+    "HistoryCheck",
+    "HistoryWriter",
+    "MergeStats",
+    "OpHandle",
+    "Outcome",
+    "check_history",
+    "classify_http",
+    "classify_rpc",
+    "describe_error",
+    "merge_histories",
+    "write_id",
+]
+
+WRITE_OPS = frozenset({"place_order", "cancel_order", "deposit", "withdraw"})
+READ_OPS = frozenset(
+    {
+        "get_markets",
+        "get_account",
+        "get_positions",
+        "get_orders",
+        "rpc_block_number",
+        "rpc_get_block",
+        "rpc_get_receipt",
+    }
+)
+COMPLETIONS = frozenset({"ok", "fail", "info"})
+# Fields of a write's result that identify it in the stack's record (any one suffices).
+WRITE_ID_FIELDS = ("tx_hash", "order_id", "nonce")
+
+
+class Outcome(NamedTuple):
+    """How an operation ended: `type` is ok, fail or info; `error` says why if not ok."""
+
+    type: str
+    error: str | None = None
+
+
+# ------------------------------------------------------------------------- writing
+
+
+class OpHandle:
+    """An invoked operation that still needs its completion."""
+
+    __slots__ = ("account", "done", "mono_ns", "op", "op_id", "persona", "process")
+
+    def __init__(
+        self, op_id: str, process: str, persona: str, account: int | None, op: str, mono_ns: int
+    ) -> None:
+        self.op_id = op_id
+        self.process = process
+        self.persona = persona
+        self.account = account
+        self.op = op
+        self.mono_ns = mono_ns
+        self.done = False
+
+
+class HistoryWriter:
+    """Appends one worker's operations to a JSON-lines file through a write buffer.
+
+    Records start with ``{"t_ns":…,"mono_ns":…,"type":…,"op_id":…`` so the merge can
+    read its sort key without parsing the whole line. Not thread-safe: one writer per
+    process (Locust users are greenlets of one thread).
+    """
+
+    def __init__(self, path: Path, worker: int, *, buffer_bytes: int = 1 << 16) -> None:
+        self.path = path
+        self.worker = worker
+        self._f: IO[str] | None = open(path, "w", encoding="utf-8", buffering=buffer_bytes)  # noqa: SIM115
+        self._next = 0
+        self._prefix = f"w{worker}-"
+        self.counts = {"invoke": 0, "ok": 0, "fail": 0, "info": 0}
+        self.open_ops = 0
+
+    def invoke(
+        self,
+        *,
+        process: str,
+        persona: str,
+        account: int | None,
+        op: str,
+        args: Mapping[str, Any],
+        step: int | None = None,
+    ) -> OpHandle:
+        """Record an invoke now; return the handle to complete it with."""
+        op_id = self._prefix + str(self._next)
+        self._next += 1
+        t, m = time_ns(), monotonic_ns()
+        rec: dict[str, Any] = {
+            "t_ns": t,
+            "mono_ns": m,
+            "type": "invoke",
+            "op_id": op_id,
+            "process": process,
+            "worker": self.worker,
+            "persona": persona,
+            "account": account,
+            "op": op,
+            "args": args,
+        }
+        if step is not None:
+            rec["step"] = step
+        self._write(rec)
+        self.counts["invoke"] += 1
+        self.open_ops += 1
+        return OpHandle(op_id, process, persona, account, op, m)
+
+    def complete(
+        self,
+        handle: OpHandle,
+        type_: str,
+        result: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record the completion of `handle` (ok, fail or info). A second call is an error."""
+        if type_ not in COMPLETIONS:
+            raise ValueError(f"completion type must be ok, fail or info, got {type_!r}")
+        if handle.done:
+            raise ValueError(f"operation {handle.op_id} is already complete")
+        handle.done = True
+        t, m = time_ns(), monotonic_ns()
+        self._write(
+            {
+                "t_ns": t,
+                "mono_ns": m,
+                "type": type_,
+                "op_id": handle.op_id,
+                "process": handle.process,
+                "worker": self.worker,
+                "persona": handle.persona,
+                "account": handle.account,
+                "op": handle.op,
+                "result": result,
+                "error": error,
+                "latency_ms": round((m - handle.mono_ns) / 1e6, 3),
+            }
+        )
+        self.counts[type_] += 1
+        self.open_ops -= 1
+
+    def _write(self, rec: Mapping[str, Any]) -> None:
+        if self._f is None:
+            raise ValueError(f"history {self.path} is closed")
+        self._f.write(json.dumps(rec, separators=(",", ":"), default=str) + "\n")
+
+    def flush(self) -> None:
+        if self._f is not None:
+            self._f.flush()
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            self._f = None
+
+
+# ---------------------------------------------------------------------- classifying
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = 0
+    while seen < 5:
+        inner = getattr(exc, "original", None)
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+        seen += 1
+    return exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, stable description of a transport error for the history."""
+    root = _root_cause(exc)
+    name = type(root).__name__
+    if isinstance(root, (TimeoutError, socket.timeout)) or "Timeout" in name:
+        return "timeout"
+    if isinstance(root, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(root, ConnectionResetError):
+        return "connection reset"
+    if isinstance(root, (BrokenPipeError,)):
+        return "broken pipe"
+    if "ConnectionClosed" in name:
+        return "connection closed before the response"
+    text = str(root)
+    return f"{name}: {text}" if text else name
+
+
+def _error_text(body: Any) -> str:
+    """The `{"error": {"code", "message", "field"}}` of the stack, as one string."""
+    if isinstance(body, Mapping):
+        err = body.get("error")
+        if isinstance(err, Mapping):
+            parts = [str(err[k]) for k in ("code", "field", "message") if err.get(k) is not None]
+            return ": ".join(parts)
+        if isinstance(err, str):
+            return err
+    return ""
+
+
+def classify_http(status: int, exc: BaseException | None, body: Any = None) -> Outcome:
+    """Classify an HTTP exchange by transport and status; a 2xx is `ok` here (a write's
+    body is judged separately by `write_id`).
+
+    - refused connection: `fail` (the request never reached the server);
+    - any other transport error (timeout, reset, closed): `info`;
+    - 5xx, 1xx and 3xx: `info` (the server may have acted); 4xx: `fail`.
+    """
+    if exc is not None and status == 0:
+        root = _root_cause(exc)
+        if isinstance(root, ConnectionRefusedError):
+            return Outcome("fail", "connection refused")
+        return Outcome("info", describe_error(exc))
+    if 200 <= status < 300:
+        return Outcome("ok")
+    detail = _error_text(body)
+    text = f"HTTP {status}" + (f": {detail}" if detail else "")
+    if 400 <= status < 500:
+        return Outcome("fail", text)
+    return Outcome("info", text)
+
+
+def classify_rpc(body: Any) -> Outcome:
+    """Classify a JSON-RPC 2.0 response body that came with HTTP 200.
+
+    An error object is `info` when it is an internal or server error (-32603,
+    -32000..-32099: the node may have failed mid-way) and `fail` otherwise (parse error,
+    invalid request or params, method not found, a definite application error).
+    """
+    if not isinstance(body, Mapping):
+        return Outcome("info", "not a JSON-RPC response")
+    err = body.get("error")
+    if err is None and "result" in body:
+        return Outcome("ok")
+    if not isinstance(err, Mapping):
+        return Outcome("info", "JSON-RPC response without result or error")
+    code = err.get("code")
+    text = f"JSON-RPC {code}: {err.get('message', '')}".rstrip(": ")
+    if isinstance(code, int) and (code == -32603 or -32099 <= code <= -32000):
+        return Outcome("info", text)
+    return Outcome("fail", text)
+
+
+def write_id(result: Mapping[str, Any] | None) -> str | None:
+    """The identifying field of a write's result (tx_hash, order_id or nonce), if any."""
+    if not result:
+        return None
+    for key in WRITE_ID_FIELDS:
+        if result.get(key) not in (None, ""):
+            return key
+    return None
+
+
+# -------------------------------------------------------------------------- merging
+
+_HEAD = re.compile(r'^\{"t_ns":(\d+),"mono_ns":(-?\d+|null),"type":"(\w+)","op_id":"([^"]*)"')
+
+
+class _Rec(NamedTuple):
+    t_ns: int
+    type: str
+    op_id: str
+    line: str
+
+
+@dataclass
+class MergeStats:
+    """What a merge saw."""
+
+    files: int = 0
+    records: int = 0
+    operations: int = 0
+    by_type: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("ok", "fail", "info"), 0)
+    )
+    closed_at_end: int = 0  # invokes without completion, closed with a synthetic info
+    partial_lines: int = 0  # a last line cut short by a killed worker, dropped
+    bad_lines: int = 0  # lines that are not history records, dropped
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "records": self.records,
+            "operations": self.operations,
+            "by_type": dict(self.by_type),
+            "closed_at_end": self.closed_at_end,
+            "partial_lines": self.partial_lines,
+            "bad_lines": self.bad_lines,
+        }
+
+
+def _records(path: Path, stats: MergeStats) -> Iterator[_Rec]:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                stats.partial_lines += 1
+                return
+            m = _HEAD.match(line)
+            if m is not None:
+                yield _Rec(int(m.group(1)), m.group(3), m.group(4), line)
+                continue
+            try:
+                rec = json.loads(line)
+                yield _Rec(int(rec["t_ns"]), str(rec["type"]), str(rec["op_id"]), line)
+            except (ValueError, KeyError, TypeError):
+                if line.strip():
+                    stats.bad_lines += 1
+
+
+def merge_histories(
+    inputs: Sequence[Path], out: Path, *, end_t_ns: int | None = None
+) -> MergeStats:
+    """Merge per-worker history files into `out` in `t_ns` order (streaming k-way merge).
+
+    Each input keeps its own order (an invoke always precedes its completion). An
+    invoke that has no completion when its file ends (the worker was killed) is closed
+    with an `info` record marked `"synthetic": true` at `end_t_ns` (or the last time
+    seen), so every invoke in the result has exactly one completion. Written to a
+    temporary file and renamed, so `out` is either complete or absent.
+    """
+    stats = MergeStats(files=len(inputs))
+    open_ops: dict[str, str] = {}
+    last_t = 0
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", buffering=1 << 20) as w:
+        streams = [_records(p, stats) for p in inputs]
+        for rec in heapq.merge(*streams, key=lambda r: r.t_ns):
+            if rec.type == "invoke":
+                if rec.op_id in open_ops:
+                    stats.bad_lines += 1
+                    continue
+                open_ops[rec.op_id] = rec.line
+                stats.operations += 1
+            elif rec.type in COMPLETIONS:
+                if open_ops.pop(rec.op_id, None) is None:
+                    stats.bad_lines += 1  # a completion without its invoke
+                    continue
+                stats.by_type[rec.type] += 1
+            else:
+                stats.bad_lines += 1
+                continue
+            w.write(rec.line)
+            stats.records += 1
+            last_t = max(last_t, rec.t_ns)
+        t_end = max(last_t, end_t_ns or 0)
+        for line in open_ops.values():
+            inv = json.loads(line)
+            closing = {
+                "t_ns": t_end,
+                "mono_ns": None,
+                "type": "info",
+                "op_id": inv["op_id"],
+                "process": inv.get("process"),
+                "worker": inv.get("worker"),
+                "persona": inv.get("persona"),
+                "account": inv.get("account"),
+                "op": inv.get("op"),
+                "result": None,
+                "error": "no completion recorded: the worker stopped before the operation ended",
+                "latency_ms": None,
+                "synthetic": True,
+            }
+            w.write(json.dumps(closing, separators=(",", ":")) + "\n")
+            stats.records += 1
+            stats.closed_at_end += 1
+            stats.by_type["info"] += 1
+    os.replace(tmp, out)
+    return stats
+
+
+# ------------------------------------------------------------------------- checking
+
+
+@dataclass
+class HistoryCheck:
+    """Result of `check_history`: counts and the problems found (the first 50 kept)."""
+
+    records: int = 0
+    operations: int = 0
+    by_type: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("ok", "fail", "info"), 0)
+    )
+    by_op: dict[str, dict[str, int]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def problem(self, text: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < 50:
+            self.problems.append(text)
+
+
+_INVOKE_FIELDS = (
+    "t_ns",
+    "mono_ns",
+    "op_id",
+    "process",
+    "worker",
+    "persona",
+    "account",
+    "op",
+    "args",
+)
+_DONE_FIELDS = ("t_ns", "op_id", "process", "worker", "op", "result", "error")
+
+
+def check_history(path: Path) -> HistoryCheck:
+    """Verify a merged history: every line a record; `t_ns` never decreases; every
+    invoke has exactly one later completion of the same process and op; a process has
+    one operation in flight at a time and is never reused after `info`; every `ok`
+    write carries an id (tx_hash, order_id or nonce). Streams the file."""
+    chk = HistoryCheck()
+    open_ops: dict[str, dict[str, Any]] = {}
+    busy: dict[str, str] = {}  # process -> op_id in flight
+    retired: set[str] = set()  # processes that saw info
+    seen_ids: set[str] = set()
+    last_t = -1
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                chk.problem(f"line {n}: not JSON")
+                continue
+            chk.records += 1
+            typ = rec.get("type")
+            t = rec.get("t_ns")
+            if not isinstance(t, int):
+                chk.problem(f"line {n}: t_ns missing")
+                continue
+            if t < last_t:
+                chk.problem(f"line {n}: t_ns {t} before the previous record's {last_t}")
+            last_t = max(last_t, t)
+            op_id = str(rec.get("op_id"))
+            proc = rec.get("process")
+            if typ == "invoke":
+                missing = [k for k in _INVOKE_FIELDS if k not in rec]
+                if missing:
+                    chk.problem(f"line {n}: invoke without {', '.join(missing)}")
+                if op_id in seen_ids:
+                    chk.problem(f"line {n}: op_id {op_id} invoked twice")
+                    continue
+                seen_ids.add(op_id)
+                if proc in retired:
+                    chk.problem(f"line {n}: process {proc} reused after an info")
+                if proc in busy:
+                    chk.problem(f"line {n}: process {proc} already has {busy[proc]} in flight")
+                busy[proc] = op_id
+                open_ops[op_id] = rec
+                chk.operations += 1
+            elif typ in COMPLETIONS:
+                missing = [k for k in _DONE_FIELDS if k not in rec]
+                if missing:
+                    chk.problem(f"line {n}: {typ} without {', '.join(missing)}")
+                inv = open_ops.pop(op_id, None)
+                if inv is None:
+                    what = "completed twice" if op_id in seen_ids else "never invoked"
+                    chk.problem(f"line {n}: {typ} for {op_id}, which was {what}")
+                    continue
+                if inv.get("process") != proc or inv.get("op") != rec.get("op"):
+                    chk.problem(f"line {n}: {op_id} completed by another process or op")
+                busy.pop(str(inv.get("process")), None)
+                if typ == "info":
+                    retired.add(proc)
+                if (
+                    typ == "ok"
+                    and rec.get("op") in WRITE_OPS
+                    and write_id(rec.get("result")) is None
+                ):
+                    chk.problem(
+                        f"line {n}: ok {rec.get('op')} {op_id} without tx_hash/order_id/nonce"
+                    )
+                chk.by_type[typ] += 1
+                per = chk.by_op.setdefault(
+                    str(rec.get("op")), dict.fromkeys(("ok", "fail", "info"), 0)
+                )
+                per[typ] += 1
+            else:
+                chk.problem(f"line {n}: unknown type {typ!r}")
+    for op_id in open_ops:
+        chk.problem(f"{op_id}: invoked but never completed")
+    return chk

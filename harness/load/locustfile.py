@@ -1,0 +1,254 @@
+"""The Locust side of l2chaos load: one user class per persona.
+
+Locust imports this file in its own process (never in the harness: gevent patches the
+interpreter). Everything comes from the load-context file named by
+``L2CHAOS_LOAD_CONTEXT``; a worker's index comes from ``L2CHAOS_LOAD_WORKER`` (0 for a
+standalone run). On `init` the user classes get their exact counts (`fixed_count`), the
+ui base URL and timeouts; a process that runs users (standalone or worker, not the
+master) opens its history file ``worker-<n>.jsonl`` and takes its share of accounts.
+
+Each user pairs a seeded `Brain` (what to do) with a `Trader` (doing it over HTTP and
+recording it); its one task executes one intent, and its wait time is the think time
+the intent chose.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections import deque
+from pathlib import Path
+from typing import IO, Any
+
+import gevent
+from l2chaos.load.context import CONTEXT_ENV, HISTORY_DIR_ENV, WORKER_ENV, Account, LoadContext
+from l2chaos.load.history import HistoryWriter
+from l2chaos.load.ops import TRADING_PERSONAS, Stopping, Trader
+from l2chaos.load.personas import make_brain
+from l2chaos.safety import ensure_allowed
+from locust import FastHttpUser, events, task
+from locust.exception import StopUser
+from locust.runners import MasterRunner
+
+log = logging.getLogger("l2chaos.load")
+
+FLUSH_INTERVAL_S = 0.5
+
+
+def _run_tag(t0_ns: int) -> str:
+    """A short tag unique to the run, so client ids never collide with another run's."""
+    n = (t0_ns // 1_000_000) % (36**8)
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    for _ in range(8):
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out
+
+
+class _Worker:
+    """Per-process state shared by the users of one Locust worker."""
+
+    def __init__(self, ctx: LoadContext, worker: int) -> None:
+        self.ctx = ctx
+        self.worker = worker
+        if worker >= len(ctx.slices):
+            raise ValueError(
+                f"{WORKER_ENV}={worker} but the load context has accounts for "
+                f"{len(ctx.slices)} workers (0..{len(ctx.slices) - 1})"
+            )
+        hdir = Path(os.environ.get(HISTORY_DIR_ENV) or ctx.history_dir)
+        hdir.mkdir(parents=True, exist_ok=True)
+        self.history = HistoryWriter(hdir / f"worker-{worker}.jsonl", worker)
+        self.trace: IO[str] | None = None
+        if ctx.plan.trace_decisions and ctx.trace_dir:
+            tdir = Path(ctx.trace_dir)
+            tdir.mkdir(parents=True, exist_ok=True)
+            tpath = tdir / f"worker-{worker}.jsonl"
+            self.trace = open(tpath, "w", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
+        self.pool: deque[Account] = deque(ctx.slices[worker])
+        self.next_uid = 0
+        self.ordinals: dict[str, int] = {}
+        self.run_tag = _run_tag(ctx.t0_ns)
+        self._flusher = gevent.spawn(self._flush_loop)
+
+    def _flush_loop(self) -> None:
+        while True:
+            gevent.sleep(FLUSH_INTERVAL_S)
+            self.flush()
+
+    def flush(self) -> None:
+        self.history.flush()
+        if self.trace is not None:
+            self.trace.flush()
+
+    def close(self) -> None:
+        self._flusher.kill(block=False)
+        self.history.close()
+        if self.trace is not None:
+            self.trace.close()
+            self.trace = None
+
+
+_STATE: dict[str, Any] = {"ctx": None, "worker": None, "stopping": False}
+
+
+def _stopping() -> bool:
+    return bool(_STATE["stopping"])
+
+
+def _configure(environment: Any) -> None:
+    path = os.environ.get(CONTEXT_ENV)
+    if not path:
+        log.error("%s is not set: run Locust through l2chaos (see docs/load.md)", CONTEXT_ENV)
+        sys.exit(2)
+    ctx = LoadContext.read(path)
+    for url in ctx.endpoints.values():
+        ensure_allowed(url, allow=ctx.allow_targets, what="load")
+    timeout_s = ctx.plan.request_timeout_ns / 1e9
+    for cls in PERSONA_CLASSES:
+        p = ctx.plan.persona(cls.persona)
+        cls.fixed_count = p.count
+        cls.host = ctx.endpoints["ui"]
+        cls.network_timeout = timeout_s
+        cls.connection_timeout = timeout_s
+    _STATE["ctx"] = ctx
+    if isinstance(environment.runner, MasterRunner):
+        return  # the master runs no users and writes no history
+    worker = int(os.environ.get(WORKER_ENV, "0"))
+    _STATE["worker"] = _Worker(ctx, worker)
+    log.info(
+        "l2chaos worker %d: %d accounts, history in %s",
+        worker,
+        len(ctx.slices[worker]),
+        _STATE["worker"].history.path,
+    )
+
+
+def _on_init(environment: Any, **_kw: Any) -> None:
+    try:
+        _configure(environment)
+    except Exception as exc:
+        log.error("l2chaos load set-up failed: %s", exc)
+        sys.exit(2)
+
+
+def _on_test_start(**_kw: Any) -> None:
+    _STATE["stopping"] = False
+
+
+def _on_test_stopping(**_kw: Any) -> None:
+    # Locust may wake a sleeping user just before it kills it; no new operation may start
+    # then, or the history fills with operations interrupted at birth.
+    _STATE["stopping"] = True
+
+
+def _on_test_stop(**_kw: Any) -> None:
+    w = _STATE["worker"]
+    if w is not None:
+        w.flush()
+
+
+def _on_quit(**_kw: Any) -> None:
+    # `quit` fires after the runner has stopped every user, so nothing writes after this.
+    w = _STATE["worker"]
+    if w is not None:
+        w.close()
+        _STATE["worker"] = None
+
+
+events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(_on_test_start)  # type: ignore[no-untyped-call]
+events.test_stopping.add_listener(_on_test_stopping)  # type: ignore[no-untyped-call]
+events.test_stop.add_listener(_on_test_stop)  # type: ignore[no-untyped-call]
+events.quit.add_listener(_on_quit)  # type: ignore[no-untyped-call]
+
+
+class PersonaUser(FastHttpUser):
+    """A trader: one account, one seeded brain, one step per task."""
+
+    abstract = True
+    persona: str = ""
+    max_retries = 0  # a retried POST could place an order twice; the history must see one
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.trader: Trader | None = None
+        self._think = 0.0
+
+    def on_start(self) -> None:
+        w: _Worker | None = _STATE["worker"]
+        ctx: LoadContext | None = _STATE["ctx"]
+        if w is None or ctx is None:
+            raise StopUser()
+        if not w.pool:
+            log.error("worker %d has no free account for another %s user", w.worker, self.persona)
+            raise StopUser()
+        account = w.pool.popleft()
+        uid = w.next_uid
+        w.next_uid += 1
+        ordinal = w.ordinals.get(self.persona, 0)
+        w.ordinals[self.persona] = ordinal + 1
+        settings = ctx.plan.persona(self.persona).settings
+        brain = make_brain(self.persona, settings, seed=ctx.seed, worker=w.worker, ordinal=ordinal)
+        self.trader = Trader(
+            session=self.client,
+            history=w.history,
+            brain=brain,
+            account=account,
+            endpoints=ctx.endpoints,
+            worker=w.worker,
+            uid=uid,
+            ordinal=ordinal,
+            run_tag=w.run_tag,
+            trace=w.trace,
+            markets_filter=tuple(settings.get("markets") or ()),
+            stopping=_stopping,
+        )
+        if self.persona in TRADING_PERSONAS:
+            try:
+                self.trader.start()
+            except Stopping:
+                raise StopUser() from None
+
+    def on_stop(self) -> None:
+        w: _Worker | None = _STATE["worker"]
+        if self.trader is not None and w is not None:
+            w.pool.append(self.trader.account)
+            self.trader = None
+
+    @task
+    def act(self) -> None:
+        if self.trader is not None:
+            try:
+                self._think = self.trader.step()
+            except Stopping:
+                raise StopUser() from None
+
+    def wait_time(self) -> float:
+        return self._think
+
+
+class Maker(PersonaUser):
+    persona = "maker"
+
+
+class Taker(PersonaUser):
+    persona = "taker"
+
+
+class Leveraged(PersonaUser):
+    persona = "leveraged"
+
+
+class Bridger(PersonaUser):
+    persona = "bridger"
+
+
+class Reader(PersonaUser):
+    persona = "reader"
+
+
+PERSONA_CLASSES: tuple[type[PersonaUser], ...] = (Maker, Taker, Leveraged, Bridger, Reader)
+CLASS_NAMES = {cls.persona: cls.__name__ for cls in PERSONA_CLASSES}
