@@ -139,13 +139,15 @@ class LocalControl:
     def pause(self, service: str) -> None:
         svc = self._svc(service)
         with svc.lock:
-            if not svc.proc.signal_group(signal.SIGSTOP):
+            if not svc.proc.is_running() or not svc.proc.signal_group(signal.SIGSTOP):
                 raise StackError("cannot pause: it is not running", service=service)
+            svc.proc.wait_stopped(True, timeout_s=2.0)  # signals are delivered asynchronously
 
     def resume(self, service: str) -> None:
         svc = self._svc(service)
         with svc.lock:
-            svc.proc.signal_group(signal.SIGCONT)
+            if svc.proc.signal_group(signal.SIGCONT):
+                svc.proc.wait_stopped(False, timeout_s=2.0)
 
     def disconnect(self, service: str) -> None:
         for link in self._stack.links_of(service):

@@ -224,6 +224,17 @@ class GroupProcess:
             return False
         return True
 
+    def wait_stopped(self, stopped: bool, timeout_s: float) -> bool:
+        """Wait until the leader is (or is no longer) stopped by a signal (state T)."""
+        deadline = time.monotonic() + timeout_s
+        while self._popen is not None and self.is_running():
+            if (process_state(self._popen.pid) == "T") == stopped:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL_S / 10)
+        return False
+
     def wait_exit(self, timeout_s: float) -> int | None:
         """Wait until the leader exits (not reaped); its exit code, or None on timeout."""
         deadline = time.monotonic() + timeout_s
@@ -373,6 +384,10 @@ class MarkerStore:
             except FileNotFoundError:
                 return False
             return True
+
+    def all_by_run(self) -> list[tuple[str, RunMarker]]:
+        """Every readable marker, keyed by its run id."""
+        return [(m.run_id, m) for _, m in self.all() if m is not None]
 
     def all(self) -> list[tuple[Path, RunMarker | None]]:
         """Every marker; None for a file that does not parse."""

@@ -1,0 +1,218 @@
+"""Every process fault observably stops or restarts the process, and heal brings it back.
+
+api is a Python HTTP service; db is the real PostgreSQL from pgserver's binaries.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import pytest
+from l2chaos.faults.base import Fault, Target, TargetKind
+from l2chaos.faults.process import (
+    CrashLoop,
+    Disconnect,
+    Kill,
+    Pause,
+    Restart,
+    RestartRace,
+    Stop,
+)
+from l2chaos.params import Where, bind_params
+
+pytestmark = pytest.mark.integration
+
+S = 1_000_000_000
+
+
+def make(cls: type[Fault], service: str, params: dict[str, Any], for_ns: int | None) -> Fault:
+    target = Target(TargetKind.SERVICE, services=(service,), text=service)
+    fault = cls(target, bind_params(cls.params, params, Where(None, "with")), for_ns)
+    if for_ns is None:
+        fault.duration_ns = fault.implied_duration_ns()
+    assert fault.validate({"db", "api", "front"}, {"api->db", "front->api", "front->db"}) is None
+    return fault
+
+
+def api_pid(stack: Any, ts: Any) -> int:
+    status, body, _, _ = ts.http_get(stack.direct_endpoint("api").hostport, "/pid")
+    assert status == 200
+    return int(body)
+
+
+def refused(stack: Any, service: str) -> bool:
+    ep = stack.direct_endpoint(service)
+    try:
+        socket.create_connection((ep.host, ep.port), timeout=1.0).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def db_ok(stack: Any, ts: Any) -> bool:
+    return bool(ts.pg_ready(stack, stack.direct_endpoint("db").hostport))
+
+
+def test_kill_with_a_window_starts_it_again_at_heal(stack: Any, ts: Any) -> None:
+    ctx = ts.fault_context(stack)
+    old = api_pid(stack, ts)
+    fault = make(Kill, "api", {}, 1 * S)
+    assert fault.resources() == {"service:api"}
+    d = fault.inject(ctx)
+    assert d["old_pid"] == old
+    assert not stack.control.is_running("api")
+    assert refused(stack, "api")
+    h = fault.heal(ctx)
+    assert h["ready"] is True
+    assert h["started"] is True
+    new = api_pid(stack, ts)
+    assert new != old
+    assert h["pid"] == new
+
+
+def test_stop_then_heal(stack: Any, ts: Any) -> None:
+    ctx = ts.fault_context(stack)
+    old = api_pid(stack, ts)
+    fault = make(Stop, "api", {"stop_timeout": "5s"}, 1 * S)
+    fault.inject(ctx)
+    assert not stack.control.is_running("api")
+    assert refused(stack, "api")
+    assert fault.heal(ctx)["ready"] is True
+    assert api_pid(stack, ts) != old
+
+
+def test_restart_is_instant(stack: Any, ts: Any) -> None:
+    ctx = ts.fault_context(stack)
+    old = api_pid(stack, ts)
+    fault = make(Restart, "api", {}, None)
+    d = fault.inject(ctx)
+    assert d["ready"] is True
+    assert d["old_pid"] == old
+    assert d["new_pid"] == api_pid(stack, ts) != old
+    assert fault.heal(ctx) == {}  # running: nothing to do
+
+
+def test_pause_freezes_the_group_until_heal(stack: Any, ts: Any) -> None:
+    ctx = ts.fault_context(stack)
+    pid = api_pid(stack, ts)
+    fault = make(Pause, "api", {}, 1 * S)
+    fault.inject(ctx)
+    try:
+        assert ts.proc_state(pid) == "T"
+        with pytest.raises(TimeoutError):  # the kernel accepts, nobody answers
+            ts.http_get(stack.direct_endpoint("api").hostport, "/pid", timeout=0.5)
+    finally:
+        fault.heal(ctx)
+    assert ts.proc_state(pid) in ("S", "R")
+    assert api_pid(stack, ts) == pid  # the same process, thawed
+
+
+def test_pause_freezes_postgres_and_its_backends(stack: Any, ts: Any) -> None:
+    ctx = ts.fault_context(stack)
+    pid = stack.control.pid("db")
+    fault = make(Pause, "db", {}, 1 * S)
+    fault.inject(ctx)
+    try:
+        assert ts.proc_state(pid) == "T"
+        assert not db_ok(stack, ts)
+    finally:
+        fault.heal(ctx)
+    assert ts.wait_until(lambda: db_ok(stack, ts), timeout=10)
+    assert stack.control.pid("db") == pid
+
+
+@pytest.mark.parametrize(
+    ("how", "log_line"),
+    [
+        ("fast", "database system was shut down at"),
+        ("immediate", "database system was interrupted"),
+    ],
+)
+def test_restart_race_on_postgres(stack: Any, ts: Any, how: str, log_line: str) -> None:
+    ctx = ts.fault_context(stack)
+    ts.psql(stack, "CREATE TABLE IF NOT EXISTS acked (id int primary key)")
+    ts.psql(stack, f"INSERT INTO acked VALUES ({len(how)}) ON CONFLICT DO NOTHING")
+    old = stack.control.pid("db")
+    fault = make(RestartRace, "db", {"downtime": "1s", "how": how}, None)
+    assert fault.duration_ns == 1 * S  # the window is the downtime
+    log_size = stack.log_path("db").stat().st_size
+    d = fault.inject(ctx)
+    assert d["old_pid"] == old
+    assert d["how"] == how
+    assert not stack.control.is_running("db")
+    assert not db_ok(stack, ts)
+    # its clients keep writing through the link and fail meanwhile
+    status, _, _, _ = ts.http_get(stack.direct_endpoint("api").hostport, "/db")
+    assert status == 502
+    time.sleep(1)
+    h = fault.heal(ctx)
+    assert h["ready"] is True
+    assert h["pid"] != old
+    assert db_ok(stack, ts)
+    # acknowledged data survived; the restart took the path it was asked to
+    assert ts.psql(stack, f"SELECT count(*) FROM acked WHERE id = {len(how)}") == "1"
+    with open(stack.log_path("db"), "rb") as f:
+        f.seek(log_size)
+        after = f.read().decode(errors="replace")
+    assert log_line in after
+    assert ts.http_get(stack.direct_endpoint("api").hostport, "/db")[:2] == (200, b"1")
+
+
+def test_crash_loop_kills_count_times(stack: Any, ts: Any) -> None:
+    notes: list[dict[str, Any]] = []
+    ctx = ts.fault_context(stack, notes)
+    first = api_pid(stack, ts)
+    fault = make(CrashLoop, "api", {"count": 3, "interval": "400ms"}, None)
+    assert fault.duration_ns == 1_200_000_000
+    fault.inject(ctx)
+    time.sleep(1.3)
+    h = fault.heal(ctx)
+    kills = h["kills"]
+    assert [k["kill"] for k in kills] == [1, 2, 3]
+    pids = [first] + [k["new_pid"] for k in kills]
+    assert len(set(pids)) == 4  # every kill produced a new process
+    assert [k["old_pid"] for k in kills] == pids[:-1]
+    assert [n["step"] for n in notes] == ["killed"] * 3
+    assert h["ready"] is True
+    assert api_pid(stack, ts) == pids[-1]
+
+
+def test_disconnect_cuts_every_link_of_the_service(stack: Any, ts: Any) -> None:
+    ctx = ts.fault_context(stack)
+    fault = make(Disconnect, "api", {}, 1 * S)
+    assert fault.resources() == {"service:api", "link:api->db", "link:front->api"}
+    fault.inject(ctx)
+    try:
+        assert not stack.links.is_enabled("api->db")
+        assert not stack.links.is_enabled("front->api")
+        assert stack.links.is_enabled("front->db")
+        front = stack.direct_endpoint("front").hostport
+        assert ts.http_get(front, "/via?path=/pid")[0] == 502  # front cannot reach api
+        assert ts.http_get(front, "/db")[:2] == (200, b"1")  # front->db is untouched
+        assert api_pid(stack, ts) > 0  # the harness still reaches it directly
+    finally:
+        fault.heal(ctx)
+    assert all(stack.links.is_enabled(lk) for lk in ("api->db", "front->api", "front->db"))
+    assert ts.http_get(stack.direct_endpoint("front").hostport, "/via?path=/pid")[0] == 200
+
+
+def test_kill_postgres_without_window_recovers(stack: Any, ts: Any) -> None:
+    ctx = ts.fault_context(stack)
+    old = stack.control.pid("db")
+    fault = make(Kill, "db", {}, None)
+    fault.inject(ctx)
+    assert not db_ok(stack, ts)
+    h = fault.heal(ctx)  # the timeline heals an OPTIONAL fault without `for` at once
+    assert h["ready"] is True
+    assert stack.control.pid("db") != old
+    assert db_ok(stack, ts)
+
+
+def test_heals_are_safe_when_nothing_was_injected(stack: Any, ts: Any) -> None:
+    ctx = ts.fault_context(stack)
+    pid = api_pid(stack, ts)
+    for cls, for_ns in ((Kill, 1 * S), (Stop, 1 * S), (Pause, 1 * S), (Restart, None)):
+        make(cls, "api", {}, for_ns).heal(ctx)
+    assert api_pid(stack, ts) == pid
