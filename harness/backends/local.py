@@ -225,8 +225,10 @@ class LocalStack(RunningStack):
             ) from None
 
     def direct_endpoint(self, service: str) -> Endpoint:
-        self._service(service)
-        return Endpoint(HOST, self._svc_ports[service].port)
+        res = self._svc_ports.get(service)
+        if res is None:
+            raise StackError(f"unknown service {service!r}; services: {', '.join(self._order)}")
+        return Endpoint(HOST, res.port)
 
     def direct_url(self, service: str, path: str = "") -> str:
         return self.direct_endpoint(service).url(path)

@@ -41,6 +41,7 @@ __all__ = [
     "MarkerStore",
     "RunMarker",
     "gc_runs",
+    "group_members",
     "make_run_tempdir",
     "pids_of_run",
     "process_start_time",
@@ -91,6 +92,20 @@ def read_environ(pid: int) -> dict[str, str] | None:
         if sep:
             env[key.decode(errors="replace")] = value.decode(errors="replace")
     return env
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group `pgid`."""
+    found = []
+    for pid in _all_pids():
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        rest = text[text.rfind(")") + 2 :].split()
+        if len(rest) > 2 and rest[2] == str(pgid) and rest[0] != "Z":
+            found.append(pid)
+    return found
 
 
 def _all_pids() -> Iterator[int]:
@@ -247,8 +262,13 @@ class GroupProcess:
             time.sleep(_POLL_S)
 
     def _finish(self) -> None:
-        """The leader has exited: kill what is left of its group, then reap the leader."""
-        self.signal_group(signal.SIGKILL)
+        """The leader has exited: kill what is left of its group, wait until it is gone
+        (bounded), then reap the leader (whose zombie kept the group id reserved)."""
+        if self._popen is not None and self._popen.returncode is None:
+            self.signal_group(signal.SIGKILL)
+            deadline = time.monotonic() + 5.0
+            while group_members(self._popen.pid) and time.monotonic() < deadline:
+                time.sleep(_POLL_S / 5)
         self._reap()
 
     def _reap(self) -> None:
