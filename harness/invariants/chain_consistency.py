@@ -21,7 +21,6 @@ From audit/blocks.jsonl (every block in production order, orphaned ones included
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -29,15 +28,8 @@ from typing import Any, ClassVar
 from l2chaos.params import Param
 
 from .base import Checker, Findings, Verdict
-from .ledger import IncrementalRoot, LedgerError, LedgerState
+from .ledger import IncrementalRoot, LedgerError, LedgerState, block_hash
 from .record import AUDIT, RunRecord
-
-
-def block_hash(
-    number: int, parent_hash: str, state_root: str, tx_root: str, chain_ts_ns: int
-) -> str:
-    text = f"{number}|{parent_hash}|{state_root}|{tx_root}|{chain_ts_ns}"
-    return "0x" + hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass

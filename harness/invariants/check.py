@@ -45,6 +45,8 @@ class CheckOutcome:
     end_ns: int | None = None
     seconds: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    # The record it was checked from (its derived data is reused by the reports).
+    record: RunRecord | None = field(default=None, repr=False, compare=False)
 
     @property
     def exit_code(self) -> int:
@@ -228,4 +230,5 @@ def check_run(run_dir: Path | str, *, profile: str | None = None) -> CheckOutcom
         end_ns=end_ns,
         seconds=time.perf_counter() - started,
         meta={"description": scenario.get("description"), "tags": scenario.get("tags") or []},
+        record=record,
     )

@@ -19,7 +19,16 @@ from bisect import insort
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MICRO", "LedgerDelta", "LedgerError", "LedgerState", "leaf_digest", "state_root"]
+__all__ = [
+    "MICRO",
+    "IncrementalRoot",
+    "LedgerDelta",
+    "LedgerError",
+    "LedgerState",
+    "block_hash",
+    "leaf_digest",
+    "state_root",
+]
 
 MICRO = 1_000_000
 
@@ -42,6 +51,14 @@ class LedgerDelta:
     def identity_micro(self) -> int:
         """The change of Σ cashx1e6 + Σ Sxc + dust in micro-quanta."""
         return self.cash_sum * MICRO + self.sc_sum + self.dust_micro
+
+
+def block_hash(
+    number: int, parent_hash: str, state_root: str, tx_root: str, chain_ts_ns: int
+) -> str:
+    """sha256("{number}|{parent_hash}|{state_root}|{tx_root}|{chain_ts_ns}"), 0x-hex."""
+    text = f"{number}|{parent_hash}|{state_root}|{tx_root}|{chain_ts_ns}"
+    return "0x" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def leaf_digest(account: int, cash: int, positions: dict[str, tuple[int, int]]) -> bytes:

@@ -1,0 +1,451 @@
+"""Writing run records by hand, in the documented formats (docs/architecture.md).
+
+`RecordWriter` is for tests of checkers and reports, here and in plugins: it writes
+scenario.resolved.json, run.json, faults.jsonl, probes.jsonl, history.jsonl and the
+audit export line by line, with block hashes computed as the contract says. Times are
+given in seconds since the run's time zero. `generate_run` (in `l2chaos.invariants.
+simulate`) builds a large consistent record from a small exchange model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .ledger import block_hash
+
+__all__ = ["DEFAULT_HEADER", "RecordWriter", "block_hash"]
+
+T0_NS = 1_768_800_000_000_000_000
+
+DEFAULT_HEADER: dict[str, Any] = {
+    "format": "l2chaos-audit/1",
+    "stack": "synthetic",
+    "scales": {"quote_decimals": 6, "funding_index_scale": 1_000_000},
+    "markets": {
+        "BTC-USD-PERP": {
+            "size_decimals": 6,
+            "price_decimals": 0,
+            "imf_bps": 500,
+            "mmf_bps": 300,
+            "maker_fee_bps": 1,
+            "taker_fee_bps": 4,
+            "liquidation_fee_bps": 100,
+            "band_bps": 500,
+        },
+        "ETH-USD-PERP": {
+            "size_decimals": 5,
+            "price_decimals": 0,
+            "imf_bps": 500,
+            "mmf_bps": 300,
+            "maker_fee_bps": 1,
+            "taker_fee_bps": 4,
+            "liquidation_fee_bps": 100,
+            "band_bps": 500,
+        },
+    },
+    "system_accounts": {"fees": -1, "insurance": -2, "liquidator": -3, "dust": -4},
+    "switches": {},
+}
+
+
+class RecordWriter:
+    """Writes one run directory. Use as a context manager (or call `close`)."""
+
+    def __init__(self, run_dir: Path | str, t0_ns: int = T0_NS) -> None:
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "audit").mkdir(exist_ok=True)
+        self.t0_ns = t0_ns
+        self._files: dict[str, Any] = {}
+        self._history: list[dict[str, Any]] = []
+        self._event_seq = 0
+        self._block_seq = 0
+        self.head_hash = "0x" + "0" * 64
+
+    # ---------------------------------------------------------------- basics
+
+    def t(self, seconds: float) -> int:
+        return self.t0_ns + round(seconds * 1e9)
+
+    def write_json(self, name: str, data: Any) -> Path:
+        p = self.dir / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        return p
+
+    def append(self, name: str, record: dict[str, Any]) -> None:
+        fh = self._files.get(name)
+        if fh is None:
+            p = self.dir / name
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fh = self._files[name] = p.open("a", encoding="utf-8")
+        fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def touch(self, name: str) -> None:
+        """Create an empty file (the record has it, with nothing in it)."""
+        if name not in self._files:
+            p = self.dir / name
+            p.parent.mkdir(parents=True, exist_ok=True)
+            self._files[name] = p.open("a", encoding="utf-8")
+
+    def close(self) -> None:
+        if self._history:
+            self._history.sort(key=lambda r: (r["t_ns"], r["type"] != "invoke"))
+            with (self.dir / "history.jsonl").open("a", encoding="utf-8") as fh:
+                for r in self._history:
+                    fh.write(json.dumps(r, separators=(",", ":")) + "\n")
+            self._history.clear()
+        for fh in self._files.values():
+            fh.close()
+        self._files.clear()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------- run files
+
+    def scenario(
+        self,
+        *,
+        name: str = "synthetic",
+        profile: str | None = "hardened",
+        invariants: list[dict[str, Any]] | None = None,
+        sometimes: list[dict[str, Any]] | None = None,
+        expect: dict[str, Any] | None = None,
+        timeline: list[dict[str, Any]] | None = None,
+        seed: int = 1,
+        backend: str = "local",
+    ) -> None:
+        self.write_json(
+            "scenario.resolved.json",
+            {
+                "name": name,
+                "description": "a hand-written run record",
+                "tags": [],
+                "seed": seed,
+                "profile": profile,
+                "backend": backend,
+                "timeline": timeline or [],
+                "invariants": invariants if invariants is not None else [],
+                "sometimes": sometimes or [],
+                "expect": expect or {},
+            },
+        )
+
+    def run(self, *, end_s: float | None = None, **fields: Any) -> None:
+        data: dict[str, Any] = {
+            "run_id": self.dir.name,
+            "t0_ns": self.t0_ns,
+            "started_t_ns": self.t0_ns,
+            "phase": "checked",
+            "backend": "local",
+            "seed": 1,
+        }
+        if end_s is not None:
+            data["ended_t_ns"] = self.t(end_s)
+        data.update(fields)
+        self.write_json("run.json", data)
+
+    def header(self, **overrides: Any) -> None:
+        data = json.loads(json.dumps(DEFAULT_HEADER))
+        data.update(overrides)
+        data.setdefault("exported_t_ns", self.t0_ns)
+        self.write_json("audit/header.json", data)
+
+    def fault(
+        self,
+        fault_id: int,
+        name: str,
+        *,
+        inject_s: float,
+        heal_s: float | None,
+        target: str = "db",
+        label: str | None = None,
+        scheduled_s: float | None = None,
+        inject_ok: bool = True,
+        heal_ok: bool = True,
+        details: Any = None,
+        error: str | None = None,
+    ) -> None:
+        base = {
+            "fault_id": fault_id,
+            "label": label or f"{name}@{fault_id}",
+            "name": name,
+            "target": target,
+            "params": {},
+        }
+        sched = inject_s if scheduled_s is None else scheduled_s
+        self.append(
+            "faults.jsonl",
+            {
+                **base,
+                "action": "inject",
+                "scheduled_ns": round(sched * 1e9),
+                "t_ns": self.t(inject_s),
+                "mono_ns": round(inject_s * 1e9),
+                "lateness_ms": round((inject_s - sched) * 1e3, 3),
+                "took_ms": 0.0,
+                "ok": inject_ok,
+                "error": None if inject_ok else (error or "inject failed"),
+                "details": details,
+            },
+        )
+        if heal_s is not None:
+            self.append(
+                "faults.jsonl",
+                {
+                    **base,
+                    "action": "heal",
+                    "scheduled_ns": round(heal_s * 1e9),
+                    "t_ns": self.t(heal_s),
+                    "mono_ns": round(heal_s * 1e9),
+                    "lateness_ms": 0.0,
+                    "took_ms": 0.0,
+                    "ok": heal_ok,
+                    "error": None if heal_ok else (error or "heal failed"),
+                    "details": None,
+                },
+            )
+
+    def probe(
+        self,
+        t_s: float,
+        *,
+        healthy: bool = True,
+        height: int | None = None,
+        order_ok: bool = True,
+        services: tuple[str, ...] = ("db", "sequencer", "rpc"),
+    ) -> None:
+        self.append(
+            "probes.jsonl",
+            {
+                "t_ns": self.t(t_s),
+                "mono_ns": round(t_s * 1e9),
+                "health": dict.fromkeys(services, healthy),
+                "ready": dict.fromkeys(services, healthy),
+                "block_height": height,
+                "order_ok": order_ok,
+                "order_ms": 20.0 if order_ok else None,
+                "order_error": None if order_ok else "503",
+            },
+        )
+
+    def op(
+        self,
+        op_id: str,
+        op: str,
+        *,
+        invoke_s: float,
+        done_s: float | None,
+        outcome: str = "ok",
+        account: int = 1,
+        result: dict[str, Any] | None = None,
+        args: dict[str, Any] | None = None,
+        persona: str = "taker",
+        process: str | None = None,
+    ) -> None:
+        """An operation: its invoke and (unless done_s is None) its completion."""
+        proc = process or f"p-{op_id}"
+        common = {
+            "op_id": op_id,
+            "process": proc,
+            "worker": 0,
+            "persona": persona,
+            "account": account,
+            "op": op,
+        }
+        self._history.append(
+            {"type": "invoke", **common, "args": args or {}, "t_ns": self.t(invoke_s), "mono_ns": 0}
+        )
+        if done_s is not None:
+            self._history.append(
+                {
+                    "type": outcome,
+                    **common,
+                    "result": result,
+                    "error": None if outcome == "ok" else "error",
+                    "t_ns": self.t(done_s),
+                    "mono_ns": 0,
+                    "latency_ms": round((done_s - invoke_s) * 1e3, 3),
+                }
+            )
+
+    # --------------------------------------------------------------- audit
+
+    def block(
+        self,
+        number: int,
+        *,
+        host_s: float,
+        state_root: str = "0x" + "ab" * 32,
+        parent_hash: str | None = None,
+        canonical: bool = True,
+        tx_count: int = 0,
+        mode: str = "normal",
+        tx_root: str = "0x" + "cd" * 32,
+        seq: int | None = None,
+    ) -> dict[str, Any]:
+        """Append a block (its hash computed), chaining on the last one by default."""
+        parent = self.head_hash if parent_hash is None else parent_hash
+        chain_ts = self.t(host_s)
+        h = block_hash(number, parent, state_root, tx_root, chain_ts)
+        s = self._block_seq if seq is None else seq
+        self._block_seq = s + 1
+        rec = {
+            "seq": s,
+            "number": number,
+            "hash": h,
+            "parent_hash": parent,
+            "state_root": state_root,
+            "tx_root": tx_root,
+            "chain_ts_ns": chain_ts,
+            "host_ts_ns": self.t(host_s),
+            "tx_count": tx_count,
+            "canonical": canonical,
+            "mode": mode,
+        }
+        self.append("audit/blocks.jsonl", rec)
+        self.head_hash = h
+        return rec
+
+    def event(
+        self,
+        kind: str,
+        *,
+        block: int,
+        block_seq: int,
+        host_s: float,
+        data: dict[str, Any] | None = None,
+        ledger: dict[str, Any] | None = None,
+        tx: str | None = None,
+    ) -> dict[str, Any]:
+        rec: dict[str, Any] = {
+            "seq": self._event_seq,
+            "block": block,
+            "block_seq": block_seq,
+            "host_ts_ns": self.t(host_s),
+            "chain_ts_ns": self.t(host_s),
+            "kind": kind,
+            "tx": tx,
+            "data": data or {},
+        }
+        if ledger is not None:
+            rec["ledger"] = ledger
+        self._event_seq += 1
+        self.append("audit/events.jsonl", rec)
+        return rec
+
+    def balance(
+        self,
+        *,
+        block_seq: int,
+        block: int,
+        account: int,
+        cash: int,
+        positions: dict[str, list[int]] | None = None,
+    ) -> None:
+        self.append(
+            "audit/balances.jsonl",
+            {
+                "block_seq": block_seq,
+                "block": block,
+                "account": account,
+                "cash": cash,
+                "positions": positions or {},
+            },
+        )
+
+    def market_state(
+        self,
+        *,
+        block_seq: int,
+        block: int,
+        market: str,
+        index_price: int,
+        mark_price: int | None = None,
+        funding_index: int = 0,
+        index_ts_ns: int | None = None,
+    ) -> None:
+        self.append(
+            "audit/market_state.jsonl",
+            {
+                "block_seq": block_seq,
+                "block": block,
+                "market": market,
+                "index_price": index_price,
+                "mark_price": index_price if mark_price is None else mark_price,
+                "funding_index": funding_index,
+                "index_ts_ns": index_ts_ns,
+            },
+        )
+
+    def tx(
+        self,
+        hash: str,
+        *,
+        block: int,
+        block_seq: int,
+        status: str = "accepted",
+        kind: str = "place_order",
+        account: int = 1,
+        order_id: Any = None,
+        nonce: Any = None,
+    ) -> None:
+        self.append(
+            "audit/transactions.jsonl",
+            {
+                "hash": hash,
+                "block": block,
+                "block_seq": block_seq,
+                "kind": kind,
+                "account": account,
+                "status": status,
+                "reason": None if status == "accepted" else "rejected",
+                "order_id": order_id,
+                "client_id": None,
+                "nonce": nonce,
+            },
+        )
+
+    def bridge_l1(
+        self, kind: str, *, seq: int, nonce: Any, account: int, amount: int, host_s: float
+    ) -> None:
+        self.append(
+            "audit/bridge_l1.jsonl",
+            {
+                "seq": seq,
+                "host_ts_ns": self.t(host_s),
+                "kind": kind,
+                "nonce": nonce,
+                "account": account,
+                "amount": amount,
+            },
+        )
+
+    def bridge_state(self, escrow_balance: int) -> None:
+        self.write_json("audit/bridge_state.json", {"escrow_balance": escrow_balance})
+
+    def oracle(
+        self,
+        t_s: float,
+        market: str,
+        model_price: int,
+        published_price: int | None = None,
+        mode: str = "normal",
+    ) -> None:
+        self.append(
+            "audit/oracle_reference.jsonl",
+            {
+                "host_ts_ns": self.t(t_s),
+                "market": market,
+                "model_price": model_price,
+                "published_price": model_price if published_price is None else published_price,
+                "observed_ts_ns": self.t(t_s),
+                "mode": mode,
+            },
+        )

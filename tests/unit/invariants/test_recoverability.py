@@ -1,0 +1,123 @@
+"""recoverability: recovery time per fault from probes.jsonl and faults.jsonl."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from l2chaos.invariants.base import Verdict
+from l2chaos.invariants.synth import RecordWriter
+
+Check = Callable[..., Verdict]
+
+
+def probes(
+    rw: RecordWriter, *, until: float, down: tuple[float, float], step: float = 0.25
+) -> None:
+    """Healthy except in [down); blocks stall while down; order round-trips fail."""
+    height = 0
+    t = 0.0
+    while t <= until + 1e-9:
+        bad = down[0] <= t < down[1]
+        if not bad:
+            height += 1
+        rw.probe(t, healthy=not bad, height=height, order_ok=not bad)
+        t = round(t + step, 6)
+
+
+def test_quick_recovery_holds_and_is_reported(rw: RecordWriter, check: Check) -> None:
+    rw.fault(0, "process.restart_race", inject_s=10.0, heal_s=14.0, label="db-restart")
+    probes(rw, until=60.0, down=(10.0, 15.5))
+    v = check("recoverability", rto=30_000_000_000)
+    assert v.status == "pass", v.violations
+    assert v.checked == {"faults": 1}
+    row = v.details["recoveries"][0]
+    assert row["label"] == "db-restart"
+    assert row["recovery_s"] == 1.5
+    assert row["health_s"] == 1.5
+    assert row["order_s"] == 1.5
+    assert row["blocks_s"] == 1.5
+
+
+def test_slow_recovery_is_a_violation(rw: RecordWriter, check: Check) -> None:
+    rw.fault(0, "process.restart_race", inject_s=10.0, heal_s=14.0, label="db-restart")
+    probes(rw, until=120.0, down=(10.0, 54.0))
+    v = check("recoverability", rto=30_000_000_000)
+    assert v.status == "fail"
+    ev = v.violations[0].evidence
+    assert ev["fault"] == "db-restart"
+    assert ev["seen"] == 40.0
+    assert ev["expected"] == 30.0
+    assert v.details["recoveries"][0]["recovery_s"] == 40.0
+
+
+def test_never_recovered_is_a_violation(rw: RecordWriter, check: Check) -> None:
+    rw.fault(0, "network.down", target="sequencer->db", inject_s=10.0, heal_s=20.0)
+    probes(rw, until=90.0, down=(10.0, 1000.0))
+    v = check("recoverability", rto=30_000_000_000)
+    assert v.status == "fail"
+    assert "not recovered" in v.violations[0].message
+    assert set(v.violations[0].evidence["seen"]["missing"]) == {"health", "blocks", "order"}
+
+
+def test_blocks_must_advance_after_the_heal(rw: RecordWriter, check: Check) -> None:
+    rw.fault(0, "process.pause", target="sequencer", inject_s=10.0, heal_s=12.0)
+    for i in range(400):
+        t = i * 0.25
+        rw.probe(t, healthy=True, height=min(i, 40), order_ok=True)  # height stuck at 40 forever
+    v = check("recoverability", rto=30_000_000_000)
+    assert v.status == "fail"
+    assert v.violations[0].evidence["seen"]["missing"] == ["blocks"]
+
+
+def test_failed_heal_is_a_violation(rw: RecordWriter, check: Check) -> None:
+    rw.fault(
+        0, "oracle.zero", target="", inject_s=10.0, heal_s=20.0, heal_ok=False, error="hook 500"
+    )
+    probes(rw, until=60.0, down=(10.0, 11.0))
+    v = check("recoverability")
+    assert v.status == "fail"
+    assert "heal failed" in v.violations[0].message
+    assert "hook 500" in v.violations[0].message
+
+
+def test_overlapping_faults_measure_from_the_last_heal(rw: RecordWriter, check: Check) -> None:
+    rw.fault(0, "network.latency", target="ui-api->rpc", inject_s=10.0, heal_s=20.0)
+    rw.fault(1, "process.kill", target="rpc", inject_s=15.0, heal_s=30.0)
+    probes(rw, until=60.0, down=(15.0, 31.0))
+    v = check("recoverability")
+    rows = {r["fault_id"]: r for r in v.details["recoveries"]}
+    assert rows[0]["measured_from_ns"] == rw.t(30.0)
+    assert rows[0]["recovery_s"] == 1.0
+    assert rows[1]["recovery_s"] == 1.0
+
+
+def test_run_that_ended_before_the_rto_is_not_judged(rw: RecordWriter, check: Check) -> None:
+    rw.fault(0, "process.kill", target="rpc", inject_s=10.0, heal_s=20.0)
+    probes(rw, until=25.0, down=(10.0, 100.0))
+    v = check("recoverability", rto=30_000_000_000)
+    assert v.status == "fail"  # the only fault could not be judged: vacuous
+    assert "checked nothing although the run had 1 faults injected" in v.reason
+    assert v.details["recoveries"][0]["status"] == "run ended before rto"
+
+
+def test_no_probe_after_the_heal_is_vacuous(rw: RecordWriter, check: Check) -> None:
+    rw.fault(0, "process.kill", target="rpc", inject_s=10.0, heal_s=20.0)
+    probes(rw, until=15.0, down=(10.0, 100.0))
+    v = check("recoverability")
+    assert v.status == "fail"
+    assert "checked nothing" in v.reason
+
+
+def test_no_faults_is_no_work(rw: RecordWriter, check: Check) -> None:
+    rw.touch("faults.jsonl")
+    probes(rw, until=5.0, down=(0.0, 0.0))
+    v = check("recoverability")
+    assert v.status == "pass"
+    assert v.no_work
+
+
+def test_without_probes_not_applicable(rw: RecordWriter, check: Check) -> None:
+    rw.fault(0, "process.kill", target="rpc", inject_s=10.0, heal_s=20.0)
+    v = check("recoverability")
+    assert v.status == "not_applicable"
+    assert "probes.jsonl" in v.reason
