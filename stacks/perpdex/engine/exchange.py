@@ -8,8 +8,8 @@ transaction, `end_block`, and persists the `BlockOutput`.
 Ledger rules (docs/architecture.md, research domain.md §4):
 - every position change first settles funding to the market's current index
   (`funding_settlement`: floor to the account, remainder in micro-quanta to dust);
-- a fill moves size*price between buyer and seller; fees are separate `fee` events
-  from the trader to the fees account;
+- a fill moves size*price between buyer and seller and both fees to the fees account,
+  all in the fill's own ledger (`maker_fee`, `taker_fee` in its data);
 - a liquidation moves the position to the liquidator vault at the mark price, the
   liquidation fee (capped at the remaining equity) to the insurance fund, and a
   negative remainder is covered by the insurance fund (`insurance_cover`) or declared
@@ -286,7 +286,11 @@ class Exchange:
     def set_mode(self, mode: str, reason: str, *, tx: Tx | None = None) -> None:
         if mode == self.mode:
             return
-        self._emit("mode_change", {"from": self.mode, "to": mode, "reason": reason}, tx=tx)
+        self._emit(
+            "mode_change",
+            {"mode": mode, "market": None, "from": self.mode, "reason": reason},
+            tx=tx,
+        )
         self.mode = mode
 
     # orders
@@ -337,6 +341,7 @@ class Exchange:
         self.block.orders[order.id] = order
         data = order.to_json()
         del data["status"], data["reason"]
+        data["mode"] = self.mode
         self._emit("order_accepted", data, tx=tx, account=order.account)
         fills: list[dict[str, Any]] = []
         self._match(order, tx, fills)
@@ -437,8 +442,16 @@ class Exchange:
         self._settle(buyer, m, idx, tx)
         self._settle(seller, m, idx, tx)
         notional = qty * price
-        buyer.cash -= notional
-        seller.cash += notional
+        taker_fee = margin_requirement(qty, price, mk.taker_fee_bps)
+        maker_fee = margin_requirement(qty, price, mk.maker_fee_bps)
+        fee_b, fee_s = (taker_fee, maker_fee) if taker.side == "buy" else (maker_fee, taker_fee)
+        buyer.cash -= notional + fee_b
+        seller.cash += notional - fee_s
+        cash = [[buyer.id, -notional - fee_b], [seller.id, notional - fee_s]]
+        if not self.guards.break_fee_path:
+            self.account(FEES).cash += fee_b + fee_s
+            cash.append([FEES, fee_b + fee_s])
+            self._touch(FEES)
         b_after = self._set_size(buyer, m, buyer.size(m) + qty, idx)
         s_after = self._set_size(seller, m, seller.size(m) - qty, idx)
         fill_id = self.next_fill_id
@@ -457,19 +470,18 @@ class Exchange:
                 "maker_order": maker.id,
                 "taker_order": taker.id,
                 "taker_side": taker.side,
+                "maker_fee": maker_fee,
+                "taker_fee": taker_fee,
+                "mode": self.mode,
             },
             tx=tx,
             ledger=LedgerDelta(
-                cash=[[buyer.id, -notional], [seller.id, notional]],
+                cash=cash,
                 pos=[[buyer.id, m, b_after, idx], [seller.id, m, s_after, idx]],
             ),
             account=taker.account,
         )
         self._touch(buyer.id, seller.id)
-        taker_fee = margin_requirement(qty, price, mk.taker_fee_bps)
-        maker_fee = margin_requirement(qty, price, mk.maker_fee_bps)
-        self._fee(self.account(taker.account), taker_fee, fill_id, "taker", mk.taker_fee_bps, m, tx)
-        self._fee(self.account(maker.account), maker_fee, fill_id, "maker", mk.maker_fee_bps, m, tx)
         maker.remaining -= qty
         taker.remaining -= qty
         mkr = self.account(maker.account)
@@ -499,33 +511,6 @@ class Exchange:
             }
         )
         return {"fill_id": fill_id, "price": price, "size": qty, "fee": taker_fee, "role": "taker"}
-
-    def _fee(
-        self, acct: Account, fee: int, fill_id: int, role: str, bps: int, market: str, tx: Tx
-    ) -> None:
-        if fee == 0:
-            return
-        acct.cash -= fee
-        cash = [[acct.id, -fee]]
-        if not self.guards.break_fee_path:
-            self.account(FEES).cash += fee
-            cash.append([FEES, fee])
-            self._touch(FEES)
-        self._touch(acct.id)
-        self._emit(
-            "fee",
-            {
-                "account": acct.id,
-                "market": market,
-                "fill_id": fill_id,
-                "role": role,
-                "fee": fee,
-                "rate_bps": bps,
-            },
-            tx=tx,
-            ledger=LedgerDelta(cash=cash),
-            account=acct.id,
-        )
 
     def _rest(self, order: Order) -> None:
         acct = self.account(order.account)
@@ -917,6 +902,7 @@ class Exchange:
                         "deficit": deficit,
                         "covered": cover,
                         "shortfall": deficit - cover,
+                        "amount": deficit - cover,
                         "insurance_after": ins.cash,
                     },
                     account=acct.id,

@@ -35,13 +35,17 @@ def test_fill_moves_notional_and_fees(chain: Any) -> None:
     assert chain.size(1, BTC) == 1_000_000
     assert chain.size(2, BTC) == -1_000_000
     fill = chain.events("fill")[0]
-    assert fill.ledger.cash == [[1, -90_000 * USD], [2, 90_000 * USD]]
-    fees = chain.events("fee")
-    assert [(f.data["role"], f.data["fee"]) for f in fees] == [
-        ("taker", 36 * USD),
-        ("maker", 9 * USD),
+    assert (fill.data["taker_fee"], fill.data["maker_fee"], fill.data["mode"]) == (
+        36 * USD,
+        9 * USD,
+        "normal",
+    )
+    assert fill.ledger.cash == [
+        [1, -90_000 * USD - 36 * USD],
+        [2, 90_000 * USD - 9 * USD],
+        [FEES, 45 * USD],
     ]
-    assert fees[0].ledger.cash == [[1, -36 * USD], [FEES, 36 * USD]]
+    assert chain.events("fee") == []
 
 
 def test_round_trip_realises_pnl_minus_fees(chain: Any) -> None:
@@ -112,7 +116,7 @@ def test_cancel_only_owner_and_modes(chain: Any) -> None:
     chain.tx(kind="mode", mode="halted")
     assert chain.order(1, ETH, "buy", 1, 29000, post_only=True)["reason"] == "mode_halted"
     modes = [
-        (e.data["from"], e.data["to"]) for e in chain.ex.block.events if e.kind == "mode_change"
+        (e.data["from"], e.data["mode"]) for e in chain.ex.block.events if e.kind == "mode_change"
     ]
     assert modes == [
         ("normal", "cancel_only"),
@@ -318,7 +322,7 @@ def test_broken_fee_path_loses_the_fee(make_chain: Any) -> None:
     c = make_chain(guards=Guards(break_fee_path=True))
     open_10x_long(c)
     assert c.cash(FEES) == 0
-    assert all(len(e.ledger.cash) == 1 for e in c.events("fee"))
+    assert all(len(e.ledger.cash) == 2 for e in c.events("fill"))
 
 
 @pytest.mark.parametrize("size", [3, 7, 1_000_001])
