@@ -8,7 +8,8 @@
     GET  /db                  SELECT 1 over $TINY_DB (a link address to Postgres)
 
 `--mode crash` exits with code 3 at once; `--mode unready` answers /ready with 503.
-Responses are HTTP/1.0: the server closes each connection after the answer.
+HTTP/1.1 requests keep the connection alive; after an HTTP/1.0 request the server
+closes the connection (the tests rely on that to see a close).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def main() -> None:
         sys.exit(3)
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive for 1.1 clients; 1.0 requests are closed
+        wbufsize = 1 << 16  # one write per answer (flushed after each request): no Nagle stall
+
         def log_message(self, format: str, *a: object) -> None:
             pass
 
