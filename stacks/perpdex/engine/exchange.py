@@ -226,6 +226,10 @@ class Exchange:
             mode=self.mode,
         )
 
+    def note(self, kind: str, data: dict[str, Any]) -> Event:
+        """Record an event of the block that moves nothing (genesis, rollback)."""
+        return self._emit(kind, data)
+
     def _emit(
         self,
         kind: str,

@@ -30,6 +30,7 @@ __all__ = ["MODES", "PriceQuote", "Tx", "TxError", "parse_tx"]
 MODES = ("normal", "cancel_only", "post_only", "halted")
 KINDS = ("order", "cancel", "withdraw", "deposit", "price", "mode")
 _MAX_CLIENT_ID = 64
+_MAX_INT = 2**62  # every integer must fit a Postgres bigint with room for sums
 
 
 class TxError(ValueError):
@@ -118,6 +119,8 @@ def _int(obj: dict[str, Any], key: str, *, positive: bool = False, required: boo
         raise TxError(key, f"expected an integer, got {v!r}")
     if positive and v <= 0:
         raise TxError(key, f"must be > 0, got {v}")
+    if abs(v) >= _MAX_INT:
+        raise TxError(key, f"must be below 2**62, got {v}")
     return v
 
 

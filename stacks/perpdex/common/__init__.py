@@ -1,0 +1,1 @@
+"""Shared plumbing of the perpdex services: configuration, JSON logs, HTTP helpers."""

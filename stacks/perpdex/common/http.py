@@ -1,0 +1,166 @@
+"""aiohttp plumbing shared by the services: JSON responses and errors, /health and
+/ready, the admin bearer-token guard, and the serve loop (uvloop, SIGTERM/SIGINT)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+from l2chaos.stacks.perpdex.common.config import Common, ConfigError
+from l2chaos.stacks.perpdex.common.log import JsonLog
+
+__all__ = [
+    "ApiError",
+    "Service",
+    "dumps",
+    "error_response",
+    "json_response",
+    "read_json",
+    "run_main",
+]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def json_response(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(text=dumps(obj), status=status, content_type="application/json")
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    return json_response({"error": {"code": code, "message": message, "field": field}}, status)
+
+
+class ApiError(Exception):
+    """Raised by handlers; becomes `{"error": {code, message, field}}` with `status`."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+async def read_json(request: web.Request) -> Any:
+    try:
+        raw = await request.read()
+        return json.loads(raw) if raw else None
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "malformed_json", "the body is not valid JSON", "(body)") from None
+
+
+class Service:
+    """A service: its app (with /health, /ready and the admin guard) and its lifecycle.
+
+    Subclasses add routes in `__init__`, connect in `start` and release in `stop`, and
+    say whether they serve in `ready()` -> (ok, reason).
+    """
+
+    def __init__(self, common: Common, log: JsonLog) -> None:
+        self.common = common
+        self.log = log
+        self.app = web.Application(
+            middlewares=[self._errors, self._admin_guard], client_max_size=4 * 1024 * 1024
+        )
+        self.app.router.add_get("/health", self._health)
+        self.app.router.add_get("/ready", self._ready)
+
+    def ready(self) -> tuple[bool, str]:
+        return True, "serving"
+
+    async def start(self) -> None:
+        """Connect and start background work; raising aborts the service."""
+
+    async def stop(self) -> None:
+        """Stop background work and close connections."""
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return json_response({"ok": True, "service": self.common.service, "pid": os.getpid()})
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        ok, reason = self.ready()
+        return json_response({"ready": ok, "reason": reason}, 200 if ok else 503)
+
+    @web.middleware
+    async def _admin_guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/admin"):
+            token = self.common.admin_token
+            if token is None:
+                return error_response(404, "not_found", "no such route")
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return error_response(401, "unauthorized", "admin routes need the bearer token")
+        return await handler(request)
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return error_response(exc.status, exc.code, exc.message, exc.field)
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: logged, answered as JSON, never a traceback page
+            self.log.error("unhandled error", path=request.path, error=repr(exc))
+            return error_response(500, "internal", "internal error")
+
+
+async def _serve(svc: Service) -> None:
+    runner = web.AppRunner(svc.app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, svc.common.host, svc.common.port, backlog=1024, reuse_address=True)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    svc.log.info("listening", host=svc.common.host, port=svc.common.port)
+    try:
+        starter = asyncio.create_task(svc.start())
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({starter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if starter in done:
+            starter.result()  # re-raise a failed start
+            await stopper
+        else:
+            starter.cancel()
+            await asyncio.gather(starter, return_exceptions=True)
+    finally:
+        svc.log.info("stopping")
+        try:
+            await asyncio.wait_for(svc.stop(), 10)
+        finally:
+            await runner.cleanup()
+            svc.log.info("stopped")
+
+
+def run_main(name: str, factory: Callable[[Mapping[str, str], JsonLog], Service]) -> None:
+    """Entry point of a service: config from the environment, then serve until a signal."""
+    log = JsonLog(name, level=os.environ.get("PERPDEX_LOG_LEVEL", "info"))
+    try:
+        svc = factory(os.environ, log)
+    except ConfigError as exc:
+        log.error("bad configuration", problem=str(exc), variable=exc.name)
+        sys.exit(2)
+    try:
+        import uvloop
+
+        uvloop.run(_serve(svc))
+    except Exception as exc:
+        log.error("service failed", error=repr(exc))
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""PostgreSQL schema (migrations/*.sql) and the queries the services run."""
