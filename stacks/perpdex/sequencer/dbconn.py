@@ -97,7 +97,12 @@ class ReadPath:
                     await asyncio.sleep(delay / 1000)
                 try:
                     self.conn = await connect(self.dsn, self.timeout_s, "sequencer-read")
-                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except (
+                    TimeoutError,
+                    OSError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                ) as exc:
                     delay = min(max(delay * 2, self.backoff_ms), self.backoff_max_ms)
                     self.log.info("read connection failed", error=repr(exc), retry_ms=delay)
                     continue
