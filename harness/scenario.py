@@ -399,8 +399,11 @@ def _stack(
 ) -> tuple[str, StackRun]:
     where = top.child("stack")
     raw = doc["stack"]
-    if isinstance(raw, str):
-        raw = {"ref": raw}
+    if isinstance(raw, str):  # the shorthand `stack: perpdex`; errors point at that line
+        shorthand = LocDict({"ref": raw})
+        shorthand.line = doc.line_of("stack") if isinstance(doc, LocDict) else 0
+        shorthand.key_lines = {"ref": shorthand.line}
+        raw = shorthand
     if not isinstance(raw, dict):
         raise where.error(
             f"expected a stack name (e.g. perpdex) or a mapping with ref, got {raw!r}", doc, "stack"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from l2chaos.errors import ScenarioError
+from l2chaos.errors import InputError, ScenarioError
 from l2chaos.scenario import load_scenario
 
 STACK = Path(__file__).parent / "data" / "teststack"
@@ -38,7 +38,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def error_of(tmp_path: Path, text: str, **kwargs: object) -> str:
     p = write(tmp_path, text)
-    with pytest.raises(ScenarioError) as info:
+    with pytest.raises(InputError) as info:
         load_scenario(p, **kwargs)  # type: ignore[arg-type]
     return str(info.value).replace(str(p), "scenario.yaml")
 
@@ -88,7 +88,7 @@ def test_good_scenario_loads_and_scales(tmp_path: Path) -> None:
         ),
         pytest.param(
             GOOD.replace("target: db", "target: dbb"),
-            "scenario.yaml:14: timeline[1].target: unknown service 'dbb'; services: db, api, worker",
+            "scenario.yaml:13: timeline[1].target: unknown service 'dbb'; services: db, api, worker",
             id="unknown-service",
         ),
         pytest.param(
@@ -103,22 +103,23 @@ def test_good_scenario_loads_and_scales(tmp_path: Path) -> None:
         ),
         pytest.param(
             GOOD.replace("at: 10s", "at: 50s").replace("for: 5s", "for: 20s"),
-            "scenario.yaml:9: timeline[0].for: ends at 1m10s, past the end of the run (duration 1m)",
+            "scenario.yaml:9: timeline[0].for: ends at 70s, past the end of the run (duration 1m); shorten it",
             id="past-the-end",
         ),
         pytest.param(
             GOOD.replace("at: 20s", "at: 2m"),
-            "scenario.yaml:12: timeline[1].at: scheduled at 2m, at or after the end of the run (duration 1m)",
+            "scenario.yaml:11: timeline[1].at: scheduled at 2m, at or after the end of the run (duration 1m)",
             id="after-the-end",
         ),
         pytest.param(
             GOOD + "  - at: 22s\n    fault: process.kill\n    target: db\n",
-            "scenario.yaml:17: timeline[2]: process.kill on db overlaps timeline[1] (process.restart_race on db)",
+            "scenario.yaml:15: timeline[2]: process.kill on db overlaps timeline[1] (process.restart_race on db) "
+            "and both need service:db; they cannot coexist",
             id="overlap",
         ),
         pytest.param(
-            GOOD.replace("with: {latency: 200ms}", "with: {jitter: 10ms}"),
-            "scenario.yaml:10: timeline[0].with: missing required parameter 'latency'",
+            GOOD + "  - at: 40s\n    fault: exec.command\n    with: {timeout: 5s}\n",
+            "scenario.yaml:17: timeline[2].with: missing required parameter 'command' (a list of strings)",
             id="missing-param",
         ),
         pytest.param(
@@ -138,17 +139,17 @@ def test_good_scenario_loads_and_scales(tmp_path: Path) -> None:
         ),
         pytest.param(
             GOOD + "  - at: 40s\n    fault: oracle.zero\n    target: db\n    for: 5s\n",
-            "scenario.yaml:19: timeline[2].target: oracle.zero acts on the whole stack and takes no target",
+            "scenario.yaml:17: timeline[2].target: oracle.zero acts on the whole stack and takes no target",
             id="target-not-allowed",
         ),
         pytest.param(
             GOOD + "  - at: 40s\n    fault: oracle.zero\n",
-            "scenario.yaml:17: timeline[2]: oracle.zero lasts over a window: give 'for' (e.g. for: 10s)",
+            "scenario.yaml:15: timeline[2]: oracle.zero lasts over a window: give 'for' (e.g. for: 10s)",
             id="window-required",
         ),
         pytest.param(
             GOOD + "  - at: 40s\n    fault: chain.rollback\n",
-            "scenario.yaml:18: timeline[2].fault: chain.rollback needs the stack hook 'rollback', "
+            "scenario.yaml:16: timeline[2].fault: chain.rollback needs the stack hook 'rollback', "
             "which stack 'teststack' does not provide (it has: oracle_mode)",
             id="missing-hook",
         ),
