@@ -1,19 +1,13 @@
-"""Backends: where a stack runs (local processes, docker containers)."""
+"""Backends turn a stack spec into running services: `local` (child processes, the
+embedded default) and `docker` (containers). See `base.py` for what they provide."""
 
 from __future__ import annotations
-
-import importlib.util
 
 __all__ = ["gc_all"]
 
 
 def gc_all() -> list[str]:
-    """Remove leftovers of killed runs of every backend; one line per thing removed."""
+    """Remove leftovers of killed runs on every backend; one line per thing removed."""
     from .local import LocalBackend
 
-    lines = LocalBackend.gc()
-    if importlib.util.find_spec(f"{__name__}.docker") is not None:
-        from .docker import DockerBackend  # type: ignore[import-not-found,unused-ignore]
-
-        lines += DockerBackend.gc()
-    return lines
+    return LocalBackend.gc()
