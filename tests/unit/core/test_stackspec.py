@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from l2chaos.errors import StackSpecError
+from l2chaos.stackspec import StackRun, load_stack, render
+
+BASE = """\
+name: mini
+services:
+  db:
+    postgres: {database: app, user: app}
+  api:
+    command: ["{python}", "-m", "app", "--port", "{port}"]
+    port: 8000
+    health: /health
+    env: {DB: "postgresql://app@{link:api->db}/app"}
+    depends_on: [db]
+  web:
+    command: ["{python}", "-m", "web"]
+    port: 8001
+    env: {API: "http://{link:web->api}"}
+    depends_on: [api]
+links: ["api -> db", "web->api"]
+switches: {gate: {help: a gate}}
+profiles: {open: {gate: false}, closed: {gate: true}}
+default_profile: closed
+settings:
+  tick: {kind: duration, default: 250ms, env: TICK_MS}
+"""
+
+
+def load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+    p = tmp_path / "stack.yaml"
+    p.write_text(textwrap.dedent(text))
+    return load_stack(p)
+
+
+def test_loads_order_links_and_env(tmp_path: Path) -> None:
+    spec = load(tmp_path, BASE)
+    assert spec.start_order() == ["db", "api", "web"]
+    assert spec.link_names == ["api->db", "web->api"]
+    assert [lk.name for lk in spec.links_of("api")] == ["api->db", "web->api"]
+    run = StackRun(spec, "closed", {"gate": True}, {"tick": 250_000_000}, seed=5)
+    env = run.common_env(admin_token="t", run_id="r")
+    assert env["L2CHAOS_SWITCHES"] == '{"gate":true}'
+    assert env["TICK_MS"] == "250"
+    assert render(spec.services["api"].env["DB"], {"link:api->db": "127.0.0.1:21000"}) == (
+        "postgresql://app@127.0.0.1:21000/app"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ('links: ["api -> db", "web->api"]', 'links: ["api -> dbx"]'),
+            "stack.yaml:16: links[0]: unknown service 'dbx'",
+        ),
+        (("name: mini", "name: Mini Stack"), "stack.yaml:1: name: expected a lower-case name"),
+        (
+            ("    depends_on: [api]", "    depends_on: [apx]"),
+            "stack.yaml:15: services.web.depends_on: unknown service 'apx'",
+        ),
+        (
+            ("{link:web->api}", "{link:web->db}"),
+            "stack.yaml:14: services.web.env.API: {link:web->db} names no link",
+        ),
+        (("{port}", "{prot}"), "stack.yaml:6: services.api.command[4]: unknown placeholder {prot}"),
+        (
+            ("open: {gate: false}", "open: {gaet: false}"),
+            "stack.yaml:18: profiles.open.gaet: unknown switch 'gaet'",
+        ),
+        (
+            ("default_profile: closed", "default_profile: shut"),
+            "stack.yaml:19: default_profile: unknown profile 'shut'",
+        ),
+        (
+            ("    health: /health", "    health: health"),
+            "stack.yaml:8: services.api.health: expected an HTTP path",
+        ),
+        (
+            ("kind: duration", "kind: time"),
+            "stack.yaml:21: settings.tick.kind: expected one of duration",
+        ),
+        (
+            ("    port: 8001", "    port: 99999"),
+            "stack.yaml:13: services.web.port: expected a port number 1-65535",
+        ),
+        (
+            ("    depends_on: [db]", "    depends_on: [web]"),
+            "services.api.depends_on: dependency cycle",
+        ),
+    ],
+)
+def test_bad_stack_files(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    text = BASE.replace(*change)
+    with pytest.raises(StackSpecError) as info:
+        load(tmp_path, text)
+    shown = str(info.value).replace(str(tmp_path / "stack.yaml"), "stack.yaml")
+    assert message in shown

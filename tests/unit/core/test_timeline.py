@@ -1,0 +1,124 @@
+"""The timeline schedules injects and heals on time, in parallel, and heals what is left."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from l2chaos.faults.base import Fault, FaultContext, Target, TargetKind, Window
+from l2chaos.rundir import RunDir
+from l2chaos.scenario import FaultUse
+from l2chaos.timeline import Timeline
+
+
+class Recording(Fault):
+    """A fault that records when it was injected and healed (a plug-in like a user's)."""
+
+    name = "test.recording"
+    summary = "records calls"
+    window = Window.OPTIONAL
+
+    def __init__(
+        self, label: str, calls: list[tuple[str, str, float]], inject_s: float = 0.0
+    ) -> None:
+        super().__init__(Target(TargetKind.NONE), {}, None)
+        self.label = label
+        self.calls = calls
+        self.inject_s = inject_s
+        self.lock = threading.Lock()
+
+    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+        time.sleep(self.inject_s)
+        with self.lock:
+            self.calls.append(("inject", self.label, time.monotonic()))
+        ctx.note(step="inside", label=self.label)
+        return {"label": self.label}
+
+    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+        with self.lock:
+            self.calls.append(("heal", self.label, time.monotonic()))
+        return {}
+
+
+class Broken(Recording):
+    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+        raise RuntimeError("cannot inject")
+
+
+def use(i: int, fault: Fault, at_ms: int, for_ms: int | None) -> FaultUse:
+    return FaultUse(
+        i, f"f{i}", fault, at_ms * 1_000_000, None if for_ms is None else for_ms * 1_000_000
+    )
+
+
+def run(
+    tmp_path: Path, uses: list[FaultUse], wait_s: float
+) -> tuple[list[dict[str, Any]], Timeline, int]:
+    rd = RunDir.create(tmp_path, "t")
+    t0 = time.monotonic_ns()
+    tl = Timeline(
+        uses,
+        lambda u, note: FaultContext(None, None, None, None, None, note=note),
+        rd.jsonl("faults.jsonl"),
+        t0,
+    )  # type: ignore[arg-type]
+    tl.start()
+    time.sleep(wait_s)
+    tl.heal_all()
+    rd.close()
+    records = [json.loads(x) for x in (rd.path / "faults.jsonl").read_text().splitlines()]
+    return records, tl, t0
+
+
+def test_schedule_lateness_and_heal_after_window(tmp_path: Path) -> None:
+    calls: list[tuple[str, str, float]] = []
+    a, b = Recording("a", calls), Recording("b", calls)
+    records, tl, t0 = run(tmp_path, [use(0, a, 100, 300), use(1, b, 200, None)], 0.7)
+    order = [(kind, label) for kind, label, _ in calls]
+    assert order == [("inject", "a"), ("inject", "b"), ("heal", "b"), ("heal", "a")]
+    t = {(kind, label): (when * 1e9 - t0) / 1e6 for kind, label, when in calls}
+    assert 100 <= t[("inject", "a")] < 100 + 200
+    assert 400 <= t[("heal", "a")] < 400 + 200
+    injects = [r for r in records if r["action"] == "inject"]
+    assert [r["label"] for r in injects] == ["f0", "f1"]
+    assert all(r["ok"] and r["lateness_ms"] >= 0 and r["scheduled_ns"] is not None for r in injects)
+    notes = [r for r in records if r["action"] == "note"]
+    assert [n["details"]["label"] for n in notes] == ["a", "b"]
+    assert tl.errors() == []
+
+
+def test_a_slow_inject_does_not_delay_the_next_fault(tmp_path: Path) -> None:
+    calls: list[tuple[str, str, float]] = []
+    slow, fast = Recording("slow", calls, inject_s=1.0), Recording("fast", calls)
+    _, _, t0 = run(tmp_path, [use(0, slow, 0, 1500), use(1, fast, 100, 100)], 1.8)
+    t = {(kind, label): (when * 1e9 - t0) / 1e6 for kind, label, when in calls}
+    assert t[("inject", "fast")] < 400  # not behind the 1 s inject
+    assert t[("heal", "slow")] >= t[("inject", "slow")]  # a heal never overtakes its inject
+
+
+def test_heal_all_heals_what_is_still_injected_and_failures_are_recorded(tmp_path: Path) -> None:
+    calls: list[tuple[str, str, float]] = []
+    long, broken = Recording("long", calls), Broken("broken", calls)
+    records, tl, _ = run(tmp_path, [use(0, long, 0, 60_000), use(1, broken, 50, 1000)], 0.3)
+    # A failed inject is healed too (a partial inject must be cleaned up), newest first.
+    assert [(k, lbl) for k, lbl, _ in calls] == [
+        ("inject", "long"),
+        ("heal", "broken"),
+        ("heal", "long"),
+    ]
+    heal = [r for r in records if r["action"] == "heal" and r["label"] == "f0"]
+    assert heal and heal[0]["scheduled_ns"] is None  # healed at the end, not on schedule
+    failed = [r for r in records if r["label"] == "f1" and r["action"] == "inject"]
+    assert failed[0]["ok"] is False and "cannot inject" in failed[0]["error"]
+    assert tl.errors() == ["f1: inject: cannot inject"]
+
+
+def test_nothing_runs_after_heal_all(tmp_path: Path) -> None:
+    calls: list[tuple[str, str, float]] = []
+    late = Recording("late", calls)
+    run(tmp_path, [use(0, late, 5000, 100)], 0.1)
+    time.sleep(0.2)
+    assert calls == []
