@@ -24,7 +24,7 @@ def test_lines_are_kept_for_keys_and_items() -> None:
 def test_duplicate_keys_and_bad_files() -> None:
     with pytest.raises(InputError, match=r"f.yaml:2: duplicate key 'a' \(first on line 1\)"):
         load_yaml_text("a: 1\na: 2\n", "f.yaml")
-    with pytest.raises(InputError, match="nope.yaml: file not found"):
+    with pytest.raises(InputError, match=r"nope\.yaml: file not found"):
         load_yaml("nope.yaml")
 
 
@@ -42,7 +42,8 @@ def test_redactor_masks_registered_secrets_and_secret_keys() -> None:
 
 def test_rundir_writes_redacted_json_and_jsonl(tmp_path: Path) -> None:
     rd = RunDir.create(tmp_path, "demo", "vulnerable")
-    assert rd.path.name.endswith(rd.run_id) and "demo-vulnerable" in rd.run_id
+    assert rd.path.name.endswith(rd.run_id)
+    assert "demo-vulnerable" in rd.run_id
     assert {p.name for p in rd.path.iterdir()} == {"logs", "audit", "history", "load"}
     rd.redactor.add("tok-123456789")
     rd.write_json("run.json", {"admin_token": "tok-123456789", "x": "tok-123456789"})
