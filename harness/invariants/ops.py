@@ -102,46 +102,50 @@ class OpsIndex:
         return out
 
 
-def _result_field(result: Any, key: str) -> Any:
-    return result.get(key) if isinstance(result, dict) else None
-
-
 def build_ops_index(record: RunRecord) -> OpsIndex:
     idx = OpsIndex()
     pending: dict[Any, tuple[int, str]] = {}
     codes: dict[str, int] = {}
+    # bound methods: this loop runs once per history line (millions)
+    add_inv, add_done = idx.invoke_t.append, idx.done_t.append
+    add_out, add_op, add_lat = idx.outcome.append, idx.op.append, idx.latency_ms.append
+    add_write = idx.acked_writes.append
+    pop, outcome_code, writes = pending.pop, _CODE.get, WRITE_OPS
+    invokes = unmatched = 0
     for rec in record.jsonl(HISTORY):
         kind = rec.get("type")
-        t = int(rec.get("t_ns") or 0)
+        t = rec.get("t_ns") or 0
         if kind == "invoke":
-            idx.invokes += 1
-            pending[rec.get("op_id")] = (t, str(rec.get("op", "")))
+            invokes += 1
+            pending[rec.get("op_id")] = (t, rec.get("op") or "")
             continue
-        code = _CODE.get(str(kind))
+        code = outcome_code(str(kind))
         if code is None:
             continue
-        started = pending.pop(rec.get("op_id"), None)
+        started = pop(rec.get("op_id"), None)
         latency = rec.get("latency_ms")
         lat = float(latency) if isinstance(latency, (int, float)) else 0.0
         if started is None:
-            idx.unmatched_completions += 1
+            unmatched += 1
             inv_t = t - round(lat * 1e6)
         else:
             inv_t = started[0]
             if latency is None:
                 lat = (t - inv_t) / 1e6
-        op_name = str(rec.get("op", "") or (started[1] if started else ""))
+        op_name = rec.get("op") or (started[1] if started else "")
         oc = codes.get(op_name)
         if oc is None:
             oc = codes[op_name] = idx.op_code(op_name)
-        idx.invoke_t.append(inv_t)
-        idx.done_t.append(t)
-        idx.outcome.append(code)
-        idx.op.append(oc)
-        idx.latency_ms.append(lat)
-        if code == 0 and op_name in WRITE_OPS:
+        add_inv(inv_t)
+        add_done(t)
+        add_out(code)
+        add_op(oc)
+        add_lat(lat)
+        if code == 0 and op_name in writes:
             result = rec.get("result")
-            idx.acked_writes.append(
+            if not isinstance(result, dict):
+                result = {}
+            add_write(
                 AckedWrite(
                     op_id=str(rec.get("op_id")),
                     op=op_name,
@@ -149,23 +153,25 @@ def build_ops_index(record: RunRecord) -> OpsIndex:
                     process=rec.get("process"),
                     invoke_t_ns=inv_t,
                     t_ns=t,
-                    tx_hash=_result_field(result, "tx_hash"),
-                    nonce=_result_field(result, "nonce"),
-                    order_id=_result_field(result, "order_id"),
-                    block=_result_field(result, "block"),
+                    tx_hash=result.get("tx_hash"),
+                    nonce=result.get("nonce"),
+                    order_id=result.get("order_id"),
+                    block=result.get("block"),
                 )
             )
+    idx.invokes = invokes
+    idx.unmatched_completions = unmatched
     # Invoked but never completed: the outcome is unknown (info), open to the end.
     for _op_id, (inv_t, op_name) in pending.items():
         oc = codes.get(op_name)
         if oc is None:
             oc = codes[op_name] = idx.op_code(op_name)
         idx.open_at_end += 1
-        idx.invoke_t.append(inv_t)
-        idx.done_t.append(OPEN)
-        idx.outcome.append(2)
-        idx.op.append(oc)
-        idx.latency_ms.append(float("nan"))
+        add_inv(inv_t)
+        add_done(OPEN)
+        add_out(2)
+        add_op(oc)
+        add_lat(float("nan"))
     idx.finish()
     return idx
 

@@ -70,7 +70,7 @@ class SteadyState(Checker):
         ),
         Param("count_fail", "bool", default=False, help="count fail (4xx) outcomes as errors too"),
         Param("ops", "str_list", default=[], help="operation kinds to check (empty: all)"),
-        Param("min_ops", "int", default=20, min=1, help="smallest segment judged on its own"),
+        Param("min_ops", "int", default=100, min=1, help="smallest segment judged on its own"),
     )
     needs: ClassVar[tuple[str, ...]] = (HISTORY,)
 

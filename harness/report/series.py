@@ -1,0 +1,169 @@
+"""Time series for the HTML timeline, computed from the run record.
+
+Everything is bucketed or down-sampled to at most `max_points` per series, so a 1M-op
+history still gives a report of a few hundred kilobytes. Times are seconds since the
+run's time zero (run.json `t0_ns`, else the first record).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from l2chaos.invariants.ops import OPEN, ops_index
+from l2chaos.invariants.record import AUDIT, RunRecord
+
+__all__ = ["Timeline", "build_timeline"]
+
+
+@dataclass
+class Timeline:
+    """What the report's timeline draws. x values are seconds since t0."""
+
+    t0_ns: int
+    end_s: float
+    bucket_s: float
+    bands: list[dict[str, Any]] = field(default_factory=list)
+    throughput: list[tuple[float, float]] = field(default_factory=list)  # ops/s
+    error_rate: list[tuple[float, float]] = field(default_factory=list)  # 0..1
+    latency_p50: list[tuple[float, float]] = field(default_factory=list)  # ms
+    latency_p99: list[tuple[float, float]] = field(default_factory=list)
+    # per market: oracle model price and the price the exchange used (index price)
+    oracle: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    used: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    liquidations: list[dict[str, Any]] = field(default_factory=list)
+    blocked: list[dict[str, Any]] = field(default_factory=list)
+    height: list[tuple[float, float]] = field(default_factory=list)
+
+
+def _thin(points: Sequence[tuple[float, float]], max_points: int) -> list[tuple[float, float]]:
+    if len(points) <= max_points:
+        return list(points)
+    step = len(points) / max_points
+    out = [points[int(i * step)] for i in range(max_points)]
+    out.append(points[-1])
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    values.sort()
+    k = max(1, math.ceil(q / 100 * len(values)))
+    return values[k - 1]
+
+
+def build_timeline(
+    record: RunRecord,
+    t0_ns: int | None,
+    end_ns: int | None,
+    *,
+    max_points: int = 600,
+) -> Timeline:
+    ops = ops_index(record)
+    starts: list[int] = []
+    if t0_ns is None:
+        if ops is not None and len(ops):
+            starts.append(min(ops.invoke_t))
+        for _, s, _e in record.fault_windows():
+            starts.append(s)
+    t0 = t0_ns if t0_ns is not None else (min(starts) if starts else 0)
+    last = end_ns
+    if last is None and ops is not None and len(ops):
+        last = max((t for t in ops.done_t if t < OPEN), default=t0)
+    end_s = max(1.0, ((last or t0) - t0) / 1e9)
+    bucket_s = max(0.25, end_s / max_points)
+    tl = Timeline(t0_ns=t0, end_s=end_s, bucket_s=bucket_s)
+
+    def sec(t: int) -> float:
+        return round((t - t0) / 1e9, 3)
+
+    for fr, s, e in record.fault_windows():
+        tl.bands.append(
+            {
+                "fault_id": fr.fault_id,
+                "label": fr.label,
+                "name": fr.name,
+                "target": fr.target,
+                "start_s": sec(s),
+                "end_s": sec(e),
+                "healed": fr.healed,
+            }
+        )
+
+    if ops is not None and len(ops):
+        n = int(end_s / bucket_s) + 1
+        total = [0] * n
+        errors = [0] * n
+        lat: list[list[float]] = [[] for _ in range(n)]
+        for i in range(len(ops)):
+            done = ops.done_t[i]
+            if done >= OPEN:
+                continue
+            b = int((done - t0) / 1e9 / bucket_s)
+            if not 0 <= b < n:
+                continue
+            total[b] += 1
+            o = ops.outcome[i]
+            if o == 2:
+                errors[b] += 1
+            elif o == 0:
+                lat[b].append(ops.latency_ms[i])
+        for b in range(n):
+            x = round(b * bucket_s, 3)
+            tl.throughput.append((x, total[b] / bucket_s))
+            if total[b]:
+                tl.error_rate.append((x, errors[b] / total[b]))
+            if lat[b]:
+                tl.latency_p50.append((x, _pct(lat[b], 50)))
+                tl.latency_p99.append((x, _pct(lat[b], 99)))
+
+    oracle: dict[str, list[tuple[float, float]]] = {}
+    for rec in record.oracle_reference():
+        t, m, p = rec.get("host_ts_ns"), rec.get("market"), rec.get("model_price")
+        if isinstance(t, int) and isinstance(m, str) and isinstance(p, (int, float)):
+            oracle.setdefault(m, []).append((sec(t), float(p)))
+    tl.oracle = {m: _thin(v, max_points) for m, v in sorted(oracle.items())}
+
+    block_time: dict[int, int] = {}
+    heights: list[tuple[float, float]] = []
+    if record.has(AUDIT.BLOCKS):
+        for blk in record.blocks():
+            t, seq, num = blk.get("host_ts_ns"), blk.get("seq"), blk.get("number")
+            if isinstance(t, int) and isinstance(seq, int):
+                block_time[seq] = t
+                if isinstance(num, int):
+                    heights.append((sec(t), float(num)))
+    else:
+        for p in record.probes():
+            t, h = p.get("t_ns"), p.get("block_height")
+            if isinstance(t, int) and isinstance(h, int):
+                heights.append((sec(t), float(h)))
+    tl.height = _thin(heights, max_points)
+
+    used: dict[str, list[tuple[float, float]]] = {}
+    for row in record.market_state():
+        seq, m, p = row.get("block_seq"), row.get("market"), row.get("index_price")
+        t = block_time.get(seq) if isinstance(seq, int) else None
+        if t is not None and isinstance(m, str) and isinstance(p, (int, float)):
+            used.setdefault(m, []).append((sec(t), float(p)))
+    tl.used = {m: _thin(sorted(v), max_points) for m, v in sorted(used.items())}
+
+    cap = 2000
+    for ev in record.events(kinds=("liquidation", "liquidation_blocked")):
+        data = ev.get("data") or {}
+        t = ev.get("host_ts_ns")
+        if not isinstance(t, int) or not isinstance(data, dict):
+            continue
+        point = {
+            "t_s": sec(t),
+            "market": data.get("market"),
+            "account": data.get("account"),
+            "price": data.get("price"),
+            "guard": data.get("guard"),
+            "block": ev.get("block"),
+        }
+        target = tl.liquidations if ev["kind"] == "liquidation" else tl.blocked
+        if len(target) < cap:
+            target.append(point)
+    return tl
