@@ -208,6 +208,7 @@ class LocalStack(RunningStack):
         self._marker = RunMarker.for_this_process(run_id, self.stack_name)
         self.tempdir: Path | None = None
         self._control = LocalControl(self)
+        self.owner_pid = os.getpid()
         self._http = httpx.Client(timeout=2.0, trust_env=False)
 
     # ------------------------------------------------------------ RunningStack
@@ -595,6 +596,8 @@ class _LiveStacks:
         with self._lock:
             stacks = list(self._stacks)
         for s in stacks:
+            if s.owner_pid != os.getpid():  # a forked child must not stop its parent's stack
+                continue
             with contextlib.suppress(Exception):
                 s.down()
 

@@ -256,35 +256,60 @@ def _pg_version(bin_dir: Path) -> str:
 
 
 def _readable_copy(bin_dir: Path, user: PgUser) -> Path:
-    """Copy the install (bin, lib, share) where `user` can read it; cached per version."""
-    src = bin_dir.parent
+    """Copy the install where `user` can read it, keeping its layout; cached per build.
+
+    pgserver's wheel is repaired by auditwheel: its binaries find libpq through the
+    RPATH ``$ORIGIN/../../../pgserver.libs``, so the copy keeps
+    ``<package>/<install>/{bin,lib,share}`` next to ``<package>.libs``.
+    """
+    install = bin_dir.parent  # .../site-packages/pgserver/pginstall
+    package = install.parent
     version = _pg_version(bin_dir)
-    digest = hashlib.sha256(str(src).encode()).hexdigest()[:10]
+    # by content, not by path: every copy of one pgserver build shares one readable copy
+    ident = f"{version}|{(bin_dir / 'postgres').stat().st_size}"
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:10]
     base = _private_dir(Path(tempfile.gettempdir()) / f"l2chaos-pg-{os.geteuid()}")
     final = base / f"{version}-{digest}"
-    if not (final / "bin" / "postgres").is_file():
+    copied_bin = final / package.name / install.name / "bin"
+    if not (final / ".complete").is_file():
         with open(base / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (final / "bin" / "postgres").is_file():
+            if not (final / ".complete").is_file():
                 tmp = base / f".{final.name}.{os.getpid()}.tmp"
                 shutil.rmtree(tmp, ignore_errors=True)
-                tmp.mkdir(mode=0o755)
+                shutil.rmtree(final, ignore_errors=True)
+                dest = tmp / package.name / install.name
+                dest.mkdir(parents=True)
                 for part in ("bin", "lib", "share"):
-                    if (src / part).is_dir():
-                        shutil.copytree(src / part, tmp / part, symlinks=True)
+                    if (install / part).is_dir():
+                        shutil.copytree(install / part, dest / part, symlinks=True)
+                libs = package.parent / f"{package.name}.libs"
+                if libs.is_dir():
+                    shutil.copytree(libs, tmp / libs.name, symlinks=True)
                 for dirpath, _dirnames, filenames in os.walk(tmp):
                     os.chmod(dirpath, 0o755)
                     for f in filenames:
                         fp = Path(dirpath) / f
                         if not fp.is_symlink():
                             fp.chmod(fp.stat().st_mode | 0o444)
+                (tmp / ".complete").write_text(f"{install}\n")
                 os.replace(tmp, final)
-    if not can_traverse(final / "bin", user.uid, _user_gids(user)):
+    if not can_traverse(copied_bin, user.uid, _user_gids(user)):
         raise StackError(
             f"user {user.name!r} cannot reach the PostgreSQL binaries at {bin_dir} nor at "
-            f"{final}; make one of them readable by that user"
+            f"{copied_bin}; make one of them readable by that user"
         )
-    return final / "bin"
+    for exe in ("postgres", "pg_isready"):
+        res = subprocess.run(
+            [str(copied_bin / exe), "--version"], capture_output=True, text=True, check=False,
+            user=user.uid, group=user.gid, extra_groups=[],
+        )  # fmt: skip
+        if res.returncode != 0:
+            raise StackError(
+                f"the copy of the PostgreSQL binaries at {copied_bin} does not run as "
+                f"{user.name!r}: {res.stderr.strip()}"
+            )
+    return copied_bin
 
 
 def make_data_dir(template: Path, dest: Path, user: PgUser | None) -> None:
@@ -323,6 +348,8 @@ def pg_is_ready(install: PgInstall, port: int, host: str = "127.0.0.1") -> bool:
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         check=False, timeout=10,
     )  # fmt: skip
+    if res.returncode > 3:  # 0 accepting, 1 rejecting, 2 no answer, 3 no attempt
+        raise StackError(f"{install.exe('pg_isready')} cannot run (exit {res.returncode})")
     return res.returncode == 0
 
 

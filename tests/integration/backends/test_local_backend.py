@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -18,7 +20,9 @@ import httpx
 import pytest
 from l2chaos.backends import gc_all
 from l2chaos.backends.local import LocalBackend
+from l2chaos.backends.postgres import PgInstall, can_traverse, find_pg_bin
 from l2chaos.backends.procs import MarkerStore, pids_of_run, read_environ
+from l2chaos.backends.toxiproxy import find_toxiproxy_server
 from l2chaos.errors import StackError
 
 pytestmark = pytest.mark.integration
@@ -239,6 +243,7 @@ from pathlib import Path
 sys.path.insert(0, {here!r})
 import tinystack
 from l2chaos.backends.local import LocalBackend
+from l2chaos.backends.postgres import PgInstall, can_traverse, find_pg_bin
 run = tinystack.stack_run(tinystack.write_stack(Path({folder!r}) / "def"))
 st = LocalBackend().up(run, run_id={run_id!r}, run_dir=Path({folder!r}) / "run", env={{}})
 print(json.dumps({{"ports": [r.port for r in st._ports], "tempdir": str(st.tempdir),
@@ -278,3 +283,35 @@ def test_gc_cleans_a_run_whose_owner_was_killed(tmp_path: Path, ts: Any) -> None
         if child.stdout is not None:
             child.stdout.close()
         gc_all()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only as root does Postgres run as another user")
+def test_postgres_binaries_in_a_private_folder_are_copied_where_its_user_reads_them(
+    tmp_path: Path, ts: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install = find_pg_bin().parent  # site-packages/pgserver/pginstall
+    site = install.parent.parent
+    private = Path(tempfile.mkdtemp(prefix="l2chaos-private-"))  # 0700, like a CI checkout
+    try:
+        for part in ("bin", "lib", "share"):  # the wheel's layout, as in a venv in a checkout
+            shutil.copytree(
+                install / part, private / "pgserver" / "pginstall" / part, symlinks=True
+            )
+        shutil.copytree(site / "pgserver.libs", private / "pgserver.libs")
+        private_bin = private / "pgserver" / "pginstall" / "bin"
+        monkeypatch.setenv("L2CHAOS_PG_BIN", str(private_bin))
+        monkeypatch.setenv("L2CHAOS_TOXIPROXY", str(find_toxiproxy_server()))
+        monkeypatch.setenv("L2CHAOS_CACHE", str(tmp_path / "cache"))  # initdb from the copy too
+        pg = PgInstall.locate()
+        assert pg.user is not None
+        assert not can_traverse(private_bin, pg.user.uid, [pg.user.gid])
+        assert pg.bin.parts[:3] == ("/", "tmp", "l2chaos-pg-0")
+        assert pg.bin.parts[-3:] == ("pgserver", "pginstall", "bin")
+        assert can_traverse(pg.bin, pg.user.uid, [pg.user.gid])
+        with ts.up_stack(tmp_path) as st:
+            assert st._pg is not None
+            assert st._pg.bin == pg.bin
+            assert ts.psql(st, "SELECT 1") == "1"
+        assert list((tmp_path / "cache" / "pg").glob("template-*/PG_VERSION"))
+    finally:
+        shutil.rmtree(private)
