@@ -47,7 +47,15 @@ from l2chaos.stackspec import ServiceSpec, StackRun, render
 from .base import Backend, Endpoint, RunningStack
 from .ports import PortAllocator, PortReservation
 from .postgres import PgInstall, create_database, dsn, make_data_dir, postgres_argv, wait_pg_ready
-from .procs import RUN_ID_ENV, GroupProcess, MarkerStore, RunMarker, gc_runs, make_run_tempdir
+from .procs import (
+    RUN_ID_ENV,
+    GroupProcess,
+    MarkerStore,
+    RunMarker,
+    gc_runs,
+    kill_run_processes,
+    make_run_tempdir,
+)
 from .toxiproxy import ToxiproxyClient, ToxiproxyLinks, find_toxiproxy_server, proxy_name
 
 __all__ = ["LocalBackend", "LocalControl", "LocalStack"]
@@ -531,6 +539,10 @@ class LocalStack(RunningStack):
 
     # ------------------------------------------------------------ teardown
 
+    def _sweep(self) -> None:
+        for line in kill_run_processes(self.run_id, rounds=5):
+            log.warning("teardown of run %s: %s", self.run_id, line)
+
     def down(self) -> list[str]:
         """Stop everything; idempotent. Returns problems met on the way (never raises)."""
         with self._lock:
@@ -560,6 +572,8 @@ class LocalStack(RunningStack):
             svc = self._services.get(name)
             if svc is not None and svc.is_postgres:
                 step(f"stopping {name}", stop, svc)
+        # anything of this run still alive (say, started just as an interrupt arrived)
+        step("sweeping stray processes", self._sweep)
         if self._tp_client is not None:
             step("closing toxiproxy client", self._tp_client.close)
         step("closing http client", self._http.close)

@@ -42,6 +42,7 @@ __all__ = [
     "RunMarker",
     "gc_runs",
     "group_members",
+    "kill_run_processes",
     "make_run_tempdir",
     "pids_of_run",
     "process_start_time",
@@ -114,17 +115,56 @@ def _all_pids() -> Iterator[int]:
             yield int(entry.name)
 
 
+def _ancestors() -> set[int]:
+    """This process and its ancestors: never ours to kill, whatever their environment."""
+    out = {os.getpid()}
+    pid = os.getpid()
+    for _ in range(64):
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(text[text.rfind(")") + 2 :].split()[1])
+        if pid <= 1 or pid in out:
+            break
+        out.add(pid)
+    return out
+
+
 def pids_of_run(run_id: str) -> list[int]:
     """Live (non-zombie) processes whose environment carries L2CHAOS_RUN_ID=run_id."""
-    me = os.getpid()
+    skip = _ancestors()
     found = []
     for pid in _all_pids():
-        if pid == me:
+        if pid in skip:
             continue
         env = read_environ(pid)
         if env is not None and env.get(RUN_ID_ENV) == run_id and process_state(pid) != "Z":
             found.append(pid)
     return found
+
+
+def _kill_if_ours(pid: int, run_id: str) -> bool:
+    """SIGKILL `pid` if it still carries the run id, race-free through a pidfd where the
+    kernel has them (the pid cannot be reused while the pidfd is open)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        fd = None
+    try:
+        env = read_environ(pid)
+        if env is None or env.get(RUN_ID_ENV) != run_id:
+            return False
+        if fd is not None:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _comm(pid: int) -> str:
@@ -422,8 +462,9 @@ class MarkerStore:
         return out
 
 
-def _kill_run_processes(run_id: str, rounds: int = 20) -> list[str]:
-    """SIGKILL every live process carrying this run id; a few rounds catch late forks."""
+def kill_run_processes(run_id: str, rounds: int = 20) -> list[str]:
+    """SIGKILL every live process carrying this run id (a few rounds catch late forks),
+    then wait (bounded) until they are gone. One line per process killed."""
     lines: list[str] = []
     killed: set[int] = set()
     for _ in range(rounds):
@@ -432,12 +473,10 @@ def _kill_run_processes(run_id: str, rounds: int = 20) -> list[str]:
             break
         for pid in pids:
             name = _comm(pid)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+            if _kill_if_ours(pid, run_id):
                 killed.add(pid)
                 lines.append(f"killed pid {pid} ({name}) of run {run_id}")
         time.sleep(0.05)
-    # wait (bounded) until they are really gone
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline and pids_of_run(run_id):
         time.sleep(0.02)
@@ -455,7 +494,7 @@ def gc_runs(store: MarkerStore | None = None) -> list[str]:
             continue
         if marker.owner_alive():
             continue
-        lines.extend(_kill_run_processes(marker.run_id))
+        lines.extend(kill_run_processes(marker.run_id))
         for d in marker.temp_dirs:
             p = Path(d)
             if p.exists() and _is_our_tempdir(p):
