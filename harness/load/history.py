@@ -21,7 +21,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import monotonic_ns, time_ns
@@ -71,13 +71,41 @@ class Outcome(NamedTuple):
 # ------------------------------------------------------------------------- writing
 
 
+def _make_encoder() -> Callable[[Any], str]:
+    """A compact JSON encoder built once (json.dumps builds one per call, which is most
+    of its cost for the small objects of a history record)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is not None:
+        chunks = make(
+            None, str, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+        )
+
+        def enc(obj: Any) -> str:
+            return "".join(chunks(obj, 0))
+
+        return enc
+    return json.JSONEncoder(separators=(",", ":"), default=str).encode  # pragma: no cover
+
+
+_enc = _make_encoder()
+_str = json.encoder.encode_basestring_ascii
+_IDENT_CACHE_MAX = 10_000
+
+
 class OpHandle:
     """An invoked operation that still needs its completion."""
 
-    __slots__ = ("account", "done", "mono_ns", "op", "op_id", "persona", "process")
+    __slots__ = ("account", "done", "ident", "mono_ns", "op", "op_id", "persona", "process")
 
     def __init__(
-        self, op_id: str, process: str, persona: str, account: int | None, op: str, mono_ns: int
+        self,
+        op_id: str,
+        process: str,
+        persona: str,
+        account: int | None,
+        op: str,
+        mono_ns: int,
+        ident: str,
     ) -> None:
         self.op_id = op_id
         self.process = process
@@ -85,6 +113,7 @@ class OpHandle:
         self.account = account
         self.op = op
         self.mono_ns = mono_ns
+        self.ident = ident
         self.done = False
 
 
@@ -92,18 +121,36 @@ class HistoryWriter:
     """Appends one worker's operations to a JSON-lines file through a write buffer.
 
     Records start with ``{"t_ns":…,"mono_ns":…,"type":…,"op_id":…`` so the merge can
-    read its sort key without parsing the whole line. Not thread-safe: one writer per
-    process (Locust users are greenlets of one thread).
+    read its sort key without parsing the whole line. Lines are formatted directly (the
+    fields that repeat per process are encoded once and cached): recording costs a few
+    microseconds per operation. Not thread-safe: one writer per process (Locust users
+    are greenlets of one thread).
     """
 
-    def __init__(self, path: Path, worker: int, *, buffer_bytes: int = 1 << 16) -> None:
+    def __init__(self, path: Path, worker: int, *, buffer_lines: int = 1024) -> None:
         self.path = path
-        self.worker = worker
-        self._f: IO[str] | None = open(path, "w", encoding="utf-8", buffering=buffer_bytes)  # noqa: SIM115
+        self.worker = int(worker)
+        self._f: IO[str] | None = open(path, "w", encoding="utf-8")  # noqa: SIM115
+        self._buf: list[str] = []
+        self._buffer_lines = buffer_lines
         self._next = 0
-        self._prefix = f"w{worker}-"
+        self._prefix = f"w{self.worker}-"
+        self._idents: dict[tuple[str, str, int | None, str], str] = {}
         self.counts = {"invoke": 0, "ok": 0, "fail": 0, "info": 0}
         self.open_ops = 0
+
+    def _ident(self, process: str, persona: str, account: int | None, op: str) -> str:
+        key = (process, persona, account, op)
+        ident = self._idents.get(key)
+        if ident is None:
+            if len(self._idents) >= _IDENT_CACHE_MAX:
+                self._idents.clear()
+            ident = (
+                f',"process":{_str(process)},"worker":{self.worker},"persona":{_str(persona)}'
+                f',"account":{_enc(account)},"op":{_str(op)}'
+            )
+            self._idents[key] = ident
+        return ident
 
     def invoke(
         self,
@@ -116,27 +163,23 @@ class HistoryWriter:
         step: int | None = None,
     ) -> OpHandle:
         """Record an invoke now; return the handle to complete it with."""
-        op_id = self._prefix + str(self._next)
+        if self._f is None:
+            raise ValueError(f"history {self.path} is closed")
+        op_id = f"{self._prefix}{self._next}"
         self._next += 1
+        ident = self._ident(process, persona, account, op)
+        a = _enc(args) if args else "{}"
+        tail = "}\n" if step is None else f',"step":{int(step)}}}\n'
         t, m = time_ns(), monotonic_ns()
-        rec: dict[str, Any] = {
-            "t_ns": t,
-            "mono_ns": m,
-            "type": "invoke",
-            "op_id": op_id,
-            "process": process,
-            "worker": self.worker,
-            "persona": persona,
-            "account": account,
-            "op": op,
-            "args": args,
-        }
-        if step is not None:
-            rec["step"] = step
-        self._write(rec)
+        buf = self._buf
+        buf.append(
+            f'{{"t_ns":{t},"mono_ns":{m},"type":"invoke","op_id":"{op_id}"{ident},"args":{a}{tail}'
+        )
+        if len(buf) >= self._buffer_lines:
+            self._drain()
         self.counts["invoke"] += 1
         self.open_ops += 1
-        return OpHandle(op_id, process, persona, account, op, m)
+        return OpHandle(op_id, process, persona, account, op, m, ident)
 
     def complete(
         self,
@@ -150,38 +193,37 @@ class HistoryWriter:
             raise ValueError(f"completion type must be ok, fail or info, got {type_!r}")
         if handle.done:
             raise ValueError(f"operation {handle.op_id} is already complete")
+        if self._f is None:
+            raise ValueError(f"history {self.path} is closed")
         handle.done = True
         t, m = time_ns(), monotonic_ns()
-        self._write(
-            {
-                "t_ns": t,
-                "mono_ns": m,
-                "type": type_,
-                "op_id": handle.op_id,
-                "process": handle.process,
-                "worker": self.worker,
-                "persona": handle.persona,
-                "account": handle.account,
-                "op": handle.op,
-                "result": result,
-                "error": error,
-                "latency_ms": round((m - handle.mono_ns) / 1e6, 3),
-            }
+        res = "null" if result is None else _enc(result)
+        err = "null" if error is None else _str(error)
+        lat = (m - handle.mono_ns) // 1000 / 1000  # ms, to the microsecond
+        buf = self._buf
+        buf.append(
+            f'{{"t_ns":{t},"mono_ns":{m},"type":"{type_}","op_id":"{handle.op_id}"{handle.ident}'
+            f',"result":{res},"error":{err},"latency_ms":{lat}}}\n'
         )
+        if len(buf) >= self._buffer_lines:
+            self._drain()
         self.counts[type_] += 1
         self.open_ops -= 1
 
-    def _write(self, rec: Mapping[str, Any]) -> None:
-        if self._f is None:
-            raise ValueError(f"history {self.path} is closed")
-        self._f.write(json.dumps(rec, separators=(",", ":"), default=str) + "\n")
+    def _drain(self) -> None:
+        if self._f is not None and self._buf:
+            self._f.write("".join(self._buf))
+            self._buf.clear()
 
     def flush(self) -> None:
+        """Write the buffered records to the file (the caller does this now and then)."""
         if self._f is not None:
+            self._drain()
             self._f.flush()
 
     def close(self) -> None:
         if self._f is not None:
+            self._drain()
             self._f.flush()
             os.fsync(self._f.fileno())
             self._f.close()

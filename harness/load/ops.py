@@ -88,14 +88,14 @@ def parse_markets(body: Any) -> dict[str, MarketInfo]:
     """Markets from a GET /v1/markets body: a list of market objects, or an object with
     `markets` (a list, or a mapping by name). Markets without a usable price are kept
     with index 0 (no orders are sized on them)."""
-    items: Any = body.get("markets", body) if isinstance(body, Mapping) else body
-    if isinstance(items, Mapping):
-        items = [{"market": k, **v} for k, v in items.items() if isinstance(v, Mapping)]
+    items: Any = body.get("markets", body) if isinstance(body, dict) else body
+    if isinstance(items, dict):
+        items = [{"market": k, **v} for k, v in items.items() if isinstance(v, dict)]
     out: dict[str, MarketInfo] = {}
     if not isinstance(items, list):
         return out
     for m in items:
-        if not isinstance(m, Mapping):
+        if not isinstance(m, dict):
             continue
         name = _first(m, "market", "name", "symbol")
         if not isinstance(name, str):
@@ -135,12 +135,15 @@ _RESULT_KEYS: Mapping[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+_WRAPPERS = ("receipt", "order", "deposit", "withdrawal", "account")
+
+
 def _unwrap(body: Any) -> Any:
     """Some APIs wrap a single object (`{"order": {...}}`, `{"receipt": {...}}`)."""
-    if isinstance(body, Mapping):
-        for key in ("receipt", "order", "deposit", "withdrawal", "account"):
+    if isinstance(body, dict) and len(body) <= 2:
+        for key in _WRAPPERS:
             inner = body.get(key)
-            if isinstance(inner, Mapping) and len(body) <= 2:
+            if isinstance(inner, dict):
                 merged = dict(inner)
                 for k, v in body.items():
                     if k != key:
@@ -154,33 +157,31 @@ def summarise(op: str, body: Any) -> dict[str, Any]:
     if op in _RESULT_KEYS:
         inner = _unwrap(body)
         return (
-            {k: inner[k] for k in _RESULT_KEYS[op] if k in inner}
-            if isinstance(inner, Mapping)
-            else {}
+            {k: inner[k] for k in _RESULT_KEYS[op] if k in inner} if isinstance(inner, dict) else {}
         )
     if op == "get_markets":
         return {"prices": {n: str(m.index_price) for n, m in parse_markets(body).items()}}
     if op == "get_positions":
-        items = body.get("positions", body) if isinstance(body, Mapping) else body
-        if isinstance(items, Mapping):
+        items = body.get("positions", body) if isinstance(body, dict) else body
+        if isinstance(items, dict):
             items = [
-                {"market": k, **v} if isinstance(v, Mapping) else {"market": k, "size": v}
+                {"market": k, **v} if isinstance(v, dict) else {"market": k, "size": v}
                 for k, v in items.items()
             ]
         pos = (
-            [[p.get("market"), p.get("size")] for p in items if isinstance(p, Mapping)]
+            [[p.get("market"), p.get("size")] for p in items if isinstance(p, dict)]
             if isinstance(items, list)
             else []
         )
         return {"positions": pos}
     if op == "get_orders":
-        items = body.get("orders", body) if isinstance(body, Mapping) else body
+        items = body.get("orders", body) if isinstance(body, dict) else body
         return {"open": len(items) if isinstance(items, list) else None}
     if op == "rpc_block_number":
-        return {"block": body.get("result") if isinstance(body, Mapping) else None}
+        return {"block": body.get("result") if isinstance(body, dict) else None}
     if op == "rpc_get_block":
-        res = body.get("result") if isinstance(body, Mapping) else None
-        if isinstance(res, Mapping):
+        res = body.get("result") if isinstance(body, dict) else None
+        if isinstance(res, dict):
             txs = res.get("transactions")
             return {
                 "block": _first(res, "block_number", "number"),
@@ -189,8 +190,8 @@ def summarise(op: str, body: Any) -> dict[str, Any]:
             }
         return {}
     if op == "rpc_get_receipt":
-        res = body.get("result") if isinstance(body, Mapping) else None
-        if isinstance(res, Mapping):
+        res = body.get("result") if isinstance(body, dict) else None
+        if isinstance(res, dict):
             return {
                 k: res[k]
                 for k in (
@@ -204,6 +205,23 @@ def summarise(op: str, body: Any) -> dict[str, Any]:
             }
         return {}
     return {}
+
+
+_OK = Outcome("ok")
+_decoder = json.JSONDecoder()
+
+
+def _parse_json(content: bytes) -> Any:
+    """The JSON value of a response body, None if it is not JSON. The fast path skips
+    json.loads's encoding detection and whitespace scans; odd bodies take the full one."""
+    try:
+        text = content.decode("utf-8")
+        value, end = _decoder.raw_decode(text)
+        if end == len(text):
+            return value
+        return _decoder.decode(text)
+    except ValueError:
+        return None
 
 
 def _judge_write(op: str, result: Mapping[str, Any]) -> Outcome:
@@ -293,37 +311,31 @@ class Trader:
             step=self._step if self._step >= 0 else None,
         )
         parsed: Any = None
+        result: dict[str, Any] | None = None
         try:
-            kwargs: dict[str, Any] = {"name": op, "headers": self._headers, "catch_response": True}
-            if body is not None:
-                kwargs["json"] = body
-            with self.session.request(method, url, **kwargs) as resp:
-                status = int(resp.status_code or 0)
+            if body is None:
+                resp = self.session.request(method, url, name=op, headers=self._headers)
+            else:
+                resp = self.session.request(method, url, name=op, headers=self._headers, json=body)
+            status = resp.status_code or 0
+            if status:
+                content = resp.content
+                if content:
+                    parsed = _parse_json(content)
+            if 200 <= status < 300:
+                outcome = classify_rpc(parsed) if rpc else _OK
+            else:
                 exc = getattr(resp, "error", None)
-                if status:
-                    content = resp.content
-                    if content:
-                        try:
-                            parsed = json.loads(content)
-                        except ValueError:
-                            parsed = None
                 outcome = classify_http(
                     status, exc if isinstance(exc, BaseException) else None, parsed
                 )
-                if outcome.type == "ok" and rpc:
-                    outcome = classify_rpc(parsed)
-                result: dict[str, Any] | None = None
-                if outcome.type == "ok":
-                    if 200 <= status < 300 and parsed is None and op not in WRITE_OPS:
-                        outcome = Outcome("fail", "response is not JSON")
-                    else:
-                        result = summarise(op, parsed)
-                        if op in WRITE_OPS:
-                            outcome = _judge_write(op, result)
-                if outcome.type == "ok":
-                    resp.success()
+            if outcome.type == "ok":
+                if parsed is None and op not in WRITE_OPS:
+                    outcome = Outcome("fail", "response is not JSON")
                 else:
-                    resp.failure(outcome.error or outcome.type)
+                    result = summarise(op, parsed)
+                    if op in WRITE_OPS:
+                        outcome = _judge_write(op, result)
         except BaseException as exc:  # GreenletExit at stop, or a bug: never leave it open
             self.history.complete(h, "info", None, f"interrupted: {type(exc).__name__}: {exc}")
             self._retire()
@@ -368,7 +380,10 @@ class Trader:
 
     def get_account(self) -> Mapping[str, Any] | None:
         outcome, body = self.call("get_account", "GET", self.ui + "/v1/account", args={})
-        return _unwrap(body) if outcome.type == "ok" and isinstance(body, Mapping) else None
+        if outcome.type != "ok":
+            return None
+        body = _unwrap(body)
+        return body if isinstance(body, dict) else None
 
     def get_positions(self) -> list[tuple[str, Decimal]] | None:
         outcome, body = self.call("get_positions", "GET", self.ui + "/v1/positions", args={})
@@ -385,11 +400,11 @@ class Trader:
         outcome, body = self.call("get_orders", "GET", self.ui + "/v1/orders", args={})
         if outcome.type != "ok":
             return
-        items = body.get("orders", body) if isinstance(body, Mapping) else body
+        items = body.get("orders", body) if isinstance(body, dict) else body
         if isinstance(items, list):
             self.open_orders.clear()
             for o in items:
-                oid = _first(o, "order_id", "id") if isinstance(o, Mapping) else None
+                oid = _first(o, "order_id", "id") if isinstance(o, dict) else None
                 if oid is not None:
                     self.open_orders.append(oid)
 
@@ -417,8 +432,8 @@ class Trader:
         outcome, body = self.call(
             "place_order", "POST", self.ui + "/v1/orders", args=order, body=order
         )
-        res = _unwrap(body) if isinstance(body, Mapping) else None
-        if outcome.type == "ok" and isinstance(res, Mapping):
+        res = _unwrap(body) if isinstance(body, dict) else None
+        if outcome.type == "ok" and isinstance(res, dict):
             self._note_tx(res)
         return outcome, res
 
@@ -426,7 +441,7 @@ class Trader:
         outcome, body = self.call(
             "cancel_order", "DELETE", f"{self.ui}/v1/orders/{order_id}", args={"order_id": order_id}
         )
-        if outcome.type == "ok" and isinstance(body, Mapping):
+        if outcome.type == "ok" and isinstance(body, dict):
             self._note_tx(_unwrap(body))
         return outcome
 
@@ -448,7 +463,7 @@ class Trader:
         outcome, res = self.call(
             "withdraw", "POST", self.ui + "/v1/withdrawals", args=body, body=body
         )
-        if outcome.type == "ok" and isinstance(res, Mapping):
+        if outcome.type == "ok" and isinstance(res, dict):
             self._note_tx(_unwrap(res))
         return outcome
 
@@ -555,7 +570,7 @@ class Trader:
             outcome, body = self._rpc("rpc_block_number", "starknet_blockNumber", [])
             if (
                 outcome.type == "ok"
-                and isinstance(body, Mapping)
+                and isinstance(body, dict)
                 and isinstance(body.get("result"), int)
             ):
                 self.head = int(body["result"])
@@ -568,7 +583,7 @@ class Trader:
             outcome, body = self._rpc(
                 "rpc_get_block", "starknet_getBlockWithTxs", {"block_id": {"block_number": number}}
             )
-            if outcome.type == "ok" and isinstance(body, Mapping):
+            if outcome.type == "ok" and isinstance(body, dict):
                 self._note_block_txs(body.get("result"))
             return
         if it.kind == "get_receipt":
@@ -577,7 +592,7 @@ class Trader:
                 outcome, body = self._rpc(
                     "rpc_get_block", "starknet_getBlockWithTxs", {"block_id": "latest"}
                 )
-                if outcome.type == "ok" and isinstance(body, Mapping):
+                if outcome.type == "ok" and isinstance(body, dict):
                     self._note_block_txs(body.get("result"))
                 tx = pick_item(list(self.recent_tx), it.pick or 0.0)
             if tx is not None:
@@ -586,7 +601,7 @@ class Trader:
                 )
 
     def _note_block_txs(self, block: Any) -> None:
-        if not isinstance(block, Mapping):
+        if not isinstance(block, dict):
             return
         number = _first(block, "block_number", "number")
         if isinstance(number, int):
@@ -596,7 +611,7 @@ class Trader:
             for tx in txs[-8:]:
                 h = (
                     _first(tx, "transaction_hash", "hash", "tx_hash")
-                    if isinstance(tx, Mapping)
+                    if isinstance(tx, dict)
                     else tx
                 )
                 if isinstance(h, str):
