@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from l2chaos.invariants.check import CheckOutcome
+from l2chaos.invariants.check import CheckOutcome, bulk_reading
 
 from .html import write_html
 from .junit import write_junit
@@ -32,11 +32,12 @@ __all__ = [
 def write_reports(run_dir: Path | str, outcome: CheckOutcome) -> dict[str, Path]:
     """Write result.json, junit.xml, report.html and summary.txt; return their paths."""
     path = Path(run_dir)
-    out = {
-        "result": write_result_json(path, outcome),
-        "junit": write_junit(path, outcome),
-        "html": write_html(path, outcome, outcome.record),
-    }
+    with bulk_reading():
+        out = {
+            "result": write_result_json(path, outcome),
+            "junit": write_junit(path, outcome),
+            "html": write_html(path, outcome, outcome.record),
+        }
     summary = path / "summary.txt"
     summary.write_text(render_summary(outcome, path) + "\n", encoding="utf-8")
     out["summary"] = summary
