@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from l2chaos.errors import StackError
+from l2chaos.errors import Interrupted, StackError
 from l2chaos.stackspec import ServiceSpec, StackRun, render
 
 from .base import Backend, Endpoint, RunningStack
@@ -132,6 +132,8 @@ class LocalControl:
         """Start it again with the same command, environment and port; no-op if running."""
         svc = self._svc(service)
         with svc.lock:
+            if self._stack.going_down:
+                raise StackError("cannot start: the stack is being torn down", service=service)
             if svc.proc.is_running():
                 return
             svc.proc.stop(0)  # reap the previous leader and any stragglers of its group
@@ -200,6 +202,7 @@ class LocalStack(RunningStack):
         self._tp_log_level = toxiproxy_log_level
         self._lock = threading.RLock()
         self._down = False
+        self._tearing_down = False
         self._services: dict[str, _Service] = {}
         self._order: list[str] = []
         self._started: list[str] = []
@@ -319,6 +322,10 @@ class LocalStack(RunningStack):
             values["out"] = str(out)
         return values
 
+    @property
+    def going_down(self) -> bool:
+        return self._tearing_down or self._down
+
     def __enter__(self) -> LocalStack:
         return self
 
@@ -329,7 +336,7 @@ class LocalStack(RunningStack):
 
     def _save_marker(self) -> None:
         with self._lock:
-            if self._down:
+            if self._down or self._tearing_down:
                 return
             m = self._marker
             m.processes = {
@@ -544,19 +551,28 @@ class LocalStack(RunningStack):
             log.warning("teardown of run %s: %s", self.run_id, line)
 
     def down(self) -> list[str]:
-        """Stop everything; idempotent. Returns problems met on the way (never raises)."""
+        """Stop everything; idempotent. Returns problems met on the way.
+
+        Every step runs even if an earlier one fails. An interrupt (KeyboardInterrupt,
+        l2chaos Interrupted) arriving meanwhile is held until the teardown is complete,
+        then raised. A call while a teardown is already under way returns at once.
+        """
         with self._lock:
-            if self._down:
+            if self._down or self._tearing_down:
                 return []
-            self._down = True
+            self._tearing_down = True
         problems: list[str] = []
+        held: BaseException | None = None
 
         def step(what: str, fn: Any, *args: Any) -> None:
+            nonlocal held
             try:
                 fn(*args)
-            except Exception as exc:  # teardown goes on whatever happens
-                problems.append(f"{what}: {exc}")
-                log.warning("teardown of run %s: %s: %s", self.run_id, what, exc)
+            except BaseException as exc:  # teardown goes on whatever happens
+                problems.append(f"{what}: {exc!r}")
+                log.warning("teardown of run %s: %s: %r", self.run_id, what, exc)
+                if isinstance(exc, Interrupted) or not isinstance(exc, Exception):
+                    held = held or exc
 
         def stop(svc: _Service) -> None:
             with svc.lock:
@@ -583,6 +599,10 @@ class LocalStack(RunningStack):
             r.release()
         step("removing marker", self._store.remove, self.run_id)
         _LIVE.discard(self)
+        with self._lock:
+            self._down = True
+        if held is not None:
+            raise held
         return problems
 
 

@@ -315,3 +315,28 @@ def test_postgres_binaries_in_a_private_folder_are_copied_where_its_user_reads_t
         assert list((tmp_path / "cache" / "pg").glob("template-*/PG_VERSION"))
     finally:
         shutil.rmtree(private)
+
+
+def test_an_interrupt_during_teardown_is_held_until_it_is_complete(
+    tmp_path: Path, ts: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = ts.stack_run(ts.write_stack(tmp_path / "def"))
+    st = LocalBackend(stop_timeout_s=5).up(
+        run, run_id=ts.new_run_id("intr"), run_dir=tmp_path / "run", env={}
+    )
+    run_id, ports, tempdir, api = _state(st)
+    front = st._services["front"].proc
+    real_stop = front.stop
+
+    def stop_then_ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        real_stop(*args, **kwargs)
+        raise KeyboardInterrupt  # Ctrl-C while the first service is being stopped
+
+    monkeypatch.setattr(front, "stop", stop_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        st.down()
+    assert ts.leftovers(run_id, ports, tempdir) == []  # the rest was torn down first
+    assert refused(api)
+    assert st.down() == []
+    with pytest.raises(StackError, match="being torn down"):
+        st.control.start("api")  # a late fault cannot bring a service back
