@@ -227,6 +227,29 @@ class ChainConsistency(Checker):
                     block=b.number,
                     block_seq=b.seq,
                 )
+        for ev in list(pending):
+            data = ev["data"]
+            base = by_number_canon.get(data.get("to_block"))
+            if not data.get("orphaned") and base is not None:
+                # a rollback to the head itself orphans nothing; numbers just go on
+                pending.remove(ev)
+                rb_checked += 1
+                if used_declarations >= len(declared):
+                    found.add(
+                        f"rollback to block {base.number} was not declared by the scenario "
+                        "(no chain.rollback fault in the fault log)",
+                        to_block=base.number,
+                        event_seq=ev.get("seq"),
+                    )
+                used_declarations += 1
+                if data.get("state_root") != base.state_root:
+                    found.add(
+                        f"rollback to block {base.number}: restored state root differs from "
+                        "the one recorded at that block",
+                        to_block=base.number,
+                        expected=base.state_root,
+                        seen=data.get("state_root"),
+                    )
         for ev in pending:
             found.add(
                 f"rollback event {ev.get('seq')} to block {ev['data'].get('to_block')} has no "

@@ -166,6 +166,32 @@ def test_declared_rollback_holds(rw: RecordWriter, check: Check) -> None:
     assert check("chain_consistency", replay_roots="all").status == "pass"
 
 
+def test_rollback_to_the_head_orphans_nothing(rw: RecordWriter, check: Check) -> None:
+    rw.header()
+    rw.block(0, host_s=0.0, state_root=R1)
+    rw.event(
+        "deposit_credited",
+        block=0,
+        block_seq=0,
+        host_s=0.0,
+        data={"nonce": 1, "account": 1, "amount": 100},
+        ledger={"cash": [[1, 100]]},
+    )
+    b1 = rw.block(1, host_s=1.0, state_root=R1)
+    rw.fault(0, "chain.rollback", target="", inject_s=1.5, heal_s=1.5)
+    rw.block(2, host_s=2.0, state_root=R1)
+    rw.event(
+        "rollback",
+        block=2,
+        block_seq=2,
+        host_s=1.5,
+        data={"to_block": 1, "to_hash": b1["hash"], "state_root": R1, "orphaned": []},
+    )
+    v = check("chain_consistency")
+    assert v.status == "pass", [x.message for x in v.violations]
+    assert v.checked["rollbacks"] == 1
+
+
 def test_undeclared_rollback_is_caught(rw: RecordWriter, check: Check) -> None:
     rollback_chain(rw, declare=False)
     v = check("chain_consistency")
