@@ -145,6 +145,27 @@ def junit_tree(outcome: CheckOutcome) -> ET.ElementTree[ET.Element]:
     out = ET.SubElement(tc, "system-out")
     out.text = _clean("\n".join(lines))
 
+    # Coverage per fault window, for the suite (every report shows the counts).
+    cov_lines = []
+    for w in outcome.coverage.get("windows") or []:
+        counts = ", ".join(f"{k} {n}" for k, n in (w.get("counts") or {}).items())
+        cov_lines.append(
+            f"coverage {w.get('label')} ({w.get('name')} -> {w.get('target') or '-'}): {counts}"
+        )
+    run_counts = outcome.coverage.get("run") or {}
+    if run_counts:
+        cov_lines.append(
+            "coverage over the run: " + ", ".join(f"{k} {n}" for k, n in run_counts.items())
+        )
+    for f in outcome.faults:
+        rec = f.get("recovery_s")
+        cov_lines.append(
+            f"fault {f['label']}: injected at {f.get('injected_at')}s, healed at {f.get('healed_at')}s, "
+            f"recovery {'-' if rec is None else f'{rec}s'}"
+        )
+    suite_out = ET.SubElement(suite, "system-out")
+    suite_out.text = _clean("\n".join(cov_lines))
+
     cases = suite.findall("testcase")
     failures = sum(1 for c in cases if c.find("failure") is not None)
     errors = sum(1 for c in cases if c.find("error") is not None)

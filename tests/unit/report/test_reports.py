@@ -135,6 +135,11 @@ def _validate(el: ET.Element) -> None:
     for c in el:
         assert c.tag in children, (el.tag, c.tag)
         _validate(c)
+    if el.tag == "testsuite":
+        order = [c.tag for c in el]
+        rank = {"properties": 0, "testcase": 1, "system-out": 2, "system-err": 3}
+        assert order == sorted(order, key=rank.__getitem__), order
+        assert order.count("system-out") <= 1
     if el.tag == "testcase":
         order = [c.tag for c in el]
         assert order.count("skipped") <= 1
@@ -170,6 +175,12 @@ def test_junit_is_valid_and_carries_the_evidence(checked: Checked) -> None:
     text = cases["no_zero_price_liquidations"].findtext("failure") or ""
     assert '"account": 4242' in text
     assert "2 violation(s)" in text
+    coverage = suite.findtext("system-out") or ""
+    assert "coverage process.restart_race#0 (process.restart_race -> db): ops " in coverage
+    assert re.search(
+        r"fault process\.restart_race#0: injected at [\d.]+s, healed at [\d.]+s, recovery 1\.\d+s",
+        coverage,
+    )
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props["profile"] == "hardened"
     assert props["exit_code"] == "1"
