@@ -18,7 +18,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .errors import UsageError
 
@@ -37,7 +37,7 @@ def _classes_in(module: ModuleType, base: type[T]) -> Iterable[type[T]]:
     for _, obj in inspect.getmembers(module, inspect.isclass):
         concrete = issubclass(obj, base) and obj is not base and not inspect.isabstract(obj)
         if concrete and obj.__module__ == module.__name__:
-            yield obj
+            yield cast("type[T]", obj)
 
 
 def _walk(package: str) -> Iterable[ModuleType]:

@@ -372,7 +372,7 @@ class _Run:
                 "the stack has no audit export; checkers that need it report not_applicable"
             )
             return
-        values = self._template_values()
+        values = self.stack.template_values(out=self.run_dir.path / "audit")
         argv = [render(part, values) for part in spec.audit]
         env = dict(os.environ, L2CHAOS_ADMIN_TOKEN=self.admin_token)
         log = self.run_dir.path / "logs" / "audit-export.log"
@@ -384,29 +384,6 @@ class _Run:
         if done.returncode != 0:
             raise StackError(f"audit export exited {done.returncode}; see {log}")
         self.run_dir.redact_files(p for p in (self.run_dir.path / "audit").glob("*") if p.is_file())
-
-    def _template_values(self) -> dict[str, str]:
-        assert self.stack is not None
-        spec = self.sc.stack.spec
-        values = {
-            "python": sys.executable,
-            "admin_token": self.admin_token,
-            "seed": str(self.sc.seed),
-            "run_id": self.run_dir.run_id,
-            "switches": self.sc.stack.switches_json(),
-            "out": str(self.run_dir.path / "audit"),
-        }
-        for name, svc in spec.services.items():
-            ep = self.stack.direct_endpoint(name)
-            values[f"direct:{name}"] = ep.hostport
-            if svc.postgres is not None:
-                pg = svc.postgres
-                values[f"direct_dsn:{name}"] = f"postgresql://{pg.user}@{ep.hostport}/{pg.database}"
-        for name, setting in spec.settings.items():
-            values[f"setting:{name}"] = setting.render(
-                self.sc.stack.settings.get(name, setting.default)
-            )
-        return values
 
     # ------------------------------------------------------------------ verdict
 

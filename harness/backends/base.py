@@ -143,6 +143,14 @@ class RunningStack(ABC):
     def control(self) -> ServiceControl: ...
 
     @abstractmethod
+    def template_values(
+        self, service: str | None = None, out: Path | None = None
+    ) -> dict[str, str]:
+        """Values for the stack file's placeholders (harness/stackspec.py), as seen from
+        this host; with `service` also its own {port}, {host}, {data_dir}; with `out`,
+        {out} (the audit command)."""
+
+    @abstractmethod
     def log_path(self, service: str) -> Path:
         """Where this service's log is (or will be) saved in the run directory."""
 
