@@ -2,7 +2,7 @@
 
 Plays a dense timeline of real faults (Toxiproxy toxics on links, a proxy down and up,
 a SIGSTOP/SIGCONT pause) against a small stack on the local backend, with the same
-Timeline class a run uses, and prints lateness (actual start − scheduled time) of
+Timeline class a run uses, and prints lateness (actual start - scheduled time) of
 injects and heals, p50/p99/max, plus how long the actions themselves took.
 Target: lateness p99 under 50 ms.
 
