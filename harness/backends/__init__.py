@@ -8,6 +8,7 @@ __all__ = ["gc_all"]
 
 def gc_all() -> list[str]:
     """Remove leftovers of killed runs on every backend; one line per thing removed."""
+    from .docker import DockerBackend
     from .local import LocalBackend
 
-    return LocalBackend.gc()
+    return LocalBackend.gc() + DockerBackend.gc()
