@@ -1,0 +1,257 @@
+"""The perpdex stack on the local backend (real Postgres, real Toxiproxy), with
+clients for its APIs, its hooks and its audit export.
+
+`perpdex(profile, switches=..., settings=..., env=...)` is a context manager that brings
+a fresh stack up and always tears it down."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from l2chaos.backends.local import LocalBackend, LocalStack
+from l2chaos.stacks.perpdex import STACK_FILE
+from l2chaos.stackspec import StackRun, load_stack, render
+
+TOKEN = "integration-token"
+FAST = {
+    "accounts": 20,
+    "oracle_interval": 250_000_000,
+    "stage_cancel_only": 1_000_000_000,
+    "stage_post_only": 1_000_000_000,
+    "finality_blocks": 20,
+}
+
+
+class Perp:
+    """A running perpdex stack and thin clients for what the tests need."""
+
+    def __init__(self, stack: LocalStack, run_dir: Path) -> None:
+        self.stack = stack
+        self.run_dir = run_dir
+        self.http = httpx.Client(timeout=30)
+        self.admin = {"Authorization": f"Bearer {TOKEN}"}
+        accounts = self.http.get(self.url("ui-api", "/admin/accounts"), headers=self.admin).json()
+        self.keys = {a["account"]: a["api_key"] for a in accounts}
+        self.roles = {a["account"]: a["role"] for a in accounts}
+        self._rid = 0
+        self._faults = 0
+
+    def close(self) -> None:
+        self.http.close()
+
+    def url(self, service: str, path: str = "") -> str:
+        return self.stack.direct_url(service, path)
+
+    # trader API
+    def ui(self, method: str, path: str, account: int | None = None, **kw: Any) -> httpx.Response:
+        headers = dict(kw.pop("headers", {}))
+        if account is not None:
+            headers["X-API-Key"] = self.keys[account]
+        return self.http.request(method, self.url("ui-api", path), headers=headers, **kw)
+
+    def order(self, account: int, **body: Any) -> httpx.Response:
+        return self.ui("POST", "/v1/orders", account, json=body)
+
+    def markets(self) -> dict[str, Any]:
+        data = self.ui("GET", "/v1/markets", 1).json()
+        return {m["market"]: m for m in data["markets"]} | {"_mode": data["mode"]}
+
+    def account(self, account: int) -> dict[str, Any]:
+        return self.ui("GET", "/v1/account", account).json()
+
+    # JSON-RPC
+    def rpc(self, method: str, params: Any = None) -> Any:
+        self._rid += 1
+        body = {"jsonrpc": "2.0", "id": self._rid, "method": method, "params": params or {}}
+        answer = self.http.post(self.url("rpc", "/"), json=body).json()
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"]
+
+    def balance(self, account: int) -> dict[str, Any]:
+        return self.rpc(
+            "starknet_call", {"request": {"entry_point_selector": "balance", "calldata": [account]}}
+        )
+
+    def events(
+        self, kinds: list[str] | None = None, account: int | None = None, after: int = 0
+    ) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        token: str | None = str(after)
+        while token is not None:
+            f: dict[str, Any] = {"continuation_token": token, "chunk_size": 1000}
+            if kinds:
+                f["kinds"] = kinds
+            if account is not None:
+                f["account"] = account
+            page = self.rpc("starknet_getEvents", {"filter": f})
+            out += page["events"]
+            token = page["continuation_token"]
+        return out
+
+    def head(self) -> dict[str, Any]:
+        return self.http.get(self.url("sequencer", "/state/head")).json()
+
+    def hook(self, service: str, path: str, body: dict[str, Any]) -> httpx.Response:
+        return self.http.post(self.url(service, path), headers=self.admin, json=body)
+
+    def wait(
+        self, what: str, fn: Callable[[], Any], timeout: float = 30.0, every: float = 0.2
+    ) -> Any:
+        """Poll until fn() is truthy; fail naming `what` after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                last = fn()
+            except (httpx.HTTPError, RuntimeError, KeyError) as exc:
+                last = exc
+            if last and not isinstance(last, Exception):
+                return last
+            time.sleep(every)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+    def wait_trading(self, account: int = 1, timeout: float = 30.0) -> None:
+        """Until full trading is back: a plain limit bid 3% under the index is accepted
+        (cancel_only and post_only modes, or a closed readiness gate, reject it)."""
+
+        def attempt() -> bool:
+            m = self.markets()["ETH-USD-PERP"]
+            px = f"{float(m['index_price']) * 0.97:.1f}"
+            r = self.order(
+                account, market="ETH-USD-PERP", side="buy", type="limit", size="0.01", price=px
+            )
+            if r.status_code == 201:
+                self.ui("DELETE", f"/v1/orders/{r.json()['order_id']}", account)
+                return True
+            return False
+
+        self.wait("trading to be open", attempt, timeout=timeout, every=0.3)
+
+    def open_longs(self, leverage: int = 10) -> dict[str, tuple[int, int, int]]:
+        """A leveraged long per market: market -> (long account, short account, size quanta).
+
+        Longs are accounts 1, 2, 3 (BTC, ETH, PAXG), shorts 5, 6, 7; each long holds
+        about `leverage` x its $100,000 (PAXG at most 8x: its IMF is 10%)."""
+        out = {}
+        markets = self.markets()
+        for i, name in enumerate(("BTC-USD-PERP", "ETH-USD-PERP", "PAXG-USD-PERP")):
+            lev = min(leverage, 8) if name.startswith("PAXG") else leverage
+            index = Decimal(markets[name]["index_price"])
+            step = Decimal(markets[name]["size_step"])
+            size = (Decimal(100_000 * lev) / index).quantize(step)
+            long, short = 1 + i, 5 + i
+            r = self.order(
+                short, market=name, side="sell", type="limit", size=str(size), price=str(index)
+            )
+            assert r.status_code == 201, r.text
+            r = self.order(long, market=name, side="buy", type="market", size=str(size))
+            assert r.status_code == 201, r.text
+            assert r.json()["order_status"] == "filled", r.text
+            out[name] = (long, short, int(size / step))
+        return out
+
+    def seq_markets(self) -> dict[str, Any]:
+        data = self.http.get(self.url("sequencer", "/state/markets")).json()
+        return {m["market"]: m for m in data["markets"]}
+
+    def rollback(self, body: dict[str, Any]) -> httpx.Response:
+        """The rollback hook, recorded in faults.jsonl as the harness's timeline would
+        (a declared `chain.rollback`), so the checkers know it was intended."""
+        t = time.time_ns()
+        r = self.hook("sequencer", "/admin/chaos/rollback", body)
+        answer = r.json()
+        record = {
+            "fault_id": self._faults,
+            "name": "chain.rollback",
+            "target": "",
+            "action": "inject",
+            "params": body,
+            "t_ns": t,
+            "mono_ns": time.monotonic_ns(),
+            "ok": r.status_code == 200,
+            "error": None if r.status_code == 200 else r.text,
+            "details": {"hook": "rollback", "body": body, "answer": answer},
+        }
+        self._faults += 1
+        with (self.run_dir / "faults.jsonl").open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        return r
+
+    def restart_db(self, downtime_s: float = 4.0) -> None:
+        self.stack.control.stop("db")
+        time.sleep(downtime_s)
+        self.stack.control.start("db")
+
+    def audit(self) -> Path:
+        out = self.run_dir / "audit"
+        values = self.stack.template_values(out=out)
+        spec = self.stack.spec
+        assert spec.audit is not None
+        argv = [render(p, values) for p in spec.audit]
+        env = dict(os.environ, L2CHAOS_ADMIN_TOKEN=TOKEN)
+        done = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return out
+
+    def check(self, *names: str) -> dict[str, Any]:
+        """Run the harness's checkers on the audit export (they never see the stack)."""
+        from l2chaos.invariants.record import RunRecord
+        from l2chaos.params import Where, bind_params
+        from l2chaos.registry import checkers
+
+        found = checkers()
+        out = {}
+        for name in names:
+            cls = found[name]
+            verdict = cls(bind_params(cls.params, {}, Where(None, name))).check(
+                RunRecord(self.run_dir)
+            )
+            out[name] = verdict
+        return out
+
+
+@pytest.fixture
+def perpdex(tmp_path: Path) -> Iterator[Callable[..., contextlib.AbstractContextManager[Perp]]]:
+    spec = load_stack(STACK_FILE)
+    count = 0
+
+    @contextlib.contextmanager
+    def start(
+        profile: str = "hardened",
+        switches: dict[str, bool] | None = None,
+        settings: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Iterator[Perp]:
+        nonlocal count
+        count += 1
+        sw = {**spec.profiles[profile], **(switches or {})}
+        run = StackRun(spec, profile, sw, {**FAST, **(settings or {})}, seed=1604710)
+        run_dir = tmp_path / f"run{count}"
+        run_dir.mkdir()
+        stack = LocalBackend(stop_timeout_s=5).up(
+            run, run_id=f"perpdex-it-{os.getpid()}-{count}", run_dir=run_dir,
+            env={"L2CHAOS_ADMIN_TOKEN": TOKEN, **(env or {})},
+        )  # fmt: skip
+        perp = None
+        try:
+            perp = Perp(stack, run_dir)
+            yield perp
+        finally:
+            if perp is not None:
+                perp.close()
+            stack.down()
+
+    return start
