@@ -115,23 +115,26 @@ def parse_markets(body: Any) -> dict[str, MarketInfo]:
             # 10^-(6 - size_decimals).
             exp = QUOTE_DECIMALS - int(size_dec) if isinstance(size_dec, int) else 2
             price_step = Decimal(1).scaleb(-exp)
-        imf = _first(m, "imf_bps")
+        imf_bps = _first(m, "imf_bps")
+        imf = _dec(_first(m, "imf", "initial_margin_fraction"))
+        if not (isinstance(imf_bps, int) and imf_bps > 0):
+            imf_bps = int(imf * 10_000) if imf is not None and 0 < imf < 1 else 500
         out[name] = MarketInfo(
             name=name,
             index_price=index,
             size_step=size_step,
             price_step=price_step,
-            imf_bps=int(imf) if isinstance(imf, int) and imf > 0 else 500,
+            imf_bps=imf_bps,
         )
     return out
 
 
 _RESULT_KEYS: Mapping[str, tuple[str, ...]] = {
-    "place_order": ("order_id", "tx_hash", "nonce", "block", "status", "reason", "client_id", "fills", "filled", "remaining"),
-    "cancel_order": ("order_id", "tx_hash", "nonce", "block", "status", "reason"),
-    "deposit": ("nonce", "tx_hash", "l2_tx", "block", "status", "reason", "amount"),
+    "place_order": ("order_id", "tx_hash", "nonce", "block", "status", "order_status", "reason", "client_id", "fills", "remaining"),
+    "cancel_order": ("order_id", "tx_hash", "nonce", "block", "status", "order_status", "reason"),
+    "deposit": ("nonce", "tx_hash", "l1_seq", "block", "status", "reason", "amount"),
     "withdraw": ("nonce", "tx_hash", "block", "status", "reason", "amount"),
-    "get_account": ("account", "cash", "balance", "equity", "free_collateral", "margin", "maintenance", "initial_margin"),
+    "get_account": ("account", "cash", "equity", "available", "initial_margin", "maintenance_margin"),
 }  # fmt: skip
 
 
@@ -336,6 +339,9 @@ class Trader:
                     result = summarise(op, parsed)
                     if op in WRITE_OPS:
                         outcome = _judge_write(op, result)
+            elif op in WRITE_OPS and isinstance(parsed, dict) and "tx_hash" in parsed:
+                # a rejection that reached the chain: its hash joins it to the audit export
+                result = summarise(op, parsed)
         except BaseException as exc:  # GreenletExit at stop, or a bug: never leave it open
             self.history.complete(h, "info", None, f"interrupted: {type(exc).__name__}: {exc}")
             self._retire()
@@ -454,12 +460,12 @@ class Trader:
         return str(Decimal(str(usd)).quantize(Decimal(1).scaleb(-QUOTE_DECIMALS)))
 
     def deposit(self, usd: float) -> Outcome:
-        body = {"amount": self._amount(usd)}
+        body = {"amount": self._amount(usd), "client_id": self._client_id()}
         outcome, _ = self.call("deposit", "POST", self.ui + "/v1/deposits", args=body, body=body)
         return outcome
 
     def withdraw(self, usd: float) -> Outcome:
-        body = {"amount": self._amount(usd)}
+        body = {"amount": self._amount(usd), "client_id": self._client_id()}
         outcome, res = self.call(
             "withdraw", "POST", self.ui + "/v1/withdrawals", args=body, body=body
         )
@@ -541,6 +547,9 @@ class Trader:
             self.get_positions()
             return
         if it.kind == "close":
+            # the part of the opening order that never filled, then the position
+            while self.open_orders:
+                self.cancel_order(self.open_orders.popleft())
             self._flatten()
             return
         m = self._market(it.pick or 0.0)
@@ -551,8 +560,22 @@ class Trader:
         if equity is None or equity <= 0:
             return
         size = leveraged_size(equity, it.leverage, m)
-        if size > 0:
+        if size <= 0:
+            return
+        if self.brain.settings.get("open_order", "limit") == "market":
             self.place_order(m.name, it.side, "market", size)
+            return
+        # A limit at the index (rounded through it, so opposite leveraged traders cross):
+        # books are thin, so a market order this large would fill a sliver; resting at
+        # the index, takers and opposite leveraged traders fill it over time.
+        outcome, res = self.place_order(m.name, it.side, "limit", size, cross_price(m, it.side, 0))
+        if (
+            outcome.type == "ok"
+            and res is not None
+            and res.get("order_id") is not None
+            and res.get("order_status") not in ("filled", "cancelled")
+        ):
+            self.open_orders.append(res["order_id"])
 
     def _bridger(self, it: Intent) -> None:
         if it.kind == "balance":
@@ -627,7 +650,8 @@ class Trader:
 
 
 def _equity_usd(acct: Mapping[str, Any] | None) -> Decimal | None:
-    """Equity (or, failing that, cash) of a GET /v1/account body, in USD."""
+    """What a new position may be margined with, from a GET /v1/account body, in USD:
+    the equity not yet used as initial margin (`available`), else the equity, else cash."""
     if acct is None:
         return None
-    return _dec(_first(acct, "equity", "free_collateral", "cash", "balance"))
+    return _dec(_first(acct, "available", "equity", "free_collateral", "cash"))

@@ -115,6 +115,11 @@ PERSONA_PARAMS: Mapping[str, tuple[Param, ...]] = MappingProxyType(
             Param("leverage", "range", [10, 18], "position notional over equity (capped below the market's limit)", min=1, max=1000),
             Param("long_ratio", "ratio", 0.8, "share of longs (the ones a zero price liquidates)"),
             Param("hold_polls", "range", [5, 20], "position reads while holding, before closing", min=0, max=100_000),
+            Param(
+                "open_order", "enum", "limit",
+                "how a position is opened: a limit at the index that rests until filled, or a market order",
+                choices=("limit", "market"),
+            ),
             Param("think", "duration_range", [1 * _S, 3 * _S], "pause between steps", min=0),
         ),
         "bridger": (

@@ -192,6 +192,16 @@ class LoadRunner:
         self.result: LoadResult | None = None
         self._started_t_ns = 0
 
+    @property
+    def context_path(self) -> Path | None:
+        """Where the load context (with API keys) is while Locust runs; gone after stop."""
+        return self._context_path
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """Process id of every Locust process, by role (each leads its own group)."""
+        return {p.role: p.popen.pid for p in self._procs}
+
     # ------------------------------------------------------------------ commands
 
     def _base_cmd(self) -> list[str]:
