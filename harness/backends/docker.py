@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from l2chaos.errors import StackError
+from l2chaos.errors import L2ChaosError, StackError
 from l2chaos.safety import ensure_allowed, is_loopback
 from l2chaos.stackspec import ServiceSpec, StackRun, StackSpec, render
 
@@ -1153,7 +1153,7 @@ class DockerBackend(Backend):
                 stack._versions.update(engine.info())
         except BaseException as exc:
             stack.down()
-            if isinstance(exc, Exception) and not isinstance(exc, StackError):
+            if isinstance(exc, Exception) and not isinstance(exc, L2ChaosError):
                 raise StackError(
                     f"starting stack {spec.spec.name!r} on docker failed: {_short(exc)}"
                 ) from exc

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import fnmatch
 import hashlib
 import os
 import re
@@ -98,13 +99,44 @@ def uses_wheels(dockerfile_text: str) -> bool:
     return bool(_WHEELS.search(dockerfile_text))
 
 
+def _ignore_patterns(folder: Path) -> list[tuple[bool, str]]:
+    """The folder's .dockerignore as (negated, pattern) in order (the last match wins)."""
+    try:
+        lines = (folder / ".dockerignore").read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        neg = line.startswith("!")
+        pat = line[1:].strip() if neg else line
+        out.append((neg, pat.strip("/").removeprefix("./")))
+    return out
+
+
+def _ignored(rel: str, patterns: list[tuple[bool, str]]) -> bool:
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    verdict = False
+    for neg, pat in patterns:
+        if any(fnmatch.fnmatchcase(p, pat) for p in prefixes):
+            verdict = not neg
+    return verdict
+
+
 def _files(folder: Path) -> list[Path]:
+    """The build context's files (what .dockerignore lets through), sorted."""
+    patterns = _ignore_patterns(folder)
     out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP)
-        out.extend(
-            (Path(dirpath) / f).relative_to(folder) for f in filenames if not f.endswith(".pyc")
-        )
+        for f in filenames:
+            rel = (Path(dirpath) / f).relative_to(folder)
+            if f.endswith(".pyc") or (patterns and _ignored(rel.as_posix(), patterns)):
+                continue
+            out.append(rel)
     return sorted(out)
 
 
