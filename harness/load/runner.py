@@ -191,6 +191,7 @@ class LoadRunner:
         self._killed: list[str] = []
         self.result: LoadResult | None = None
         self._started_t_ns = 0
+        self._master_port: int | None = None
 
     @property
     def context_path(self) -> Path | None:
@@ -228,8 +229,9 @@ class LoadRunner:
         if not self.plan.distributed:
             return [("standalone", self._base_cmd() + self._run_args(), 0)]
         host = self.plan.master_bind_host
-        port = self.plan.master_port or _free_port(host)
-        self._master_port = port
+        if self._master_port is None:
+            self._master_port = self.plan.master_port or _free_port(host)
+        port = self._master_port
         start_s = max(1, math.ceil(self.plan.start_timeout_ns / 1e9))
         master = [
             *self._base_cmd(),
@@ -294,6 +296,8 @@ class LoadRunner:
             (self.load_dir / "load-plan.json").write_text(
                 json.dumps(public, indent=2) + "\n", encoding="utf-8"
             )
+            if self.plan.remote_workers:
+                self._write_remote_instructions()
             try:
                 for role, argv, worker in self.commands():
                     self._spawn(role, argv, worker)
@@ -317,6 +321,30 @@ class LoadRunner:
         except BaseException:
             self.stop()
             raise
+
+    def remote_commands(self) -> list[str]:
+        """The command each remote worker runs on its machine (docs/load.md)."""
+        host = self.plan.master_bind_host
+        shown = socket.gethostname() if host in ("*", "0.0.0.0", "") else host
+        port = self._master_port or self.plan.master_port
+        return [
+            f"python -m l2chaos.load worker --master {shown}:{port} --context <copy of the "
+            f"context file> --index {i}"
+            for i in range(self.plan.workers, self.plan.total_workers)
+        ]
+
+    def _write_remote_instructions(self) -> None:
+        self.commands()  # picks the master port
+        lines = [
+            f"# {self.plan.remote_workers} remote worker(s) expected within the start timeout",
+            f"# context file (API keys, mode 0600, deleted at stop): {self._context_path}",
+            "# copy it to each worker machine (scp), then run there:",
+            *self.remote_commands(),
+            "# add --endpoint ui=URL --endpoint rpc=URL --allow-target HOST if the stack is",
+            "# reached at another address from there; afterwards copy each worker-K.jsonl",
+            f"# into {self.history_dir}/ and run: python -m l2chaos.load merge {self.run_dir}",
+        ]
+        (self.load_dir / "remote-workers.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def _spawn(self, role: str, argv: list[str], worker: int | None) -> None:
         log = self.load_dir / (
@@ -345,6 +373,7 @@ class LoadRunner:
         host = self.plan.master_bind_host
         connect = "127.0.0.1" if host in ("*", "0.0.0.0", "") else host
         master = self._procs[-1]
+        assert self._master_port is not None
         while time.monotonic() < end:
             if master.popen.poll() is not None:
                 raise LoadError(

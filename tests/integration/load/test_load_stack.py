@@ -242,3 +242,58 @@ def test_a_hung_locust_is_killed_at_the_deadline(perp: Any) -> None:
     assert not runner.alive()
     chk = check_history(runner.run_dir / "history.jsonl")
     assert chk.ok, chk.problems  # whatever was in flight is closed as info
+
+
+def test_a_remote_worker_joins_with_the_documented_command(perp: Any, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    section = {
+        "users": 6,
+        "workers": 1,
+        "remote_workers": 1,
+        "start_timeout": "30s",
+        "personas": ALL,
+    }
+    runner = perp.runner(section, duration_s=6)
+    remote_dir = tmp_path / "remote-history"
+    copy = tmp_path / "context-copy.json"
+    with runner:
+        instructions = (runner.run_dir / "load" / "remote-workers.txt").read_text()
+        [command] = [
+            x for x in instructions.splitlines() if x.startswith("python -m l2chaos.load worker")
+        ]
+        assert runner.context_path is not None
+        shutil.copy(runner.context_path, copy)  # what scp would do
+        argv = (
+            command.replace("python", sys.executable, 1)
+            .replace("<copy of the context file>", str(copy))
+            .split()
+        )
+        remote = subprocess.Popen(
+            [*argv, "--history-dir", str(remote_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            assert runner.wait(timeout=90) == 0
+            out, _ = remote.communicate(timeout=30)
+        finally:
+            if remote.poll() is None:
+                remote.kill()
+                remote.wait()
+    assert remote.returncode == 0, out.decode(errors="replace")[-2000:]
+    shutil.copy(remote_dir / "worker-1.jsonl", runner.run_dir / "history" / "worker-1.jsonl")
+    merged = subprocess.run(
+        [sys.executable, "-m", "l2chaos.load", "merge", str(runner.run_dir)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert json.loads(merged.stdout)["well_formed"]
+    pairs = ops(runner.run_dir / "history.jsonl")
+    workers: dict[int, set[int]] = defaultdict(set)
+    for i, _ in pairs:
+        workers[i["worker"]].add(i["account"])
+    assert set(workers) == {0, 1}
+    assert not workers[0] & workers[1]

@@ -156,3 +156,79 @@ def test_context_round_trips(tmp_path: Path) -> None:
 
 def test_locust_class_names() -> None:
     assert [locust_class(p) for p in ("maker", "leveraged")] == ["Maker", "Leveraged"]
+
+
+def test_remote_worker_command_line_errors_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from l2chaos.load.__main__ import main
+
+    ctx_file = tmp_path / "ctx.json"
+    ctx_file.write_text(json.dumps(_runner(tmp_path)._context().to_json()))
+    cases = [
+        (
+            ["worker", "--master", "nohost", "--context", str(ctx_file), "--index", "0"],
+            "--master: expected HOST:PORT",
+        ),
+        (
+            ["worker", "--master", "h:1", "--context", str(tmp_path / "none"), "--index", "0"],
+            "--context: no such file",
+        ),
+        (
+            ["worker", "--master", "h:1", "--context", str(ctx_file), "--index", "3"],
+            "--index: worker index 3 is outside 0..0",
+        ),
+        (
+            [
+                "worker",
+                "--master",
+                "h:1",
+                "--context",
+                str(ctx_file),
+                "--index",
+                "0",
+                "--endpoint",
+                "ui",
+            ],
+            "--endpoint: expected ROLE=URL",
+        ),
+        (
+            [
+                "worker",
+                "--master",
+                "h:1",
+                "--context",
+                str(ctx_file),
+                "--index",
+                "0",
+                "--endpoint",
+                "ui=http://10.9.9.9:80",
+            ],
+            "refusing to send load to 'http://10.9.9.9:80'",
+        ),
+        (["merge", str(tmp_path)], "RUN_DIR: no history files"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err
+
+
+def test_remote_instructions_name_the_master_port(tmp_path: Path) -> None:
+    plan = parse_load(
+        {
+            "users": 4,
+            "workers": 1,
+            "remote_workers": 2,
+            "master_port": 24680,
+            "personas": {"taker": 1},
+        },
+        Where(None, "load"),
+        3,
+    )
+    r = _runner(tmp_path, plan=plan)
+    assert r.remote_commands() == [
+        f"python -m l2chaos.load worker --master 127.0.0.1:24680 --context <copy of the context file> --index {i}"
+        for i in (1, 2)
+    ]
+    master = " ".join(r.commands()[0][1])
+    assert "--expect-workers 3" in master
