@@ -1,0 +1,170 @@
+"""Open-loop order throughput of the perpdex stack: ui-api -> rpc -> sequencer -> Postgres.
+
+Brings the real stack up on the local backend (Postgres, Toxiproxy on every link) and
+offers orders at fixed rates, whatever the latency: request i is sent at t0 + i/rate
+even if earlier ones are still waiting. An order is acknowledged only after the block
+holding it is committed (group commit), so the latency includes half a block interval
+on average. Half the orders rest (post-only bids/offers 0.2-1% off the index), half
+are small market orders against them; every account trades small sizes so margin never
+runs out.
+
+    .venv/bin/python benchmarks/bench_orders.py [--rates 150,300,400] [--seconds 20]
+
+Prints, per offered rate: accepted orders/s, rejections, errors, p50/p90/p99/max ack
+latency. Targets: >= 300 orders/s sustained; p99 < 250 ms at 150 orders/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from l2chaos.backends.local import LocalBackend
+from l2chaos.stacks.perpdex import STACK_FILE
+from l2chaos.stackspec import StackRun, load_stack
+
+TOKEN = "bench-token"
+MARKETS = ("BTC-USD-PERP", "ETH-USD-PERP", "PAXG-USD-PERP")
+SIZES = {"BTC-USD-PERP": "0.0001", "ETH-USD-PERP": "0.002", "PAXG-USD-PERP": "0.002"}
+TICK = {"BTC-USD-PERP": 1, "ETH-USD-PERP": 10, "PAXG-USD-PERP": 10}
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+async def run_rate(
+    ui: str, keys: list[str], rate: float, seconds: float, index: dict[str, float], seed: int
+) -> dict[str, Any]:
+    rng = random.Random(seed)
+    n = int(rate * seconds)
+    lat: list[float] = []
+    status: dict[str, int] = {}
+    conn = aiohttp.TCPConnector(limit=2000, limit_per_host=2000)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(ui, connector=conn, timeout=timeout) as http:
+
+        async def one(i: int, body: dict[str, Any], key: str) -> None:
+            t = time.perf_counter()
+            try:
+                async with http.post("/v1/orders", json=body, headers={"X-API-Key": key}) as r:
+                    await r.read()
+                    code = str(r.status)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                code = type(exc).__name__
+            ms = (time.perf_counter() - t) * 1000
+            status[code] = status.get(code, 0) + 1
+            if code == "201":
+                lat.append(ms)
+
+        tasks = []
+        t0 = time.perf_counter() + 0.05
+        for i in range(n):
+            m = rng.choice(MARKETS)
+            side = rng.choice(("buy", "sell"))
+            if rng.random() < 0.5:
+                off = rng.uniform(0.002, 0.01) * (-1 if side == "buy" else 1)
+                ticks = round(index[m] * (1 + off) * TICK[m])
+                body = {
+                    "market": m,
+                    "side": side,
+                    "type": "limit",
+                    "size": SIZES[m],
+                    "price": str(ticks / TICK[m]),
+                    "post_only": True,
+                }
+            else:
+                body = {"market": m, "side": side, "type": "market", "size": SIZES[m]}
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, body, keys[i % len(keys)])))
+        sent_s = time.perf_counter() - t0
+        await asyncio.gather(*tasks)
+        done_s = time.perf_counter() - t0
+    accepted = status.get("201", 0)
+    return {
+        "offered": rate,
+        "sent": n,
+        "send_rate": n / sent_s,
+        "accepted": accepted,
+        "accepted_per_s": accepted / done_s,
+        "status": status,
+        "p50": pct(lat, 0.50),
+        "p90": pct(lat, 0.90),
+        "p99": pct(lat, 0.99),
+        "max": max(lat) if lat else float("nan"),
+        "mean": statistics.fmean(lat) if lat else float("nan"),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rates", default="150,300,400", help="offered orders/s, comma separated")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--accounts", type=int, default=200)
+    ap.add_argument("--profile", default="hardened")
+    args = ap.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    spec = load_stack(STACK_FILE)
+    run = StackRun(
+        spec, args.profile, spec.profiles[args.profile], {"accounts": args.accounts}, seed=42
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-orders-") as tmp:
+        t = time.perf_counter()
+        stack = LocalBackend(stop_timeout_s=5).up(
+            run,
+            run_id=f"bench-orders-{os.getpid()}",
+            run_dir=Path(tmp),
+            env={"L2CHAOS_ADMIN_TOKEN": TOKEN},
+        )
+        print(
+            f"stack up in {time.perf_counter() - t:.1f} s (profile {args.profile}, {args.accounts} accounts)"
+        )
+        try:
+            import httpx
+
+            accounts = httpx.get(
+                stack.direct_url("ui-api", "/admin/accounts"),
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ).json()
+            keys = [a["api_key"] for a in accounts if a["role"] == "trader"]
+            markets = httpx.get(
+                stack.direct_url("ui-api", "/v1/markets"), headers={"X-API-Key": keys[0]}
+            ).json()
+            index = {m["market"]: float(m["index_price"]) for m in markets["markets"]}
+            ui = stack.direct_url("ui-api")
+
+            import uvloop
+
+            for i, rate in enumerate(rates):
+                res = uvloop.run(run_rate(ui, keys, rate, args.seconds, index, seed=i))
+                others = {k: v for k, v in res["status"].items() if k != "201"}
+                print(
+                    f"offered {rate:5.0f}/s for {args.seconds:.0f} s: accepted {res['accepted_per_s']:6.1f} orders/s "
+                    f"({res['accepted']}/{res['sent']}; sent at {res['send_rate']:.1f}/s), other answers {others}; "
+                    f"ack latency p50 {res['p50']:.1f} ms, p90 {res['p90']:.1f} ms, p99 {res['p99']:.1f} ms, max {res['max']:.1f} ms",
+                    flush=True,
+                )
+                time.sleep(2)
+            head = httpx.get(stack.direct_url("sequencer", "/state/head")).json()
+            print(f"chain head {head['number']}, mempool {head['mempool']}, mode {head['mode']}")
+        finally:
+            stack.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
