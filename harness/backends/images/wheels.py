@@ -73,12 +73,26 @@ def pinned_requirements(names: Iterable[str] = STACK_REQUIREMENTS) -> list[str]:
     return out
 
 
+GLIBC_MINOR = 36  # Debian bookworm's glibc (the offline base and python:3.11-slim)
+
+
 def platform_tag(arch: str) -> str:
-    """The manylinux tag for an engine architecture (``amd64``/``x86_64``, ``arm64``)."""
+    """The newest manylinux tag for an engine architecture (``amd64``, ``arm64``)."""
     machine = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
     if arch not in machine:
         raise StackError(f"no wheels for engine architecture {arch!r} (amd64 or arm64 only)")
-    return f"manylinux_2_36_{machine[arch]}"  # bookworm's glibc; pip accepts older tags too
+    return f"manylinux_2_{GLIBC_MINOR}_{machine[arch]}"
+
+
+def platform_tags(arch: str) -> list[str]:
+    """Every manylinux tag the image accepts, newest first: pip takes `--platform`
+    literally, so each older glibc level (and its legacy alias) is named."""
+    newest = platform_tag(arch)
+    machine = newest.split("_", 3)[3]
+    tags = [f"manylinux_2_{m}_{machine}" for m in range(GLIBC_MINOR, 4, -1)]
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    tags += [f"{name}_{machine}" for m, name in legacy.items() if machine == "x86_64" or m == 17]
+    return tags
 
 
 def deps_key(requirements: Iterable[str], platform: str) -> str:
@@ -162,8 +176,9 @@ def _pip(args: list[str], what: str, cwd: Path) -> None:
 
 
 def _ensure_deps(
-    base: Path, requirements: list[str], platform: str, say: Callable[[str], None]
+    base: Path, requirements: list[str], arch: str, say: Callable[[str], None]
 ) -> Path:
+    platform = platform_tag(arch)
     final = base / f"deps-{deps_key(requirements, platform)}"
     if (final / "requirements.txt").is_file():
         return final
@@ -174,7 +189,8 @@ def _ensure_deps(
             [
                 "download", "--quiet", "--only-binary=:all:", "--dest", str(tmp),
                 "--python-version", IMAGE_PYTHON, "--implementation", "cp",
-                "--abi", f"cp{IMAGE_PYTHON.replace('.', '')}", "--platform", platform,
+                "--abi", f"cp{IMAGE_PYTHON.replace('.', '')}",
+                *(arg for tag in platform_tags(arch) for arg in ("--platform", tag)),
                 *requirements,
             ],
             "downloading the services' wheels",
@@ -236,11 +252,10 @@ def ensure_wheelhouse(
 ) -> Wheelhouse:
     """The cached wheelhouse for an engine of this architecture; fetched/built if missing."""
     base = ensure_dir(cache_dir() / "docker" / "wheels")
-    platform = platform_tag(arch)
     requirements = pinned_requirements()
     src_root = root if root is not None else source_root()
     with _locked(base / ".lock"):
-        deps = _ensure_deps(base, requirements, platform, say)
+        deps = _ensure_deps(base, requirements, arch, say)
         own = _ensure_l2chaos(base, src_root, say)
     return Wheelhouse(deps, own, _h(deps.name, own.name)[:16])
 
