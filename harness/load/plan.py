@@ -3,7 +3,7 @@
     load:
       users: 60              # concurrent Locust users, one seeded account each
       spawn_rate: 20         # users started per second
-      workers: 1             # Locust processes on this machine (>1: a master and N workers)
+      workers: 2             # 0: one Locust process; N: a master and N worker processes
       personas: {maker: 6, taker: 30, leveraged: 18, bridger: 6}   # weights
       leveraged: {leverage: [12, 19], long_ratio: 0.9}            # per persona settings
       taker: {size_usd: [100, 2000], think: [200ms, 1s]}
@@ -49,7 +49,11 @@ _MS = 1_000_000
 LOAD_PARAMS: tuple[Param, ...] = (
     Param("users", "int", 10, "concurrent Locust users; each gets its own seeded account", min=1, max=100_000),
     Param("spawn_rate", "float", 10.0, "users started per second", min=0.01, max=10_000),
-    Param("workers", "int", 1, "Locust processes on this machine; >1 runs a master and N workers", min=1, max=64),
+    Param(
+        "workers", "int", 0,
+        "0: one standalone Locust process; N: a Locust master and N worker processes here",
+        min=0, max=64,
+    ),
     Param(
         "remote_workers", "int", 0,
         "extra workers expected to join the master from other machines (docs/load.md)",
@@ -57,7 +61,7 @@ LOAD_PARAMS: tuple[Param, ...] = (
     ),
     Param(
         "master_bind_host", "str", "127.0.0.1",
-        "address the Locust master listens on for workers (only with workers > 1 or remote_workers)",
+        "address the Locust master listens on for workers (with workers or remote_workers)",
     ),
     Param("master_port", "int", 0, "port of the Locust master; 0 picks a free one", min=0, max=65535),
     Param(
@@ -189,14 +193,15 @@ class LoadPlan:
     personas: tuple[PersonaPlan, ...]
 
     @property
-    def total_workers(self) -> int:
-        """Workers that run users: local ones plus those joining from other machines."""
-        return self.workers + self.remote_workers
-
-    @property
     def distributed(self) -> bool:
         """Whether Locust runs as a master with workers (else one standalone process)."""
-        return self.total_workers > 1 or self.remote_workers > 0
+        return self.workers > 0 or self.remote_workers > 0
+
+    @property
+    def total_workers(self) -> int:
+        """Processes that run users: local workers plus those joining from other machines
+        (a standalone Locust counts as one, worker 0)."""
+        return self.workers + self.remote_workers if self.distributed else 1
 
     @property
     def counts(self) -> dict[str, int]:
@@ -221,7 +226,7 @@ class LoadPlan:
     ) -> LoadPlan:
         """The plan with command-line overrides (``--users``, ``--workers``); counts are
         recomputed from the weights. Raises UsageError for out-of-range values."""
-        for name, value, lo in (("users", users, 1), ("workers", workers, 1)):
+        for name, value, lo in (("users", users, 1), ("workers", workers, 0)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < lo
             ):
@@ -326,7 +331,7 @@ def parse_load(section: Mapping[str, Any] | None, where: Where, seed: int) -> Lo
         _check_persona(name, settings, given, pw)
         personas.append(PersonaPlan(name, weights.get(name, 0.0), counts.get(name, 0), settings))
 
-    if bound["workers"] > 1 or bound["remote_workers"] > 0:
+    if bound["workers"] > 0 or bound["remote_workers"] > 0:
         host = bound["master_bind_host"]
         if not host:
             raise where.child("master_bind_host").error(

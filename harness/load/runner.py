@@ -7,7 +7,7 @@
     runner.result.merge          # run_dir/history.jsonl is merged
 
 Locust runs as its own process(es), never imported here (gevent must not patch the
-harness): one standalone process for ``workers: 1``, else a master and N workers on
+harness): one standalone process for ``workers: 0`` (the default), else a master and N workers on
 this machine (plus `remote_workers` joining from elsewhere, docs/load.md). Every
 process gets its own session, so `stop` can signal and kill whole process groups.
 

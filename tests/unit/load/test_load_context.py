@@ -145,6 +145,13 @@ def test_distributed_commands(tmp_path: Path) -> None:
         assert w in (0, 1)
 
 
+def test_one_worker_means_a_master_and_one_worker(tmp_path: Path) -> None:
+    plan = parse_load({"users": 4, "workers": 1, "personas": {"taker": 1}}, Where(None, "load"), 3)
+    r = _runner(tmp_path, plan=plan)
+    assert [c[0] for c in r.commands()] == ["master", "worker-0"]
+    assert len(r.slices) == 1
+
+
 def test_context_round_trips(tmp_path: Path) -> None:
     r = _runner(tmp_path)
     ctx = r._context()

@@ -31,8 +31,9 @@ def test_defaults_give_a_complete_plan() -> None:
     plan = parse_load(None, WHERE, 7)
     assert plan.seed == 7
     assert plan.users == 10
-    assert plan.workers == 1
+    assert plan.workers == 0
     assert not plan.distributed
+    assert plan.total_workers == 1
     assert sum(plan.counts.values()) == plan.users
     assert [p.name for p in plan.personas] == list(PERSONAS)
     maker = plan.persona("maker").settings
@@ -115,8 +116,10 @@ def test_overrides_recompute_counts() -> None:
     assert bigger.workers == 3
     assert bigger.spawn_rate == 5.0
     assert sum(bigger.counts.values()) == 24
+    assert plan.with_overrides(workers=0).distributed is False
+    assert plan.with_overrides(workers=1).distributed is True
     with pytest.raises(UsageError, match="--workers"):
-        plan.with_overrides(workers=0)
+        plan.with_overrides(workers=-1)
     with pytest.raises(UsageError, match="--spawn-rate"):
         plan.with_overrides(spawn_rate=-1)
 
