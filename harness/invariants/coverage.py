@@ -285,12 +285,16 @@ class Coverage:
 
     def counts(self, start_ns: int, end_ns: int) -> dict[str, int]:
         out: dict[str, int] = {}
-        names = [*COUNTERS, *sorted(k for k in self.times if "." in k)]
+        ops = ops_index(self._record) if self._record is not None else None
+        if ops is not None:  # one pass over the window's operations for all op counters
+            out.update(ops.counts(ops.invoked_between(start_ns, end_ns)))
+        names = [c for c in COUNTERS if c not in _OP_COUNTERS]
+        names += sorted(k for k in self.times if "." in k)
         for name in names:
             c = self.count(name, start_ns, end_ns)
             if c is not None:
                 out[name] = c
-        return out
+        return {k: out[k] for k in [*COUNTERS, *sorted(out)] if k in out}
 
     def to_json(self) -> dict[str, Any]:
         return {"windows": self.windows, "run": self.totals}
