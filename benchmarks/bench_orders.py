@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 from l2chaos.backends.local import LocalBackend
 from l2chaos.stacks.perpdex import STACK_FILE
 from l2chaos.stackspec import StackRun, load_stack
@@ -36,6 +37,31 @@ TOKEN = "bench-token"
 MARKETS = ("BTC-USD-PERP", "ETH-USD-PERP", "PAXG-USD-PERP")
 SIZES = {"BTC-USD-PERP": "0.0001", "ETH-USD-PERP": "0.002", "PAXG-USD-PERP": "0.002"}
 TICK = {"BTC-USD-PERP": 1, "ETH-USD-PERP": 10, "PAXG-USD-PERP": 10}
+
+
+def cpu_by_part(run_id: str) -> dict[str, float]:
+    """CPU seconds used so far by every process of the run, per part of the stack.
+
+    Processes are found by the run id in their environment; Postgres backends overwrite
+    theirs (process titles), so they are counted as the postmaster's children."""
+    out: dict[str, float] = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if proc.environ().get("L2CHAOS_RUN_ID") != run_id:
+                continue
+            cmd = " ".join(proc.info["cmdline"] or [])
+            procs = [proc, *proc.children(recursive=True)] if "/postgres" in cmd else [proc]
+            t = sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+        except (psutil.Error, OSError):
+            continue
+        if "l2chaos.stacks.perpdex." in cmd:
+            part = cmd.split("l2chaos.stacks.perpdex.")[1].split()[0]
+        elif "toxiproxy" in cmd:
+            part = "toxiproxy"
+        else:
+            part = "postgres"
+        out[part] = out.get(part, 0.0) + t
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
@@ -149,8 +175,20 @@ def main() -> int:
 
             import uvloop
 
+            run_id = f"bench-orders-{os.getpid()}"
+            admin = {"Authorization": f"Bearer {TOKEN}"}
             for i, rate in enumerate(rates):
+                cpu0, me0 = cpu_by_part(run_id), psutil.Process().cpu_times()
+                st0 = httpx.get(
+                    stack.direct_url("sequencer", "/admin/state"), headers=admin
+                ).json()["stats"]
+                w0 = time.perf_counter()
                 res = uvloop.run(run_rate(ui, keys, rate, args.seconds, index, seed=i))
+                wall = time.perf_counter() - w0
+                cpu1, me1 = cpu_by_part(run_id), psutil.Process().cpu_times()
+                st1 = httpx.get(
+                    stack.direct_url("sequencer", "/admin/state"), headers=admin
+                ).json()["stats"]
                 others = {k: v for k, v in res["status"].items() if k != "201"}
                 print(
                     f"offered {rate:5.0f}/s for {args.seconds:.0f} s: accepted {res['accepted_per_s']:6.1f} orders/s "
@@ -158,6 +196,23 @@ def main() -> int:
                     f"ack latency p50 {res['p50']:.1f} ms, p90 {res['p90']:.1f} ms, p99 {res['p99']:.1f} ms, max {res['max']:.1f} ms",
                     flush=True,
                 )
+                used = {k: (cpu1.get(k, 0.0) - cpu0.get(k, 0.0)) / wall for k in sorted(cpu1)}
+                used["bench client"] = (me1.user + me1.system - me0.user - me0.system) / wall
+                print(
+                    "    CPU (cores busy): "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in used.items())
+                    + f"; total {sum(used.values()):.2f} of {os.cpu_count()}"
+                )
+                blocks = st1["blocks"] - st0["blocks"]
+                if blocks:
+                    per = {
+                        k: (st1[k] - st0[k]) / blocks
+                        for k in ("build_ms", "commit_ms", "publish_ms")
+                    }
+                    print(
+                        f"    sequencer per block ({blocks} blocks, {(st1['txs'] - st0['txs']) / blocks:.1f} txs): "
+                        f"build {per['build_ms']:.2f} ms, commit {per['commit_ms']:.2f} ms, publish {per['publish_ms']:.2f} ms"
+                    )
                 time.sleep(2)
             head = httpx.get(stack.direct_url("sequencer", "/state/head")).json()
             print(f"chain head {head['number']}, mempool {head['mempool']}, mode {head['mode']}")

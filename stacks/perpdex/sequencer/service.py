@@ -251,6 +251,7 @@ class SequencerService(Service):
                 "stage": None if n._stage is None else n._stage[0],
                 "mempool": len(n.mempool),
                 "clock_offset_ms": n.clock_offset_ns // 1_000_000,
+                "stats": n.stats,
                 "switches": self.cfg.guards.switches(),
             }
         )
