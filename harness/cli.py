@@ -167,6 +167,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         label = scenario.name + (f" [{scenario.profile}]" if scenario.profile else "")
         if result.summary:
             print(result.summary, flush=True)
+        if result.error:
+            sys.stderr.write(f"l2chaos: {label}: {result.error}\n")
+            if result.run_dir is not None:
+                sys.stderr.write(f"l2chaos: the record (no verdict) is in {result.run_dir}\n")
         codes.append((label, result.exit_code))
         if result.exit_code == EXIT_INTERRUPTED:
             break

@@ -202,8 +202,6 @@ class _Run:
             rd.close()
         if exit_code is not None:
             rd.update_json("run.json", phase="aborted", error=error, ended_t_ns=time.time_ns())
-            self.progress.line(f"error: {error}")
-            self.progress.line(f"record (no verdict): {rd.path}")
             return RunResult(exit_code, self.sc.name, self.sc.profile, rd.path, error=error)
         return self._check()
 

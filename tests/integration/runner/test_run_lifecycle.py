@@ -1,0 +1,130 @@
+"""A whole `l2chaos run` on the local backend, interrupted: nothing may be left behind.
+
+SIGINT mid-run → the run heals, stops load and stack, and exits 130 with no child
+process, listening port or Toxiproxy proxy left. SIGKILL mid-run → leftovers exist
+(nothing could clean up), and `l2chaos gc` removes all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from l2chaos.backends.paths import cache_dir
+from l2chaos.backends.procs import pids_of_run
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[3]
+FLAGSHIP = ROOT / "scenarios" / "paradex-2026-01-19-db-restart-race.yaml"
+
+
+def start_run(out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "l2chaos.cli", "run", str(FLAGSHIP),
+            "--out", str(out), "--no-progress", "--set", "load.users=4", "--set", "load.spawn_rate=4",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+
+
+def wait_running(
+    out: Path, proc: subprocess.Popen[str], timeout_s: float = 180
+) -> tuple[str, Path]:
+    """Wait until the run's load and faults are under way; return its run id and dir."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        for run_json in out.glob("*/run.json"):
+            data = json.loads(run_json.read_text())
+            if data.get("phase") == "running" and (run_json.parent / "history").exists():
+                time.sleep(3)  # load and probes are going
+                return data["run_id"], run_json.parent
+        time.sleep(0.3)
+    raise AssertionError("the run never reached the running phase")
+
+
+def marker(run_id: str) -> dict[str, object] | None:
+    path = cache_dir() / "runs" / f"{run_id}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def ports_of(m: dict[str, object]) -> list[int]:
+    ports = m.get("ports")
+    assert isinstance(ports, list)
+    return [int(p) for p in ports]
+
+
+def test_sigint_mid_run_leaves_nothing(tmp_path: Path) -> None:
+    proc = start_run(tmp_path)
+    try:
+        run_id, run_dir = wait_running(tmp_path, proc)
+        m = marker(run_id)
+        assert m is not None, "a live run has a marker"
+        ports = ports_of(m)
+        assert ports, m
+        assert pids_of_run(run_id), "the run has child processes while running"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out
+    assert "interrupted by SIGINT" in out
+    assert pids_of_run(run_id) == []
+    assert marker(run_id) is None
+    assert [p for p in ports if listening(p)] == []
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["phase"] == "aborted"
+    assert (run_dir / "logs" / "sequencer.log").stat().st_size > 0  # logs kept
+
+
+def test_gc_cleans_a_run_killed_with_sigkill(tmp_path: Path) -> None:
+    proc = start_run(tmp_path)
+    try:
+        run_id, _ = wait_running(tmp_path, proc)
+        m = marker(run_id)
+        assert m is not None
+        ports = ports_of(m)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)  # reaps it and closes its pipe
+        time.sleep(1)
+        assert pids_of_run(run_id), "SIGKILL leaves the run's processes behind"
+        done = subprocess.run(
+            [sys.executable, "-m", "l2chaos.cli", "gc"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        subprocess.run(
+            [sys.executable, "-m", "l2chaos.cli", "gc"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert run_id in done.stdout
+    assert pids_of_run(run_id) == []
+    assert marker(run_id) is None
+    assert [p for p in ports if listening(p)] == []
