@@ -519,6 +519,7 @@ class UiApiService(Service):
             {
                 "ok": ok,
                 "order_id": placed["order_id"],
+                "tx_hash": placed["transaction_hash"],
                 "block": placed["block_number"],
                 "cancel_status": cancelled["status"],
                 "ms": ms,
