@@ -59,9 +59,11 @@ def _alive(pid: int) -> bool:
 def _stack_run(name: str, profile: str | None, sets: list[str], seed: int) -> StackRun:
     spec = resolve_stack(name)
     if profile is not None and profile not in spec.profiles:
-        raise UsageError(f"unknown profile {profile!r}; stack {spec.name!r} has: {', '.join(spec.profiles)}")
+        raise UsageError(
+            f"unknown profile {profile!r}; stack {spec.name!r} has: {', '.join(spec.profiles)}"
+        )
     chosen = profile or spec.default_profile
-    switches = {sw: False for sw in spec.switches}
+    switches = dict.fromkeys(spec.switches, False)
     if chosen is not None:
         switches.update(spec.profiles[chosen])
     raw_settings: dict[str, Any] = {}
@@ -72,24 +74,32 @@ def _stack_run(name: str, profile: str | None, sets: list[str], seed: int) -> St
         if key.startswith("switches."):
             sw = key.split(".", 1)[1]
             if sw not in spec.switches:
-                raise UsageError(f"unknown switch {sw!r}; stack {spec.name!r} has: {', '.join(spec.switches)}")
+                raise UsageError(
+                    f"unknown switch {sw!r}; stack {spec.name!r} has: {', '.join(spec.switches)}"
+                )
             switches[sw] = value.lower() in ("1", "true", "yes", "on")
         elif key.startswith("settings."):
             raw_settings[key.split(".", 1)[1]] = value
         else:
-            raise UsageError(f"--set for a stack takes switches.NAME=... or settings.NAME=..., got {key!r}")
+            raise UsageError(
+                f"--set for a stack takes switches.NAME=... or settings.NAME=..., got {key!r}"
+            )
     holder = LocDict({"settings": raw_settings})
     holder.line, holder.key_lines = 0, {}
     settings = _parse_settings(holder, Where("--set", "stack"), spec)
     return StackRun(spec=spec, profile=chosen, switches=switches, settings=settings, seed=seed)
 
 
-def up(name: str, *, profile: str | None = None, sets: list[str] | None = None, seed: int = 1) -> int:
+def up(
+    name: str, *, profile: str | None = None, sets: list[str] | None = None, seed: int = 1
+) -> int:
     sets = list(sets or [])
     _stack_run(name, profile, sets, seed)  # validate before starting anything
     state = _read_state(name)
     if state is not None and _alive(int(state.get("pid", 0))):
-        raise UsageError(f"stack {name!r} is already up (holder pid {state['pid']}); run: l2chaos stack down {name}")
+        raise UsageError(
+            f"stack {name!r} is already up (holder pid {state['pid']}); run: l2chaos stack down {name}"
+        )
     d = _state_dir(name)
     (d / "state.json").unlink(missing_ok=True)
     args = json.dumps({"name": name, "profile": profile, "sets": sets, "seed": seed})
@@ -116,7 +126,9 @@ def up(name: str, *, profile: str | None = None, sets: list[str] | None = None, 
 
 
 def _print_state(state: dict[str, Any]) -> None:
-    print(f"stack {state['name']} is up (profile {state.get('profile')}, holder pid {state['pid']})")
+    print(
+        f"stack {state['name']} is up (profile {state.get('profile')}, holder pid {state['pid']})"
+    )
     for svc, url in state["services"].items():
         print(f"  {svc:<10} {url}")
     print(f"  admin token:   {state['token_file']}")
@@ -132,7 +144,9 @@ def serve(args_json: str) -> int:
     args = json.loads(args_json)
     name = args["name"]
     d = _state_dir(name)
-    run = _stack_run(name, args.get("profile"), list(args.get("sets", [])), int(args.get("seed", 1)))
+    run = _stack_run(
+        name, args.get("profile"), list(args.get("sets", [])), int(args.get("seed", 1))
+    )
     token = os.urandom(18).hex()
     rd = RunDir.create(d / "runs", f"stack-{name}")
     stop = threading.Event()
@@ -140,7 +154,9 @@ def serve(args_json: str) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     backend = LocalBackend()
     try:
-        stack = backend.up(run, run_id=rd.run_id, run_dir=rd.path, env={"L2CHAOS_ADMIN_TOKEN": token})
+        stack = backend.up(
+            run, run_id=rd.run_id, run_dir=rd.path, env={"L2CHAOS_ADMIN_TOKEN": token}
+        )
     except Exception as exc:
         (d / "state.json").write_text(json.dumps({"status": "failed", "error": str(exc)}))
         raise
@@ -152,7 +168,9 @@ def serve(args_json: str) -> int:
         accounts = []
         if run.spec.accounts is not None:
             url = stack.direct_url(run.spec.accounts["service"], run.spec.accounts["path"])
-            accounts = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+            accounts = httpx.get(
+                url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            ).json()
         accounts_file.write_text(json.dumps(accounts, indent=1))
         accounts_file.chmod(0o600)
         state = {

@@ -6,7 +6,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from l2chaos.errors import InputError, ScenarioError
 from l2chaos.scenario import load_scenario
 
