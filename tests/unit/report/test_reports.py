@@ -258,3 +258,34 @@ def test_terminal_summary(checked: Checked) -> None:
     assert text.endswith(f"report: {run / 'report.html'}")
     write_reports(run, out)
     assert (run / "summary.txt").read_text().strip() == text
+
+
+def test_reports_of_a_run_that_broke_early(tmp_path: Path) -> None:
+    """Only the scenario and run.json exist (the stack never came up): every report is
+    still written, says not_applicable, and carries exit code 3."""
+    from l2chaos.invariants import check_run
+    from l2chaos.invariants.synth import RecordWriter
+
+    run = tmp_path / "run"
+    with RecordWriter(run) as rw:
+        rw.scenario(
+            invariants=[
+                {"name": "fund_conservation", "params": {}},
+                {"name": "steady_state", "params": {}},
+            ]
+        )
+        rw.run(phase="aborted", error="sequencer: exited 1 before ready")
+    out = check_run(run)
+    assert out.exit_code == 3
+    paths = write_reports(run, out)
+    doc = json.loads(paths["result"].read_text())
+    assert doc["exit_code"] == 3
+    assert [i["status"] for i in doc["invariants"]] == ["not_applicable", "not_applicable"]
+    assert doc["expectation"]["harness_error"] == "sequencer: exited 1 before ready"
+    root = ET.parse(paths["junit"]).getroot()
+    _validate(root)
+    assert root.get("errors") == "1"
+    html = paths["html"].read_text()
+    assert html.count('class="fault-band"') == 0
+    assert "harness error: sequencer: exited 1 before ready" in html
+    assert "harness error: sequencer: exited 1 before ready" in paths["summary"].read_text()
