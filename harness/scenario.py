@@ -34,6 +34,7 @@ __all__ = [
     "load_scenario",
     "load_scenario_text",
     "parse_fault_entry",
+    "parse_stack_section",
 ]
 
 BACKENDS = ("auto", "local", "docker")
@@ -297,7 +298,7 @@ def _build(
     scale = _time_scale(doc, top, time_scale)
     duration_ns = _duration(doc, "duration", top)
 
-    stack_ref, stack = _stack(doc, top, path.parent, seed, profile)
+    stack_ref, stack = parse_stack_section(doc, top, path.parent, seed, profile)
     timeline = _timeline(doc, top, stack.spec, duration_ns, scale)
     duration_ns = round(duration_ns * scale)
     _check_overlaps(timeline, top, doc.get("timeline"))
@@ -394,9 +395,12 @@ def _time_scale(d: Mapping[str, Any], where: Where, override: float | None) -> f
     return float(v)
 
 
-def _stack(
+def parse_stack_section(
     doc: Mapping[str, Any], top: Where, base: Path, seed: int, profile_override: str | None
 ) -> tuple[str, StackRun]:
+    """`doc["stack"]` (a name, or {ref, profile, switches, settings}) → (ref, StackRun).
+
+    Also used for stacks brought up outside a scenario (`l2chaos stack up`, fixtures)."""
     where = top.child("stack")
     raw = doc["stack"]
     if isinstance(raw, str):  # the shorthand `stack: perpdex`; errors point at that line
@@ -561,8 +565,12 @@ def parse_fault_entry(
     index: int = 0,
     container: Any = None,
     need_at: bool = True,
+    window_given: bool = False,
 ) -> FaultUse:
-    """Validate one `{at, fault, target, for, with, name}` entry and construct its fault."""
+    """Validate one `{at, fault, target, for, with, name}` entry and construct its fault.
+
+    `window_given`: the caller decides how long the fault lasts (a nemesis's hold time,
+    a test's `with` block), so a fault that needs a window does not need `for`."""
     if not isinstance(entry, dict):
         raise where.error(
             f"expected a mapping with at, fault, target, for and with, got {entry!r}",
@@ -602,7 +610,7 @@ def parse_fault_entry(
     implied = fault.implied_duration_ns()
     if for_ns is None and implied is not None:
         fault.duration_ns = for_ns = implied
-    if for_ns is None and cls.window is Window.REQUIRED:
+    if for_ns is None and cls.window is Window.REQUIRED and not window_given:
         raise where.error(f"{fname} lasts over a window: give 'for' (e.g. for: 10s)", entry)
     fault.prepare(spec, where.child("with"), scale)
     problem = fault.validate(set(spec.services), set(spec.link_names))

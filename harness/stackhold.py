@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from .backends.paths import cache_dir
 from .errors import EXIT_HARNESS_BROKE, EXIT_OK, StackError, UsageError
 from .params import Where
-from .scenario import _settings as _parse_settings
-from .stackspec import StackRun, resolve_stack
-from .yamlsrc import LocDict
+from .scenario import parse_stack_section
+from .stackspec import StackRun
 
 __all__ = ["down", "serve", "status", "up"]
 
@@ -57,37 +57,24 @@ def _alive(pid: int) -> bool:
 
 
 def _stack_run(name: str, profile: str | None, sets: list[str], seed: int) -> StackRun:
-    spec = resolve_stack(name)
-    if profile is not None and profile not in spec.profiles:
-        raise UsageError(
-            f"unknown profile {profile!r}; stack {spec.name!r} has: {', '.join(spec.profiles)}"
-        )
-    chosen = profile or spec.default_profile
-    switches = dict.fromkeys(spec.switches, False)
-    if chosen is not None:
-        switches.update(spec.profiles[chosen])
-    raw_settings: dict[str, Any] = {}
+    """The stack section a scenario would have, from the command line's --set values
+    (``switches.NAME=true``, ``settings.NAME=VALUE``), validated the same way."""
+    switches: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
     for item in sets:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
-        if key.startswith("switches."):
-            sw = key.split(".", 1)[1]
-            if sw not in spec.switches:
-                raise UsageError(
-                    f"unknown switch {sw!r}; stack {spec.name!r} has: {', '.join(spec.switches)}"
-                )
-            switches[sw] = value.lower() in ("1", "true", "yes", "on")
-        elif key.startswith("settings."):
-            raw_settings[key.split(".", 1)[1]] = value
-        else:
+        key, sep, raw = item.partition("=")
+        group, dot, field = key.partition(".")
+        if not sep or not dot or group not in ("switches", "settings"):
             raise UsageError(
-                f"--set for a stack takes switches.NAME=... or settings.NAME=..., got {key!r}"
+                f"--set for a stack takes switches.NAME=VALUE or settings.NAME=VALUE, got {item!r}"
             )
-    holder = LocDict({"settings": raw_settings})
-    holder.line, holder.key_lines = 0, {}
-    settings = _parse_settings(holder, Where("--set", "stack"), spec)
-    return StackRun(spec=spec, profile=chosen, switches=switches, settings=settings, seed=seed)
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        (switches if group == "switches" else settings)[field] = value
+    section: dict[str, Any] = {"ref": name, "switches": switches, "settings": settings}
+    if profile is not None:
+        section["profile"] = profile
+    _, run = parse_stack_section({"stack": section}, Where("--set", ""), Path.cwd(), seed, None)
+    return run
 
 
 def up(
