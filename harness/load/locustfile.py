@@ -71,10 +71,11 @@ class _Worker:
         self.next_uid = 0
         self.ordinals: dict[str, int] = {}
         self.run_tag = _run_tag(ctx.t0_ns)
+        self._closed = False
         self._flusher = gevent.spawn(self._flush_loop)
 
     def _flush_loop(self) -> None:
-        while True:
+        while not self._closed:  # ends at close(), with the Locust process
             gevent.sleep(FLUSH_INTERVAL_S)
             self.flush()
 
@@ -84,6 +85,7 @@ class _Worker:
             self.trace.flush()
 
     def close(self) -> None:
+        self._closed = True
         self._flusher.kill(block=False)
         self.history.close()
         if self.trace is not None:

@@ -47,7 +47,7 @@ __all__ = [
 
 QUOTE_DECIMALS = 6  # cash is in 1e-6 USD (docs/architecture.md, "Audit export")
 TRADING_PERSONAS = frozenset({"maker", "taker", "leveraged"})
-MARKETS_MAX_AGE_S = 5.0  # traders re-read prices at least this often
+MARKETS_MAX_AGE_S = 5.0  # default of a persona's `price_refresh`
 _MAX_RECENT_TX = 64
 _MAX_TRACKED_ORDERS = 256
 
@@ -281,6 +281,8 @@ class Trader:
         self._step = -1
         self._sub = 0
         self._markets_at = -1e18
+        refresh = brain.settings.get("price_refresh")
+        self._price_refresh_s = refresh / 1e9 if isinstance(refresh, int) else MARKETS_MAX_AGE_S
 
     # ------------------------------------------------------------------ plumbing
 
@@ -486,7 +488,7 @@ class Trader:
         self._sub = 0
         calls_before = self.calls
         if self.persona in TRADING_PERSONAS:
-            stale = monotonic() - self._markets_at > MARKETS_MAX_AGE_S
+            stale = monotonic() - self._markets_at > self._price_refresh_s
             if stale or self._market(0.0) is None:
                 self.refresh_markets()
         if self.persona not in TRADING_PERSONAS or self._market(0.0) is not None:

@@ -95,10 +95,20 @@ LOAD_PARAMS: tuple[Param, ...] = (
 
 _MARKETS = Param("markets", "str_list", [], "markets to trade; empty: every market the stack lists")
 
+
+def _price_refresh(default_ns: int) -> Param:
+    return Param(
+        "price_refresh", "duration", default_ns,
+        "re-read prices (GET /v1/markets) before a step when they are older than this",
+        min=1 * _MS,
+    )  # fmt: skip
+
+
 PERSONA_PARAMS: Mapping[str, tuple[Param, ...]] = MappingProxyType(
     {
         "maker": (
             _MARKETS,
+            _price_refresh(1 * _S),
             Param("size_usd", "range", [200, 2000], "notional of one quote in USD", min=1),
             Param("spread_bps", "range", [5, 50], "distance of a quote from the index price, in bps", min=0, max=5000),
             Param("max_open", "int", 4, "open quotes kept per maker; the oldest is cancelled beyond", min=1, max=1000),
@@ -108,6 +118,7 @@ PERSONA_PARAMS: Mapping[str, tuple[Param, ...]] = MappingProxyType(
         ),
         "taker": (
             _MARKETS,
+            _price_refresh(5 * _S),
             Param("size_usd", "range", [50, 500], "notional of one order in USD", min=1),
             Param("market_ratio", "ratio", 0.6, "share of market orders (the rest are crossing limits)"),
             Param("cross_bps", "range", [0, 30], "how far a limit order crosses the index price, in bps", min=0, max=5000),
@@ -116,6 +127,7 @@ PERSONA_PARAMS: Mapping[str, tuple[Param, ...]] = MappingProxyType(
         ),
         "leveraged": (
             _MARKETS,
+            _price_refresh(5 * _S),
             Param("leverage", "range", [10, 18], "position notional over equity (capped below the market's limit)", min=1, max=1000),
             Param("long_ratio", "ratio", 0.8, "share of longs (the ones a zero price liquidates)"),
             Param("hold_polls", "range", [5, 20], "position reads while holding, before closing", min=0, max=100_000),

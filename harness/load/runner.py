@@ -57,6 +57,7 @@ from .plan import LoadPlan
 __all__ = ["LOCUSTFILE", "LoadResult", "LoadRunner", "locust_class"]
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+RUN_ID_ENV = "L2CHAOS_RUN_ID"  # as l2chaos.backends.procs.RUN_ID_ENV
 _POLL_S = 0.05
 _TERM_WAIT_S = 10.0  # after SIGTERM, before SIGKILL
 _READY_FILE_WAIT_S = 0.1
@@ -147,6 +148,7 @@ class LoadRunner:
         allow_targets: Iterable[str] = (),
         python: str | None = None,
         context_dir: Path | None = None,
+        run_id: str | None = None,
     ) -> None:
         if not duration_s > 0 or not math.isfinite(duration_s):
             raise LoadError(
@@ -161,6 +163,7 @@ class LoadRunner:
         self.allow_targets = tuple(allow_targets)
         self.python = python or sys.executable
         self.context_dir = context_dir
+        self.run_id = run_id
         self.load_dir = self.run_dir / "load"
         self.history_dir = self.run_dir / "history"
         self.history_path = self.run_dir / "history.jsonl"
@@ -255,6 +258,10 @@ class LoadRunner:
     def _env(self, worker: int | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
         env["PYTHONUNBUFFERED"] = "1"
+        if self.run_id:
+            # the backends' teardown sweep and `l2chaos gc` find (and kill) a run's
+            # processes by this variable, so a Locust orphaned by a killed harness dies too
+            env[RUN_ID_ENV] = self.run_id
         assert self._context_path is not None
         env[CONTEXT_ENV] = str(self._context_path)
         if worker is not None:

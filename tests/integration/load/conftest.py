@@ -39,7 +39,7 @@ class Perp:
         return answer["result"]
 
     def runner(
-        self, section: Mapping[str, Any], *, seed: int = 1604710, duration_s: float = 8
+        self, section: Mapping[str, Any], *, seed: int = 1604710, duration_s: float = 8, **kw: Any
     ) -> LoadRunner:
         """A LoadRunner for a `load:` section (fast think times unless given)."""
         section = dict(section)
@@ -57,6 +57,7 @@ class Perp:
             run_dir=run_dir,
             duration_s=duration_s,
             t0_ns=time.time_ns(),
+            **kw,
         )
 
 

@@ -209,10 +209,12 @@ def test_two_workers_end_to_end(perp: Any) -> None:
 
 def test_stop_early_is_graceful(perp: Any) -> None:
     runner = perp.runner({"users": 4, "personas": {"taker": 1, "reader": 1}}, duration_s=120)
-    runner.start()
-    time.sleep(3)
-    t = time.monotonic()
-    result = runner.stop()
+    try:
+        runner.start()
+        time.sleep(3)
+        t = time.monotonic()
+    finally:
+        result = runner.stop()
     assert time.monotonic() - t < 15
     assert result.killed == []
     assert result.exit_codes == {"standalone": 0}
@@ -230,11 +232,13 @@ def test_a_hung_locust_is_killed_at_the_deadline(perp: Any) -> None:
     }
     runner = perp.runner(section, duration_s=2)
     t = time.monotonic()
-    runner.start()
-    os.killpg(runner.pids["standalone"], signal.SIGSTOP)  # Locust will never stop by itself
-    code = runner.wait(timeout=60)
-    elapsed = time.monotonic() - t
-    result = runner.stop()
+    try:
+        runner.start()
+        os.killpg(runner.pids["standalone"], signal.SIGSTOP)  # Locust will never stop by itself
+        code = runner.wait(timeout=60)
+        elapsed = time.monotonic() - t
+    finally:
+        result = runner.stop()
     assert code == -signal.SIGKILL
     assert elapsed < 2 + 3 + 1 + 5  # duration + start budget + grace + slack
     assert result.deadline_hit
