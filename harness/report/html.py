@@ -150,7 +150,10 @@ def _range(*series: Sequence[tuple[float, float]], zero: bool = True) -> tuple[f
     if hi == lo:
         hi = lo + (abs(lo) * 0.1 or 1.0)
     pad = (hi - lo) * 0.05
-    return (lo if zero and lo == 0 else lo - pad), hi + pad
+    if zero and lo == 0:
+        return lo, hi + pad
+    # never pad below zero a series that never goes negative (prices, heights)
+    return (max(0.0, lo - pad) if lo >= 0 else lo - pad), hi + pad
 
 
 def render_timeline_svg(tl: Timeline) -> str:
