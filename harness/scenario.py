@@ -309,7 +309,11 @@ def _build(
     load = parse_load(doc.get("load"), top.child("load"), seed)
     invariants = tuple(parse_invariants(doc.get("invariants"), top.child("invariants")))
     labels = [f.label for f in timeline]
-    sometimes = tuple(parse_sometimes(doc.get("sometimes"), top.child("sometimes"), labels))
+    sometimes = tuple(
+        parse_sometimes(
+            doc.get("sometimes"), top.child("sometimes"), labels, list(stack.spec.profiles)
+        )
+    )
     expect = dict(
         parse_expect(
             doc.get("expect"),
