@@ -1,0 +1,108 @@
+"""The chaos hooks and what they do: oracle modes (seen in the reference log), the
+oracle continuing its path after a restart, the relayer stall, the chain clock, a halt,
+and the trader API answering 503 when the chain is unavailable."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from l2chaos.stacks.perpdex.oracle import PriceModel
+
+pytestmark = pytest.mark.integration
+
+BTC, ETH = "BTC-USD-PERP", "ETH-USD-PERP"
+SEED = 1604710  # the conftest's seed
+
+
+def reference(p: Any) -> list[dict[str, Any]]:
+    text = p.http.get(p.url("oracle", "/admin/reference"), headers=p.admin).text
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+def ticks_after(p: Any, t_ns: int, market: str, n: int = 3) -> list[dict[str, Any]]:
+    return p.wait(
+        f"{n} oracle ticks",
+        lambda: (
+            (rows := [r for r in reference(p) if r["host_ts_ns"] > t_ns and r["market"] == market])
+            and len(rows) >= n
+            and rows
+        ),
+    )
+
+
+def test_oracle_modes_and_restart(perpdex: Any) -> None:
+    with perpdex("vulnerable", settings={"oracle_vol_bps": 20.0}) as p:
+        model = PriceModel(SEED, 250, 20.0)
+        rows = ticks_after(p, 0, BTC)
+        assert all(r["model_price"] == model.price(BTC, r["tick"]) for r in rows)
+        assert all(r["published_price"] == r["model_price"] for r in rows[1:])
+
+        def mode(body: dict[str, Any]) -> list[dict[str, Any]]:
+            """Set a mode; the last two ticks published under it."""
+            assert p.hook("oracle", "/admin/chaos/oracle", body).status_code == 200
+            time.sleep(0.3)
+            rows = ticks_after(p, time.time_ns(), body["markets"][0])[-2:]
+            assert len(rows) == 2
+            return rows
+
+        for r in mode({"mode": "zero", "markets": [BTC]}):
+            assert (r["mode"], r["published_price"]) == ("zero", 0)
+        assert p.seq_markets()[BTC]["index_price"] == 0  # vulnerable: taken at face value
+        for r in mode({"mode": "spike", "markets": [ETH], "factor": 2.0}):
+            assert r["published_price"] == round(r["model_price"] * 2)
+        for r in mode({"mode": "stale", "markets": [BTC]}):
+            assert (r["mode"], r["published_price"]) == ("stale", None)
+        for r in mode({"mode": "lag", "markets": [ETH], "lag_ms": 1000}):
+            assert r["published_price"] == model.price(ETH, r["tick"] - 4)
+            assert r["host_ts_ns"] - r["observed_ts_ns"] >= 900_000_000
+        assert p.hook("oracle", "/admin/chaos/oracle", {"mode": "wobble"}).status_code == 400
+        assert p.hook("oracle", "/admin/chaos/oracle", {"mode": "normal"}).status_code == 200
+
+        # a restarted oracle continues the same path: tick k has the same model price
+        last = reference(p)[-1]["tick"]
+        p.stack.control.restart("oracle")
+        p.stack.control.wait_ready("oracle", 30)
+        rows = ticks_after(p, time.time_ns(), BTC)
+        assert rows[0]["tick"] > last
+        assert all(r["model_price"] == model.price(BTC, r["tick"]) for r in rows)
+
+
+def test_relayer_stall_clock_halt_and_unavailable_chain(perpdex: Any) -> None:
+    with perpdex("hardened") as p:
+        assert p.hook("bridge", "/admin/chaos/relayer", {"stalled": True}).json() == {
+            "stalled": True
+        }
+        nonce = p.ui("POST", "/v1/deposits", 8, json={"amount": "10"}).json()["nonce"]
+        time.sleep(1.5)
+        assert not [e for e in p.events(["deposit_credited"]) if e["data"]["nonce"] == nonce]
+        p.hook("bridge", "/admin/chaos/relayer", {"stalled": False})
+        p.wait(
+            "the stalled deposit credited",
+            lambda: [e for e in p.events(["deposit_credited"]) if e["data"]["nonce"] == nonce],
+        )
+
+        assert (
+            p.hook("sequencer", "/admin/chaos/clock", {"offset_ms": 3_600_000}).status_code == 200
+        )
+        time.sleep(0.5)
+        head = p.head()
+        assert head["chain_ts_ns"] - head["host_ts_ns"] == 3_600_000 * 1_000_000
+        p.hook("sequencer", "/admin/chaos/clock", {"offset_ms": 0})
+
+        r = p.hook("sequencer", "/admin/chaos/mode", {"mode": "halted"})
+        assert r.json()["mode"] == "halted"
+        r = p.order(9, market=ETH, side="buy", type="limit", size="0.01", price="100")
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "mode_halted")
+        p.hook("sequencer", "/admin/chaos/mode", {"mode": "normal"})
+        p.wait_trading(account=9)
+
+        p.stack.control.stop("sequencer")
+        r = p.order(9, market=ETH, side="buy", type="limit", size="0.01", price="100")
+        assert r.status_code == 503
+        assert p.ui("GET", "/v1/account", 9).status_code == 503
+        p.stack.control.start("sequencer")
+        p.stack.control.wait_ready("sequencer", 30)
+        p.wait_trading(account=9)
