@@ -172,3 +172,17 @@ def test_block_commit_statement_takes_every_argument() -> None:
     assert len(arrays) == len(args) - 10
     assert len(blk.fills) == 1
     assert [len(a) for a in args[10:21]] == [4] * 11  # four transactions
+
+
+def test_audit_command_exit_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from l2chaos.stacks.perpdex.audit import main
+
+    assert main(["--out", str(tmp_path)]) == 2  # --db is required
+    monkeypatch.delenv("NO_SUCH_TOKEN", raising=False)
+    args = ["--db", "postgresql://x@127.0.0.1:1/x", "--out", str(tmp_path)]
+    assert main([*args, "--oracle", "http://127.0.0.1:1", "--token-env", "NO_SUCH_TOKEN"]) == 2
+    assert "NO_SUCH_TOKEN" in capsys.readouterr().err
+    assert main(args) == 3  # nothing listens there: the record cannot be read
+    assert "cannot connect to the database" in capsys.readouterr().err
