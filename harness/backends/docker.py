@@ -469,6 +469,7 @@ class DockerStack(RunningStack):
         self._say = say
         self._lock = threading.RLock()
         self._down = False
+        self._cancel = threading.Event()  # set when bring-up fails or is interrupted
         self.owner_pid = os.getpid()
         self.network_name = docker_name(run_id)
         self._network: Network | None = None
@@ -884,6 +885,8 @@ class DockerStack(RunningStack):
         )
 
     def _start_one(self, svc: _Svc) -> None:
+        if self._cancel.is_set():
+            return
         with svc.lock:
             svc.container = self._create(svc)
             svc.container.start()
@@ -894,7 +897,8 @@ class DockerStack(RunningStack):
         ready; a wave's services start and become ready together."""
         ready: set[str] = set()
         pending = list(self._order)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="docker-up")
+        try:
             while pending:
                 wave = [
                     n for n in pending if all(d in ready for d in self.spec.services[n].depends_on)
@@ -902,16 +906,18 @@ class DockerStack(RunningStack):
                 if not wave:  # the loader rejects cycles; this cannot happen
                     raise StackError(f"cannot order services: {', '.join(pending)}")
                 self._say(f"starting {', '.join(wave)}")
-                futures = {pool.submit(self._start_one, self._services[n]): n for n in wave}
-                errors: list[BaseException] = []
+                futures = [pool.submit(self._start_one, self._services[n]) for n in wave]
                 for fut in concurrent.futures.as_completed(futures):
                     exc = fut.exception()
                     if exc is not None:
-                        errors.append(exc)
-                if errors:
-                    raise errors[0]
+                        raise exc
                 ready.update(wave)
                 pending = [n for n in pending if n not in ready]
+        except BaseException:
+            self._cancel.set()  # the rest of the wave stops waiting (SIGINT, a failure)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     # ------------------------------------------------------------ readiness
 
@@ -939,6 +945,8 @@ class DockerStack(RunningStack):
                     service=svc.name,
                     log_tail=self.log_tail(svc.name),
                 )
+            if self._cancel.is_set():
+                raise StackError("bring-up cancelled", service=svc.name)
             ok, last = self._probe(svc, path) if not st.get("Paused") else (False, "paused")
             if ok:
                 return

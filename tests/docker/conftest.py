@@ -38,10 +38,15 @@ dockerstack = _load("l2chaos_tests_dockerstack", Path(__file__).with_name("docke
 
 _counts: dict[str, int] = {"passed": 0, "failed": 0, "skipped": 0}
 _skip_reasons: set[str] = set()
+_docker_items: set[str] = set()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _docker_items.update(i.nodeid for i in items if i.get_closest_marker("docker"))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if "docker" not in report.keywords:
+    if report.nodeid not in _docker_items:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         _counts[report.outcome] = _counts.get(report.outcome, 0) + 1
@@ -51,7 +56,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     ran = _counts["passed"] + _counts["failed"]
-    if ran == 0 and _counts["skipped"] == 0:
+    if not _docker_items:
         return
     terminalreporter.write_sep("-", "docker tests")
     terminalreporter.write_line(
