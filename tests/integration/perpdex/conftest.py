@@ -39,6 +39,7 @@ class Perp:
         self.stack = stack
         self.run_dir = run_dir
         self.http = httpx.Client(timeout=30)
+        self.token = TOKEN
         self.admin = {"Authorization": f"Bearer {TOKEN}"}
         accounts = self.http.get(self.url("ui-api", "/admin/accounts"), headers=self.admin).json()
         self.keys = {a["account"]: a["api_key"] for a in accounts}

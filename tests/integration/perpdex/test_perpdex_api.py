@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from l2chaos.stacks.perpdex.common.keys import KeyRing
 
 pytestmark = pytest.mark.integration
 
@@ -154,9 +155,34 @@ def test_writes_are_idempotent_and_state_survives_a_sequencer_restart(perpdex: A
         assert blk["new_root"] == after["state_root"]
         # and reopened in stages after the restart
         p.wait_trading(account=9)
-        assert [e["data"]["reason"] for e in p.events(["mode_change"])][
-            -1
-        ] == "staged_reopen:restart"
+        reasons = [e["data"]["reason"] for e in p.events(["mode_change"])]
+        assert reasons[-1] == "staged_reopen:restart"
+
+        # an L1->L2 message is credited once: the same transaction again gets the original
+        # receipt back; a reworded one with the same nonce is rejected
+        key = KeyRing(1604710, p.token).relayer_key()
+        credit = next(e for e in p.events(["deposit_credited"]) if e["data"]["account"] == 12)
+        cash = p.balance(12)["cash"]
+        receipts = []
+        for amount in (credit["data"]["amount"], 10**12):
+            tx = {
+                "kind": "deposit",
+                "account": 12,
+                "amount": amount,
+                "nonce": credit["data"]["nonce"],
+                "relayer_key": key,
+            }
+            receipts.append(
+                p.rpc("starknet_addInvokeTransaction", {"invoke_transaction": tx})["receipt"]
+            )
+        assert receipts[0]["transaction_hash"] == credit["tx"]
+        assert receipts[0]["block_seq"] == credit["block_seq"]
+        assert (receipts[1]["status"], receipts[1]["reason"]) == (
+            "rejected",
+            "message_already_consumed",
+        )
+        assert len(list(p.events(["deposit_credited"], account=12))) == 1
+        assert p.balance(12)["cash"] == cash
 
 
 def test_rpc_errors_are_json_rpc_error_objects(perpdex: Any) -> None:
