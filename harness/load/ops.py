@@ -23,7 +23,15 @@ from time import monotonic
 from typing import IO, Any, Protocol
 
 from .context import Account
-from .history import WRITE_OPS, HistoryWriter, Outcome, classify_http, classify_rpc, write_id
+from .history import (
+    WRITE_OPS,
+    HistoryWriter,
+    Outcome,
+    classify_http,
+    classify_rpc,
+    describe_error,
+    write_id,
+)
 from .personas import (
     Brain,
     Intent,
@@ -323,16 +331,22 @@ class Trader:
             else:
                 resp = self.session.request(method, url, name=op, headers=self._headers, json=body)
             status = resp.status_code or 0
+            cut: Exception | None = None
             if status:
-                content = resp.content
+                try:
+                    content = resp.content
+                except Exception as broken:  # the body was cut short: the connection broke
+                    content, cut = None, broken
                 if content:
                     parsed = _parse_json(content)
-            if 200 <= status < 300:
+            if cut is not None:
+                outcome = Outcome("info", f"response cut short: {describe_error(cut)}")
+            elif 200 <= status < 300:
                 outcome = classify_rpc(parsed) if rpc else _OK
             else:
-                exc = getattr(resp, "error", None)
+                err = getattr(resp, "error", None)
                 outcome = classify_http(
-                    status, exc if isinstance(exc, BaseException) else None, parsed
+                    status, err if isinstance(err, BaseException) else None, parsed
                 )
             if outcome.type == "ok":
                 if parsed is None and op not in WRITE_OPS:
