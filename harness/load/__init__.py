@@ -5,12 +5,15 @@
 - `LoadRunner`: Locust out of process (standalone, or a master and workers), bounded,
   stats and logs in run_dir/load/, history merged into run_dir/history.jsonl.
 - `merge_histories`, `check_history`: the history files (docs/architecture.md).
+- `gc()`: removes load-context files (API keys) left by a harness that was killed;
+  every `LoadRunner.start` does it too.
 
 Importing this package never imports Locust or gevent; only `locustfile.py` does, in
 Locust's own process. See docs/load.md.
 """
 
 from .context import LoadContext, split_accounts
+from .context import sweep_secret_files as gc
 from .history import (
     READ_OPS,
     WRITE_OPS,
@@ -38,6 +41,7 @@ __all__ = [
     "MergeStats",
     "PersonaPlan",
     "check_history",
+    "gc",
     "merge_histories",
     "parse_load",
     "split_accounts",

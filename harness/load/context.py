@@ -14,8 +14,10 @@ be at least that large; `split_accounts` refuses otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ __all__ = [
     "LoadContext",
     "redacted",
     "split_accounts",
+    "sweep_secret_files",
     "write_secret_json",
 ]
 
@@ -163,10 +166,27 @@ def redacted(data: Any) -> Any:
     return data
 
 
+def _start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot), which a reused pid does not share."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2 :].split()[19]
+
+
+_SECRET_NAME = re.compile(r"^l2chaos-load-(\d+)-(\d+)-[^/]*\.json$")
+
+
 def write_secret_json(data: Any, directory: str | Path | None = None) -> Path:
     """Write `data` as JSON to a new file readable only by this user (0600) outside the
-    run directory (the system temp dir unless `directory` is given); return its path."""
-    fd, name = tempfile.mkstemp(prefix="l2chaos-load-", suffix=".json", dir=directory)
+    run directory (the system temp dir unless `directory` is given); return its path.
+
+    The name carries the writer's pid and start time, so `sweep_secret_files` can remove
+    the file if the writer dies (SIGKILL) before deleting it."""
+    me = os.getpid()
+    prefix = f"l2chaos-load-{me}-{_start_time(me) or 0}-"
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=directory)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -175,3 +195,25 @@ def write_secret_json(data: Any, directory: str | Path | None = None) -> Path:
         Path(name).unlink(missing_ok=True)
         raise
     return Path(name)
+
+
+def sweep_secret_files(directory: str | Path | None = None) -> list[str]:
+    """Delete load-context files (they hold API keys) whose writer is gone: its pid is
+    not running, or runs another process (a different start time). One line per file."""
+    folder = Path(directory) if directory is not None else Path(tempfile.gettempdir())
+    removed: list[str] = []
+    try:
+        entries = list(folder.glob("l2chaos-load-*.json"))
+    except OSError:
+        return removed
+    for path in entries:
+        m = _SECRET_NAME.match(path.name)
+        if m is None:
+            continue
+        pid, started = int(m.group(1)), m.group(2)
+        if _start_time(pid) == started:
+            continue  # its writer still runs: the file is in use
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(f"removed the load context {path} of dead process {pid}")
+    return removed

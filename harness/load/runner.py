@@ -49,6 +49,7 @@ from .context import (
     LoadContext,
     redacted,
     split_accounts,
+    sweep_secret_files,
     write_secret_json,
 )
 from .history import MergeStats, merge_histories
@@ -297,6 +298,7 @@ class LoadRunner:
                 old.unlink()
             ctx = self._context()
             data = ctx.to_json()
+            sweep_secret_files(self.context_dir)  # left by a harness that was killed
             self._context_path = write_secret_json(data, self.context_dir)
             public = redacted(data)
             public["context_file"] = "(outside the run directory, deleted at stop)"

@@ -239,3 +239,28 @@ def test_remote_instructions_name_the_master_port(tmp_path: Path) -> None:
     ]
     master = " ".join(r.commands()[0][1])
     assert "--expect-workers 3" in master
+
+
+def test_sweep_removes_only_context_files_of_dead_writers(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from l2chaos.load import gc
+    from l2chaos.load.context import _start_time
+
+    mine = write_secret_json({"k": 1}, tmp_path)
+    assert mine.name.startswith(f"l2chaos-load-{os.getpid()}-{_start_time(os.getpid())}-")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.2)"])
+    started = _start_time(child.pid)
+    child.wait()
+    dead = tmp_path / f"l2chaos-load-{child.pid}-{started}-abc.json"
+    reused = tmp_path / f"l2chaos-load-{os.getpid()}-1-abc.json"  # our pid, another process
+    other = tmp_path / "l2chaos-load-unrelated.json"
+    for p in (dead, reused, other):
+        p.write_text("{}")
+    lines = gc(tmp_path)
+    assert len(lines) == 2
+    assert mine.exists()
+    assert other.exists()
+    assert not dead.exists()
+    assert not reused.exists()
