@@ -285,6 +285,7 @@ class _Run:
             duration_s=self.sc.duration_ns / 1e9,
             t0_ns=self.t0_ns,
             allow_targets=tuple(self.opts.allow_targets),
+            run_id=self.run_dir.run_id,
         )
         self.load.start()
 

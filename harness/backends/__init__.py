@@ -8,7 +8,9 @@ __all__ = ["gc_all"]
 
 def gc_all() -> list[str]:
     """Remove leftovers of killed runs on every backend; one line per thing removed."""
+    from l2chaos.load import gc as load_gc
+
     from .docker import DockerBackend
     from .local import LocalBackend
 
-    return LocalBackend.gc() + DockerBackend.gc()
+    return LocalBackend.gc() + DockerBackend.gc() + load_gc()
