@@ -56,9 +56,11 @@ def stats(values: list[float]) -> str:
 
 def remove_images(client: docker.DockerClient, refs: list[str]) -> None:
     for ref in refs:
-        with contextlib.suppress(docker.errors.ImageNotFound):
+        with contextlib.suppress(docker.errors.NotFound):
             try:
                 client.images.remove(ref, noprune=False)
+            except docker.errors.NotFound:
+                raise
             except docker.errors.APIError as exc:  # in use by a container of another run
                 sys.exit(f"cannot time a cold build: {ref}: {exc.explanation}")
 
