@@ -70,7 +70,14 @@ from l2chaos.stackspec import ServiceSpec, StackRun, StackSpec, render
 from .base import Backend, Endpoint, RunningStack
 from .docker_engine import Engine, EngineUnavailable, connect, engine_host, ensure
 from .ports import PortAllocator, PortReservation
-from .procs import RUN_ID_ENV, GroupProcess, process_start_time, process_state
+from .procs import (
+    RUN_ID_ENV,
+    GroupProcess,
+    MarkerStore,
+    RunMarker,
+    process_start_time,
+    process_state,
+)
 from .toxiproxy import ToxiproxyClient, ToxiproxyLinks, proxy_name
 
 if TYPE_CHECKING:
@@ -482,6 +489,8 @@ class DockerStack(RunningStack):
         self._link_host_ports: dict[str, int] = {}  # link -> published port on the host
         self._reservations: list[PortReservation] = []
         self._tp_host_port: int | None = None
+        self._forward: dict[int, int] = {}  # published port -> local port of the ssh tunnel
+        self._markers = MarkerStore()
         self._host = "127.0.0.1"
         self._tunnel: GroupProcess | None = None
         self._volumes: list[str] = []
@@ -509,6 +518,10 @@ class DockerStack(RunningStack):
                 f"unknown service {name!r}; services: {', '.join(self._order)}"
             ) from None
 
+    def _reach(self, published: int) -> int:
+        """The port this host connects to for a published port (the tunnel's, if any)."""
+        return self._forward.get(published, published)
+
     def direct_endpoint(self, service: str) -> Endpoint:
         svc = self._service(service)
         if svc.host_port is None:
@@ -516,7 +529,7 @@ class DockerStack(RunningStack):
                 "has no `port` in the stack file, so nothing is published to reach it directly",
                 service=service,
             )
-        return Endpoint(self._host, svc.host_port)
+        return Endpoint(self._host, self._reach(svc.host_port))
 
     def direct_url(self, service: str, path: str = "") -> str:
         return self.direct_endpoint(service).url(path)
@@ -610,20 +623,19 @@ class DockerStack(RunningStack):
         values = self._common_values()
         values.update(python=sys.executable, host=self._host)
         for lk, port in self._link_host_ports.items():
-            values[f"link:{lk}"] = f"{self._host}:{port}"
+            values[f"link:{lk}"] = f"{self._host}:{self._reach(port)}"
         for name, svc in self._services.items():
             if svc.host_port is None:
                 continue
-            values[f"direct:{name}"] = f"{self._host}:{svc.host_port}"
+            hostport = self.direct_endpoint(name).hostport
+            values[f"direct:{name}"] = hostport
             pg = svc.spec.postgres
             if pg is not None:
-                values[f"direct_dsn:{name}"] = (
-                    f"postgresql://{pg.user}@{self._host}:{svc.host_port}/{pg.database}"
-                )
+                values[f"direct_dsn:{name}"] = f"postgresql://{pg.user}@{hostport}/{pg.database}"
         if service is not None:
             svc = self._service(service)
             if svc.host_port is not None:
-                values["port"] = str(svc.host_port)
+                values["port"] = str(self._reach(svc.host_port))
         if out is not None:
             values["out"] = str(out)
         return values
@@ -655,7 +667,7 @@ class DockerStack(RunningStack):
         key = link.replace(" ", "")
         if key not in self._link_host_ports:
             raise StackError(f"unknown link {link!r}")
-        return Endpoint(self._host, self._link_host_ports[key])
+        return Endpoint(self._host, self._reach(self._link_host_ports[key]))
 
     def __enter__(self) -> DockerStack:
         return self
@@ -688,8 +700,12 @@ class DockerStack(RunningStack):
 
         # host ports: reserved here like the local backend's, fixed for the whole run
         published = [n for n in self._order if self._container_port(spec.services[n])]
-        self._reservations = PortAllocator().reserve(len(published) + len(spec.links) + 1)
-        ports = iter(r.port for r in self._reservations)
+        count = len(published) + len(spec.links) + 1
+        tunnel = self.settings.reach == "ssh" and not self.engine.local
+        # with a tunnel, a second set: the local ends of the forwards (the engine's host
+        # is another machine; its ports are chosen from the same pool, unchecked there)
+        self._reservations = PortAllocator().reserve(count * 2 if tunnel else count)
+        ports = iter(r.port for r in self._reservations[:count])
         self._tp_host_port = next(ports)
         host_ports = {n: next(ports) for n in published}
         self._link_host_ports = {lk.name: next(ports) for lk in spec.links}
@@ -704,10 +720,11 @@ class DockerStack(RunningStack):
                 ready_timeout_s=s.ready_timeout_ns / 1e9,
             )
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        if self.settings.reach == "ssh" and not self.engine.local:
-            self._start_tunnel(
-                [self._tp_host_port, *host_ports.values(), *self._link_host_ports.values()]
-            )
+        if tunnel:
+            remote = [self._tp_host_port, *host_ports.values(), *self._link_host_ports.values()]
+            local = [r.port for r in self._reservations[count:]]
+            self._forward = dict(zip(remote, local, strict=True))
+            self._start_tunnel(self._forward)
 
         self._network = self.client.networks.create(
             self.network_name, driver="bridge", labels=dict(self._labels), check_duplicate=True
@@ -719,7 +736,7 @@ class DockerStack(RunningStack):
     def _container_port(s: ServiceSpec) -> int | None:
         return PG_PORT if s.postgres is not None else s.port
 
-    def _start_tunnel(self, ports: list[int]) -> None:
+    def _start_tunnel(self, forward: Mapping[int, int]) -> None:
         dest = self.engine.ssh_destination
         assert dest is not None
         ssh = shutil.which("ssh")
@@ -729,8 +746,8 @@ class DockerStack(RunningStack):
                 "-o", "ServerAliveInterval=15"]  # fmt: skip
         if self.engine.ssh_port:
             argv += ["-p", str(self.engine.ssh_port)]
-        for p in ports:
-            argv += ["-L", f"127.0.0.1:{p}:127.0.0.1:{p}"]
+        for remote, local in forward.items():
+            argv += ["-L", f"127.0.0.1:{local}:127.0.0.1:{remote}"]
         argv.append(dest)
         env = {k: v for k, v in os.environ.items() if not k.startswith("L2CHAOS_")}
         env[RUN_ID_ENV] = self.run_id
@@ -741,8 +758,13 @@ class DockerStack(RunningStack):
             cwd=self.logs_dir,
             log_path=self.logs_dir / "ssh-tunnel.log",
         )
-        self._say(f"forwarding {len(ports)} ports through ssh to {dest}")
+        self._say(f"forwarding {len(forward)} ports through ssh to {dest}")
+        first = next(iter(forward.values()))
         self._tunnel.start()
+        # a marker, so `l2chaos gc` ends the tunnel if this process dies without teardown
+        marker = RunMarker.for_this_process(self.run_id, self.stack_name)
+        marker.processes = {"ssh-tunnel": self._tunnel.pid or 0}
+        self._markers.write(marker)
         deadline = time.monotonic() + 20.0
         while time.monotonic() < deadline:
             if not self._tunnel.is_running():
@@ -752,7 +774,7 @@ class DockerStack(RunningStack):
                     log_tail=self.log_tail("ssh-tunnel"),
                 )
             try:
-                with socket.create_connection(("127.0.0.1", ports[0]), timeout=1.0):
+                with socket.create_connection(("127.0.0.1", first), timeout=1.0):
                     return
             except OSError:
                 time.sleep(0.1)
@@ -787,7 +809,7 @@ class DockerStack(RunningStack):
             },
         )
         self._tp.start()
-        api = f"{self._host}:{self._tp_host_port}"
+        api = f"{self._host}:{self._reach(self._tp_host_port)}"
         self._tp_client = ToxiproxyClient(api)
         deadline = time.monotonic() + _TOXIPROXY_READY_S
         while True:
@@ -963,7 +985,7 @@ class DockerStack(RunningStack):
             return True, "no port: running counts as ready"
         if svc.spec.postgres is not None:
             pg = svc.spec.postgres
-            ok, info = pg_handshake(self._host, svc.host_port, pg.user, pg.database)
+            ok, info = pg_handshake(self._host, self._reach(svc.host_port), pg.user, pg.database)
             if ok:
                 self._versions.setdefault("postgres", info)
             return ok, info
@@ -979,7 +1001,8 @@ class DockerStack(RunningStack):
         # no HTTP path: a connection the service keeps open (the engine's port proxy
         # accepts every connection, then closes it at once when nothing listens)
         try:
-            with socket.create_connection((self._host, svc.host_port), timeout=1.0) as s:
+            port = self._reach(svc.host_port)
+            with socket.create_connection((self._host, port), timeout=1.0) as s:
                 s.settimeout(0.3)
                 try:
                     closed = s.recv(1) == b""
@@ -987,7 +1010,7 @@ class DockerStack(RunningStack):
                     closed = False
                 return (not closed), "closed at once" if closed else "open"
         except OSError as exc:
-            return False, f"connect {self._host}:{svc.host_port}: {exc}"
+            return False, f"connect {self._host}:{self._reach(svc.host_port)}: {exc}"
 
     # ------------------------------------------------------------ teardown
 
@@ -1037,6 +1060,7 @@ class DockerStack(RunningStack):
         step("removing leftovers", remove_run_objects, self.client, self.run_id)
         if self._tunnel is not None:
             step("stopping the ssh tunnel", self._tunnel.stop, 5.0)
+            step("removing the run marker", self._markers.remove, self.run_id)
         if self._tp_client is not None:
             step("closing toxiproxy client", self._tp_client.close)
         step("closing http client", self._http.close)

@@ -4,7 +4,8 @@ Which engine: the one the docker CLI would use. ``DOCKER_HOST`` first, then the 
 context (``DOCKER_CONTEXT``, else ``currentContext`` in ``~/.docker/config.json``), else
 the local socket. `connect()` returns an `Engine`: the SDK client plus whether the
 engine runs on this host (``unix://`` or a loopback ``tcp://``) or elsewhere
-(``tcp://host``, ``ssh://user@host``; ssh goes through the system's ``ssh`` client).
+(``tcp://host``, ``ssh://user@host``: its socket forwarded by the system's ``ssh``, see
+`SshSocketForward`).
 
 Starting one (`ensure`, also ``python -m l2chaos.backends.docker_engine ensure``, which
 ``bash .ci/setup --docker`` runs): when the engine is the local default and it does not
@@ -29,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -88,6 +90,7 @@ class Engine:
     host: str
     local: bool
     source: str  # "DOCKER_HOST", "context <name>" or "default socket"
+    forward: SshSocketForward | None = None  # ssh:// engines: the socket's forward
 
     @property
     def remote_host(self) -> str | None:
@@ -120,6 +123,8 @@ class Engine:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.close()
+        if self.forward is not None:
+            self.forward.close()
 
 
 def engine_host(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
@@ -168,15 +173,20 @@ def connect(timeout_s: float = 120.0, environ: Mapping[str, str] | None = None) 
     import docker.errors
 
     host, source = engine_host(environ)
+    forward: SshSocketForward | None = None
     try:
+        base_url = host
+        if host.startswith("ssh://"):
+            env = os.environ if environ is None else environ
+            forward = SshSocketForward.open(host, env.get("L2CHAOS_DOCKER_SSH_SOCKET") or "")
+            base_url = f"unix://{forward.socket}"
         client = docker.DockerClient(
-            base_url=host,
-            timeout=int(timeout_s),
-            use_ssh_client=host.startswith("ssh://"),
-            tls=_tls(source, environ),
+            base_url=base_url, timeout=int(timeout_s), tls=_tls(source, environ)
         )
         client.ping()
-    except (docker.errors.DockerException, OSError) as exc:
+    except (docker.errors.DockerException, OSError, EngineUnavailable) as exc:
+        if forward is not None:
+            forward.close()
         hint = (
             "start it with `bash .ci/setup --docker` (or `python -m "
             "l2chaos.backends.docker_engine ensure`)"
@@ -186,7 +196,79 @@ def connect(timeout_s: float = 120.0, environ: Mapping[str, str] | None = None) 
         raise EngineUnavailable(
             f"no Docker engine answers at {host} ({source}): {_short(exc)}; {hint}"
         ) from None
-    return Engine(client, host, host_is_local(host), source)
+    return Engine(client, host, host_is_local(host), source, forward)
+
+
+class SshSocketForward:
+    """The remote engine's socket forwarded to a local one by ``ssh -N -L`` (OpenSSH
+    streams unix sockets), so the SDK talks to an ``ssh://`` engine as if it were local
+    and needs neither paramiko nor a docker CLI on the remote side. Key-based login
+    (BatchMode); the remote socket is ``/var/run/docker.sock`` unless
+    ``L2CHAOS_DOCKER_SSH_SOCKET`` says otherwise. The ssh process dies with this one
+    (parent-death signal) and at `close`."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], folder: Path) -> None:
+        self.proc = proc
+        self.folder = folder
+        self.socket = folder / "docker.sock"
+
+    @classmethod
+    def open(cls, host: str, remote_socket: str = "", timeout_s: float = 20.0) -> SshSocketForward:
+        parts = urlsplit(host)
+        if parts.hostname is None:
+            raise EngineUnavailable(f"DOCKER_HOST {host}: no host name")
+        ssh = shutil.which("ssh")
+        if ssh is None:
+            raise EngineUnavailable(f"{host}: the ssh client is not installed")
+        folder = Path(tempfile.mkdtemp(prefix="l2chaos-ssh-"))
+        local = folder / "docker.sock"
+        dest = f"{parts.username}@{parts.hostname}" if parts.username else parts.hostname
+        argv = [ssh, "-N", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+                "-o", "ServerAliveInterval=15", "-o", "StreamLocalBindUnlink=yes"]  # fmt: skip
+        if parts.port:
+            argv += ["-p", str(parts.port)]
+        argv += ["-L", f"{local}:{remote_socket or '/var/run/docker.sock'}", dest]
+        log = open(folder / "ssh.log", "wb")  # noqa: SIM115 - handed to the child, closed below
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            log.close()
+        fwd = cls(proc, folder)
+        deadline = time.monotonic() + timeout_s
+        while not local.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                text = (folder / "ssh.log").read_text(errors="replace").strip()
+                fwd.close()
+                raise EngineUnavailable(
+                    f"ssh to {dest} for the engine's socket failed: {text[-500:] or 'timeout'}"
+                )
+            time.sleep(0.05)
+        return fwd
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)
 
 
 def _tls(source: str, environ: Mapping[str, str] | None) -> docker.tls.TLSConfig | bool:
