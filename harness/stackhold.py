@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ import httpx
 import yaml
 
 from .backends.paths import cache_dir
-from .errors import EXIT_HARNESS_BROKE, EXIT_OK, StackError, UsageError
+from .errors import EXIT_HARNESS_BROKE, EXIT_OK, L2ChaosError, StackError, UsageError
 from .params import Where
 from .scenario import parse_stack_section
 from .stackspec import StackRun
@@ -123,6 +124,28 @@ def _print_state(state: dict[str, Any]) -> None:
     print(f"  logs:          {state['run_dir']}/logs")
 
 
+def _address(run: StackRun, stack: Any, service: str) -> str:
+    """A DSN for a database, a URL for everything else."""
+    if run.spec.services[service].postgres is not None:
+        return str(stack.template_values()[f"direct_dsn:{service}"])
+    return str(stack.direct_url(service))
+
+
+def _reachable(address: str, postgres: bool) -> str:
+    if postgres:
+        host, _, port = address.split("@", 1)[-1].split("/", 1)[0].rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=1):
+                return "accepting connections"
+        except OSError as exc:
+            return f"unreachable ({exc.strerror or type(exc).__name__})"
+    try:
+        code = httpx.get(address + "/health", timeout=1).status_code
+    except httpx.HTTPError as exc:
+        return f"unreachable ({type(exc).__name__})"
+    return "healthy" if code == 200 else f"HTTP {code}"
+
+
 def serve(args_json: str) -> int:
     """The holder process: bring the stack up, record it, wait for SIGTERM, bring it down."""
     from .backends.local import LocalBackend
@@ -144,9 +167,10 @@ def serve(args_json: str) -> int:
         stack = backend.up(
             run, run_id=rd.run_id, run_dir=rd.path, env={"L2CHAOS_ADMIN_TOKEN": token}
         )
-    except Exception as exc:
+    except L2ChaosError as exc:  # the message is the log; `up` shows its tail
         (d / "state.json").write_text(json.dumps({"status": "failed", "error": str(exc)}))
-        raise
+        print(f"l2chaos: {exc}", flush=True)
+        return exc.exit_code
     try:
         token_file = d / "admin-token"
         token_file.write_text(token + "\n")
@@ -167,7 +191,8 @@ def serve(args_json: str) -> int:
             "pid": os.getpid(),
             "run_id": rd.run_id,
             "run_dir": str(rd.path),
-            "services": {s: stack.direct_url(s) for s in stack.services},
+            "services": {s: _address(run, stack, s) for s in stack.services},
+            "postgres": run.spec.postgres_services(),
             "token_file": str(token_file),
             "accounts_file": str(accounts_file),
         }
@@ -207,13 +232,9 @@ def status(name: str) -> int:
         print(f"stack {name!r} is not up")
         return EXIT_OK
     _print_state(state)
-    for svc, url in state["services"].items():
-        try:
-            code = httpx.get(url + "/health", timeout=1).status_code
-            word = "healthy" if code == 200 else f"HTTP {code}"
-        except httpx.HTTPError as exc:
-            word = f"unreachable ({type(exc).__name__})"
-        print(f"  {svc:<10} {word}")
+    print("health:")
+    for svc, address in state["services"].items():
+        print(f"  {svc:<10} {_reachable(address, svc in state.get('postgres', []))}")
     return EXIT_OK
 
 
