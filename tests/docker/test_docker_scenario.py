@@ -7,6 +7,7 @@ Runs go through the real CLI (`l2chaos run`) in a subprocess, at time scale 0.5.
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import subprocess
@@ -157,32 +158,53 @@ def test_sigint_tears_everything_down(engine: Any, tmp_path: Path, when: str) ->
     assert "interrupted by SIGINT" in record["error"]
 
 
-def test_the_own_images_example_runs_the_flagship(engine: Any, tmp_path: Path) -> None:
-    """The example's myorg/* images are the reference image under other names (what a
-    team's own build would push); the flagship runs on it unchanged."""
+def make_own_images(client: Any, spec: Any) -> list[str]:
+    """The example's myorg/<service>:1.4 images, as a team's own build would make them:
+    one image per service with its own CMD, here on top of the reference image."""
     from l2chaos.backends.images import ensure_images
     from l2chaos.stacks.perpdex import STACK_FILE
     from l2chaos.stackspec import load_stack
 
+    reference = load_stack(STACK_FILE)
+    plan = ensure_images(client, reference, print)
+    made = []
+    for name, svc in spec.services.items():
+        if svc.image is None:
+            continue
+        module = reference.services[name].command[-1]  # l2chaos.stacks.perpdex.<service>
+        dockerfile = f'FROM {plan.services[name]}\nCMD ["python3", "-m", "{module}"]\n'
+        client.images.build(
+            fileobj=io.BytesIO(dockerfile.encode()), tag=svc.image, rm=True, network_mode="none"
+        )
+        made.append(svc.image)
+    return made
+
+
+def test_the_own_images_example_runs_the_flagship(engine: Any, tmp_path: Path) -> None:
+    """The flagship runs unchanged on the example stack of myorg/* images; with only
+    images (no commands) the scenario's default backend (auto) is docker."""
+    from l2chaos.stackspec import load_stack
+
     example = load_stack(OWN_IMAGES / "stack.yaml")
-    plan = ensure_images(engine.client, load_stack(STACK_FILE), print)
-    image = engine.client.images.get(plan.services["sequencer"])
-    tagged = []
-    for svc in example.services.values():
-        if svc.image is not None:
-            repo, tag = svc.image.rsplit(":", 1)
-            image.tag(repo, tag)
-            tagged.append(svc.image)
+    assert all(not s.command for s in example.services.values())
+    made = make_own_images(engine.client, example)
+    assert len(made) == 5
     try:
-        proc = run_flagship(tmp_path, "docker", "--set", f"stack.ref={OWN_IMAGES}")
+        proc = subprocess.run(
+            l2chaos("run", str(FLAGSHIP), "--profile", "vulnerable", "--profile", "hardened",
+                    "--time-scale", TIME_SCALE, "--out", str(tmp_path), "--no-progress",
+                    "--set", f"stack.ref={OWN_IMAGES}"),
+            capture_output=True, text=True, timeout=900, check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
         assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         runs = results(tmp_path)
         assert statuses(runs["vulnerable"])["no_zero_price_liquidations"] == "fail"
         assert set(statuses(runs["hardened"]).values()) == {"pass"}
         for r in runs.values():
+            assert r["backend"] == "docker"
             record = json.loads((Path(r["run_dir"]) / "run.json").read_text())
             assert record["stack"]["images"]["sequencer"] == "myorg/sequencer:1.4"
             assert run_objects(engine.client, r["run_id"]) == EMPTY
     finally:
-        for ref in tagged:
-            engine.client.images.remove(ref, noprune=True)
+        for ref in made:
+            engine.client.images.remove(ref)
