@@ -28,6 +28,7 @@ import ipaddress
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,7 @@ def connect(timeout_s: float = 120.0, environ: Mapping[str, str] | None = None) 
     host, source = engine_host(environ)
     forward: SshSocketForward | None = None
     try:
+        _probe(host)  # a plain connection first: the SDK leaks its socket when refused
         base_url = host
         if host.startswith("ssh://"):
             env = os.environ if environ is None else environ
@@ -197,6 +199,18 @@ def connect(timeout_s: float = 120.0, environ: Mapping[str, str] | None = None) 
             f"no Docker engine answers at {host} ({source}): {_short(exc)}; {hint}"
         ) from None
     return Engine(client, host, host_is_local(host), source, forward)
+
+
+def _probe(host: str, timeout_s: float = 5.0) -> None:
+    """Raise OSError when nothing accepts connections at a unix:// or tcp:// host."""
+    parts = urlsplit(host)
+    if parts.scheme == "unix":
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout_s)
+            s.connect(parts.path)
+    elif parts.scheme in ("tcp", "http", "https") and parts.hostname:
+        port = parts.port or (2376 if parts.scheme == "https" else 2375)
+        socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
 
 
 class SshSocketForward:
