@@ -21,32 +21,19 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.util
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
+from _support import tinystack
 from l2chaos.backends.base import Toxic
 from l2chaos.backends.local import LocalBackend, LocalStack
 from l2chaos.stackspec import StackRun, load_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 PERPDEX = ROOT / "stacks" / "perpdex" / "stack.yaml"
-
-
-def _tinystack() -> ModuleType:
-    path = ROOT / "tests" / "integration" / "backends" / "tinystack.py"
-    spec = importlib.util.spec_from_file_location("bench_tinystack", path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_tinystack"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def pct(values: list[float], q: float) -> float:
@@ -173,7 +160,7 @@ def main() -> None:
     ap.add_argument("--starts", type=int, default=3, help="cold starts per stack")
     ap.add_argument("--requests", type=int, default=2000, help="requests per path (keep-alive)")
     args = ap.parse_args()
-    ts = _tinystack()
+    ts = tinystack()
     with tempfile.TemporaryDirectory(prefix="bench-backend-") as tmp:
         folder = Path(tmp)
         tiny = ts.stack_run(ts.write_stack(folder / "tinydef"))

@@ -12,16 +12,14 @@ Target: lateness p99 under 50 ms.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 
+from _support import percentile, tinystack
 from l2chaos.backends.local import LocalBackend
 from l2chaos.faults.base import FaultContext, Target, TargetKind
 from l2chaos.registry import faults
@@ -30,22 +28,6 @@ from l2chaos.scenario import FaultUse
 from l2chaos.timeline import Timeline
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _tinystack() -> ModuleType:
-    path = ROOT / "tests" / "integration" / "backends" / "tinystack.py"
-    spec = importlib.util.spec_from_file_location("bench_tinystack", path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_tinystack"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def build(n: int, gap_ms: int) -> list[FaultUse]:
@@ -92,7 +74,7 @@ def main() -> None:
     ap.add_argument("--faults", type=int, default=200)
     ap.add_argument("--gap-ms", type=int, default=40)
     args = ap.parse_args()
-    tiny = _tinystack()
+    tiny = tinystack()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         run = tiny.stack_run(tiny.write_stack(folder / "stackdef"))
@@ -125,13 +107,13 @@ def main() -> None:
         late = [r["lateness_ms"] for r in scheduled if r["action"] == action]
         took = [r["took_ms"] for r in scheduled if r["action"] == action]
         print(
-            f"{action:6} n={len(late):4}  lateness p50 {_pct(late, 0.5):6.2f} ms  p99 {_pct(late, 0.99):6.2f} ms  "
-            f"max {max(late):6.2f} ms   action took p50 {statistics.median(took):6.2f} ms p99 {_pct(took, 0.99):6.2f} ms"
+            f"{action:6} n={len(late):4}  lateness p50 {percentile(late, 0.5):6.2f} ms  p99 {percentile(late, 0.99):6.2f} ms  "
+            f"max {max(late):6.2f} ms   action took p50 {statistics.median(took):6.2f} ms p99 {percentile(took, 0.99):6.2f} ms"
         )
     every = [r["lateness_ms"] for r in scheduled]
-    verdict = "meets" if _pct(every, 0.99) < 50 else "MISSES"
+    verdict = "meets" if percentile(every, 0.99) < 50 else "MISSES"
     print(
-        f"all    lateness p99 {_pct(every, 0.99):.2f} ms ({verdict} the 50 ms target); failed actions: {len(failed)}"
+        f"all    lateness p99 {percentile(every, 0.99):.2f} ms ({verdict} the 50 ms target); failed actions: {len(failed)}"
     )
 
 

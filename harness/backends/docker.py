@@ -43,7 +43,6 @@ address and pass ``--allow-target``) or through one SSH tunnel per run
 
 from __future__ import annotations
 
-import atexit
 import concurrent.futures
 import contextlib
 import logging
@@ -69,6 +68,7 @@ from l2chaos.stackspec import ServiceSpec, StackRun, StackSpec, render
 
 from .base import Backend, Endpoint, RunningStack
 from .docker_engine import Engine, EngineUnavailable, connect, engine_host, ensure
+from .live import LiveStacks
 from .ports import PortAllocator, PortReservation
 from .procs import (
     RUN_ID_ENV,
@@ -1105,34 +1105,7 @@ def run_objects(client: docker.DockerClient, run_id: str | None = None) -> dict[
 # ------------------------------------------------------------------ atexit fallback
 
 
-class _LiveStacks:
-    def __init__(self) -> None:
-        self._stacks: set[DockerStack] = set()
-        self._lock = threading.Lock()
-        self._registered = False
-
-    def add(self, stack: DockerStack) -> None:
-        with self._lock:
-            self._stacks.add(stack)
-            if not self._registered:
-                atexit.register(self.down_all)
-                self._registered = True
-
-    def discard(self, stack: DockerStack) -> None:
-        with self._lock:
-            self._stacks.discard(stack)
-
-    def down_all(self) -> None:
-        with self._lock:
-            stacks = list(self._stacks)
-        for s in stacks:
-            if s.owner_pid != os.getpid():
-                continue
-            with contextlib.suppress(Exception):
-                s.down()
-
-
-_LIVE = _LiveStacks()
+_LIVE = LiveStacks()
 
 
 def _progress_to_stderr(text: str) -> None:

@@ -24,8 +24,6 @@ ones are cut; the harness's own control traffic (direct addresses) still reaches
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import logging
 import os
 import secrets
@@ -45,6 +43,7 @@ from l2chaos.errors import Interrupted, StackError
 from l2chaos.stackspec import ServiceSpec, StackRun, render
 
 from .base import Backend, Endpoint, RunningStack
+from .live import LiveStacks
 from .ports import PortAllocator, PortReservation
 from .postgres import PgInstall, create_database, dsn, make_data_dir, postgres_argv, wait_pg_ready
 from .procs import (
@@ -609,34 +608,7 @@ class LocalStack(RunningStack):
 # ------------------------------------------------------------ atexit fallback
 
 
-class _LiveStacks:
-    def __init__(self) -> None:
-        self._stacks: set[LocalStack] = set()
-        self._lock = threading.Lock()
-        self._registered = False
-
-    def add(self, stack: LocalStack) -> None:
-        with self._lock:
-            self._stacks.add(stack)
-            if not self._registered:
-                atexit.register(self.down_all)
-                self._registered = True
-
-    def discard(self, stack: LocalStack) -> None:
-        with self._lock:
-            self._stacks.discard(stack)
-
-    def down_all(self) -> None:
-        with self._lock:
-            stacks = list(self._stacks)
-        for s in stacks:
-            if s.owner_pid != os.getpid():  # a forked child must not stop its parent's stack
-                continue
-            with contextlib.suppress(Exception):
-                s.down()
-
-
-_LIVE = _LiveStacks()
+_LIVE = LiveStacks()
 
 
 class LocalBackend(Backend):
