@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import asyncpg
 from aiohttp import web
 from l2chaos.stacks.perpdex.common.config import Common, ConfigError, env_int, env_str, env_url
+from l2chaos.stacks.perpdex.common.db import DB_ERRORS, wait_for_pool
 from l2chaos.stacks.perpdex.common.http import (
     ApiError,
     Service,
@@ -50,7 +50,6 @@ from l2chaos.stacks.perpdex.markets import INSURANCE, LIQUIDATOR, QUOTE_SCALE, A
 
 __all__ = ["BridgeService"]
 
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _EVENT_KINDS = ["deposit_credited", "withdrawal", "rollback"]
 
 
@@ -115,23 +114,9 @@ class BridgeService(Service):
         return True, "serving"
 
     async def start(self) -> None:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.pool = await asyncpg.create_pool(
-                    self.cfg.db_url,
-                    min_size=1,
-                    max_size=4,
-                    timeout=3,
-                    command_timeout=10,
-                    server_settings={"application_name": "perpdex-bridge"},
-                )
-                break
-            except _DB_ERRORS as exc:
-                if time.monotonic() > deadline:
-                    raise
-                self.log.info("waiting for the database", error=repr(exc))
-                await asyncio.sleep(0.5)
+        self.pool = await wait_for_pool(
+            self.cfg.db_url, name="perpdex-bridge", log=self.log, max_size=4
+        )
         async with self.pool.acquire() as conn:
             await migrate(conn)
             await self._genesis(conn)
@@ -210,7 +195,7 @@ class BridgeService(Service):
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 nonce, seq = await self._lock(conn, account, amount)
-        except _DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             raise ApiError(503, "unavailable", f"L1 unavailable: {exc!r}") from None
         return json_response({"nonce": nonce, "status": "locked", "l1_seq": seq}, 201)
 
@@ -223,7 +208,7 @@ class BridgeService(Service):
                     "coalesce(sum(amount), 0)::bigint AS amount "
                     "FROM l1.messages GROUP BY direction, status ORDER BY 1, 2"
                 )
-        except _DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             raise ApiError(503, "unavailable", f"L1 unavailable: {exc!r}") from None
         return json_response(
             {

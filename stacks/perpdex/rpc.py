@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import asyncpg
 from aiohttp import web
 from l2chaos.stacks.perpdex.common.config import Common, env_int, env_str, env_url
+from l2chaos.stacks.perpdex.common.db import DB_ERRORS, wait_for_pool
 from l2chaos.stacks.perpdex.common.http import Service, dumps, json_response, run_main
 from l2chaos.stacks.perpdex.common.log import JsonLog
 from l2chaos.stacks.perpdex.markets import MARKETS
@@ -36,7 +35,6 @@ from l2chaos.stacks.perpdex.markets import MARKETS
 __all__ = ["RpcError", "RpcService"]
 
 CHAIN_ID = "0x" + b"PERPDEX".hex()
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class RpcError(Exception):
@@ -128,23 +126,9 @@ class RpcService(Service):
             connector=aiohttp.TCPConnector(limit=512, force_close=False),
             json_serialize=dumps,
         )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.pool = await asyncpg.create_pool(
-                    self.cfg.db_url,
-                    min_size=1,
-                    max_size=self.cfg.pool_size,
-                    timeout=3,
-                    command_timeout=10,
-                    server_settings={"application_name": "perpdex-rpc"},
-                )
-                break
-            except _DB_ERRORS as exc:
-                if time.monotonic() > deadline:
-                    raise
-                self.log.info("waiting for the database", error=repr(exc))
-                await asyncio.sleep(0.5)
+        self.pool = await wait_for_pool(
+            self.cfg.db_url, name="perpdex-rpc", log=self.log, max_size=self.cfg.pool_size
+        )
 
     async def stop(self) -> None:
         if self.http is not None:
@@ -289,7 +273,7 @@ class RpcService(Service):
             if one:
                 return await self.pool.fetchrow(query, *args)
             return await self.pool.fetch(query, *args)
-        except _DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             raise _unavailable("database", exc) from None
 
     async def _block_row(self, block_id: Any) -> Any:
@@ -525,7 +509,7 @@ class RpcService(Service):
                     account,
                     chunk,
                 )
-        except _DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             raise _unavailable("database", exc) from None
         events = [
             {
