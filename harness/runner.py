@@ -202,8 +202,20 @@ class _Run:
             rd.close()
         if exit_code is not None:
             rd.update_json("run.json", phase="aborted", error=error, ended_t_ns=time.time_ns())
+            self._report_aborted()
             return RunResult(exit_code, self.sc.name, self.sc.profile, rd.path, error=error)
         return self._check()
+
+    def _report_aborted(self) -> None:
+        """An aborted run still gets result.json and junit.xml (no verdict, exit 3 in
+        them), so a CI job that publishes reports shows what broke."""
+        from .invariants import check_run
+        from .report import write_reports
+
+        try:
+            write_reports(self.run_dir.path, check_run(self.run_dir.path))
+        except Exception as exc:  # the abort's own error is what matters; note this one
+            self.run_dir.update_json("run.json", report_error=str(exc))
 
     def _up_and_run(self) -> None:
         rd = self.run_dir

@@ -93,6 +93,9 @@ def test_sigint_mid_run_leaves_nothing(tmp_path: Path) -> None:
     assert [p for p in ports if listening(p)] == []
     run = json.loads((run_dir / "run.json").read_text())
     assert run["phase"] == "aborted"
+    result = json.loads((run_dir / "result.json").read_text())  # CI still gets reports
+    assert result["exit_code"] == 3
+    assert "interrupted by SIGINT" in (run_dir / "junit.xml").read_text()
     assert (run_dir / "logs" / "sequencer.log").stat().st_size > 0  # logs kept
 
 
