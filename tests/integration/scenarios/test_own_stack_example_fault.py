@@ -1,0 +1,87 @@
+"""The example plugin's fault (docs/own-stack/example, `example.link_flap`) against a
+real Toxiproxy proxy of the tiny test stack: clients through the link see it come and
+go during the window, and after the heal it works and stays up."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from l2chaos.faults.base import Target, TargetKind
+from l2chaos.params import Where, bind_params
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+LINK = "front->api"
+MS = 1_000_000
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+tinystack = _load(
+    "l2chaos_tests_tinystack", ROOT / "tests" / "integration" / "backends" / "tinystack.py"
+)
+example_faults = _load(
+    "l2chaos_example_faults_test",
+    ROOT / "docs" / "own-stack" / "example" / "l2chaos_example" / "faults.py",
+)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with tinystack.up_stack(tmp_path_factory.mktemp("stack"), stop_timeout_s=5.0) as st:
+        yield st
+
+
+def _through(stack: Any) -> bool:
+    """One GET through the link's proxy, as its client (front) would make it."""
+    try:
+        status, _, _, _ = tinystack.http_get(
+            str(stack.link_endpoint(LINK).hostport), "/bytes?n=10", timeout=1.0
+        )
+    except OSError:
+        return False
+    return bool(status == 200)
+
+
+def test_link_flap_takes_the_link_down_and_up_and_leaves_it_up(stack: Any) -> None:
+    cls = example_faults.LinkFlap
+    params = bind_params(cls.params, {"down": "300ms", "up": "300ms"}, Where(None, "with"))
+    fault = cls(Target(TargetKind.LINK, links=(LINK,), text=LINK), params, 3000 * MS)
+    assert fault.resources() == {f"link:{LINK}"}
+    ctx = tinystack.fault_context(stack)
+    assert _through(stack)
+    seen: list[bool] = []
+    details = fault.inject(ctx)
+    try:
+        assert details["down_ms"] == 300
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            seen.append(_through(stack))
+            time.sleep(0.05)
+    finally:
+        healed = fault.heal(ctx)
+    assert False in seen, "the link went down"
+    assert True in seen[seen.index(False) :], "and came back within the window"
+    assert healed["flaps"] >= 3
+    assert stack.links.is_enabled(LINK)
+    time.sleep(0.8)  # longer than a `down`: the loop is stopped, nothing flips it again
+    assert stack.links.is_enabled(LINK)
+    assert _through(stack)
