@@ -134,10 +134,11 @@ def test_chain_rollback_recovery(run_profiles: RunProfiles) -> None:
         for n, c in credits.items():
             assert c.count(False) == 1, (n, c)
 
-    # hardened reopens in stages after the rollback
-    reasons = [
+    # hardened reopens in stages after the rollback (cancel-only first: no change when
+    # the reconnect's own staged reopen is still in cancel-only)
+    modes = [
         e["data"]["mode"]
         for e in hard.events("mode_change")
         if e["data"]["reason"] == "staged_reopen:rollback"
     ]
-    assert reasons == ["cancel_only", "post_only", "normal"], reasons
+    assert modes in (["cancel_only", "post_only", "normal"], ["post_only", "normal"]), modes
