@@ -101,7 +101,8 @@ class RunDir:
     @classmethod
     def create(cls, out_dir: Path, scenario: str, suffix: str | None = None) -> RunDir:
         run_id = new_run_id(scenario if suffix is None else f"{scenario}-{suffix}")
-        path = out_dir / run_id
+        # Absolute: child processes (Locust, the audit export) run in other folders.
+        path = out_dir.absolute() / run_id
         path.mkdir(parents=True, exist_ok=False)
         for sub in ("logs", "audit", "history", "load"):
             (path / sub).mkdir()

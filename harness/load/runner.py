@@ -158,7 +158,7 @@ class LoadRunner:
         self.plan = plan
         self.endpoints = {k: v.rstrip("/") for k, v in endpoints.items()}
         self.seed = int(seed)
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir).absolute()  # Locust runs in load/: relative paths would break
         self.duration_s = float(duration_s)
         self.t0_ns = int(t0_ns)
         self.allow_targets = tuple(allow_targets)

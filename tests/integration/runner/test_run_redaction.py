@@ -24,10 +24,11 @@ TOKEN = "test-admin-token-0123456789abcdef"
 
 def test_no_secret_in_the_run_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("l2chaos.runner.secrets.token_urlsafe", lambda _n: TOKEN)
+    monkeypatch.chdir(tmp_path)  # a relative out dir, like the CLI's default `runs`
     result = run_scenario(
         FLAGSHIP,
         RunOptions(
-            out_dir=tmp_path,
+            out_dir=Path("runs"),
             progress=False,
             profile="hardened",
             sets=[
@@ -41,6 +42,8 @@ def test_no_secret_in_the_run_directory(tmp_path: Path, monkeypatch: pytest.Monk
     )
     assert result.run_dir is not None
     assert result.exit_code == 0, result.summary or result.error
+    assert result.run_dir.is_absolute()
+    assert result.run_dir.parent == tmp_path / "runs"
     keys = KeyRing(1604710, TOKEN)
     secrets = [TOKEN, keys.relayer_key(), *(keys.api_key(a) for a in range(1, 46))]
     files = [p for p in result.run_dir.rglob("*") if p.is_file()]
