@@ -69,6 +69,7 @@ class RandomNemesis(Fault):
                 index=i,
                 container=entries,
                 need_at=False,
+                window_given=True,  # the nemesis holds each drawn fault for `hold`
             )
             if use.fault.name == self.name:
                 raise (

@@ -236,3 +236,53 @@ def test_profile_override_and_time_scale_bounds(tmp_path: Path) -> None:
         load_scenario(p, profile="x")
     with pytest.raises(ScenarioError, match=r"time_scale: expected a number > 0"):
         load_scenario(p, time_scale=0)
+
+
+NEMESIS = f"""\
+name: soak
+stack: {{ref: {STACK}}}
+duration: 60s
+timeline:
+  - at: 5s
+    fault: nemesis.random
+    for: 50s
+    with:
+      every: [1s, 3s]
+      faults:
+        - {{fault: network.latency, target: worker->api, with: {{latency: 100ms}}}}
+        - {{fault: process.pause, target: api}}
+"""
+
+
+def test_nemesis_draws_faults_held_by_its_hold_range(tmp_path: Path) -> None:
+    sc = load_scenario(write(tmp_path, NEMESIS), time_scale=0.5)
+    nemesis = sc.timeline[0].fault
+    assert [u.name for u in nemesis._choices] == ["network.latency", "process.pause"]
+    assert nemesis.p["every"] == [500_000_000, 1_500_000_000]  # schedule durations scale
+    assert nemesis.resources() == {"service:api"} | nemesis._choices[0].fault.resources()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ("process.pause, target: api", "process.pauze, target: api"),
+            "scenario.yaml:12: timeline[0].with.faults[1].fault: unknown fault 'process.pauze'",
+        ),
+        (
+            ("process.pause, target: api", "process.pause, target: nope"),
+            "scenario.yaml:12: timeline[0].with.faults[1].target: unknown service 'nope'",
+        ),
+        (
+            (
+                "process.pause, target: api}",
+                "nemesis.random, with: {faults: [{fault: oracle.stale}]}}",
+            ),
+            "scenario.yaml:12: timeline[0].with.faults[1]: a nemesis cannot draw another nemesis",
+        ),
+    ],
+)
+def test_nemesis_sub_faults_are_validated(
+    tmp_path: Path, change: tuple[str, str], expected: str
+) -> None:
+    assert error_of(tmp_path, NEMESIS.replace(*change)).startswith(expected)
