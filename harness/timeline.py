@@ -28,6 +28,7 @@ class FaultState:
     injected: threading.Event = field(default_factory=threading.Event)
     inject_done: threading.Event = field(default_factory=threading.Event)
     healed: bool = False
+    heal_done: threading.Event = field(default_factory=threading.Event)
     inject_ok: bool = False
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -62,7 +63,9 @@ class Timeline:
                 out.append((st.use.at_ns + st.use.for_ns, i, "heal", st))
             else:  # instant, or optional without `for`: heal right after the inject
                 out.append((st.use.at_ns, i, "heal", st))
-        return sorted(out, key=lambda a: (a[0], a[2] == "heal", a[1]))
+        # At one instant heals go first: a fault ending at 20s frees its resource for
+        # the one starting at 20s.
+        return sorted(out, key=lambda a: (a[0], a[2] != "heal", a[1]))
 
     def start(self) -> None:
         self._scheduler = threading.Thread(target=self._run, name="timeline", daemon=True)
@@ -143,8 +146,22 @@ class Timeline:
             }
         )
 
+    def _wait_for_predecessors(self, st: FaultState) -> None:
+        """Back-to-back faults on one resource: the earlier one's heal (running on its
+        own thread at the same moment) must finish before this inject, or it would undo
+        the new fault."""
+        mine = st.use.fault.resources()
+        if not mine:
+            return
+        for other in self._states:
+            if other is st or other.use.at_ns >= st.use.at_ns or other.use.end_ns > st.use.at_ns:
+                continue
+            if other.use.fault.resources() & mine and other.injected.is_set():
+                other.heal_done.wait(timeout=120)
+
     def _inject(self, st: FaultState, due_ns: int) -> None:
         started = time.monotonic_ns()
+        self._wait_for_predecessors(st)
         with st.lock:
             st.injected.set()
             try:
@@ -170,6 +187,8 @@ class Timeline:
             except Exception as exc:
                 st.errors.append(f"heal: {exc}")
                 self._record(st, "heal", due_ns, ok=False, error=str(exc), started_mono=started)
+            finally:
+                st.heal_done.set()
 
     # ----------------------------------------------------------------- ending
 

@@ -124,3 +124,34 @@ def test_nothing_runs_after_heal_all(tmp_path: Path) -> None:
     run(tmp_path, [use(0, late, 5000, 100)], 0.1)
     time.sleep(0.2)
     assert calls == []
+
+
+class Exclusive(Recording):
+    """Two of these on one resource: a slow heal of the first must finish before the
+    second's inject (else the heal would undo the new fault)."""
+
+    def __init__(
+        self, label: str, calls: list[tuple[str, str, float]], heal_s: float = 0.0
+    ) -> None:
+        super().__init__(label, calls)
+        self.heal_s = heal_s
+
+    def resources(self) -> set[str]:
+        return {"oracle-mode"}
+
+    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+        time.sleep(self.heal_s)
+        return super().heal(ctx)
+
+
+def test_back_to_back_faults_on_one_resource_do_not_race(tmp_path: Path) -> None:
+    calls: list[tuple[str, str, float]] = []
+    first, second = Exclusive("first", calls, heal_s=0.3), Exclusive("second", calls)
+    run(tmp_path, [use(0, first, 0, 200), use(1, second, 200, 300)], 0.9)
+    order = [(kind, label) for kind, label, _ in calls]
+    assert order == [
+        ("inject", "first"),
+        ("heal", "first"),
+        ("inject", "second"),
+        ("heal", "second"),
+    ]
