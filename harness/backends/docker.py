@@ -792,7 +792,8 @@ class DockerStack(RunningStack):
         labels = {**self._labels, LABEL_SERVICE: TOXIPROXY}
         self._tp = self.client.containers.create(
             image,
-            command=["-host=0.0.0.0", f"-port={TOXIPROXY_API_PORT}"],
+            # The scenario seed drives Toxiproxy's per-connection toxicity draws too.
+            command=["-host=0.0.0.0", f"-port={TOXIPROXY_API_PORT}", f"-seed={self.run.seed}"],
             name=docker_name(self.run_id, TOXIPROXY),
             hostname=TOXIPROXY,
             labels=labels,

@@ -454,7 +454,16 @@ class LocalStack(RunningStack):
         api = f"{HOST}:{self._tp_port.port}"
         self._tp_proc = GroupProcess(
             name=TOXIPROXY_LOG,
-            argv=[str(binary), "-host", HOST, "-port", str(self._tp_port.port)],
+            # The scenario seed drives Toxiproxy's per-connection toxicity draws too.
+            argv=[
+                str(binary),
+                "-host",
+                HOST,
+                "-port",
+                str(self._tp_port.port),
+                "-seed",
+                str(self.run.seed),
+            ],
             env=env,
             cwd=cwd,
             log_path=self.logs_dir / f"{TOXIPROXY_LOG}.log",

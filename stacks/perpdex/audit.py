@@ -1,13 +1,15 @@
 """Audit export: the stack's full record as the files of docs/architecture.md
 ("Audit export"), straight from Postgres and the oracle.
 
-    python -m l2chaos.stacks.perpdex.audit --db DSN --oracle URL --bridge URL \\
+    python -m l2chaos.stacks.perpdex.audit --db DSN --oracle URL \\
         --token-env L2CHAOS_ADMIN_TOKEN --out DIR
 
 Every database file is streamed with COPY (Postgres renders each row as one JSON
 line) inside one read-only REPEATABLE READ transaction, so the files are consistent
 with each other even while the stack runs, and a run of 100k blocks never sits in
-memory. Use direct addresses (never Toxiproxy). Exit codes: 0 written, 2 bad
+memory. bridge_state.json (the escrow balance the bridge reports: its own running
+total, kept in l1.state in the same transactions as its ledger) comes from that same
+snapshot; read live afterwards it could be ahead of the exported ledger by a release. Use direct addresses (never Toxiproxy). Exit codes: 0 written, 2 bad
 arguments, 3 the database or a service could not be read.
 """
 
@@ -149,33 +151,18 @@ def _fetch_oracle(url: str, token: str | None, out: Path) -> int:
     return lines
 
 
-def _fetch_bridge(url: str, l1_state: dict[str, Any] | None) -> dict[str, Any]:
-    try:
-        r = httpx.get(url.rstrip("/") + "/state", timeout=10)
-        r.raise_for_status()
-        state: dict[str, Any] = r.json()
-        state["source"] = "bridge"
-        return state
-    except (httpx.HTTPError, ValueError) as exc:
-        if l1_state is None:
-            raise AuditError(f"bridge state unavailable: {exc}") from exc
-        return {
-            "escrow_balance": l1_state["escrow_balance"],
-            "source": "database",
-            "error": str(exc),
-        }
-
-
-def export(
-    db: str, oracle: str | None, bridge: str | None, token: str | None, out: Path
-) -> dict[str, Any]:
+def export(db: str, oracle: str | None, token: str | None, out: Path) -> dict[str, Any]:
     """Write every audit file into `out`; returns counts per file."""
     out.mkdir(parents=True, exist_ok=True)
     result = asyncio.run(_export_db(db, out))
     counts: dict[str, Any] = dict(result["counts"])
     _write_json(out / "header.json", _header(result["meta"]))
-    if bridge:
-        _write_json(out / "bridge_state.json", _fetch_bridge(bridge, result["l1_state"]))
+    l1 = result["l1_state"]
+    if l1 is not None:
+        _write_json(
+            out / "bridge_state.json",
+            {"escrow_balance": l1["escrow_balance"], "source": "l1.state in the export's snapshot"},
+        )
     if oracle:
         try:
             counts["oracle_reference.jsonl"] = _fetch_oracle(oracle, token, out)
@@ -190,7 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--db", required=True, help="PostgreSQL DSN (direct, not through Toxiproxy)")
     ap.add_argument("--oracle", help="the oracle's base URL (for the reference log)")
-    ap.add_argument("--bridge", help="the bridge's base URL (for the escrow it reports)")
     ap.add_argument(
         "--token-env",
         default="L2CHAOS_ADMIN_TOKEN",
@@ -209,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        counts = export(args.db, args.oracle, args.bridge, token, Path(args.out))
+        counts = export(args.db, args.oracle, token, Path(args.out))
     except AuditError as exc:
         print(f"audit: {exc}", file=sys.stderr)
         return 3
