@@ -19,6 +19,7 @@ So Σ Q*1e6 + Σ S*c + dust_micro = N*1e6 (N = deposits - withdrawals) holds exa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -622,6 +623,15 @@ class Exchange:
 
     # prices and funding
 
+    def _jump_allowance_bps(self, md: MarketData, q: Any) -> int:
+        """How far a price may move from the last accepted one: the bound for one price
+        age, widened with the square root of the time since (a random walk's spread), so
+        a genuine move during an oracle outage is accepted when prices return, while a
+        bad tick right after normal prices is not. Integer arithmetic only."""
+        gap = max(0, q.observed_ts_ns - md.index_ts_ns)
+        ratio_micro = max(10**6, gap * 10**6 // max(1, self.guards.max_price_age_ns))
+        return self.guards.max_price_jump_bps * math.isqrt(ratio_micro) // 1000
+
     def _prices(self, tx: Tx, receipt: dict[str, Any]) -> None:
         ctx = self.block.ctx
         results: list[dict[str, Any]] = []
@@ -632,7 +642,9 @@ class Exchange:
                 prev = md.index_price
                 if q.price <= 0:
                     reason = "non_positive"
-                elif prev > 0 and abs(q.price - prev) * BPS > self.guards.max_price_jump_bps * prev:
+                elif (
+                    prev > 0 and abs(q.price - prev) * BPS > self._jump_allowance_bps(md, q) * prev
+                ):
                     reason = "jump"
             if reason is not None:
                 self._emit(

@@ -280,6 +280,17 @@ def test_price_validation_rejects_zero_and_jumps(make_chain: Any) -> None:
     assert len(strict.events("liquidation")) == 1
 
 
+def test_price_validation_allows_a_genuine_move_after_an_outage(make_chain: Any) -> None:
+    # the allowance widens with sqrt(gap / max price age): 10% at once, ~18% after 10 s
+    c = guarded(make_chain, price_validation=True)
+    before = c.t
+    c.block(advance_ns=10 * SEC)  # the oracle was silent for 10 s while BTC fell 15%
+    assert c.price(BTC, 76500, observed_ts_ns=before)["prices"][0]["reason"] == "jump"
+    assert c.price(BTC, 76500)["prices"][0]["status"] == "accepted"  # 15% < 18.2%
+    c.block(advance_ns=10 * SEC)
+    assert c.price(BTC, 76500 * 3 // 2)["prices"][0]["reason"] == "jump"  # a x1.5 spike: no
+
+
 def test_staleness_guard_blocks_on_old_index(make_chain: Any) -> None:
     c = guarded(make_chain, staleness_guard=True)
     c.price(BTC, 82000, observed_ts_ns=c.t - 10 * SEC)  # a lagging oracle
