@@ -6,8 +6,11 @@ From probes.jsonl (sampled every 250 ms by default) and faults.jsonl. Recovery i
 measured from the end of the heal, or, when other faults are still active then, from
 the moment the last of them (transitively overlapping) has healed. The stack has
 recovered at the first sample time by which all three have been seen after that point:
-every service healthy and ready, the block height above its value at the heal, and a
-successful order round-trip. A fault whose heal failed is a violation; so is one that
+every service healthy and ready, block production (the height rising between two
+samples after the heal: after a rollback the chain is lower than before it, and
+production, not the old height, is what must come back), and a successful order
+round-trip. A signal the stack does not probe at all (no block-height or order probe
+in its stack file) is not required; the details say which signals were used. A fault whose heal failed is a violation; so is one that
 never recovered while the run went on for at least `rto` after it. If the run ended
 less than `rto` after the heal without a recovery, that fault cannot be judged
 (reported, not checked). Work = faults injected.
@@ -15,7 +18,7 @@ less than `rto` after the heal without a recovery, that fault cannot be judged
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,7 +33,15 @@ class _Probes:
     t: list[int]
     healthy: list[bool]
     height: list[int | None]
-    order_ok: list[bool]
+    order_ok: list[bool | None]  # None: no order probe in that sample
+
+    @property
+    def has_height(self) -> bool:
+        return any(h is not None for h in self.height)
+
+    @property
+    def has_order(self) -> bool:
+        return any(o is not None for o in self.order_ok)
 
 
 def _all_true(d: Any) -> bool:
@@ -50,7 +61,7 @@ def load_probes(record: RunRecord) -> _Probes:
                     t,
                     _all_true(rec.get("health")) and _all_true(rec.get("ready")),
                     h if isinstance(h, int) else None,
-                    rec.get("order_ok") is True,
+                    None if rec.get("order_ok") is None else rec.get("order_ok") is True,
                 )
             )
         rows.sort(key=lambda r: r[0])
@@ -137,7 +148,7 @@ class Recoverability(Checker):
                     row["status"] = "run ended before rto"
                     continue
                 judged += 1
-                missing = [k for k in ("health", "blocks", "order") if res[f"{k}_s"] is None]
+                missing = [k for k in res["needed"] if res[f"{k}_s"] is None]
                 found.add(
                     f"{fr.label}: not recovered {waited_ns / 1e9:.1f}s after the heal "
                     f"(still missing: {', '.join(missing)})",
@@ -165,7 +176,13 @@ class Recoverability(Checker):
             found,
             work=injected,
             what="faults injected (with probe samples after their heal)",
-            details={"recoveries": per_fault, "rto_s": rto_ns / 1e9},
+            details={
+                "recoveries": per_fault,
+                "rto_s": rto_ns / 1e9,
+                "signals": ["health"]
+                + (["blocks"] if probes.has_height else [])
+                + (["order"] if probes.has_order else []),
+            },
         )
 
     @staticmethod
@@ -173,37 +190,36 @@ class Recoverability(Checker):
         i0 = bisect_left(p.t, start)
         if i0 >= len(p.t):
             return {"status": "no samples", "recovery_s": None}
-        before = bisect_right(p.t, start) - 1
-        h0 = None
-        for j in range(min(before, len(p.t) - 1), -1, -1):
-            if p.height[j] is not None:
-                h0 = p.height[j]
-                break
-        t_health = t_blocks = t_order = None
+        needed = (
+            ["health"] + (["blocks"] if p.has_height else []) + (["order"] if p.has_order else [])
+        )
+        seen: dict[str, int] = {}
+        first_height: int | None = None
         for i in range(i0, len(p.t)):
-            if t_health is None and p.healthy[i]:
-                t_health = p.t[i]
+            if "health" not in seen and p.healthy[i]:
+                seen["health"] = p.t[i]
             hi = p.height[i]
-            if t_blocks is None and hi is not None and (h0 is None or hi > h0):
-                if h0 is None:
-                    h0 = hi  # first height seen after the heal: wait for the next one
-                else:
-                    t_blocks = p.t[i]
-            if t_order is None and p.order_ok[i]:
-                t_order = p.t[i]
-            if t_health is not None and t_blocks is not None and t_order is not None:
+            if "blocks" not in seen and hi is not None:
+                if first_height is None:
+                    first_height = (
+                        hi  # the first height after the heal; production means a higher one
+                    )
+                elif hi > first_height:
+                    seen["blocks"] = p.t[i]
+            if "order" not in seen and p.order_ok[i]:
+                seen["order"] = p.t[i]
+            if all(k in seen for k in needed):
                 break
 
-        def secs(t: int | None) -> float | None:
-            return None if t is None else round((t - start) / 1e9, 3)
+        def secs(key: str) -> float | None:
+            return round((seen[key] - start) / 1e9, 3) if key in seen else None
 
-        done = None
-        if t_health is not None and t_blocks is not None and t_order is not None:
-            done = max(t_health, t_blocks, t_order)
+        done = max(seen[k] for k in needed) if all(k in seen for k in needed) else None
         return {
             "status": "recovered" if done is not None else "not recovered",
-            "recovery_s": secs(done),
-            "health_s": secs(t_health),
-            "blocks_s": secs(t_blocks),
-            "order_s": secs(t_order),
+            "recovery_s": None if done is None else round((done - start) / 1e9, 3),
+            "needed": needed,
+            "health_s": secs("health"),
+            "blocks_s": secs("blocks"),
+            "order_s": secs("order"),
         }

@@ -218,7 +218,7 @@ class RecordWriter:
         *,
         healthy: bool = True,
         height: int | None = None,
-        order_ok: bool = True,
+        order_ok: bool | None = True,  # None: the stack has no order probe
         services: tuple[str, ...] = ("db", "sequencer", "rpc"),
     ) -> None:
         self.append(
@@ -231,7 +231,7 @@ class RecordWriter:
                 "block_height": height,
                 "order_ok": order_ok,
                 "order_ms": 20.0 if order_ok else None,
-                "order_error": None if order_ok else "503",
+                "order_error": "503" if order_ok is False else None,
             },
         )
 

@@ -121,3 +121,27 @@ def test_without_probes_not_applicable(rw: RecordWriter, check: Check) -> None:
     v = check("recoverability")
     assert v.status == "not_applicable"
     assert "probes.jsonl" in v.reason
+
+
+def test_after_a_rollback_production_not_the_old_height_must_return(
+    rw: RecordWriter, check: Check
+) -> None:
+    rw.fault(0, "chain.rollback", inject_s=20.0, heal_s=20.0, label="rollback")
+    for i in range(240):  # 4 blocks/s, rolled back 60 blocks at 20 s, then producing again
+        t = i * 0.25
+        height = i if t < 20.0 else 20 + (i - 80)
+        rw.probe(t, healthy=True, height=height, order_ok=True)
+    v = check("recoverability", rto=5_000_000_000)
+    assert v.status == "pass", v.violations
+    assert v.details["recoveries"][0]["blocks_s"] <= 0.5  # not the 15 s to pass height 80
+
+
+def test_signals_the_stack_does_not_probe_are_not_required(rw: RecordWriter, check: Check) -> None:
+    rw.fault(0, "process.restart", target="api", inject_s=10.0, heal_s=11.0)
+    for i in range(160):
+        t = i * 0.25
+        rw.probe(t, healthy=not 10.0 <= t < 12.0, height=None, order_ok=None)
+    v = check("recoverability", rto=5_000_000_000)
+    assert v.status == "pass", v.violations
+    assert v.details["signals"] == ["health"]
+    assert v.details["recoveries"][0]["recovery_s"] == 1.0
