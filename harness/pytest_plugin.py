@@ -15,7 +15,9 @@ become pytest markers (``pytest scenarios/ -m incident``), and every item carrie
 expectation of the profile that ran is not met (exit code 1), or with the error when
 the input is bad (2) or the harness or stack broke (3).
 
-Options: ``--l2chaos-profile``, ``--l2chaos-backend``, ``--l2chaos-time-scale``.
+Options: ``--l2chaos-profile``, ``--l2chaos-backend``, ``--l2chaos-time-scale``,
+``--l2chaos-out``. Ctrl-C during a scenario stops its run (teardown completes) and the
+whole session, as Ctrl-C does anywhere in pytest.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from .errors import InputError, L2ChaosError
+from .errors import EXIT_INTERRUPTED, InputError, L2ChaosError
 from .yamlsrc import LocDict, load_yaml
 
 __all__ = ["DEFAULT_PATTERNS", "ScenarioFile", "ScenarioItem", "is_scenario_file"]
@@ -57,6 +59,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         type=float,
         help="multiply every scenario duration by this factor (e.g. 0.1 for a quick run)",
+    )
+    group.addoption(
+        "--l2chaos-out",
+        default=None,
+        help="where run directories go (default: runs)",
     )
     parser.addini(
         "l2chaos_scenario_patterns",
@@ -174,6 +181,9 @@ class ScenarioItem(pytest.Item):
             value = self.config.getoption(opt)
             if value is not None:
                 kwargs[key] = value
+        out = self.config.getoption("l2chaos_out")
+        if out is not None:
+            kwargs["out_dir"] = Path(out)
         return runner.run_scenario, runner.RunOptions(**kwargs)
 
     def runtest(self) -> None:
@@ -184,6 +194,10 @@ class ScenarioItem(pytest.Item):
             result = run_scenario(self.path, options)
         except L2ChaosError as exc:
             raise ScenarioFailed(f"exit code {exc.exit_code}: {exc}") from exc
+        if result.exit_code == EXIT_INTERRUPTED:
+            # Ctrl-C stopped the run (and its teardown completed): stop the session too,
+            # as Ctrl-C does anywhere else in pytest, instead of starting the next scenario.
+            raise KeyboardInterrupt(result.error or "interrupted")
         if result.exit_code != 0:
             summary = str(getattr(result, "summary", "") or "")
             raise ScenarioFailed(
