@@ -1,6 +1,7 @@
 """Live progress of a run on the terminal: phase, elapsed/remaining, active faults,
 blocks and probe health. On a TTY one line is redrawn in place; otherwise (CI logs) a
-line is printed every 10 seconds and at every phase change."""
+line is printed every 10 seconds. Phase changes and every fault injected or healed get
+a line of their own."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class Progress:
         self._tty = enabled and hasattr(stream, "isatty") and stream.isatty()
         self._last_plain = 0.0
         self._redraw = False
+        self._active: list[str] = []
 
     def _write(self, text: str) -> None:
         if self._redraw:
@@ -51,6 +53,14 @@ class Progress:
     def tick(self, elapsed_ns: int, active: list[str], sample: Any) -> None:
         if not self._enabled:
             return
+        # Fault changes get a line of their own: a 4-second restart falls between ticks.
+        for name in active:
+            if name not in self._active:
+                self._write(f"[l2chaos] {_clock(elapsed_ns)} injected {name}")
+        for name in self._active:
+            if name not in active:
+                self._write(f"[l2chaos] {_clock(elapsed_ns)} healed {name}")
+        self._active = list(active)
         parts = [f"{_clock(elapsed_ns)}/{_clock(self._duration)}"]
         parts.append("faults: " + (", ".join(active) if active else "none"))
         if sample is not None:

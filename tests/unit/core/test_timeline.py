@@ -155,3 +155,21 @@ def test_back_to_back_faults_on_one_resource_do_not_race(tmp_path: Path) -> None
         ("inject", "second"),
         ("heal", "second"),
     ]
+
+
+def test_progress_prints_each_fault_change_once() -> None:
+    import io
+
+    from l2chaos.progress import Progress
+
+    out = io.StringIO()
+    p = Progress(out, "demo", "hardened", 60_000_000_000)
+    p.tick(24_000_000_000, [], None)
+    p.tick(25_000_000_000, ["process.restart_race(db)"], None)
+    p.tick(26_000_000_000, ["process.restart_race(db)"], None)
+    p.tick(29_000_000_000, [], None)
+    lines = [ln for ln in out.getvalue().splitlines() if "injected" in ln or "healed" in ln]
+    assert lines == [
+        "[l2chaos] 00:25 injected process.restart_race(db)",
+        "[l2chaos] 00:29 healed process.restart_race(db)",
+    ]
