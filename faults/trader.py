@@ -15,7 +15,6 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import httpx
-
 from l2chaos.errors import FaultError
 from l2chaos.params import Param
 from l2chaos.safety import ensure_allowed
