@@ -126,9 +126,9 @@ class RunningStack(ABC):
     @abstractmethod
     def services(self) -> list[str]: ...
 
-    @abstractmethod
     def direct_url(self, service: str, path: str = "") -> str:
         """URL of a service's HTTP port reached directly from this host (control traffic)."""
+        return self.direct_endpoint(service).url(path)
 
     @abstractmethod
     def direct_endpoint(self, service: str) -> Endpoint:

@@ -531,9 +531,6 @@ class DockerStack(RunningStack):
             )
         return Endpoint(self._host, self._reach(svc.host_port))
 
-    def direct_url(self, service: str, path: str = "") -> str:
-        return self.direct_endpoint(service).url(path)
-
     @property
     def links(self) -> ToxiproxyLinks:
         if self._links is None:

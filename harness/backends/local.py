@@ -241,9 +241,6 @@ class LocalStack(RunningStack):
             raise StackError(f"unknown service {service!r}; services: {', '.join(self._order)}")
         return Endpoint(HOST, res.port)
 
-    def direct_url(self, service: str, path: str = "") -> str:
-        return self.direct_endpoint(service).url(path)
-
     def link_endpoint(self, link: str) -> Endpoint:
         """Where the proxy of `link` listens (what the client service uses)."""
         try:

@@ -360,7 +360,8 @@ def compute_coverage(record: RunRecord) -> Coverage:
     return cov
 
 
-def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping or touching [start, end) intervals joined, sorted."""
     out: list[tuple[int, int]] = []
     for s, e in sorted(intervals):
         if out and s <= out[-1][1]:
@@ -389,7 +390,7 @@ def check_sometimes(
         if rule.during == RUN:
             spans = [("run", cov.run_start_ns or 0, cov.run_end_ns or 0)]
         elif rule.during == ALL_FAULTS:
-            merged = _merge([(s, e + rule.extend_ns) for _, s, e in windows])
+            merged = merge_intervals([(s, e + rule.extend_ns) for _, s, e in windows])
             spans = [("all_faults", s, e) for s, e in merged]
         else:
             matching = [

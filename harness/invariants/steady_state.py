@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from l2chaos.params import Param
 
 from .base import Checker, Findings, Verdict
+from .coverage import merge_intervals
 from .ops import OPEN, OpsIndex, ops_index
 from .record import HISTORY, RunRecord
 
@@ -31,16 +32,6 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
         return None
     k = max(1, math.ceil(q / 100 * len(sorted_values)))
     return sorted_values[k - 1]
-
-
-def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for s, e in sorted(intervals):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
 
 
 class SteadyState(Checker):
@@ -79,7 +70,7 @@ class SteadyState(Checker):
         if ops is None:
             return self.not_applicable("history.jsonl is missing")
         settle = int(self.p["settle"])
-        windows = _merge([(s, e + settle) for _, s, e in record.fault_windows()])
+        windows = merge_intervals([(s, e + settle) for _, s, e in record.fault_windows()])
         starts = [w[0] for w in windows]
         wanted = set(self.p["ops"] or [])
         codes = {i for i, n in enumerate(ops.op_names) if not wanted or n in wanted}
