@@ -37,10 +37,6 @@ class Sample:
     order_ms: float | None
     order_error: str | None
 
-    @property
-    def all_healthy(self) -> bool:
-        return all(self.health.values())
-
     def to_json(self) -> dict[str, Any]:
         return {
             "t_ns": self.t_ns,

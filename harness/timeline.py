@@ -88,12 +88,6 @@ class Timeline:
                 self._workers.append(worker)
             worker.start()
 
-    def done(self) -> bool:
-        """True once every scheduled action has run."""
-        return all(
-            st.healed or (not st.injected.is_set() and self._stop.is_set()) for st in self._states
-        )
-
     def active(self) -> list[str]:
         return [
             f"{st.use.name}({st.use.fault.target})"
@@ -218,6 +212,3 @@ class Timeline:
 
     def errors(self) -> list[str]:
         return [f"{st.use.label}: {e}" for st in self._states for e in st.errors]
-
-    def states(self) -> list[FaultState]:
-        return list(self._states)
