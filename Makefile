@@ -1,6 +1,7 @@
 # The README's two commands. Both set everything up first (idempotent, quick when done).
 #   make demo   the flagship incident replay on the local backend, both profiles, with verdicts
-#   make test   the whole test suite (unit, integration, docker, browser), as CI runs it
+#   make test   lint (ruff, format, mypy strict over code, tests and benchmarks), then the whole
+#               test suite (unit, integration, docker, browser), as CI runs it
 
 FLAGSHIP := scenarios/paradex-2026-01-19-db-restart-race.yaml
 PY := .venv/bin/python
@@ -17,6 +18,7 @@ demo:
 
 test:
 	@bash .ci/setup --tests --docker
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && bash .ci/typecheck
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 lint:

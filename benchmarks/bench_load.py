@@ -106,7 +106,7 @@ if __name__ != "__main__" and os.environ.get(PORT_ENV):
         for w in _WRITER:
             w.close()
 
-    events.quit.add_listener(_close)
+    events.quit.add_listener(_close)  # type: ignore[no-untyped-call]
 
     class Plain(FastHttpUser):
         host = _HOST

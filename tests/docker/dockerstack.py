@@ -133,6 +133,7 @@ def psql(stack: DockerStack, sql: str) -> str:
         ],
         user="postgres",
     )
+    assert isinstance(res.output, bytes)
     out = res.output.decode(errors="replace").strip()
     assert res.exit_code == 0, out
     return out

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = ROOT / "scenarios" / "paradex-2026-01-19-db-restart-race.yaml"
 OWN_IMAGES = ROOT / "stacks" / "examples" / "own-images"
 TIME_SCALE = "0.5"
-EMPTY = {"containers": [], "networks": [], "volumes": []}
+EMPTY: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
 
 
 def l2chaos(*args: str) -> list[str]:

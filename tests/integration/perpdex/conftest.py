@@ -68,7 +68,8 @@ class Perp:
         return {m["market"]: m for m in data["markets"]} | {"_mode": data["mode"]}
 
     def account(self, account: int) -> dict[str, Any]:
-        return self.ui("GET", "/v1/account", account).json()
+        answer: dict[str, Any] = self.ui("GET", "/v1/account", account).json()
+        return answer
 
     # JSON-RPC
     def rpc(self, method: str, params: Any = None) -> Any:
@@ -80,9 +81,10 @@ class Perp:
         return answer["result"]
 
     def balance(self, account: int) -> dict[str, Any]:
-        return self.rpc(
+        answer: dict[str, Any] = self.rpc(
             "starknet_call", {"request": {"entry_point_selector": "balance", "calldata": [account]}}
         )
+        return answer
 
     def events(
         self, kinds: list[str] | None = None, account: int | None = None, after: int = 0
@@ -101,7 +103,8 @@ class Perp:
         return out
 
     def head(self) -> dict[str, Any]:
-        return self.http.get(self.url("sequencer", "/state/head")).json()
+        answer: dict[str, Any] = self.http.get(self.url("sequencer", "/state/head")).json()
+        return answer
 
     def hook(self, service: str, path: str, body: dict[str, Any]) -> httpx.Response:
         return self.http.post(self.url(service, path), headers=self.admin, json=body)
@@ -225,7 +228,7 @@ class Perp:
 
 
 @pytest.fixture
-def perpdex(tmp_path: Path) -> Iterator[Callable[..., contextlib.AbstractContextManager[Perp]]]:
+def perpdex(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager[Perp]]:
     spec = load_stack(STACK_FILE)
     count = 0
 

@@ -18,12 +18,13 @@ SEED = 1604710  # the conftest's seed
 
 
 def reference(p: Any) -> list[dict[str, Any]]:
-    text = p.http.get(p.url("oracle", "/admin/reference"), headers=p.admin).text
-    return [json.loads(line) for line in text.splitlines() if line]
+    text: str = p.http.get(p.url("oracle", "/admin/reference"), headers=p.admin).text
+    rows: list[dict[str, Any]] = [json.loads(line) for line in text.splitlines() if line]
+    return rows
 
 
 def ticks_after(p: Any, t_ns: int, market: str, n: int = 3) -> list[dict[str, Any]]:
-    return p.wait(
+    rows: list[dict[str, Any]] = p.wait(
         f"{n} oracle ticks",
         lambda: (
             (rows := [r for r in reference(p) if r["host_ts_ns"] > t_ns and r["market"] == market])
@@ -31,6 +32,7 @@ def ticks_after(p: Any, t_ns: int, market: str, n: int = 3) -> list[dict[str, An
             and rows
         ),
     )
+    return rows
 
 
 def test_oracle_modes_and_restart(perpdex: Any) -> None:

@@ -13,6 +13,8 @@ from l2chaos.rundir import RunDir
 from l2chaos.scenario import FaultUse
 from l2chaos.timeline import Timeline
 
+NONE: Any = None  # the timeline's faults here touch nothing of the context
+
 
 class Recording(Fault):
     """A fault that records when it was injected and healed (a plug-in like a user's)."""
@@ -61,10 +63,10 @@ def run(
     t0 = time.monotonic_ns()
     tl = Timeline(
         uses,
-        lambda u, note: FaultContext(None, None, None, None, None, note=note),
+        lambda u, note: FaultContext(NONE, NONE, NONE, NONE, NONE, note=note),
         rd.jsonl("faults.jsonl"),
         t0,
-    )  # type: ignore[arg-type]
+    )
     tl.start()
     time.sleep(wait_s)
     tl.heal_all()

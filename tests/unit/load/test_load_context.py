@@ -6,6 +6,7 @@ import json
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from l2chaos.errors import LoadError, SafetyError
@@ -15,7 +16,7 @@ from l2chaos.load.runner import LOCUSTFILE, locust_class
 from l2chaos.params import Where
 
 
-def accounts(n: int, role: str = "trader", start: int = 1) -> list[dict]:
+def accounts(n: int, role: str = "trader", start: int = 1) -> list[dict[str, Any]]:
     return [{"account": i, "api_key": f"key-{i}", "role": role} for i in range(start, start + n)]
 
 
@@ -64,12 +65,12 @@ def test_secret_file_is_private(tmp_path: Path) -> None:
     assert json.loads(p.read_text()) == {"a": 1}
 
 
-def _runner(tmp_path: Path, **kw) -> LoadRunner:
+def _runner(tmp_path: Path, **kw: Any) -> LoadRunner:
     plan = kw.pop(
         "plan",
         parse_load({"users": 4, "personas": {"taker": 1, "reader": 1}}, Where(None, "load"), 3),
     )
-    args = {
+    args: dict[str, Any] = {
         "endpoints": {"ui": "http://127.0.0.1:9/", "rpc": "http://127.0.0.1:10"},
         "accounts": accounts(8),
         "seed": 3,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from l2chaos.load.history import (
@@ -18,7 +19,7 @@ from l2chaos.load.history import (
 )
 
 
-def lines(path: Path) -> list[dict]:
+def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines()]
 
 
@@ -141,11 +142,13 @@ def test_write_id() -> None:
     assert write_id(None) is None
 
 
-def _write(path: Path, records: list[dict], tail: str = "") -> None:
+def _write(path: Path, records: list[dict[str, Any]], tail: str = "") -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in records) + tail)
 
 
-def _rec(t: int, typ: str, op_id: str, process: str = "p", op: str = "get_account", **kw) -> dict:
+def _rec(
+    t: int, typ: str, op_id: str, process: str = "p", op: str = "get_account", **kw: Any
+) -> dict[str, Any]:
     base = {
         "t_ns": t,
         "mono_ns": t,
@@ -308,7 +311,7 @@ def test_merge_streams_many_files(tmp_path: Path) -> None:
     ],
 )
 def test_check_history_finds_each_problem(
-    tmp_path: Path, records: list[dict], problem: str
+    tmp_path: Path, records: list[dict[str, Any]], problem: str
 ) -> None:
     p = tmp_path / "h.jsonl"
     _write(p, records)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -23,13 +24,19 @@ from l2chaos.params import Where
 PLAN = parse_load(None, Where(None, "load"), 1)
 
 
-def settings(persona: str) -> dict:
+def settings(persona: str) -> dict[str, Any]:
     return dict(PLAN.persona(persona).settings)
 
 
 def decisions(
-    persona: str, *, seed: int = 42, worker: int = 0, ordinal: int = 0, n: int = 200, **over
-):
+    persona: str,
+    *,
+    seed: int = 42,
+    worker: int = 0,
+    ordinal: int = 0,
+    n: int = 200,
+    **over: Any,
+) -> list[dict[str, Any]]:
     s = settings(persona) | over
     brain = make_brain(persona, s, seed=seed, worker=worker, ordinal=ordinal)
     return [brain.next().to_json() for _ in range(n)]

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -110,7 +111,7 @@ def invariants_module() -> ModuleType:
     return module
 
 
-def _record(tmp: Path, heights: list[int | None], fault: tuple[float, float] | None) -> Path:
+def _record(tmp: Path, heights: Sequence[int | None], fault: tuple[float, float] | None) -> Path:
     """A run directory: probes every 250 ms with these heights, one fault window."""
     t0 = 1_800_000_000 * S
     (tmp / "run.json").write_text(
