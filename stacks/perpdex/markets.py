@@ -16,8 +16,10 @@ dust -4 (its cash is kept in micro-quanta).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal
 from typing import Any
+
+from l2chaos.stacks.perpdex.common.inputs import MAX_DECIMAL_CHARS, InputError, parse_decimal
 
 __all__ = [
     "ADVERSARY_COUNT",
@@ -42,6 +44,7 @@ QUOTE_DECIMALS = 6
 QUOTE_SCALE = 10**QUOTE_DECIMALS
 FUNDING_SCALE = 1_000_000
 BPS = 10_000
+_EXACT = Context(prec=MAX_DECIMAL_CHARS + 8)  # inputs have at most 40 digits; shifts are exact
 
 FEES = -1
 INSURANCE = -2
@@ -79,8 +82,7 @@ class Market:
 
     def price_from_usd(self, usd: Any) -> int:
         """A USD price (decimal string or number) as an integer P; it must fall on the tick."""
-        d = _decimal(usd, "price")
-        p = d * self.price_scale
+        p = _shift(_decimal(usd, "price"), QUOTE_DECIMALS - self.size_decimals)
         if p != p.to_integral_value():
             raise UnitError(f"price {usd} is not a multiple of the tick {self.tick_usd} USD")
         return int(p)
@@ -94,8 +96,7 @@ class Market:
 
     def size_from_units(self, units: Any) -> int:
         """A size in asset units (e.g. "0.01" BTC) as base quanta."""
-        d = _decimal(units, "size")
-        s = d * 10**self.size_decimals
+        s = _shift(_decimal(units, "size"), self.size_decimals)
         if s != s.to_integral_value():
             raise UnitError(f"size {units} is not a multiple of {self.step_units}")
         return int(s)
@@ -133,15 +134,15 @@ MARKET_NAMES: tuple[str, ...] = tuple(sorted(MARKETS))
 
 
 def _decimal(value: Any, what: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
-        raise UnitError(f"{what} must be a decimal number, got {value!r}")
     try:
-        d = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
-    except InvalidOperation:
-        raise UnitError(f"{what} must be a decimal number, got {value!r}") from None
-    if not d.is_finite():
-        raise UnitError(f"{what} must be a finite decimal number, got {value!r}")
-    return d
+        return parse_decimal(value, what)
+    except InputError as exc:
+        raise UnitError(str(exc)) from None
+
+
+def _shift(d: Decimal, places: int) -> Decimal:
+    """d x 10^places, exactly (a context multiplication would round past 28 digits)."""
+    return d.scaleb(places, _EXACT)
 
 
 def _fmt(d: Decimal) -> str:
@@ -151,7 +152,7 @@ def _fmt(d: Decimal) -> str:
 
 def parse_quote(value: Any, what: str = "amount") -> int:
     """A USD amount (decimal string or number) as quote quanta (1e-6 USD), exactly."""
-    d = _decimal(value, what) * QUOTE_SCALE
+    d = _shift(_decimal(value, what), QUOTE_DECIMALS)
     if d != d.to_integral_value():
         raise UnitError(f"{what} {value} has more than {QUOTE_DECIMALS} decimals")
     return int(d)

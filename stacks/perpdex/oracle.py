@@ -10,7 +10,7 @@ and k counts from the origin kept in the data dir, so a restarted oracle continu
 same path.
 
 Chaos hook POST /admin/chaos/oracle {mode: normal|stale|zero|spike|lag, markets?,
-factor?, lag_ms?}: stale publishes nothing, zero publishes 0, spike publishes the
+factor? (0..MAX_FACTOR), lag_ms? (0..MAX_LAG_MS)}: stale publishes nothing, zero publishes 0, spike publishes the
 price x factor, lag publishes the model price of lag_ms ago with its old observed_ts.
 The model keeps running in every mode. The reference log (data dir
 oracle_reference.jsonl, GET /admin/reference) has one line per tick and market:
@@ -56,6 +56,8 @@ from l2chaos.stacks.perpdex.markets import MARKET_NAMES, MARKETS
 __all__ = ["Drift", "OracleService", "PriceModel"]
 
 MODES = ("normal", "stale", "zero", "spike", "lag")
+MAX_FACTOR = 1_000_000  # a spike of x1e6 still gives prices far below 2**62
+MAX_LAG_MS = 86_400_000  # a day
 
 
 @dataclass(frozen=True)
@@ -367,16 +369,26 @@ class OracleService(Service):
         if mode not in MODES:
             raise ApiError(400, "invalid", f"mode must be one of {', '.join(MODES)}", "mode")
         markets = body.get("markets") or list(MARKET_NAMES)
-        if not isinstance(markets, list) or any(m not in MARKETS for m in markets):
+        if not isinstance(markets, list) or any(
+            not isinstance(m, str) or m not in MARKETS for m in markets
+        ):
             raise ApiError(
                 400, "invalid", f"markets must be a list of {', '.join(MARKETS)}", "markets"
             )
         factor = body.get("factor", 1.0)
         lag_ms = body.get("lag_ms", 0)
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor < 0:
-            raise ApiError(400, "invalid", "factor must be a number >= 0", "factor")
-        if isinstance(lag_ms, bool) or not isinstance(lag_ms, int) or lag_ms < 0:
-            raise ApiError(400, "invalid", "lag_ms must be an integer >= 0", "lag_ms")
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, (int, float))
+            or not 0 <= factor <= MAX_FACTOR
+        ):
+            raise ApiError(
+                400, "invalid", f"factor must be a number from 0 to {MAX_FACTOR}", "factor"
+            )
+        if isinstance(lag_ms, bool) or not isinstance(lag_ms, int) or not 0 <= lag_ms <= MAX_LAG_MS:
+            raise ApiError(
+                400, "invalid", f"lag_ms must be an integer from 0 to {MAX_LAG_MS}", "lag_ms"
+            )
         if mode == "spike" and "factor" not in body:
             raise ApiError(400, "invalid", "spike needs a factor", "factor")
         if mode == "lag" and "lag_ms" not in body:

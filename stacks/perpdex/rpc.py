@@ -13,7 +13,9 @@ Errors are JSON-RPC error objects: -32700 parse, -32600 invalid request, -32601 
 method, -32602 invalid params, -32603 internal, 24 block not found, 29 transaction not
 found, 40 order not found, 55 transaction rejected as malformed, -32001 unavailable
 (sequencer or database down: nothing happened, or for a write: unknown), -32002 a write
-not committed in time (unknown outcome).
+not committed in time (unknown outcome). A request that cannot be used as a whole (not
+JSON, nested deeper than 32, an empty batch or one of more than MAX_BATCH calls) is HTTP
+400 with its -32700/-32600 error object; a body over MAX_BODY bytes is HTTP 413.
 """
 
 from __future__ import annotations
@@ -25,16 +27,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import asyncpg
 from aiohttp import web
 from l2chaos.stacks.perpdex.common.config import Common, env_int, env_str, env_url
 from l2chaos.stacks.perpdex.common.db import DB_ERRORS, wait_for_pool
 from l2chaos.stacks.perpdex.common.http import Service, dumps, json_response, run_main
+from l2chaos.stacks.perpdex.common.inputs import MAX_INT, InputError, loads_bounded
 from l2chaos.stacks.perpdex.common.log import JsonLog
 from l2chaos.stacks.perpdex.markets import MARKETS
 
-__all__ = ["RpcError", "RpcService"]
+__all__ = ["MAX_BATCH", "MAX_BODY", "RpcError", "RpcService"]
 
 CHAIN_ID = "0x" + b"PERPDEX".hex()
+MAX_BATCH = 1000  # calls in one JSON-RPC batch (the bridge relays at most 1000 at once)
+MAX_BODY = 1024 * 1024  # bytes
 
 
 class RpcError(Exception):
@@ -86,12 +92,20 @@ def _params(p: Any, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _int(v: Any, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise RpcError(-32602, f"{name} must be an integer", {"field": name})
+    if isinstance(v, bool) or not isinstance(v, int) or not -MAX_INT < v < MAX_INT:
+        raise RpcError(-32602, f"{name} must be an integer below 2**62", {"field": name})
     return v
 
 
+def _whole_request_error(code: int, message: str) -> web.Response:
+    """An error about the request as a whole: HTTP 400 with the JSON-RPC error object."""
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
+    return json_response(body, 400)
+
+
 class RpcService(Service):
+    max_body = MAX_BODY
+
     def __init__(self, cfg: RpcConfig, log: JsonLog) -> None:
         super().__init__(cfg.common, log)
         self.cfg = cfg
@@ -140,15 +154,16 @@ class RpcService(Service):
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
-            body = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
-            return json_response(
-                {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}
-            )
+            body = loads_bounded(await request.read())
+        except InputError as exc:
+            return _whole_request_error(-32700, f"parse error: {exc}")
         if isinstance(body, list):
             if not body:
-                err = {"code": -32600, "message": "empty batch"}
-                return json_response({"jsonrpc": "2.0", "id": None, "error": err})
+                return _whole_request_error(-32600, "empty batch")
+            if len(body) > MAX_BATCH:
+                return _whole_request_error(
+                    -32600, f"a batch of {len(body)} calls; at most {MAX_BATCH} are allowed"
+                )
             return json_response(await self._batch(body))
         return json_response(await self._one(body))
 
@@ -222,15 +237,17 @@ class RpcService(Service):
             raise _unavailable("sequencer", exc) from None
 
     async def _add_invoke(self, params_list: list[Any]) -> list[Any]:
-        txs: list[Any] = []
-        for params in params_list:
-            p = _params(params, ("invoke_transaction",))
-            tx = p.get("invoke_transaction")
-            txs.append(tx)
-        results: list[Any] = [None] * len(txs)
-        valid = [(i, tx) for i, tx in enumerate(txs) if isinstance(tx, dict)]
-        for i, tx in enumerate(txs):
-            if not isinstance(tx, dict):
+        results: list[Any] = [None] * len(params_list)
+        valid: list[tuple[int, dict[str, Any]]] = []
+        for i, params in enumerate(params_list):
+            try:
+                tx = _params(params, ("invoke_transaction",)).get("invoke_transaction")
+            except RpcError as exc:
+                results[i] = exc
+                continue
+            if isinstance(tx, dict):
+                valid.append((i, tx))
+            else:
                 results[i] = RpcError(-32602, "invoke_transaction must be an object")
         if not valid:
             return results
@@ -273,6 +290,8 @@ class RpcService(Service):
             if one:
                 return await self.pool.fetchrow(query, *args)
             return await self.pool.fetch(query, *args)
+        except asyncpg.DataError as exc:  # a value the database cannot take: the caller's
+            raise RpcError(-32602, f"invalid params: {exc}") from None
         except DB_ERRORS as exc:
             raise _unavailable("database", exc) from None
 
@@ -439,7 +458,7 @@ class RpcService(Service):
                 f"/state/accounts/{_int(data[0], 'account')}", (-32602, "bad account")
             )
         if entry == "position":
-            if len(data) != 2 or data[1] not in MARKETS:
+            if len(data) != 2 or not isinstance(data[1], str) or data[1] not in MARKETS:
                 raise RpcError(-32602, "position takes [account, market]", {"field": "calldata"})
             acct = await self._state(
                 f"/state/accounts/{_int(data[0], 'account')}", (-32602, "bad account")
@@ -477,13 +496,7 @@ class RpcService(Service):
         chunk = _int(f.get("chunk_size", 100), "chunk_size")
         if not 1 <= chunk <= 1000:
             raise RpcError(-32602, "chunk_size must be 1..1000", {"field": "chunk_size"})
-        start = f.get("continuation_token", f.get("from_seq", 0))
-        try:
-            after = int(start) if start not in (None, "") else 0
-        except (TypeError, ValueError):
-            raise RpcError(
-                -32602, "continuation_token must be an event seq", {"field": "continuation_token"}
-            ) from None
+        after = _event_seq(f.get("continuation_token", f.get("from_seq", 0)))
         kinds = f.get("kinds")
         if kinds is not None and (
             not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds)
@@ -509,6 +522,8 @@ class RpcService(Service):
                     account,
                     chunk,
                 )
+        except asyncpg.DataError as exc:
+            raise RpcError(-32602, f"invalid params: {exc}") from None
         except DB_ERRORS as exc:
             raise _unavailable("database", exc) from None
         events = [
@@ -532,6 +547,21 @@ class RpcService(Service):
             "last_seq": events[-1]["seq"] if events else after,
             "head": {"block_number": head["number"], "block_seq": head["seq"]} if head else None,
         }
+
+
+def _event_seq(start: Any) -> int:
+    """Where getEvents starts: an event seq as an integer or its ASCII decimal text."""
+    if start is None or start == "":
+        return 0
+    if isinstance(start, str) and start.isascii() and start.isdigit() and len(start) <= 19:
+        start = int(start)
+    if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < MAX_INT:
+        raise RpcError(
+            -32602,
+            "continuation_token/from_seq must be an event seq (an integer 0..2**62-1)",
+            {"field": "continuation_token"},
+        )
+    return start
 
 
 def main() -> None:

@@ -42,6 +42,7 @@ from l2chaos.stacks.perpdex.common.http import (
     read_json,
     run_main,
 )
+from l2chaos.stacks.perpdex.common.inputs import InputError, parse_int_text
 from l2chaos.stacks.perpdex.common.keys import KeyRing
 from l2chaos.stacks.perpdex.common.log import JsonLog
 from l2chaos.stacks.perpdex.markets import (
@@ -163,6 +164,8 @@ class UiApiService(Service):
             raise ApiError(503, "unavailable", "malformed rpc answer")
         err = answer.get("error")
         if err is not None:
+            if not isinstance(err, dict):
+                raise ApiError(503, "unavailable", "malformed rpc error")
             code = err.get("code")
             if code == -32002:
                 raise ApiError(504, "timeout", "the transaction was sent but is not committed yet")
@@ -392,10 +395,16 @@ class UiApiService(Service):
 
     async def cancel(self, request: web.Request) -> web.Response:
         acct = self._account(request)
-        raw = request.match_info["order_id"]
-        if not raw.isdigit() or int(raw) <= 0 or int(raw) >= 2**62:
-            raise _bad("order_id", "order_id must be a positive integer")
-        tx = {"kind": "cancel", "account": acct, "order_id": int(raw), "client_id": f"cancel-{raw}"}
+        try:
+            order_id = parse_int_text(request.match_info["order_id"], "order_id")
+        except InputError as exc:
+            raise _bad("order_id", str(exc)) from None
+        tx = {
+            "kind": "cancel",
+            "account": acct,
+            "order_id": order_id,
+            "client_id": f"cancel-{order_id}",
+        }
         receipt = await self._submit(tx)
         if receipt["status"] != "accepted":
             return self._rejected(receipt)

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 from l2chaos.stacks.perpdex.common.config import Common, ConfigError
+from l2chaos.stacks.perpdex.common.inputs import InputError, loads_bounded
 from l2chaos.stacks.perpdex.common.log import JsonLog
 
 __all__ = [
@@ -53,11 +54,15 @@ class ApiError(Exception):
 
 
 async def read_json(request: web.Request) -> Any:
+    """The body as JSON (None when empty): 413 past the service's size limit, 400 when it
+    is not JSON or nests deeper than the limit (see common/inputs.py)."""
+    raw = await request.read()
+    if not raw:
+        return None
     try:
-        raw = await request.read()
-        return json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "malformed_json", "the body is not valid JSON", "(body)") from None
+        return loads_bounded(raw)
+    except InputError as exc:
+        raise ApiError(400, "malformed_json", str(exc), "(body)") from None
 
 
 class Service:
@@ -67,11 +72,13 @@ class Service:
     say whether they serve in `ready()` -> (ok, reason).
     """
 
+    max_body = 64 * 1024  # bytes; a service that takes batches raises it
+
     def __init__(self, common: Common, log: JsonLog) -> None:
         self.common = common
         self.log = log
         self.app = web.Application(
-            middlewares=[self._errors, self._admin_guard], client_max_size=4 * 1024 * 1024
+            middlewares=[self._errors, self._admin_guard], client_max_size=self.max_body
         )
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/ready", self._ready)
@@ -98,8 +105,8 @@ class Service:
             token = self.common.admin_token
             if token is None:
                 return error_response(404, "not_found", "no such route")
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            given = request.headers.get("Authorization", "").encode("utf-8", "replace")
+            if not hmac.compare_digest(given, f"Bearer {token}".encode()):
                 return error_response(401, "unauthorized", "admin routes need the bearer token")
         return await handler(request)
 
@@ -109,6 +116,12 @@ class Service:
             return await handler(request)
         except ApiError as exc:
             return error_response(exc.status, exc.code, exc.message, exc.field)
+        except InputError as exc:  # a strict parser refused a value the handler did not name
+            return error_response(400, "invalid", str(exc))
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(
+                413, "too_large", f"the body is larger than {self.max_body} bytes", "(body)"
+            )
         except web.HTTPException as exc:
             if exc.status >= 400:
                 return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)

@@ -9,7 +9,10 @@ POST /oracle/prices  {"prices": [{market, price, observed_ts_ns}], "nonce"} -> 2
 GET  /state/head | /state/markets | /state/accounts/{id} | /state/orders/{id}
      | /state/receipts/{hash}     current (soft) state, straight from memory
 admin: POST /admin/chaos/mode {mode}, /admin/chaos/rollback {to_block|blocks_back},
-       /admin/chaos/clock {offset_ms}; GET /admin/state
+       /admin/chaos/clock {offset_ms, |offset_ms| <= MAX_CLOCK_OFFSET_MS}; GET /admin/state
+
+Limits: bodies up to MAX_BODY bytes (413 beyond), at most MAX_TXS transactions per
+/txs call and MAX_PRICES quotes per price update (400 beyond).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 from l2chaos.stacks.perpdex.common.http import ApiError, Service, json_response, read_json
+from l2chaos.stacks.perpdex.common.inputs import MAX_INT, InputError, parse_int_text
 from l2chaos.stacks.perpdex.common.keys import KeyRing
 from l2chaos.stacks.perpdex.common.log import JsonLog
 from l2chaos.stacks.perpdex.engine.txs import MODES, Tx, TxError, parse_tx
@@ -29,10 +33,17 @@ from l2chaos.stacks.perpdex.markets import MARKET_NAMES, MARKETS
 from l2chaos.stacks.perpdex.sequencer.config import SequencerConfig
 from l2chaos.stacks.perpdex.sequencer.node import MempoolFull, Node, RollbackRefused
 
-__all__ = ["SequencerService"]
+__all__ = ["MAX_BODY", "MAX_CLOCK_OFFSET_MS", "MAX_PRICES", "MAX_TXS", "SequencerService"]
+
+MAX_BODY = 2 * 1024 * 1024  # bytes: a /txs call of MAX_TXS signed transactions fits
+MAX_TXS = 1000
+MAX_PRICES = 64
+MAX_CLOCK_OFFSET_MS = 365 * 86_400_000  # a year either way
 
 
 class SequencerService(Service):
+    max_body = MAX_BODY
+
     def __init__(self, cfg: SequencerConfig, log: JsonLog) -> None:
         super().__init__(cfg.common, log)
         self.cfg = cfg
@@ -112,6 +123,10 @@ class SequencerService(Service):
         body = await read_json(request)
         if not isinstance(body, list) or not body:
             raise ApiError(400, "invalid_tx", "expected a non-empty JSON list", "(body)")
+        if len(body) > MAX_TXS:
+            raise ApiError(
+                400, "too_many", f"{len(body)} transactions; at most {MAX_TXS} per call", "(body)"
+            )
         out: list[Any] = [None] * len(body)
         waits: list[tuple[int, Tx, asyncio.Future[dict[str, Any]]]] = []
         for i, obj in enumerate(body):
@@ -140,6 +155,11 @@ class SequencerService(Service):
             body = {"prices": body}
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_tx", "expected {prices: [...]}", "(body)")
+        prices = body.get("prices")
+        if isinstance(prices, list) and len(prices) > MAX_PRICES:
+            raise ApiError(
+                400, "too_many", f"{len(prices)} quotes; at most {MAX_PRICES} per update", "prices"
+            )
         try:
             tx = parse_tx({**body, "kind": "price"}, self.cfg.layout)
         except TxError as exc:
@@ -182,7 +202,7 @@ class SequencerService(Service):
         return json_response({"mode": n.ex.mode, "markets": out})
 
     async def get_account(self, request: web.Request) -> web.Response:
-        aid = _int_param(request, "account")
+        aid = _int_param(request, "account", minimum=-MAX_INT + 1)
         return json_response(self.node.ex.account_view(aid))
 
     async def get_order(self, request: web.Request) -> web.Response:
@@ -220,6 +240,10 @@ class SequencerService(Service):
         body = await read_json(request)
         if not isinstance(body, dict):
             raise ApiError(400, "invalid", "expected {to_block} or {blocks_back}", "(body)")
+        for key in ("to_block", "blocks_back"):
+            v = body.get(key)
+            if key in body and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise ApiError(400, "invalid", f"{key} must be an integer >= 0", key)
         try:
             result = await self.node.rollback(body)
         except RollbackRefused as exc:
@@ -233,8 +257,14 @@ class SequencerService(Service):
     async def admin_clock(self, request: web.Request) -> web.Response:
         body = await read_json(request)
         off = body.get("offset_ms") if isinstance(body, dict) else None
-        if isinstance(off, bool) or not isinstance(off, int):
-            raise ApiError(400, "invalid", "offset_ms must be an integer", "offset_ms")
+        if isinstance(off, bool) or not isinstance(off, int) or abs(off) > MAX_CLOCK_OFFSET_MS:
+            raise ApiError(
+                400,
+                "invalid",
+                f"offset_ms must be an integer from -{MAX_CLOCK_OFFSET_MS} to "
+                f"{MAX_CLOCK_OFFSET_MS} (a year)",
+                "offset_ms",
+            )
         self.node.clock_offset_ns = off * 1_000_000
         self.log.warning("chain clock offset set", offset_ms=off)
         return json_response({"offset_ms": off})
@@ -262,9 +292,8 @@ def _consume(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-def _int_param(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
+def _int_param(request: web.Request, name: str, minimum: int = 1) -> int:
     try:
-        return int(raw)
-    except ValueError:
-        raise ApiError(400, "invalid", f"{name} must be an integer", name) from None
+        return parse_int_text(request.match_info[name], name, minimum=minimum)
+    except InputError as exc:
+        raise ApiError(400, "invalid", str(exc), name) from None

@@ -46,6 +46,7 @@ class Perp:
         self.roles = {a["account"]: a["role"] for a in accounts}
         self._rid = 0
         self._faults = 0
+        self._last_mark = 0
 
     def close(self) -> None:
         self.http.close()
@@ -101,6 +102,26 @@ class Perp:
             out += page["events"]
             token = page["continuation_token"]
         return out
+
+    def event_mark(self) -> int:
+        """The seq of the last event so far: `account_events_since` starts after it."""
+        events = self.events(after=self._last_mark)
+        self._last_mark = events[-1]["seq"] if events else self._last_mark
+        return self._last_mark
+
+    def state(self, accounts: list[int]) -> dict[str, Any]:
+        """What a rejected request must not change: the accounts' balances (cash,
+        positions, open orders), the bridge's escrow and L1 messages."""
+        bridge = self.http.get(self.url("bridge", "/state")).json()
+        return {
+            "balances": {a: self.balance(a) for a in accounts},
+            "escrow": bridge["escrow_balance"],
+            "messages": bridge["messages"],
+        }
+
+    def account_events_since(self, mark: int, accounts: list[int]) -> list[dict[str, Any]]:
+        """The accounts' events (orders, fills, deposits, withdrawals) after `mark`."""
+        return [e for a in accounts for e in self.events(account=a, after=mark)]
 
     def head(self) -> dict[str, Any]:
         answer: dict[str, Any] = self.http.get(self.url("sequencer", "/state/head")).json()
@@ -227,8 +248,7 @@ class Perp:
         return out
 
 
-@pytest.fixture
-def perpdex(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager[Perp]]:
+def _starter(root: Path) -> Callable[..., contextlib.AbstractContextManager[Perp]]:
     spec = load_stack(STACK_FILE)
     count = 0
 
@@ -243,10 +263,10 @@ def perpdex(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager[P
         count += 1
         sw = {**spec.profiles[profile], **(switches or {})}
         run = StackRun(spec, profile, sw, {**FAST, **(settings or {})}, seed=1604710)
-        run_dir = tmp_path / f"run{count}"
+        run_dir = root / f"run{count}"
         run_dir.mkdir()
         stack = LocalBackend(stop_timeout_s=5).up(
-            run, run_id=f"perpdex-it-{os.getpid()}-{count}", run_dir=run_dir,
+            run, run_id=f"perpdex-it-{os.getpid()}-{root.name}-{count}", run_dir=run_dir,
             env={"L2CHAOS_ADMIN_TOKEN": TOKEN, **(env or {})},
         )  # fmt: skip
         perp = None
@@ -259,3 +279,15 @@ def perpdex(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager[P
             stack.down()
 
     return start
+
+
+@pytest.fixture
+def perpdex(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager[Perp]]:
+    return _starter(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def hardened_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Perp]:
+    """One hardened stack shared by a module's tests (they must leave it as they found it)."""
+    with _starter(tmp_path_factory.mktemp("shared"))("hardened") as p:
+        yield p

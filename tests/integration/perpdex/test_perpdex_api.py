@@ -189,16 +189,16 @@ def test_rpc_errors_are_json_rpc_error_objects(perpdex: Any) -> None:
     with perpdex("vulnerable") as p:
         url = p.url("rpc", "/")
 
-        def err(body: Any) -> dict[str, Any]:
+        def err(body: Any, status: int = 200) -> dict[str, Any]:
             r = httpx.post(
                 url,
                 content=body if isinstance(body, bytes) else None,
                 json=None if isinstance(body, bytes) else body,
             )
-            assert r.status_code == 200
+            assert r.status_code == status
             return dict(r.json()["error"])
 
-        assert err(b"{oops")["code"] == -32700
+        assert err(b"{oops", 400)["code"] == -32700  # the request as a whole is unusable
         assert err({"id": 1, "method": "starknet_blockNumber"})["code"] == -32600
         assert err({"jsonrpc": "2.0", "id": 1, "method": "nope"})["code"] == -32601
         assert (
