@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from .formulas import FundingRule, div
 from .ledger import IncrementalRoot, LedgerState, block_hash
-from .synth import DEFAULT_HEADER, T0_NS
+from .synth import DEFAULT_HEADER, FORMULAS, T0_NS
 
 __all__ = ["SimStats", "generate_run"]
 
@@ -87,8 +88,14 @@ class _Sim:
         self.out = _Out(run_dir, self.stats)
         self.st = LedgerState(DUST)
         self.root = IncrementalRoot(self.st)
-        self.price = {BTC: 90_000, ETH: 30_000}
-        self.index = {BTC: 400_000_000, ETH: 150_000_000}  # funding index
+        self.price = {BTC: 90_000, ETH: 30_000}  # the oracle's model price
+        # market data in force: index price, mark, funding index and its accrual time
+        self.index_price = {BTC: 0, ETH: 0}
+        self.mark = {BTC: 0, ETH: 0}
+        self.index = {BTC: 400_000_000, ETH: 150_000_000}
+        self.funding_ts = {BTC: T0_NS + 10**9, ETH: T0_NS + 10**9}
+        fi = FORMULAS["funding_index"]
+        self.rule = FundingRule(fi["period_ns"], fi["premium_cap_bps"], fi["rounding"])
         self.ev_seq = 0
         self.seq = 0
         self.number = 0
@@ -164,8 +171,8 @@ class _Sim:
         self.settle(buyer, m, t)
         self.settle(seller, m, t)
         notional = qty * price
-        fee_b = notional * TAKER_FEE_BPS // 10_000
-        fee_s = notional * MAKER_FEE_BPS // 10_000
+        fee_b = div(notional * TAKER_FEE_BPS, 10_000, "ceil")
+        fee_s = div(notional * MAKER_FEE_BPS, 10_000, "ceil")
         idx = self.index[m]
         b_after = self.size(buyer, m)[0] + qty
         s_after = self.size(seller, m)[0] - qty
@@ -373,6 +380,7 @@ class _Sim:
 
         # genesis: everyone funded through the bridge, credited in block 0
         t = 1.0
+        self.emit("genesis", t, {"funding_index": dict(self.index)})
         for a in [*range(1, self.n_accounts + 1), INS, LIQ]:
             self.lock(a, base_dep, t - 0.5, 0)
         self.lock(self.maker, 1_000 * base_dep, t - 0.5, 0)
@@ -385,11 +393,13 @@ class _Sim:
             orphaned = self.orphan is not None and self.orphan[0] <= self.seq < self.orphan[1]
             if self.orphan is not None and self.seq == self.orphan[0]:
                 snapshot = (self.st.copy(), dict(self.hash_by_number))
+                markets = self._market_data()
                 back_to = self.number - 1
             extra_rollback: dict[str, Any] | None = None
             if self.orphan is not None and self.seq == self.orphan[1] and snapshot is not None:
                 # the declared rollback: state back to block `back_to`, production goes on
                 self.st = snapshot[0]
+                self.index_price, self.mark, self.index, self.funding_ts = markets
                 self.root = IncrementalRoot(self.st)
                 self.root.touch(self.st.accounts())
                 orphan_seqs = list(range(self.orphan[0], self.orphan[1]))
@@ -397,6 +407,7 @@ class _Sim:
                 self.head = self.hash_by_number[back_to]
                 extra_rollback = {
                     "to_block": back_to,
+                    "to_seq": self.orphan[0] - 1,
                     "to_hash": self.head,
                     "state_root": self.root_by_number[back_to],
                     "orphaned": orphan_seqs,
@@ -444,7 +455,6 @@ class _Sim:
             if k % 5 == 0:
                 for m in (BTC, ETH):
                     self.price[m] = max(1_000, round(self.price[m] * (1 + rng.gauss(0, 0.0008))))
-                    self.index[m] += rng.randint(-20_000, 20_000)
                     self._tick(m, t)
             # modes around the database restart
             if post_only[0] <= t < post_only[0] + BLOCK_S:
@@ -513,16 +523,28 @@ class _Sim:
         )
         return self.stats
 
+    def _market_data(self) -> tuple[dict[str, int], ...]:
+        return dict(self.index_price), dict(self.mark), dict(self.index), dict(self.funding_ts)
+
     def _tick(self, m: str, t: float) -> None:
+        """An oracle tick: funding accrues (the documented formula) and the price and a
+        mark a little off it come into force."""
         p = self.price[m]
+        now = self.t_ns(t)
+        self.index[m] += self.rule.delta(
+            self.mark[m], self.index_price[m], now - self.funding_ts[m], MICRO
+        )
+        self.funding_ts[m] = max(self.funding_ts[m], now)
+        self.index_price[m] = p
+        self.mark[m] = round(p * (1 + self.rng.uniform(-0.003, 0.003)))
         self.out.write(
             "audit/oracle_reference.jsonl",
             {
-                "host_ts_ns": self.t_ns(t),
+                "host_ts_ns": now,
                 "market": m,
                 "model_price": p,
                 "published_price": p,
-                "observed_ts_ns": self.t_ns(t),
+                "observed_ts_ns": now,
                 "mode": "normal",
             },
         )
@@ -533,12 +555,17 @@ class _Sim:
                 "block": self.number,
                 "market": m,
                 "index_price": p,
-                "mark_price": p,
+                "mark_price": self.mark[m],
                 "funding_index": self.index[m],
-                "index_ts_ns": self.t_ns(t),
+                "index_ts_ns": now,
+                "funding_ts_ns": self.funding_ts[m],
             },
         )
-        self.emit("price_update", t, {"market": m, "price": p, "funding_index": self.index[m]})
+        self.emit(
+            "price_update",
+            t,
+            {"market": m, "price": p, "mark_price": self.mark[m], "funding_index": self.index[m]},
+        )
 
     def _mode(self, mode: str, t: float) -> None:
         self.emit(
@@ -554,24 +581,27 @@ class _Sim:
         positions = {m: [s, c] for m, (s, c) in st.account_positions(w).items()}
         markets = {
             m: {
-                "index_price": self.price[m],
-                "mark_price": self.price[m],
+                "index_price": self.index_price[m],
+                "mark_price": self.mark[m],
                 "funding_index": self.index[m],
             }
             for m in positions
         }
         eq = cash + sum(
-            s * self.price[m] - s * (self.index[m] - c) // MICRO for m, (s, c) in positions.items()
+            s * self.mark[m] + (-s * (self.index[m] - c)) // MICRO
+            for m, (s, c) in positions.items()
         )
-        mm = sum(abs(s) * self.price[m] * MMF_BPS // 10_000 for m, (s, _) in positions.items())
+        mm = sum(
+            div(abs(s) * self.mark[m] * MMF_BPS, 10_000, "ceil") for m, (s, _) in positions.items()
+        )
         budget = max(0, eq)
         for m in sorted(positions):
             self.settle(w, m, t)
             self.settle(LIQ, m, t)
             size = self.size(w, m)[0]
-            price = self.price[m]
+            price = self.mark[m]
             notional = size * price
-            fee = min(abs(size) * price * LIQ_FEE_BPS // 10_000, budget)
+            fee = min(div(abs(size) * price * LIQ_FEE_BPS, 10_000, "ceil"), budget)
             budget -= fee
             vault_after = self.size(LIQ, m)[0] + size
             self.emit(
@@ -582,7 +612,7 @@ class _Sim:
                     "market": m,
                     "size": size,
                     "price": price,
-                    "oracle_price": price,
+                    "oracle_price": self.index_price[m],
                     "mark_price": price,
                     "guard": None,
                     "cash": cash,

@@ -15,9 +15,22 @@ from typing import Any
 
 from .ledger import block_hash
 
-__all__ = ["DEFAULT_HEADER", "RecordWriter", "block_hash"]
+__all__ = ["DEFAULT_HEADER", "FORMULAS", "RecordWriter", "block_hash"]
 
 T0_NS = 1_768_800_000_000_000_000
+
+# The value formulas of docs/architecture.md, as the reference stack states them.
+FORMULAS: dict[str, Any] = {
+    "funding_index": {
+        "on": "price_update",
+        "period_ns": 8 * 3600 * 1_000_000_000,
+        "premium_cap_bps": 50,
+        "rounding": "floor",
+    },
+    "funding_settlement": {"rounding": "floor", "remainder_to": "dust"},
+    "fee": {"rounding": "ceil"},
+    "liquidation": {"price": "mark", "fee_rounding": "ceil", "fee_cap": "equity"},
+}
 
 DEFAULT_HEADER: dict[str, Any] = {
     "format": "l2chaos-audit/1",
@@ -47,6 +60,7 @@ DEFAULT_HEADER: dict[str, Any] = {
     },
     "system_accounts": {"fees": -1, "insurance": -2, "liquidator": -3, "dust": -4},
     "switches": {},
+    "formulas": FORMULAS,
 }
 
 

@@ -129,6 +129,7 @@ def _header(meta: dict[str, Any]) -> dict[str, Any]:
         "accounts": meta.get("accounts"),
         "finality_blocks": meta.get("finality_blocks"),
         "seed": meta.get("seed"),
+        "formulas": meta.get("formulas"),
         "exported_t_ns": time.time_ns(),
     }
 

@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from l2chaos.stacks.perpdex.engine.book import Book, Order
-from l2chaos.stacks.perpdex.engine.funding import funding_delta, mark_price, premium
+from l2chaos.stacks.perpdex.engine.funding import (
+    FUNDING_PERIOD_NS,
+    PREMIUM_CAP_BPS,
+    funding_delta,
+    mark_price,
+    premium,
+)
 from l2chaos.stacks.perpdex.engine.margin import (
     equity,
     funding_settlement,
@@ -55,7 +61,7 @@ from l2chaos.stacks.perpdex.markets import (
     AccountLayout,
 )
 
-__all__ = ["SWITCHES", "BlockContext", "BlockOutput", "Exchange", "Guards"]
+__all__ = ["FORMULAS", "SWITCHES", "BlockContext", "BlockOutput", "Exchange", "Guards"]
 
 SWITCHES = (
     "readiness_gate",
@@ -64,6 +70,20 @@ SWITCHES = (
     "post_only_band",
     "staged_reopen",
 )
+
+# The arithmetic above as the audit header states it (docs/architecture.md, "formulas"),
+# so checkers recompute every value flow from the stack's own declared rules.
+FORMULAS = {
+    "funding_index": {
+        "on": "price_update",
+        "period_ns": FUNDING_PERIOD_NS,
+        "premium_cap_bps": PREMIUM_CAP_BPS,
+        "rounding": "floor",
+    },
+    "funding_settlement": {"rounding": "floor", "remainder_to": "dust"},
+    "fee": {"rounding": "ceil"},
+    "liquidation": {"price": "mark", "fee_rounding": "ceil", "fee_cap": "equity"},
+}
 
 
 @dataclass(frozen=True)

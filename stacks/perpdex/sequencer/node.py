@@ -30,7 +30,7 @@ from typing import Any
 from l2chaos.stacks.perpdex.common.log import JsonLog
 from l2chaos.stacks.perpdex.db.chain import ChainStore, LoadedState, SealedBlock
 from l2chaos.stacks.perpdex.db.migrate import migrate
-from l2chaos.stacks.perpdex.engine.exchange import BlockContext, BlockOutput, Exchange
+from l2chaos.stacks.perpdex.engine.exchange import FORMULAS, BlockContext, BlockOutput, Exchange
 from l2chaos.stacks.perpdex.engine.state import MarketCache, MarketData
 from l2chaos.stacks.perpdex.engine.stateroot import GENESIS_PARENT, block_hash, tx_root
 from l2chaos.stacks.perpdex.engine.txs import Tx
@@ -190,6 +190,7 @@ class Node:
                 "adversaries": list(layout.adversaries),
             },
             "finality_blocks": self.cfg.finality_blocks,
+            "formulas": FORMULAS,
         }
 
     # ------------------------------------------------------------------ readiness

@@ -169,9 +169,11 @@ def test_junit_is_valid_and_carries_the_evidence(checked: Checked) -> None:
         "no_zero_price_liquidations",
         "liquidations_justified",
         "acknowledged_writes_durable",
+        # the corrupted liquidations moved no value: their transfers are missing
+        "value_flows",
         "expectation[hardened]",
     }
-    assert suite.get("failures") == "4"
+    assert suite.get("failures") == "5"
     text = cases["no_zero_price_liquidations"].findtext("failure") or ""
     assert '"account": 4242' in text
     assert "2 violation(s)" in text
@@ -220,7 +222,8 @@ def test_html_is_self_contained_with_bands_and_violation_rows(checked: Checked) 
     html = (run / "report.html").read_text()
     assert html.count('class="fault-band"') == len(out.faults) == 5
     total = sum(v.total_violations for v in out.all_verdicts())
-    assert html.count('<tr class="violation"') == total == 5
+    # 5 planted, plus value_flows' 6: each bad liquidation moved nothing for 3 accounts
+    assert html.count('<tr class="violation"') == total == 11
     assert "default-src 'none'" in html
     # nothing to fetch: no src/href attributes, no URLs but the SVG namespace
     assert not re.search(r"\s(src|href)=", html)

@@ -1,0 +1,382 @@
+"""funding_continuity: every market's funding index follows the stack's documented
+formula tick by tick, and every funding settlement pays exactly what it says.
+
+From audit/events.jsonl (canonical blocks, in `seq` order), the audit header's
+`formulas` (docs/architecture.md) and audit/market_state.jsonl:
+
+- the funding index starts at the `genesis` event's value; each `price_update` must
+  record I + ΔI, where ΔI is recomputed from the index, mark and accrual time in force
+  before it (`formulas.funding_index`); a reset to 0 or any other jump is a violation.
+  After a declared rollback the market data restarts from what was persisted at the
+  rollback target (the state the stack restores);
+- each persisted market row (market_state.jsonl) carries the chain's funding index at
+  that block: what a reload reads back is what the chain computed;
+- each `funding_settlement` moves the position's cached index from its replayed value
+  to the market's current index, pays floor/ceil(-S x ΔI / scale) to the account (the
+  side the sign says: longs pay when the index rises) and the remainder, within
+  [0, scale) micro-quanta, to the dust account;
+- any other event that changes a position leaves it cached at the market's current
+  index and never moves a cached index of an open position (that would skip funding).
+
+Work = `price_update` and `funding_settlement` events (and position changes).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .base import Checker, Findings, Verdict
+from .formulas import FormulaError, Formulas, FundingRule, div
+from .ledger import LedgerError, LedgerState
+from .record import AUDIT, RunRecord
+
+
+@dataclass
+class _Market:
+    index: int
+    mark: int
+    funding: int
+    funding_ts: int
+
+
+@dataclass(frozen=True)
+class _Row:
+    block_seq: int
+    block: Any
+    index: int
+    mark: int
+    funding: int
+    funding_ts: int | None
+
+
+def persisted_rows(record: RunRecord) -> dict[str, list[_Row]]:
+    """Canonical persisted market rows per market, in block order."""
+
+    def compute() -> dict[str, list[_Row]]:
+        canonical = record.canonical_seqs()
+        out: dict[str, list[_Row]] = {}
+        for r in record.market_state():
+            bs, m = r.get("block_seq"), r.get("market")
+            index, mark, fi = (r.get(k) for k in ("index_price", "mark_price", "funding_index"))
+            if not isinstance(bs, int) or not isinstance(m, str):
+                continue
+            if canonical is not None and bs not in canonical:
+                continue
+            if not (isinstance(index, int) and isinstance(mark, int) and isinstance(fi, int)):
+                continue
+            fts = r.get("funding_ts_ns")
+            row = _Row(bs, r.get("block"), index, mark, fi, fts if isinstance(fts, int) else None)
+            out.setdefault(m, []).append(row)
+        for rows in out.values():
+            rows.sort(key=lambda x: x.block_seq)
+        return out
+
+    return record.memo("persisted_market_rows", compute)
+
+
+class FundingContinuity(Checker):
+    name = "funding_continuity"
+    summary = (
+        "Funding indices follow the documented formula tick by tick (no reset to 0 or jump "
+        "without a declared rollback), persisted market rows carry them, and every funding "
+        "settlement pays -size x Δindex rounded as documented, the remainder to dust."
+    )
+    needs: ClassVar[tuple[str, ...]] = (AUDIT.HEADER, AUDIT.EVENTS)
+
+    def check(self, record: RunRecord) -> Verdict:
+        header = record.header
+        if header is None:
+            return self.not_applicable("audit/header.json is missing")
+        try:
+            formulas = Formulas.from_header(header.raw.get("formulas"))
+        except FormulaError as exc:
+            return self.not_applicable(f"audit header formulas: {exc}")
+        if formulas.funding is None or formulas.settlement_rounding is None:
+            return self.not_applicable(
+                "the audit header states no funding_index / funding_settlement formula"
+            )
+        return _Replay(self, record, formulas.funding, formulas.settlement_rounding).run()
+
+
+class _Replay:
+    def __init__(
+        self, checker: FundingContinuity, record: RunRecord, rule: FundingRule, rounding: str
+    ) -> None:
+        assert record.header is not None
+        self.checker = checker
+        self.record = record
+        self.rule = rule
+        self.rounding = rounding
+        self.scale = record.header.funding_index_scale
+        self.st = LedgerState(record.header.account("dust"))
+        self.markets: dict[str, _Market] = {}
+        self.rows = persisted_rows(record)
+        self.found: Findings = checker.findings()
+        self.n = {"price_updates": 0, "settlements": 0, "positions": 0, "persisted_rows": 0}
+        self.work = 0
+
+    def run(self) -> Verdict:
+        canonical = self.record.canonical_seqs()
+        row_i = dict.fromkeys(self.rows, 0)
+        last_bs: int | None = None
+        for ev in self.record.events():
+            bs = ev.get("block_seq")
+            if canonical is not None and isinstance(bs, int) and bs not in canonical:
+                continue
+            if isinstance(bs, int) and bs != last_bs:
+                self._compare_rows(row_i, bs)
+                last_bs = bs
+            self._event(ev)
+        self._compare_rows(row_i, float("inf"))
+        return self.checker.verdict(
+            self.n,
+            self.found,
+            work=self.work,
+            what="price updates, funding settlements or position changes",
+            details={
+                "funding_index": {m: s.funding for m, s in sorted(self.markets.items())},
+                "formula": {
+                    "period_ns": self.rule.period_ns,
+                    "premium_cap_bps": self.rule.premium_cap_bps,
+                    "rounding": self.rule.rounding,
+                    "settlement_rounding": self.rounding,
+                },
+            },
+        )
+
+    # ------------------------------------------------------------------ events
+
+    def _event(self, ev: dict[str, Any]) -> None:
+        kind = ev.get("kind")
+        raw = ev.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        if kind == "genesis":
+            self._genesis(ev, data)
+        elif kind == "price_update":
+            self.work += 1
+            self._price(ev, data)
+        elif kind == "rollback":
+            self._rollback(data)
+        ledger = ev.get("ledger")
+        if not isinstance(ledger, dict):
+            return
+        before = {
+            (e[0], e[1]): self.st.positions.get(e[0], {}).get(e[1], (0, 0))
+            for e in ledger.get("pos") or ()
+            if isinstance(e, (list, tuple)) and len(e) == 4
+        }
+        dust_before = self.st.dust_micro
+        try:
+            d = self.st.apply(ledger)
+        except LedgerError:
+            return  # fund_conservation reports malformed ledgers
+        if kind == "funding_settlement":
+            self.work += 1
+            self._settlement(ev, ledger, before, d.by_account, self.st.dust_micro - dust_before)
+        else:
+            self._positions(ev, ledger, before)
+
+    def _genesis(self, ev: dict[str, Any], data: dict[str, Any]) -> None:
+        t = ev.get("chain_ts_ns")
+        fi = data.get("funding_index")
+        if not isinstance(fi, dict) or not isinstance(t, int):
+            return
+        for m, v in fi.items():
+            if isinstance(v, int):
+                self.markets[m] = _Market(0, 0, v, t)
+
+    def _price(self, ev: dict[str, Any], data: dict[str, Any]) -> None:
+        m, price, mark, fi = (
+            data.get(k) for k in ("market", "price", "mark_price", "funding_index")
+        )
+        t = ev.get("chain_ts_ns")
+        if not (isinstance(m, str) and isinstance(t, int)):
+            return
+        if not (isinstance(price, int) and isinstance(mark, int) and isinstance(fi, int)):
+            self._add(
+                ev,
+                f"price_update of {m} lacks an integer price, mark_price or funding_index",
+                market=m,
+            )
+            return
+        st = self.markets.get(m)
+        if st is None:  # no genesis value: this update is the baseline
+            self.markets[m] = _Market(price, mark, fi, t)
+            return
+        self.n["price_updates"] += 1
+        dt = t - st.funding_ts
+        expected = st.funding + self.rule.delta(st.mark, st.index, dt, self.scale)
+        if fi != expected:
+            what = "reset to 0" if fi == 0 and expected != 0 else f"is {fi}"
+            self._add(
+                ev,
+                f"block {ev.get('block')}: the funding index of {m} {what}; the formula gives "
+                f"{expected} (index {st.index}, mark {st.mark}, dt {dt} ns from {st.funding})",
+                market=m,
+                expected=expected,
+                seen=fi,
+                difference=fi - expected,
+                previous=st.funding,
+                dt_ns=dt,
+            )
+        st.index, st.mark, st.funding = price, mark, fi
+        st.funding_ts = max(st.funding_ts, t)
+
+    def _rollback(self, data: dict[str, Any]) -> None:
+        """The stack restores market data persisted at the target: the replay rebases."""
+        to_seq = data.get("to_seq")
+        if not isinstance(to_seq, int):
+            return
+        for m, rows in self.rows.items():
+            i = bisect_right([r.block_seq for r in rows], to_seq) - 1
+            st = self.markets.get(m)
+            if i < 0 or st is None:
+                continue
+            r = rows[i]
+            st.index, st.mark, st.funding = r.index, r.mark, r.funding
+            if r.funding_ts is not None:
+                st.funding_ts = r.funding_ts
+
+    def _settlement(
+        self,
+        ev: dict[str, Any],
+        ledger: dict[str, Any],
+        before: dict[tuple[Any, Any], tuple[int, int]],
+        cash: dict[int, int],
+        dust: int,
+    ) -> None:
+        for acct, m, size, idx in ledger.get("pos") or ():
+            old_size, cached = before.get((acct, m), (0, 0))
+            self.n["settlements"] += 1
+            if size != old_size:
+                self._add(
+                    ev,
+                    f"funding settlement of account {acct} on {m} changed its size",
+                    account=acct,
+                    market=m,
+                    expected=old_size,
+                    seen=size,
+                )
+            st = self.markets.get(m)
+            if st is not None and idx != st.funding:
+                self._add(
+                    ev,
+                    f"block {ev.get('block')}: account {acct} settled {m} funding to index {idx}, "
+                    f"but the market's funding index is {st.funding}",
+                    account=acct,
+                    market=m,
+                    expected=st.funding,
+                    seen=idx,
+                    difference=idx - st.funding,
+                )
+            payment = -old_size * (idx - cached)
+            want_cash = div(payment, self.scale, self.rounding)
+            want_dust = payment - want_cash * self.scale
+            got_cash = cash.get(acct, 0)
+            if got_cash != want_cash:
+                side = "long" if old_size > 0 else "short"
+                sign = (
+                    f" (the {side} {'paid' if got_cash < 0 else 'received'} funding although the "
+                    f"index {'rose' if idx > cached else 'fell'})"
+                    if got_cash * want_cash < 0
+                    else ""
+                )
+                self._add(
+                    ev,
+                    f"block {ev.get('block')}: funding settlement of account {acct} on {m} "
+                    f"credited {got_cash}, -size x Δindex / {self.scale} rounded "
+                    f"{self.rounding} is {want_cash}{sign}",
+                    account=acct,
+                    market=m,
+                    size=old_size,
+                    index_from=cached,
+                    index_to=idx,
+                    expected=want_cash,
+                    seen=got_cash,
+                    difference=got_cash - want_cash,
+                )
+            if dust != want_dust or not 0 <= dust < self.scale:
+                self._add(
+                    ev,
+                    f"block {ev.get('block')}: funding settlement of account {acct} on {m} "
+                    f"sent {dust} micro-quanta to the dust account, expected {want_dust} "
+                    f"(within [0, {self.scale}))",
+                    account=acct,
+                    market=m,
+                    expected=want_dust,
+                    seen=dust,
+                    difference=dust - want_dust,
+                )
+
+    def _positions(
+        self,
+        ev: dict[str, Any],
+        ledger: dict[str, Any],
+        before: dict[tuple[Any, Any], tuple[int, int]],
+    ) -> None:
+        for acct, m, size, idx in ledger.get("pos") or ():
+            old_size, cached = before.get((acct, m), (0, 0))
+            st = self.markets.get(m)
+            self.n["positions"] += 1
+            self.work += 1
+            if old_size != 0 and idx != cached and size != 0:
+                self._add(
+                    ev,
+                    f"block {ev.get('block')}: {ev.get('kind')} moved account {acct}'s cached "
+                    f"funding index on {m} from {cached} to {idx} without a settlement",
+                    account=acct,
+                    market=m,
+                    expected=cached,
+                    seen=idx,
+                    difference=idx - cached,
+                )
+            elif size != 0 and st is not None and idx != st.funding:
+                self._add(
+                    ev,
+                    f"block {ev.get('block')}: {ev.get('kind')} left account {acct}'s {m} "
+                    f"position cached at index {idx}, the market's funding index is {st.funding}",
+                    account=acct,
+                    market=m,
+                    expected=st.funding,
+                    seen=idx,
+                    difference=idx - st.funding,
+                )
+
+    # -------------------------------------------------------------- persisted
+
+    def _compare_rows(self, row_i: dict[str, int], before_seq: float) -> None:
+        """Persisted rows of blocks before `before_seq` against the replayed index."""
+        for m, rows in self.rows.items():
+            i = row_i[m]
+            while i < len(rows) and rows[i].block_seq < before_seq:
+                r = rows[i]
+                i += 1
+                st = self.markets.get(m)
+                if st is None:
+                    continue
+                self.n["persisted_rows"] += 1
+                if r.funding != st.funding:
+                    self.found.add(
+                        f"block {r.block}: the persisted funding index of {m} is {r.funding}, "
+                        f"the chain's is {st.funding} (a reload reads this row back)",
+                        block=r.block,
+                        block_seq=r.block_seq,
+                        market=m,
+                        expected=st.funding,
+                        seen=r.funding,
+                        difference=r.funding - st.funding,
+                    )
+            row_i[m] = i
+
+    def _add(self, ev: dict[str, Any], message: str, **evidence: Any) -> None:
+        self.found.add(
+            message,
+            event_seq=ev.get("seq"),
+            kind=ev.get("kind"),
+            block=ev.get("block"),
+            block_seq=ev.get("block_seq"),
+            host_ts_ns=ev.get("host_ts_ns"),
+            **evidence,
+        )

@@ -1,0 +1,431 @@
+"""value_flows: every fill, liquidation and insurance move recomputed from the stack's
+documented rules: who pays, who receives, how much, rounded which way.
+
+fund_conservation proves the sums; this proves the routing. From audit/events.jsonl
+(canonical blocks, `seq` order), the accounts replayed from the ledgers, the market
+parameters and `formulas` of the audit header (docs/architecture.md):
+
+- `fill`: maker and taker fees = round(size x price x bps / 1e4) with the market's
+  maker/taker bps and `formulas.fee.rounding`; the buyer pays size x price plus its
+  fee, the seller receives size x price less its fee, the fees account is credited
+  both fees and no other account moves; the buyer's position grows and the seller's
+  shrinks by the size;
+- `liquidation`: the account snapshot in the event is the replayed account; it is
+  filled at the market's mark (the last `price_update`); the fee is round(|size| x
+  price x liquidation bps / 1e4), capped at what is left of the account's equity
+  (recomputed at the marks and funding indices: cash + Σ size x mark + round(-size x
+  (I - cached) / scale)) after the fees of its earlier markets; the account receives
+  size x price less the fee, the liquidator vault pays size x price and takes the
+  position, the insurance fund gets the fee;
+- `insurance_cover`: covers min(deficit, insurance fund) of a liquidated account's
+  negative cash; a deficit left is declared by `insurance_shortfall` with the amount
+  left; a liquidated account is never left negative in silence.
+
+Evidence names the event, the account and the difference in quanta. Work = fills,
+liquidations and insurance events.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .base import Checker, Findings, Verdict
+from .formulas import FormulaError, Formulas, div, fee
+from .ledger import LedgerError, LedgerState
+from .record import AUDIT, AuditHeader, RunRecord
+
+_KINDS = ("fill", "liquidation", "insurance_cover", "insurance_shortfall")
+
+
+class ValueFlows(Checker):
+    name = "value_flows"
+    summary = (
+        "Each fill's fees, each liquidation's price, fee and transfers and each insurance "
+        "cover are recomputed from the documented rules and credited to the right accounts."
+    )
+    needs: ClassVar[tuple[str, ...]] = (AUDIT.HEADER, AUDIT.EVENTS)
+
+    def check(self, record: RunRecord) -> Verdict:
+        header = record.header
+        if header is None:
+            return self.not_applicable("audit/header.json is missing")
+        try:
+            formulas = Formulas.from_header(header.raw.get("formulas"))
+        except FormulaError as exc:
+            return self.not_applicable(f"audit header formulas: {exc}")
+        if formulas.fee_rounding is None or formulas.liquidation_fee_rounding is None:
+            return self.not_applicable("the audit header states no fee / liquidation formula")
+        roles = {r: header.account(r) for r in ("fees", "insurance", "liquidator")}
+        if None in roles.values():
+            return self.not_applicable(
+                "the audit header names no fees/insurance/liquidator account"
+            )
+        return _Flows(self, record, header, formulas).run()
+
+
+class _Flows:
+    def __init__(
+        self, checker: ValueFlows, record: RunRecord, header: AuditHeader, formulas: Formulas
+    ) -> None:
+        self.checker = checker
+        self.record = record
+        self.header = header
+        self.f = formulas
+        self.fees_acct = _acct(header, "fees")
+        self.ins = _acct(header, "insurance")
+        self.vault = _acct(header, "liquidator")
+        self.scale = header.funding_index_scale
+        self.st = LedgerState(header.account("dust"))
+        self.marks: dict[str, int] = {}
+        self.funding: dict[str, int] = {}
+        self.found: Findings = checker.findings()
+        self.n = {"fills": 0, "liquidations": 0, "insurance": 0}
+        # per account, within one block: fee budget left, and a deficit awaiting cover
+        self.budget: dict[tuple[Any, Any], int] = {}
+        self.deficit: dict[Any, dict[str, Any]] = {}
+        self._size_before: dict[tuple[Any, Any], int] = {}  # of the event's positions
+
+    def run(self) -> Verdict:
+        canonical = self.record.canonical_seqs()
+        last_bs: Any = None
+        for ev in self.record.events():
+            bs = ev.get("block_seq")
+            if canonical is not None and isinstance(bs, int) and bs not in canonical:
+                continue
+            if bs != last_bs:
+                self._end_block()
+                last_bs = bs
+            self._event(ev)
+        self._end_block()
+        return self.checker.verdict(
+            self.n,
+            self.found,
+            work=sum(self.n.values()),
+            what="fills, liquidations or insurance moves",
+        )
+
+    def _event(self, ev: dict[str, Any]) -> None:
+        kind = ev.get("kind")
+        raw = ev.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        if kind == "genesis" and isinstance(data.get("funding_index"), dict):
+            self.funding.update(
+                {m: v for m, v in data["funding_index"].items() if isinstance(v, int)}
+            )
+        elif kind == "price_update" and isinstance(data.get("market"), str):
+            if isinstance(data.get("mark_price"), int):
+                self.marks[data["market"]] = data["mark_price"]
+            if isinstance(data.get("funding_index"), int):
+                self.funding[data["market"]] = data["funding_index"]
+        ledger = ev.get("ledger")
+        led: dict[str, Any] = ledger if isinstance(ledger, dict) else {}
+        self._size_before = {
+            (e[0], e[1]): self.st.positions.get(e[0], {}).get(e[1], (0, 0))[0]
+            for e in led.get("pos") or ()
+            if isinstance(e, (list, tuple)) and len(e) == 4
+        }
+        if kind == "liquidation":
+            self._liquidation_before(ev, data)
+        elif kind == "insurance_cover":
+            self._cover_before(ev, data)
+        elif kind == "insurance_shortfall":
+            self._shortfall(ev, data)
+        try:
+            d = self.st.apply(led)
+        except LedgerError:
+            return  # fund_conservation reports malformed ledgers
+        if kind == "fill":
+            self._fill(ev, data, d.by_account, led)
+        elif kind == "liquidation":
+            self._liquidation_after(ev, data, d.by_account)
+
+    # ----------------------------------------------------------------- fills
+
+    def _fill(
+        self, ev: dict[str, Any], data: dict[str, Any], moved: dict[int, int], led: dict[str, Any]
+    ) -> None:
+        m, price, size = data.get("market"), data.get("price"), data.get("size")
+        buyer, seller, taker = data.get("buyer"), data.get("seller"), data.get("taker")
+        params = self.header.market(m) if isinstance(m, str) else None
+        if not (isinstance(price, int) and isinstance(size, int) and params is not None):
+            self._add(ev, f"fill {ev.get('seq')} lacks market, price or size", seen=data)
+            return
+        self.n["fills"] += 1
+        rnd = self.f.fee_rounding
+        assert rnd is not None
+        want = {
+            "maker_fee": fee(size, price, int(params.get("maker_fee_bps", 0)), rnd),
+            "taker_fee": fee(size, price, int(params.get("taker_fee_bps", 0)), rnd),
+        }
+        for k, v in want.items():
+            if data.get(k) != v:
+                self._add(
+                    ev,
+                    f"block {ev.get('block')}: fill {ev.get('seq')} on {m} charged {k} "
+                    f"{data.get(k)}, size x price x bps rounded {rnd} is {v}",
+                    account=taker if k == "taker_fee" else data.get("maker"),
+                    market=m,
+                    expected=v,
+                    seen=data.get(k),
+                    difference=_diff(data.get(k), v),
+                )
+        fee_b = want["taker_fee"] if taker == buyer else want["maker_fee"]
+        fee_s = want["taker_fee"] if taker == seller else want["maker_fee"]
+        notional = size * price
+        expected: dict[Any, int] = {}
+        for acct, v in ((buyer, -notional - fee_b), (seller, notional - fee_s),
+                        (self.fees_acct, fee_b + fee_s)):  # fmt: skip
+            expected[acct] = expected.get(acct, 0) + v
+        self._transfers(ev, f"fill on {m}", expected, moved)
+        for acct, delta in ((buyer, size), (seller, -size)):
+            self._size_change(ev, led, acct, m, delta)
+
+    def _size_change(
+        self, ev: dict[str, Any], led: dict[str, Any], acct: Any, m: Any, delta: int
+    ) -> None:
+        entries = [e for e in led.get("pos") or () if e[0] == acct and e[1] == m]
+        if not entries:
+            self._add(
+                ev,
+                f"{ev.get('kind')} {ev.get('seq')} does not record account {acct}'s {m} position",
+                account=acct,
+                market=m,
+            )
+            return
+        after = entries[-1][2]
+        before = self._size_before.get((acct, m), 0)
+        if after - before != delta:
+            self._add(
+                ev,
+                f"block {ev.get('block')}: {ev.get('kind')} {ev.get('seq')} changed account "
+                f"{acct}'s {m} position by {after - before}, the event says {delta}",
+                account=acct,
+                market=m,
+                expected=delta,
+                seen=after - before,
+                difference=after - before - delta,
+            )
+
+    # ----------------------------------------------------------- liquidations
+
+    def _liquidation_before(self, ev: dict[str, Any], data: dict[str, Any]) -> None:
+        acct = data.get("account")
+        if not isinstance(acct, int):
+            return
+        key = (ev.get("block_seq"), acct)
+        if key not in self.budget:
+            # first market of this liquidation: its snapshot (taken before its positions
+            # settled funding) settled forward must be the replayed account
+            self._snapshot(ev, data, acct)
+            self.budget[key] = max(0, self._equity(acct))
+
+    def _snapshot(self, ev: dict[str, Any], data: dict[str, Any], acct: int) -> None:
+        rnd = self.f.settlement_rounding or "floor"
+        raw = data.get("positions")
+        snap = {
+            k: (p[0], p[1])
+            for k, p in (raw.items() if isinstance(raw, dict) else ())
+            if isinstance(p, (list, tuple)) and len(p) >= 2 and p[0] != 0
+        }
+        now = self.st.account_positions(acct)
+        cash = data.get("cash")
+        if isinstance(cash, int) and {k: p[0] for k, p in snap.items()} == {
+            k: p[0] for k, p in now.items()
+        }:
+            for k, (size, cached) in snap.items():
+                cash += div(-size * (now[k][1] - cached), self.scale, rnd)
+            if cash == self.st.account_cash(acct):
+                return
+        self._add(
+            ev,
+            f"block {ev.get('block')}: liquidation of account {acct} judged a snapshot "
+            "that differs from the replayed account",
+            account=acct,
+            expected={"cash": self.st.account_cash(acct), "positions": now},
+            seen={"cash": data.get("cash"), "positions": snap, "settled_forward_cash": cash},
+        )
+
+    def _equity(self, acct: int) -> int:
+        rnd = self.f.settlement_rounding or "floor"
+        e = self.st.account_cash(acct)
+        for m, (s, c) in self.st.account_positions(acct).items():
+            e += s * self.marks.get(m, 0) + div(-s * (self.funding.get(m, c) - c), self.scale, rnd)
+        return e
+
+    def _liquidation_after(
+        self, ev: dict[str, Any], data: dict[str, Any], moved: dict[int, int]
+    ) -> None:
+        acct, m, size, price = (data.get(k) for k in ("account", "market", "size", "price"))
+        params = self.header.market(m) if isinstance(m, str) else None
+        if not (
+            isinstance(acct, int) and isinstance(size, int) and isinstance(price, int) and params
+        ):
+            self._add(
+                ev, f"liquidation {ev.get('seq')} lacks account, market, size or price", seen=data
+            )
+            return
+        self.n["liquidations"] += 1
+        mark = self.marks.get(str(m))
+        if mark is not None and price != mark:
+            self._add(
+                ev,
+                f"block {ev.get('block')}: account {acct} was liquidated on {m} at {price}, "
+                f"the market's mark is {mark}",
+                account=acct,
+                market=m,
+                expected=mark,
+                seen=price,
+                difference=price - mark,
+            )
+        key = (ev.get("block_seq"), acct)
+        budget = self.budget.get(key, 0)
+        rnd = self.f.liquidation_fee_rounding
+        assert rnd is not None
+        want_fee = min(fee(size, price, int(params.get("liquidation_fee_bps", 0)), rnd), budget)
+        self.budget[key] = budget - want_fee
+        if data.get("fee") != want_fee:
+            self._add(
+                ev,
+                f"block {ev.get('block')}: liquidation of account {acct} on {m} charged a fee of "
+                f"{data.get('fee')}, expected {want_fee} (|size| x price x bps rounded {rnd}, "
+                f"capped at the equity left: {budget})",
+                account=acct,
+                market=m,
+                expected=want_fee,
+                seen=data.get("fee"),
+                difference=_diff(data.get("fee"), want_fee),
+            )
+        notional = size * price
+        expected = {acct: notional - want_fee, self.vault: -notional, self.ins: want_fee}
+        self._transfers(ev, f"liquidation of account {acct} on {m}", expected, moved)
+        after = self.st.positions.get(acct, {}).get(str(m), (0, 0))[0]
+        if after != 0:
+            self._add(
+                ev,
+                f"liquidation left account {acct} with a {m} position of {after}",
+                account=acct,
+                market=m,
+                expected=0,
+                seen=after,
+            )
+        v_before = self._size_before.get((self.vault, m), 0)
+        v_after = self.st.positions.get(self.vault, {}).get(str(m), (0, 0))[0]
+        if v_after - v_before != size:
+            self._add(
+                ev,
+                f"block {ev.get('block')}: the liquidator vault took {v_after - v_before} of "
+                f"account {acct}'s {m} position {size}",
+                account=self.vault,
+                market=m,
+                expected=size,
+                seen=v_after - v_before,
+                difference=v_after - v_before - size,
+            )
+        cash = self.st.account_cash(acct)
+        if cash < 0:
+            self.deficit[acct] = {
+                "event_seq": ev.get("seq"),
+                "block": ev.get("block"),
+                "deficit": -cash,
+            }
+        else:
+            self.deficit.pop(acct, None)
+
+    # -------------------------------------------------------------- insurance
+
+    def _cover_before(self, ev: dict[str, Any], data: dict[str, Any]) -> None:
+        acct = data.get("account")
+        self.n["insurance"] += 1
+        deficit = -self.st.account_cash(acct) if isinstance(acct, int) else None
+        want = None if deficit is None else min(deficit, max(0, self.st.account_cash(self.ins)))
+        if data.get("deficit") != deficit or data.get("covered") != want:
+            self._add(
+                ev,
+                f"block {ev.get('block')}: insurance cover of account {acct} says deficit "
+                f"{data.get('deficit')}, covered {data.get('covered')}; the replay gives "
+                f"{deficit}, min(deficit, insurance fund) {want}",
+                account=acct,
+                expected={"deficit": deficit, "covered": want},
+                seen={"deficit": data.get("deficit"), "covered": data.get("covered")},
+            )
+        led = ev.get("ledger") if isinstance(ev.get("ledger"), dict) else {}
+        moved: dict[Any, int] = {}
+        for a, v in (led or {}).get("cash") or ():
+            moved[a] = moved.get(a, 0) + v
+        if want is not None:
+            self._transfers(
+                ev, f"insurance cover of account {acct}", {self.ins: -want, acct: want}, moved
+            )
+        if want is not None and deficit is not None and want >= deficit:
+            self.deficit.pop(acct, None)
+
+    def _shortfall(self, ev: dict[str, Any], data: dict[str, Any]) -> None:
+        acct = data.get("account")
+        self.n["insurance"] += 1
+        left = -self.st.account_cash(acct) if isinstance(acct, int) else None
+        if data.get("amount") != left:
+            self._add(
+                ev,
+                f"block {ev.get('block')}: insurance shortfall for account {acct} declares "
+                f"{data.get('amount')}, the account is short {left}",
+                account=acct,
+                expected=left,
+                seen=data.get("amount"),
+                difference=_diff(data.get("amount"), left),
+            )
+        self.deficit.pop(acct, None)
+
+    def _end_block(self) -> None:
+        for acct, d in sorted(self.deficit.items()):
+            self.found.add(
+                f"block {d['block']}: the liquidation of account {acct} left it {d['deficit']} "
+                "negative with neither an insurance cover nor a declared shortfall",
+                account=acct,
+                event_seq=d["event_seq"],
+                block=d["block"],
+                expected=0,
+                seen=-d["deficit"],
+            )
+        self.deficit.clear()
+        self.budget.clear()
+
+    # ----------------------------------------------------------------- common
+
+    def _transfers(
+        self, ev: dict[str, Any], what: str, expected: dict[Any, int], moved: dict[Any, int]
+    ) -> None:
+        for acct in sorted(set(expected) | set(moved), key=str):
+            want, got = expected.get(acct, 0), moved.get(acct, 0)
+            if want != got:
+                self._add(
+                    ev,
+                    f"block {ev.get('block')}: {what}: account {acct} moved {got}, expected "
+                    f"{want}"
+                    + ("" if acct in expected else " (an account the event does not name)"),
+                    account=acct,
+                    expected=want,
+                    seen=got,
+                    difference=got - want,
+                )
+
+    def _add(self, ev: dict[str, Any], message: str, **evidence: Any) -> None:
+        self.found.add(
+            message,
+            event_seq=ev.get("seq"),
+            kind=ev.get("kind"),
+            block=ev.get("block"),
+            block_seq=ev.get("block_seq"),
+            host_ts_ns=ev.get("host_ts_ns"),
+            tx=ev.get("tx"),
+            **evidence,
+        )
+
+
+def _acct(header: AuditHeader, role: str) -> int:
+    a = header.account(role)
+    assert a is not None  # ValueFlows.check tested it
+    return a
+
+
+def _diff(seen: Any, want: Any) -> Any:
+    return seen - want if isinstance(seen, int) and isinstance(want, int) else None
