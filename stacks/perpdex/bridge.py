@@ -19,13 +19,17 @@ Genesis: every account (traders, probe, adversaries) and the insurance fund and
 liquidator vault are funded through this same path; /ready waits until all of it is
 credited on L2.
 
-API: POST /deposits {account, amount} -> 201 {nonce, status, l1_seq}; GET /state;
-admin POST /admin/chaos/relayer {stalled: bool}.
+API: POST /deposits {account, amount, client_id?} -> 201 {nonce, status, l1_seq,
+replayed}: the same (account, client_id) again is the same deposit (its nonce back,
+nothing locked again; 409 when the amount differs). At most MAX_DEPOSIT quanta per
+deposit and PERPDEX_MAX_ESCROW (default MAX_ESCROW) in escrow (422 `escrow_limit` beyond: every L2 balance stays far
+from the bigint range). GET /state; admin POST /admin/chaos/relayer {stalled: bool}.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,6 +55,9 @@ from l2chaos.stacks.perpdex.markets import INSURANCE, LIQUIDATOR, QUOTE_SCALE, A
 __all__ = ["BridgeService"]
 
 _EVENT_KINDS = ["deposit_credited", "withdrawal", "rollback"]
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+MAX_DEPOSIT = 10**15  # quote quanta: $1e9, the trader API's bound
+MAX_ESCROW = 2**60  # quote quanta in escrow: Σ L2 cash can never reach a bigint's range
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ class BridgeConfig:
     relay_interval_ms: int
     retry_after_ms: int
     batch: int
+    max_escrow: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BridgeConfig:
@@ -83,6 +91,7 @@ class BridgeConfig:
             relay_interval_ms=env_int(env, "PERPDEX_RELAY_INTERVAL_MS", 200, min=10),
             retry_after_ms=env_int(env, "PERPDEX_RELAY_RETRY_MS", 3000, min=10),
             batch=env_int(env, "PERPDEX_RELAY_BATCH", 250, min=1, max=1000),
+            max_escrow=env_int(env, "PERPDEX_MAX_ESCROW", MAX_ESCROW, min=1, max=MAX_ESCROW),
         )
 
 
@@ -151,8 +160,23 @@ class BridgeService(Service):
             await conn.execute("UPDATE l1.state SET genesis_done = true WHERE id = 1")
         self.log.info("genesis deposits locked on L1", accounts=len(funds))
 
-    async def _lock(self, conn: Any, account: int, amount: int) -> tuple[int, int]:
+    async def _lock(
+        self, conn: Any, account: int, amount: int, client_id: str | None = None
+    ) -> tuple[int, int]:
         now = time.time_ns()
+        escrow = await conn.fetchval(
+            "UPDATE l1.state SET escrow_balance = escrow_balance + $1 "
+            "WHERE id = 1 AND escrow_balance + $1 <= $2 RETURNING escrow_balance",
+            amount,
+            self.cfg.max_escrow,
+        )
+        if escrow is None:
+            raise ApiError(
+                422,
+                "escrow_limit",
+                f"the escrow would exceed {self.cfg.max_escrow} quote quanta",
+                "amount",
+            )
         nonce = await conn.fetchval("SELECT nextval('l1.deposit_nonce')")
         seq = await conn.fetchval(
             "INSERT INTO l1.ledger (host_ts_ns, kind, nonce, account, amount) "
@@ -163,17 +187,50 @@ class BridgeService(Service):
             amount,
         )
         await conn.execute(
-            "INSERT INTO l1.messages (direction, nonce, account, amount, status, created_ns, updated_ns) "
-            "VALUES ('l1_to_l2', $1, $2, $3, 'pending', $4, $4)",
+            "INSERT INTO l1.messages (direction, nonce, account, amount, status, created_ns, "
+            "updated_ns, client_id) VALUES ('l1_to_l2', $1, $2, $3, 'pending', $4, $4, $5)",
             nonce,
             account,
             amount,
             now,
-        )
-        await conn.execute(
-            "UPDATE l1.state SET escrow_balance = escrow_balance + $1 WHERE id = 1", amount
+            client_id,
         )
         return nonce, seq
+
+    async def _deposit_once(
+        self, account: int, amount: int, client_id: str | None
+    ) -> dict[str, Any]:
+        """Lock a deposit, or answer the one already locked under (account, client_id)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if client_id is not None:
+                # serialise requests for the same client_id: the second sees the first
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    f"deposit|{account}|{client_id}",
+                )
+                row = await conn.fetchrow(
+                    "SELECT m.nonce, m.amount, m.status, l.seq FROM l1.messages m "
+                    "JOIN l1.ledger l ON l.kind = 'lock' AND l.nonce = m.nonce "
+                    "WHERE m.direction = 'l1_to_l2' AND m.account = $1 AND m.client_id = $2",
+                    account,
+                    client_id,
+                )
+                if row is not None:
+                    if row["amount"] != amount:
+                        raise ApiError(
+                            409,
+                            "conflict",
+                            f"client_id {client_id!r} is a deposit of {row['amount']} quanta",
+                            "client_id",
+                        )
+                    return {
+                        "nonce": row["nonce"],
+                        "status": "locked" if row["status"] == "pending" else row["status"],
+                        "l1_seq": row["seq"],
+                        "replayed": True,
+                    }
+            nonce, seq = await self._lock(conn, account, amount, client_id)
+        return {"nonce": nonce, "status": "locked", "l1_seq": seq, "replayed": False}
 
     # ------------------------------------------------------------------ API
 
@@ -182,22 +239,34 @@ class BridgeService(Service):
         if not isinstance(body, dict):
             raise ApiError(400, "invalid", "expected {account, amount}", "(body)")
         account, amount = body.get("account"), body.get("amount")
+        client_id = body.get("client_id")
+        if client_id is not None and (
+            not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id)
+        ):
+            raise ApiError(
+                400,
+                "invalid",
+                "client_id must be 1-64 characters of A-Z a-z 0-9 _ . : -",
+                "client_id",
+            )
         if (
             isinstance(account, bool)
             or not isinstance(account, int)
             or not self.cfg.layout.is_user(account)
         ):
             raise ApiError(400, "invalid", "unknown account", "account")
-        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount < 2**62:
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= MAX_DEPOSIT:
             raise ApiError(
-                400, "invalid", "amount must be a positive integer (quote quanta)", "amount"
+                400,
+                "invalid",
+                f"amount must be a positive integer of at most {MAX_DEPOSIT} quote quanta",
+                "amount",
             )
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                nonce, seq = await self._lock(conn, account, amount)
+            answer = await self._deposit_once(account, amount, client_id)
         except DB_ERRORS as exc:
             raise ApiError(503, "unavailable", f"L1 unavailable: {exc!r}") from None
-        return json_response({"nonce": nonce, "status": "locked", "l1_seq": seq}, 201)
+        return json_response(answer, 201)
 
     async def get_state(self, request: web.Request) -> web.Response:
         try:

@@ -56,7 +56,7 @@ from l2chaos.stacks.perpdex.markets import (
 
 __all__ = ["UiApiService"]
 
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}\Z")
 _MAX_AMOUNT = 10**15  # quote quanta: $1e9
 _MAX_SIZE = 10**15
 _MAX_PRICE = 10**15
@@ -84,6 +84,16 @@ class UiApiConfig:
 
 def _bad(field: str, message: str, code: str = "invalid") -> ApiError:
     return ApiError(400, code, message, field)
+
+
+def _client_id(body: dict[str, Any], prefix: str) -> str:
+    """The request's client_id (its identity: a replay is the same request), or a fresh one."""
+    client_id = body.get("client_id")
+    if client_id is None:
+        return f"{prefix}-{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+    if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+        raise _bad("client_id", "client_id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+    return client_id
 
 
 def _usd_price(market: str, p: int | None) -> str | None:
@@ -347,11 +357,7 @@ class UiApiService(Service):
             flags[f] = v
         if flags["post_only"] and typ == "market":
             raise _bad("post_only", "a market order cannot be post-only")
-        client_id = body.get("client_id")
-        if client_id is None:
-            client_id = uuid.uuid4().hex
-        elif not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
-            raise _bad("client_id", "client_id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+        client_id = _client_id(body, "o")
         return {
             "kind": "order",
             "account": acct,
@@ -430,19 +436,24 @@ class UiApiService(Service):
         return amount
 
     async def deposit(self, request: web.Request) -> web.Response:
+        """Locked on L1 by the bridge; the same client_id again is the same deposit."""
         acct = self._account(request)
-        amount = self._amount(await self._body(request, {"amount", "client_id"}))
+        body = await self._body(request, {"amount", "client_id"})
+        amount = self._amount(body)
+        client_id = _client_id(body, "d")
         assert self.bridge is not None
+        request_body = {"account": acct, "amount": amount, "client_id": client_id}
         try:
-            async with self.bridge.post(
-                "/deposits", json={"account": acct, "amount": amount}
-            ) as resp:
+            async with self.bridge.post("/deposits", json=request_body) as resp:
                 answer = await resp.json(content_type=None)
                 status = resp.status
         except TimeoutError:
             raise ApiError(504, "timeout", "the bridge did not answer in time") from None
         except (aiohttp.ClientError, ValueError) as exc:
             raise ApiError(503, "unavailable", f"the bridge is unavailable: {exc!r}") from None
+        if status in (409, 422) and isinstance(answer, dict) and "error" in answer:
+            err = answer["error"]
+            raise ApiError(status, err["code"], err["message"], err.get("field"))
         if status != 201 or not isinstance(answer, dict):
             raise ApiError(503, "unavailable", f"the bridge answered {status}")
         return json_response(
@@ -451,6 +462,8 @@ class UiApiService(Service):
                 "amount": format_quote(amount),
                 "status": answer["status"],
                 "l1_seq": answer.get("l1_seq"),
+                "client_id": client_id,
+                "replayed": answer.get("replayed", False),
             },
             201,
         )
@@ -459,9 +472,7 @@ class UiApiService(Service):
         acct = self._account(request)
         body = await self._body(request, {"amount", "client_id"})
         amount = self._amount(body)
-        client_id = body.get("client_id") or f"w-{time.time_ns()}-{uuid.uuid4().hex[:8]}"
-        if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
-            raise _bad("client_id", "client_id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+        client_id = _client_id(body, "w")
         tx = {"kind": "withdraw", "account": acct, "amount": amount, "client_id": client_id}
         receipt = await self._submit(tx)
         if receipt["status"] != "accepted":
