@@ -28,7 +28,8 @@ def test_a_replayed_deposit_is_credited_once(perpdex: Any) -> None:
         body = {"amount": "60", "client_id": "dep-1"}
 
         def deposit(_: int) -> httpx.Response:
-            return p.ui("POST", "/v1/deposits", ACCOUNT, json=body, timeout=15)
+            r: httpx.Response = p.ui("POST", "/v1/deposits", ACCOUNT, json=body, timeout=15)
+            return r
 
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(deposit, range(8)))
