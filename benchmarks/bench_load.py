@@ -87,7 +87,7 @@ if __name__ != "__main__" and os.environ.get(PORT_ENV):
     from l2chaos.load.history import HistoryWriter
     from l2chaos.load.ops import Trader
     from l2chaos.load.personas import make_brain
-    from l2chaos.load.plan import PERSONA_PARAMS
+    from l2chaos.load.protocols.perpdex import PERSONA_PARAMS
     from l2chaos.params import Where, bind_params
     from locust import FastHttpUser, constant, events, task
 

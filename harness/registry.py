@@ -1,8 +1,10 @@
 """Finds faults, invariants and stacks: built-in ones and plugins.
 
-Built-ins are every `Fault` subclass in the modules of `l2chaos.faults` and every
-`Checker` subclass in the modules of `l2chaos.invariants`. Plugins come from the entry
-point groups ``l2chaos.faults``, ``l2chaos.invariants`` (each entry a module or a class)
+Built-ins are every `Fault` subclass in the modules of `l2chaos.faults`, every
+`Checker` subclass in the modules of `l2chaos.invariants` and every `TraderProtocol`
+subclass in the modules of `l2chaos.load.protocols`. Plugins come from the entry
+point groups ``l2chaos.faults``, ``l2chaos.invariants``, ``l2chaos.protocols`` (each
+entry a module or a class)
 and ``l2chaos.stacks`` (each entry a path to a stack.yaml, or an object with a
 `STACK_FILE` attribute). ``L2CHAOS_NO_PLUGINS=1`` loads built-ins only.
 """
@@ -22,7 +24,7 @@ from typing import Any, TypeVar, cast
 
 from .errors import UsageError
 
-__all__ = ["checkers", "faults", "stack_files"]
+__all__ = ["checkers", "faults", "protocols", "stack_files"]
 
 T = TypeVar("T")
 
@@ -98,6 +100,14 @@ def checkers() -> dict[str, type[Any]]:
     from l2chaos.invariants.base import Checker
 
     return _collect("l2chaos.invariants", "l2chaos.invariants", Checker)
+
+
+@cache
+def protocols() -> dict[str, type[Any]]:
+    """Every trader protocol class (load.protocol) by name."""
+    from l2chaos.load.protocols.base import TraderProtocol
+
+    return _collect("l2chaos.load.protocols", "l2chaos.protocols", TraderProtocol)
 
 
 @cache

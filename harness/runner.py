@@ -284,8 +284,8 @@ class _Run:
         return {role: self.stack.direct_url(svc) for role, svc in self.sc.stack.spec.load.items()}
 
     def _start_load(self) -> None:
-        if self.sc.load is None or not getattr(self.sc.load, "users", 0):
-            return
+        if self.sc.load is None:
+            return  # no `load:`: no Locust at all
         from .load import LoadRunner
 
         self.load = LoadRunner(
@@ -298,6 +298,7 @@ class _Run:
             t0_ns=self.t0_ns,
             allow_targets=tuple(self.opts.allow_targets),
             run_id=self.run_dir.run_id,
+            options=self.sc.stack.spec.load_options,
         )
         self.load.start()
 

@@ -304,9 +304,8 @@ def _build(
     _check_overlaps(timeline, top, doc.get("timeline"))
 
     from .invariants import parse_expect, parse_invariants, parse_sometimes
-    from .load import parse_load
 
-    load = parse_load(doc.get("load"), top.child("load"), seed)
+    load = _load(doc, top, seed, stack.spec.load_protocol)
     invariants = tuple(parse_invariants(doc.get("invariants"), top.child("invariants")))
     labels = [f.label for f in timeline]
     sometimes = tuple(
@@ -340,6 +339,18 @@ def _build(
         expect=expect,
         overrides=tuple(overrides),
     )
+
+
+def _load(doc: Mapping[str, Any], top: Where, seed: int, default_protocol: str | None) -> Any:
+    """The load plan; None (no Locust at all) when `load:` is absent, empty or `none`,
+    or has `users: 0`."""
+    from .load import parse_load
+
+    raw = doc.get("load")
+    if raw is None or raw == "none":
+        return None
+    plan = parse_load(raw, top.child("load"), seed, default_protocol=default_protocol or "perpdex")
+    return plan if plan.users > 0 else None
 
 
 def _string(d: Mapping[str, Any], key: str, where: Where, default: str | None = None) -> str:

@@ -146,6 +146,9 @@ class StackSpec:
     accounts: Mapping[str, str] | None
     audit: tuple[str, ...] | None
     load: Mapping[str, str]
+    # `load.protocol` (the scenario's default) and `load.options` (bound to its params)
+    load_protocol: str | None = None
+    load_options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -311,6 +314,7 @@ def load_stack(path: str | Path) -> StackSpec:
         accounts=_accounts(ctx, doc, services),
         audit=_command(ctx, doc, "audit", "audit"),
         load=_load_roles(ctx, doc, services),
+        **_load_protocol(ctx, doc),
     )
     _check_templates(ctx, doc, spec)
     _check_cycles(ctx, doc, spec)
@@ -571,12 +575,41 @@ def _accounts(
     return {"service": str(b["service"]), "path": str(b["path"])}
 
 
+_LOAD_ROLES = ("ui", "rpc")
+
+
 def _load_roles(ctx: _Ctx, doc: LocDict, services: Mapping[str, ServiceSpec]) -> dict[str, str]:
     b = ctx.mapping(doc.get("load", {}), "load", doc, "load")
-    ctx.keys(b, "load", {"ui", "rpc"})
-    for role, svc in b.items():
+    ctx.keys(b, "load", {*_LOAD_ROLES, "protocol", "options"})
+    roles = {k: v for k, v in b.items() if k in _LOAD_ROLES}
+    for role, svc in roles.items():
         _need_service(ctx, services, svc, f"load.{role}", b, role)
-    return {str(k): str(v) for k, v in b.items()}
+    return {str(k): str(v) for k, v in roles.items()}
+
+
+def _load_protocol(ctx: _Ctx, doc: LocDict) -> dict[str, Any]:
+    """`load.protocol` (a registered trader protocol) and its `load.options`."""
+    from .load.protocols import protocol, protocol_names
+    from .params import Where, bind_params
+
+    b = ctx.mapping(doc.get("load", {}), "load", doc, "load")
+    name = b.get("protocol")
+    if name is None:
+        if "options" in b:
+            raise ctx.err("load.options", "options need a `protocol` to belong to", b, "options")
+        return {}
+    if not isinstance(name, str) or name not in protocol_names():
+        raise ctx.err(
+            "load.protocol",
+            f"unknown load protocol {name!r}; known: {', '.join(protocol_names())}",
+            b,
+            "protocol",
+        )
+    raw = b.get("options")
+    if raw is not None:
+        ctx.mapping(raw, "load.options", b, "options")
+    options = bind_params(protocol(name).options, raw, Where(ctx.file, "load.options"))
+    return {"load_protocol": name, "load_options": options}
 
 
 def _need_service(

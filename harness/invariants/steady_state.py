@@ -9,7 +9,8 @@ percentiles are over acknowledged (`ok`) operations, nearest rank. The bounds ho
 all steady operations together, and in each steady segment (before the first fault,
 between faults, after the last) that has at least `min_ops` operations, so a stack
 that stays degraded after the faults is caught even after a long healthy baseline.
-`ops` restricts the check to some operation kinds. Work = operations in the history.
+`ops` restricts the check to some operation kinds. Work = operations in the history; when
+none of them succeeded the check fails (a stack that answered nothing proved nothing).
 """
 
 from __future__ import annotations
@@ -76,11 +77,12 @@ class SteadyState(Checker):
         codes = {i for i, n in enumerate(ops.op_names) if not wanted or n in wanted}
         # segment k = the steady time before window k (k = len(windows): after the last)
         segments: dict[int, list[int]] = {}
-        in_scope = 0
+        in_scope = succeeded = 0
         for i in range(len(ops)):
             if ops.op[i] not in codes:
                 continue
             in_scope += 1
+            succeeded += ops.outcome[i] == 0
             inv, done = ops.invoke_t[i], ops.done_t[i]
             if done >= OPEN:
                 continue  # still open when the run ended: says nothing about the stack
@@ -113,7 +115,10 @@ class SteadyState(Checker):
             checked,
             found,
             work=in_scope,
-            what="operations (all of them inside fault windows)" if in_scope else "operations",
+            what="operations (all of them inside fault windows)"
+            if in_scope and succeeded
+            else "operations",
+            succeeded=succeeded,
             details={
                 "overall": overall,
                 "segments": per_segment,

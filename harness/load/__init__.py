@@ -1,7 +1,9 @@
 """Trader load: Locust personas, the load runner, and the Jepsen-style history.
 
-- `parse_load` / `LoadPlan`: the scenario's `load:` section (`LOAD_PARAMS`,
-  `PERSONA_PARAMS` document every key).
+- `parse_load` / `LoadPlan`: the scenario's `load:` section (`LOAD_PARAMS` and each
+  protocol's personas document every key).
+- `protocol(name)`: a trader protocol (`perpdex`, `evm`, `starknet`, plugins from the
+  entry point group ``l2chaos.protocols``), see `protocols/base.py`.
 - `LoadRunner`: Locust out of process (standalone, or a master and workers), bounded,
   stats and logs in run_dir/load/, history merged into run_dir/history.jsonl.
 - `merge_histories`, `check_history`: the history files (docs/architecture.md).
@@ -23,13 +25,12 @@ from .history import (
     check_history,
     merge_histories,
 )
-from .plan import LOAD_PARAMS, PERSONA_PARAMS, PERSONAS, LoadPlan, PersonaPlan, parse_load
+from .plan import LOAD_PARAMS, LoadPlan, PersonaPlan, parse_load
+from .protocols import TraderProtocol, protocol
 from .runner import LoadResult, LoadRunner
 
 __all__ = [
     "LOAD_PARAMS",
-    "PERSONAS",
-    "PERSONA_PARAMS",
     "READ_OPS",
     "WRITE_OPS",
     "HistoryCheck",
@@ -40,9 +41,11 @@ __all__ = [
     "LoadRunner",
     "MergeStats",
     "PersonaPlan",
+    "TraderProtocol",
     "check_history",
     "gc",
     "merge_histories",
     "parse_load",
+    "protocol",
     "split_accounts",
 ]

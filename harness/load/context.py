@@ -20,7 +20,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +48,29 @@ CONTEXT_FORMAT = "l2chaos-load-context/1"
 
 @dataclass(frozen=True)
 class Account:
+    """A trader account: its id, its credential (perpdex: the API key; evm: the signing
+    key, hex) and, where the protocol has one, its public address."""
+
     account: int
     api_key: str
     role: str = "trader"
+    address: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"account": self.account, "api_key": self.api_key, "role": self.role}
+        out: dict[str, Any] = {"account": self.account, "api_key": self.api_key, "role": self.role}
+        if self.address is not None:
+            out["address"] = self.address
+        return out
+
+    @classmethod
+    def from_json(cls, a: Mapping[str, Any]) -> Account:
+        addr = a.get("address")
+        return cls(
+            int(a["account"]),
+            str(a["api_key"]),
+            str(a.get("role") or "trader"),
+            str(addr) if addr is not None else None,
+        )
 
 
 def _parse_accounts(accounts: Sequence[Mapping[str, Any]]) -> list[Account]:
@@ -70,7 +87,7 @@ def _parse_accounts(accounts: Sequence[Mapping[str, Any]]) -> list[Account]:
                 f"account entry {i} from the stack is malformed (need an integer 'account' and "
                 f"a non-empty 'api_key'): keys {sorted(a)}"
             )
-        out.append(Account(acct, key, str(a.get("role") or "trader")))
+        out.append(Account.from_json(a))
     return out
 
 
@@ -114,6 +131,7 @@ class LoadContext:
     slices: tuple[tuple[Account, ...], ...]
     history_dir: str
     trace_dir: str | None
+    data: Mapping[str, Any] = field(default_factory=dict)  # the protocol's shared data
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -127,6 +145,7 @@ class LoadContext:
             "trace_dir": self.trace_dir,
             "plan": self.plan.to_json(),
             "workers": [[a.to_json() for a in s] for s in self.slices],
+            "data": dict(self.data),
         }
 
     @classmethod
@@ -140,12 +159,10 @@ class LoadContext:
             duration_s=float(data["duration_s"]),
             endpoints=dict(data["endpoints"]),
             allow_targets=tuple(data["allow_targets"]),
-            slices=tuple(
-                tuple(Account(int(a["account"]), str(a["api_key"]), str(a["role"])) for a in s)
-                for s in data["workers"]
-            ),
+            slices=tuple(tuple(Account.from_json(a) for a in s) for s in data["workers"]),
             history_dir=str(data["history_dir"]),
             trace_dir=data.get("trace_dir"),
+            data=dict(data.get("data") or {}),
         )
 
     @classmethod

@@ -127,9 +127,17 @@ class HistoryWriter:
     are greenlets of one thread).
     """
 
-    def __init__(self, path: Path, worker: int, *, buffer_lines: int = 1024) -> None:
+    def __init__(
+        self,
+        path: Path,
+        worker: int,
+        *,
+        buffer_lines: int = 1024,
+        write_ops: frozenset[str] = WRITE_OPS,
+    ) -> None:
         self.path = path
         self.worker = int(worker)
+        self.write_ops = write_ops
         self._f: IO[str] | None = open(path, "w", encoding="utf-8")  # noqa: SIM115
         self._buf: list[str] = []
         self._buffer_lines = buffer_lines
@@ -149,6 +157,9 @@ class HistoryWriter:
                 f',"process":{_str(process)},"worker":{self.worker},"persona":{_str(persona)}'
                 f',"account":{_enc(account)},"op":{_str(op)}'
             )
+            if op in self.write_ops:
+                ident += ',"write":true'
+
             self._idents[key] = ident
         return ident
 

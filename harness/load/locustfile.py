@@ -1,15 +1,17 @@
-"""The Locust side of l2chaos load: one user class per persona.
+"""The Locust side of l2chaos load: one user class per persona of the plan's protocol.
 
 Locust imports this file in its own process (never in the harness: gevent patches the
 interpreter). Everything comes from the load-context file named by
 ``L2CHAOS_LOAD_CONTEXT``; a worker's index comes from ``L2CHAOS_LOAD_WORKER`` (0 for a
-standalone run). On `init` the user classes get their exact counts (`fixed_count`), the
-ui base URL and timeouts; a process that runs users (standalone or worker, not the
-master) opens its history file ``worker-<n>.jsonl`` and takes its share of accounts.
+standalone run). At import the user classes are made, one per persona of the plan's
+protocol (`Maker`, `Taker`, ... for perpdex; `Sender`, `Reader` for evm), so Locust
+finds them by the names the runner passes; on `init` they get their exact counts
+(`fixed_count`), a base URL and timeouts, and a process that runs users (standalone or
+worker, not the master) opens its history file ``worker-<n>.jsonl`` and takes its
+share of accounts.
 
-Each user pairs a seeded `Brain` (what to do) with a `Trader` (doing it over HTTP and
-recording it); its one task executes one intent, and its wait time is the think time
-the intent chose.
+Each user is a protocol `Driver` (its state and the calls it makes, each recorded);
+its one task is one step, and its wait time is the think time the step chose.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from typing import IO, Any
 import gevent
 from l2chaos.load.context import CONTEXT_ENV, HISTORY_DIR_ENV, WORKER_ENV, Account, LoadContext
 from l2chaos.load.history import HistoryWriter
-from l2chaos.load.ops import TRADING_PERSONAS, Stopping, Trader
-from l2chaos.load.personas import make_brain
+from l2chaos.load.ops import Stopping
+from l2chaos.load.protocols import Driver, DriverArgs, TraderProtocol, protocol
+from l2chaos.load.runner import locust_class
 from l2chaos.safety import ensure_allowed
 from locust import FastHttpUser, events, task
 from locust.exception import StopUser
@@ -60,7 +63,10 @@ class _Worker:
             )
         hdir = Path(os.environ.get(HISTORY_DIR_ENV) or ctx.history_dir)
         hdir.mkdir(parents=True, exist_ok=True)
-        self.history = HistoryWriter(hdir / f"worker-{worker}.jsonl", worker)
+        self.protocol: TraderProtocol = protocol(ctx.plan.protocol)
+        self.history = HistoryWriter(
+            hdir / f"worker-{worker}.jsonl", worker, write_ops=self.protocol.write_ops
+        )
         self.trace: IO[str] | None = None
         if ctx.plan.trace_decisions and ctx.trace_dir:
             tdir = Path(ctx.trace_dir)
@@ -109,10 +115,11 @@ def _configure(environment: Any) -> None:
     for url in ctx.endpoints.values():
         ensure_allowed(url, allow=ctx.allow_targets, what="load")
     timeout_s = ctx.plan.request_timeout_ns / 1e9
+    host = next(iter(ctx.endpoints.values()), None)
     for cls in PERSONA_CLASSES:
         p = ctx.plan.persona(cls.persona)
         cls.fixed_count = p.count
-        cls.host = ctx.endpoints["ui"]
+        cls.host = ctx.endpoints.get("ui", host)
         cls.network_timeout = timeout_s
         cls.connection_timeout = timeout_s
     _STATE["ctx"] = ctx
@@ -168,7 +175,7 @@ events.quit.add_listener(_on_quit)  # type: ignore[no-untyped-call]
 
 
 class PersonaUser(FastHttpUser):
-    """A trader: one account, one seeded brain, one step per task."""
+    """A user of one persona: one account, one protocol driver, one step per task."""
 
     abstract = True
     persona: str = ""
@@ -176,7 +183,7 @@ class PersonaUser(FastHttpUser):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        self.trader: Trader | None = None
+        self.driver: Driver | None = None
         self._think = 0.0
 
     def on_start(self) -> None:
@@ -192,39 +199,40 @@ class PersonaUser(FastHttpUser):
         w.next_uid += 1
         ordinal = w.ordinals.get(self.persona, 0)
         w.ordinals[self.persona] = ordinal + 1
-        settings = ctx.plan.persona(self.persona).settings
-        brain = make_brain(self.persona, settings, seed=ctx.seed, worker=w.worker, ordinal=ordinal)
-        self.trader = Trader(
-            session=self.client,
-            history=w.history,
-            brain=brain,
-            account=account,
-            endpoints=ctx.endpoints,
-            worker=w.worker,
-            uid=uid,
-            ordinal=ordinal,
-            run_tag=w.run_tag,
-            trace=w.trace,
-            markets_filter=tuple(settings.get("markets") or ()),
-            stopping=_stopping,
+        self.driver = w.protocol.driver(
+            DriverArgs(
+                persona=self.persona,
+                settings=ctx.plan.persona(self.persona).settings,
+                session=self.client,
+                history=w.history,
+                account=account,
+                endpoints=ctx.endpoints,
+                data=ctx.data,
+                seed=ctx.seed,
+                worker=w.worker,
+                uid=uid,
+                ordinal=ordinal,
+                run_tag=w.run_tag,
+                trace=w.trace,
+                stopping=_stopping,
+            )
         )
-        if self.persona in TRADING_PERSONAS:
-            try:
-                self.trader.start()
-            except Stopping:
-                raise StopUser() from None
+        try:
+            self.driver.start()
+        except Stopping:
+            raise StopUser() from None
 
     def on_stop(self) -> None:
         w: _Worker | None = _STATE["worker"]
-        if self.trader is not None and w is not None:
-            w.pool.append(self.trader.account)
-            self.trader = None
+        if self.driver is not None and w is not None:
+            w.pool.append(self.driver.account)
+            self.driver = None
 
     @task
     def act(self) -> None:
-        if self.trader is not None:
+        if self.driver is not None:
             try:
-                self._think = self.trader.step()
+                self._think = self.driver.step()
             except Stopping:
                 raise StopUser() from None
 
@@ -232,25 +240,24 @@ class PersonaUser(FastHttpUser):
         return self._think
 
 
-class Maker(PersonaUser):
-    persona = "maker"
+def _persona_classes() -> tuple[type[PersonaUser], ...]:
+    """One user class per persona of the plan's protocol, named as the runner passes
+    them on Locust's command line (`locust_class`). Without a load context (Locust
+    started by hand) there are none, and `init` says why."""
+    path = os.environ.get(CONTEXT_ENV)
+    if not path:
+        return ()
+    try:
+        names = list(protocol(LoadContext.read(path).plan.protocol).personas)
+    except Exception as exc:
+        log.error("l2chaos load set-up failed: %s", exc)
+        return ()
+    out: list[type[PersonaUser]] = []
+    for name in names:
+        cls = type(locust_class(name), (PersonaUser,), {"persona": name, "abstract": False})
+        globals()[cls.__name__] = cls
+        out.append(cls)
+    return tuple(out)
 
 
-class Taker(PersonaUser):
-    persona = "taker"
-
-
-class Leveraged(PersonaUser):
-    persona = "leveraged"
-
-
-class Bridger(PersonaUser):
-    persona = "bridger"
-
-
-class Reader(PersonaUser):
-    persona = "reader"
-
-
-PERSONA_CLASSES: tuple[type[PersonaUser], ...] = (Maker, Taker, Leveraged, Bridger, Reader)
-CLASS_NAMES = {cls.persona: cls.__name__ for cls in PERSONA_CLASSES}
+PERSONA_CLASSES: tuple[type[PersonaUser], ...] = _persona_classes()

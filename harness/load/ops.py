@@ -42,6 +42,7 @@ from .personas import (
     pick_item,
     quote_price,
 )
+from .rpc import post
 
 __all__ = [
     "QUOTE_DECIMALS",
@@ -323,31 +324,15 @@ class Trader:
             args=args,
             step=self._step if self._step >= 0 else None,
         )
-        parsed: Any = None
         result: dict[str, Any] | None = None
         try:
-            if body is None:
-                resp = self.session.request(method, url, name=op, headers=self._headers)
-            else:
-                resp = self.session.request(method, url, name=op, headers=self._headers, json=body)
-            status = resp.status_code or 0
-            cut: Exception | None = None
-            if status:
-                try:
-                    content = resp.content
-                except Exception as broken:  # the body was cut short: the connection broke
-                    content, cut = None, broken
-                if content:
-                    parsed = _parse_json(content)
-            if cut is not None:
-                outcome = Outcome("info", f"response cut short: {describe_error(cut)}")
-            elif 200 <= status < 300:
-                outcome = classify_rpc(parsed) if rpc else _OK
-            else:
-                err = getattr(resp, "error", None)
-                outcome = classify_http(
-                    status, err if isinstance(err, BaseException) else None, parsed
+            if rpc:  # a JSON-RPC error with HTTP 200 is a failure in Locust's statistics too
+                reply = post(
+                    self.session, url, op, body, classify=classify_rpc, headers=self._headers
                 )
+                outcome, parsed = reply.outcome, reply.body
+            else:
+                outcome, parsed = self._http(op, method, url, body)
             if outcome.type == "ok":
                 if parsed is None and op not in WRITE_OPS:
                     outcome = Outcome("fail", "response is not JSON")
@@ -366,6 +351,31 @@ class Trader:
         if outcome.type == "info":
             self._retire()
         return outcome, parsed
+
+    def _http(self, op: str, method: str, url: str, body: Any) -> tuple[Outcome, Any]:
+        """One REST request: its outcome by transport and status, and the parsed body."""
+        if body is None:
+            resp = self.session.request(method, url, name=op, headers=self._headers)
+        else:
+            resp = self.session.request(method, url, name=op, headers=self._headers, json=body)
+        status = resp.status_code or 0
+        parsed: Any = None
+        cut: Exception | None = None
+        if status:
+            try:
+                content = resp.content
+            except Exception as broken:  # the body was cut short: the connection broke
+                content, cut = None, broken
+            if content:
+                parsed = _parse_json(content)
+        if cut is not None:
+            return Outcome("info", f"response cut short: {describe_error(cut)}"), parsed
+        if 200 <= status < 300:
+            return _OK, parsed
+        err = getattr(resp, "error", None)
+        return classify_http(
+            status, err if isinstance(err, BaseException) else None, parsed
+        ), parsed
 
     def _client_id(self) -> str:
         self._sub += 1

@@ -1,6 +1,7 @@
 """The `load:` section of a scenario: how many traders, which personas, how they behave.
 
     load:
+      protocol: perpdex      # how traders talk to the target (l2chaos.load.protocols)
       users: 60              # concurrent Locust users, one seeded account each
       spawn_rate: 20         # users started per second
       workers: 2             # 0: one Locust process; N: a master and N worker processes
@@ -11,7 +12,8 @@
 `parse_load` validates it (every problem one `ScenarioError` naming file, line, field
 and what is allowed) into a frozen `LoadPlan`. Weights become exact user counts per
 persona by the largest-remainder method, so the same section always gives the same
-counts. `LOAD_PARAMS` and `PERSONA_PARAMS` document every key for `l2chaos list`.
+counts. `LOAD_PARAMS` and each protocol's `personas` document every key for
+`l2chaos list`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 from typing import Any
 
 from ..errors import UsageError
@@ -27,27 +28,23 @@ from ..params import Param, Where, bind_params
 from ..yamlsrc import LocDict
 
 __all__ = [
-    "DEFAULT_WEIGHTS",
     "LOAD_PARAMS",
-    "PERSONAS",
-    "PERSONA_PARAMS",
     "LoadPlan",
     "PersonaPlan",
     "parse_load",
     "split_counts",
 ]
 
-PERSONAS: tuple[str, ...] = ("maker", "taker", "leveraged", "bridger", "reader")
-DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
-    {"maker": 2, "taker": 4, "leveraged": 3, "bridger": 1, "reader": 2}
-)
-READ_OPS: tuple[str, ...] = ("block_number", "get_block", "get_receipt", "positions")
-
 _S = 1_000_000_000
 _MS = 1_000_000
 
 LOAD_PARAMS: tuple[Param, ...] = (
-    Param("users", "int", 10, "concurrent Locust users; each gets its own seeded account", min=1, max=100_000),
+    Param(
+        "protocol", "str", "",
+        "how traders talk to the target (perpdex, evm, starknet, or a plugin); default: the "
+        "stack file's load.protocol, else perpdex",
+    ),
+    Param("users", "int", 10, "concurrent Locust users; each gets its own seeded account; 0: no load", min=0, max=100_000),
     Param("spawn_rate", "float", 10.0, "users started per second", min=0.01, max=10_000),
     Param(
         "workers", "int", 0,
@@ -65,8 +62,9 @@ LOAD_PARAMS: tuple[Param, ...] = (
     ),
     Param("master_port", "int", 0, "port of the Locust master; 0 picks a free one", min=0, max=65535),
     Param(
-        "personas", "mapping", dict(DEFAULT_WEIGHTS),
-        "weight per persona (" + ", ".join(PERSONAS) + "); 0 leaves one out",
+        "personas", "mapping", {},
+        "weight per persona of the protocol (perpdex: maker 2, taker 4, leveraged 3, bridger 1, "
+        "reader 2; evm: sender 3, reader 2; starknet: reader); 0 leaves one out",
     ),
     Param(
         "request_timeout", "duration", 5 * _S,
@@ -91,69 +89,6 @@ LOAD_PARAMS: tuple[Param, ...] = (
         "trace_decisions", "bool", False,
         "write every persona decision to load/decisions/worker-<n>.jsonl (replay debugging)",
     ),
-)  # fmt: skip
-
-_MARKETS = Param("markets", "str_list", [], "markets to trade; empty: every market the stack lists")
-
-
-def _price_refresh(default_ns: int) -> Param:
-    return Param(
-        "price_refresh", "duration", default_ns,
-        "re-read prices (GET /v1/markets) before a step when they are older than this",
-        min=1 * _MS,
-    )  # fmt: skip
-
-
-PERSONA_PARAMS: Mapping[str, tuple[Param, ...]] = MappingProxyType(
-    {
-        "maker": (
-            _MARKETS,
-            _price_refresh(1 * _S),
-            Param("size_usd", "range", [200, 2000], "notional of one quote in USD", min=1),
-            Param("spread_bps", "range", [5, 50], "distance of a quote from the index price, in bps", min=0, max=5000),
-            Param("max_open", "int", 4, "open quotes kept per maker; the oldest is cancelled beyond", min=1, max=1000),
-            Param("cancel_ratio", "ratio", 0.25, "share of steps that cancel the oldest quote"),
-            Param("refresh_ratio", "ratio", 0.05, "share of steps that re-read open orders"),
-            Param("think", "duration_range", [500 * _MS, 2 * _S], "pause between steps", min=0),
-        ),
-        "taker": (
-            _MARKETS,
-            _price_refresh(5 * _S),
-            Param("size_usd", "range", [50, 500], "notional of one order in USD", min=1),
-            Param("market_ratio", "ratio", 0.6, "share of market orders (the rest are crossing limits)"),
-            Param("cross_bps", "range", [0, 30], "how far a limit order crosses the index price, in bps", min=0, max=5000),
-            Param("close_ratio", "ratio", 0.1, "share of steps that flatten positions (reduce-only)"),
-            Param("think", "duration_range", [500 * _MS, 3 * _S], "pause between steps", min=0),
-        ),
-        "leveraged": (
-            _MARKETS,
-            _price_refresh(5 * _S),
-            Param("leverage", "range", [10, 18], "position notional over equity (capped below the market's limit)", min=1, max=1000),
-            Param("long_ratio", "ratio", 0.8, "share of longs (the ones a zero price liquidates)"),
-            Param("hold_polls", "range", [5, 20], "position reads while holding, before closing", min=0, max=100_000),
-            Param(
-                "open_order", "enum", "limit",
-                "how a position is opened: a limit at the index that rests until filled, or a market order",
-                choices=("limit", "market"),
-            ),
-            Param("think", "duration_range", [1 * _S, 3 * _S], "pause between steps", min=0),
-        ),
-        "bridger": (
-            Param("deposit_usd", "range", [100, 1000], "amount of one deposit in USD", min=0.01),
-            Param("withdraw_usd", "range", [50, 500], "amount of one withdrawal in USD", min=0.01),
-            Param("withdraw_ratio", "ratio", 0.4, "share of steps that withdraw"),
-            Param("balance_ratio", "ratio", 0.2, "share of steps that read the account"),
-            Param("think", "duration_range", [2 * _S, 6 * _S], "pause between steps", min=0),
-        ),
-        "reader": (
-            Param(
-                "mix", "mapping", {"block_number": 3, "get_block": 3, "get_receipt": 2, "positions": 2},
-                "weights of the reads: " + ", ".join(READ_OPS),
-            ),
-            Param("blocks_back", "range", [0, 20], "how far behind the head a block read goes", min=0, max=1_000_000),
-            Param("think", "duration_range", [200 * _MS, 1 * _S], "pause between steps", min=0),
-        ),
-    }
 )  # fmt: skip
 
 _TOP_NAMES = {p.name for p in LOAD_PARAMS}
@@ -203,6 +138,7 @@ class LoadPlan:
     start_timeout_ns: int
     trace_decisions: bool
     personas: tuple[PersonaPlan, ...]
+    protocol: str = "perpdex"
 
     @property
     def distributed(self) -> bool:
@@ -274,6 +210,7 @@ class LoadPlan:
             "start_timeout_ns": self.start_timeout_ns,
             "trace_decisions": self.trace_decisions,
             "personas": [p.to_json() for p in self.personas],
+            "protocol": self.protocol,
         }
 
     @classmethod
@@ -292,6 +229,7 @@ class LoadPlan:
             start_timeout_ns=int(data["start_timeout_ns"]),
             trace_decisions=bool(data["trace_decisions"]),
             personas=tuple(PersonaPlan.from_json(p) for p in data["personas"]),
+            protocol=str(data.get("protocol") or "perpdex"),
         )
 
 
@@ -315,33 +253,63 @@ def split_counts(weights: Mapping[str, float], users: int) -> dict[str, int]:
     return counts
 
 
-def parse_load(section: Mapping[str, Any] | None, where: Where, seed: int) -> LoadPlan:
-    """Validate a scenario's `load:` section (None: all defaults) into a LoadPlan."""
+def parse_load(
+    section: Mapping[str, Any] | None,
+    where: Where,
+    seed: int,
+    *,
+    default_protocol: str = "perpdex",
+) -> LoadPlan:
+    """Validate a scenario's `load:` section (None: all defaults) into a LoadPlan.
+
+    The personas and their settings are those of the chosen protocol (`protocol`, else
+    `default_protocol`). A scenario without `load:` (or `load: none`, or `users: 0`)
+    runs no load: the scenario loader does not call this then."""
+    from .protocols import protocol as find_protocol
+    from .protocols import protocol_names
+
     if section is None:
         section = {}
     if not isinstance(section, Mapping):
-        raise where.error(f"expected a mapping (users, personas, ...), got {section!r}")
+        raise where.error(
+            f"expected a mapping (protocol, users, personas, ...) or none, got {section!r}"
+        )
+    name = section.get("protocol") or default_protocol
+    if not isinstance(name, str) or name not in protocol_names():
+        raise where.child("protocol").error(
+            f"unknown load protocol {name!r}; known: {', '.join(protocol_names())}",
+            section,
+            "protocol",
+        )
+    proto = find_protocol(name)
     for key in section:
-        if key not in _TOP_NAMES and key not in PERSONA_PARAMS:
-            allowed = ", ".join([*sorted(_TOP_NAMES), *PERSONAS])
-            raise where.child(key).error(f"unknown key {key!r}; allowed: {allowed}", section, key)
+        if key not in _TOP_NAMES and key not in proto.personas:
+            allowed = ", ".join([*sorted(_TOP_NAMES), *proto.personas])
+            raise where.child(key).error(
+                f"unknown key {key!r} for protocol {name}; allowed: {allowed}", section, key
+            )
     top = {k: v for k, v in section.items() if k in _TOP_NAMES}
     if isinstance(section, LocDict) and hasattr(section, "source"):
         top = _sub_locdict(section, top)
     bound = bind_params(LOAD_PARAMS, top, where)
-    weights = _weights(bound["personas"], where, section)
+    raw_weights = bound["personas"] or dict(proto.default_weights)
+    weights = _weights(raw_weights, list(proto.personas), where, section)
     users = int(bound["users"])
 
     counts = split_counts(weights, users)
     personas: list[PersonaPlan] = []
-    for name in PERSONAS:
-        given = section.get(name)
-        pw = where.child(name)
+    for persona, params in proto.personas.items():
+        given = section.get(persona)
+        pw = where.child(persona)
         if given is not None and not isinstance(given, Mapping):
-            raise pw.error(f"expected a mapping of {name} settings, got {given!r}", section, name)
-        settings = bind_params(PERSONA_PARAMS[name], given, pw)
-        _check_persona(name, settings, given, pw)
-        personas.append(PersonaPlan(name, weights.get(name, 0.0), counts.get(name, 0), settings))
+            raise pw.error(
+                f"expected a mapping of {persona} settings, got {given!r}", section, persona
+            )
+        settings = bind_params(params, given, pw)
+        proto.check_persona(persona, settings, given, pw)
+        personas.append(
+            PersonaPlan(persona, weights.get(persona, 0.0), counts.get(persona, 0), settings)
+        )
 
     if bound["workers"] > 0 or bound["remote_workers"] > 0:
         host = bound["master_bind_host"]
@@ -363,6 +331,7 @@ def parse_load(section: Mapping[str, Any] | None, where: Where, seed: int) -> Lo
         start_timeout_ns=int(bound["start_timeout"]),
         trace_decisions=bool(bound["trace_decisions"]),
         personas=tuple(personas),
+        protocol=name,
     )
 
 
@@ -374,14 +343,16 @@ def _sub_locdict(src: LocDict, items: Mapping[str, Any]) -> LocDict:
     return out
 
 
-def _weights(raw: Mapping[str, Any], where: Where, section: Mapping[str, Any]) -> dict[str, float]:
+def _weights(
+    raw: Mapping[str, Any], known: Sequence[str], where: Where, section: Mapping[str, Any]
+) -> dict[str, float]:
     pw = where.child("personas")
     container: Any = section.get("personas", section)
     weights: dict[str, float] = {}
     for name, w in raw.items():
-        if name not in PERSONAS:
+        if name not in known:
             raise pw.child(name).error(
-                f"unknown persona {name!r}; allowed: {', '.join(PERSONAS)}", container, name
+                f"unknown persona {name!r}; allowed: {', '.join(known)}", container, name
             )
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
             raise pw.child(name).error(
@@ -395,57 +366,6 @@ def _weights(raw: Mapping[str, Any], where: Where, section: Mapping[str, Any]) -
             "personas",
         )
     return weights
-
-
-def _check_persona(name: str, s: dict[str, Any], given: Any, where: Where) -> None:
-    """Cross-field checks the Param kinds cannot express; normalises whole numbers."""
-    if name in ("maker", "taker", "leveraged"):
-        markets: Sequence[str] = s["markets"]
-        if len(set(markets)) != len(markets):
-            raise where.child("markets").error(
-                f"lists a market twice: {markets!r}", given, "markets"
-            )
-    if name == "maker" and s["cancel_ratio"] + s["refresh_ratio"] > 1:
-        raise where.child("refresh_ratio").error(
-            "cancel_ratio + refresh_ratio must be at most 1", given, "refresh_ratio"
-        )
-    if name == "bridger" and s["withdraw_ratio"] + s["balance_ratio"] > 1:
-        raise where.child("balance_ratio").error(
-            "withdraw_ratio + balance_ratio must be at most 1", given, "balance_ratio"
-        )
-    if name == "leveraged":
-        s["hold_polls"] = _whole_range(s, "hold_polls", given, where)
-    if name == "reader":
-        mix: Mapping[str, Any] = s["mix"]
-        mix_container = given.get("mix") if isinstance(given, Mapping) else None
-        for op, w in mix.items():
-            if op not in READ_OPS:
-                raise (
-                    where.child("mix")
-                    .child(op)
-                    .error(
-                        f"unknown read {op!r}; allowed: {', '.join(READ_OPS)}", mix_container, op
-                    )
-                )
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
-                raise (
-                    where.child("mix")
-                    .child(op)
-                    .error(f"expected a weight (a number >= 0), got {w!r}", mix_container, op)
-                )
-        if not mix or sum(mix.values()) <= 0:
-            raise where.child("mix").error(
-                "expected at least one read with a positive weight", given, "mix"
-            )
-        s["blocks_back"] = _whole_range(s, "blocks_back", given, where)
-        s["mix"] = {op: float(w) for op, w in mix.items()}
-
-
-def _whole_range(s: Mapping[str, Any], key: str, given: Any, where: Where) -> list[int]:
-    lo, hi = s[key]
-    if lo != int(lo) or hi != int(hi):
-        raise where.child(key).error(f"expected whole numbers, got {s[key]!r}", given, key)
-    return [int(lo), int(hi)]
 
 
 def _plain(v: Any) -> Any:

@@ -54,6 +54,8 @@ from .context import (
 )
 from .history import MergeStats, merge_histories
 from .plan import LoadPlan
+from .protocols import SetupArgs
+from .protocols import protocol as find_protocol
 
 __all__ = ["LOCUSTFILE", "LoadResult", "LoadRunner", "locust_class"]
 
@@ -150,6 +152,7 @@ class LoadRunner:
         python: str | None = None,
         context_dir: Path | None = None,
         run_id: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         if not duration_s > 0 or not math.isfinite(duration_s):
             raise LoadError(
@@ -168,21 +171,30 @@ class LoadRunner:
         self.load_dir = self.run_dir / "load"
         self.history_dir = self.run_dir / "history"
         self.history_path = self.run_dir / "history.jsonl"
+        self.protocol = find_protocol(plan.protocol)
+        self.options = dict(options or {})
+        self.stack_accounts = list(accounts)
+        self.data: Mapping[str, Any] = {}
 
-        needs = {"ui"} if plan.users > 0 else set()
-        if plan.counts.get("reader", 0) > 0:
-            needs.add("rpc")
+        needs = self.protocol.endpoints_needed(plan.counts)
         missing = sorted(needs - set(self.endpoints))
         if missing:
             raise LoadError(
-                f"the load needs endpoint(s) {', '.join(missing)} but the stack provides "
-                f"{', '.join(sorted(self.endpoints)) or 'none'} (stack.yaml `load:` maps roles to services)"
+                f"the {plan.protocol} load needs endpoint(s) {', '.join(missing)} but the stack "
+                f"provides {', '.join(sorted(self.endpoints)) or 'none'} (stack.yaml `load:` maps "
+                "roles to services)"
             )
         for role, url in self.endpoints.items():
             if not url.startswith(("http://", "https://")):
                 raise LoadError(f"endpoint {role} must be an http(s) URL, got {url!r}")
             ensure_allowed(url, allow=self.allow_targets, what="load")
-        self.slices: list[list[Account]] = split_accounts(accounts, plan.users, plan.total_workers)
+        # A protocol that makes its own accounts (evm: keys from the seed) deals them at
+        # start; the stack's accounts are checked now, before anything starts.
+        self.slices: list[list[Account]] = (
+            []
+            if self.protocol.own_accounts
+            else split_accounts(accounts, plan.users, plan.total_workers)
+        )
 
         self._lock = threading.RLock()
         self._procs: list[_Proc] = []
@@ -282,7 +294,26 @@ class LoadRunner:
             slices=tuple(tuple(s) for s in self.slices),
             history_dir=str(self.history_dir),
             trace_dir=str(self.load_dir / "decisions") if self.plan.trace_decisions else None,
+            data=self.data,
         )
+
+    def _prepare(self) -> None:
+        """The protocol's set-up before Locust starts (evm: fund the users' keys)."""
+        prepared = self.protocol.prepare(
+            SetupArgs(
+                endpoints=self.endpoints,
+                users=self.plan.users,
+                seed=self.seed,
+                options=self.options,
+                stack_accounts=self.stack_accounts,
+                timeout_s=self.plan.start_timeout_ns / 1e9,
+            )
+        )
+        self.data = dict(prepared.data)
+        if self.protocol.own_accounts:
+            self.slices = split_accounts(
+                prepared.accounts, self.plan.users, self.plan.total_workers
+            )
 
     def start(self) -> None:
         """Start Locust and return once every local process runs users (its history
@@ -296,6 +327,7 @@ class LoadRunner:
             self.history_dir.mkdir(parents=True, exist_ok=True)
             for old in self.history_dir.glob("worker-*.jsonl"):
                 old.unlink()
+            self._prepare()
             ctx = self._context()
             data = ctx.to_json()
             sweep_secret_files(self.context_dir)  # left by a harness that was killed

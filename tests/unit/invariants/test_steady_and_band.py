@@ -230,3 +230,14 @@ def test_band_without_oracle_log_not_applicable(rw: RecordWriter, check: Check) 
     rw.header()
     mode(rw, 10.0, "post_only")
     assert check("no_trades_outside_band").status == "not_applicable"
+
+
+def test_steady_fails_when_no_operation_succeeded(rw: RecordWriter, check: Check) -> None:
+    # a target that answered every call with an error (e.g. -32601 method not found):
+    # zero errors by the `info` count, but nothing was ever acknowledged
+    n = ops(rw, 0.0, 20.0, outcome="fail")
+    rw.touch("faults.jsonl")
+    v = check("steady_state")
+    assert v.status == "fail"
+    assert v.reason == f"the run gave it {n} operations and none of them succeeded"
+    assert not v.no_work

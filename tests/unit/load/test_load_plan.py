@@ -7,9 +7,11 @@ import textwrap
 
 import pytest
 from l2chaos.errors import ScenarioError, UsageError
-from l2chaos.load import LOAD_PARAMS, PERSONA_PARAMS, PERSONAS, LoadPlan, parse_load
+from l2chaos.load import LOAD_PARAMS, LoadPlan, parse_load
 from l2chaos.load.plan import split_counts
+from l2chaos.load.protocols.perpdex import PERSONA_PARAMS
 from l2chaos.params import Where
+from l2chaos.registry import protocols
 from l2chaos.yamlsrc import load_yaml_text
 
 WHERE = Where("scn.yaml", "load")
@@ -35,7 +37,8 @@ def test_defaults_give_a_complete_plan() -> None:
     assert not plan.distributed
     assert plan.total_workers == 1
     assert sum(plan.counts.values()) == plan.users
-    assert [p.name for p in plan.personas] == list(PERSONAS)
+    assert plan.protocol == "perpdex"
+    assert [p.name for p in plan.personas] == list(PERSONA_PARAMS)
     maker = plan.persona("maker").settings
     assert maker["max_open"] == 4
     assert maker["think"] == [500_000_000, 2_000_000_000]
@@ -127,8 +130,16 @@ def test_overrides_recompute_counts() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("load: {usres: 5}\n", "scn.yaml:1: load.usres: unknown key 'usres'; allowed:"),
-        ("load:\n  users: 0\n", "scn.yaml:2: load.users: expected an integer (>= 1"),
+        (
+            "load: {usres: 5}\n",
+            "scn.yaml:1: load.usres: unknown key 'usres' for protocol perpdex; allowed:",
+        ),
+        ("load:\n  users: -1\n", "scn.yaml:2: load.users: expected an integer (>= 0"),
+        ("load:\n  protocol: ftp\n", "scn.yaml:2: load.protocol: unknown load protocol 'ftp'"),
+        (
+            "load:\n  protocol: evm\n  maker: {size_usd: [1, 2]}\n",
+            "load.maker: unknown key 'maker' for protocol evm",
+        ),
         ("load:\n  users: many\n", "load.users: expected an integer"),
         (
             "load:\n  personas: {makr: 1}\n",
@@ -174,9 +185,22 @@ def test_bad_sections_get_one_clear_message(text: str, expected: str) -> None:
 def test_every_parameter_is_documented() -> None:
     for p in LOAD_PARAMS:
         assert p.help, p.name
-    for persona, params in PERSONA_PARAMS.items():
-        assert persona in PERSONAS
-        names = [p.name for p in params]
-        assert "think" in names
-        for p in params:
-            assert p.help, f"{persona}.{p.name}"
+    for name, cls in protocols().items():
+        assert set(cls.default_weights) <= set(cls.personas), name
+        for persona, params in cls.personas.items():
+            names = [p.name for p in params]
+            assert "think" in names
+            for p in params:
+                assert p.help, f"{name}.{persona}.{p.name}"
+
+
+def test_users_zero_is_a_plan_without_users() -> None:
+    plan = parse_load(section("load:\n  users: 0\n"), WHERE, 1)  # type: ignore[arg-type]
+    assert plan.users == 0
+    assert sum(plan.counts.values()) == 0
+
+
+def test_the_default_protocol_comes_from_the_caller() -> None:
+    plan = parse_load(None, WHERE, 1, default_protocol="starknet")
+    assert plan.protocol == "starknet"
+    assert LoadPlan.from_json(plan.to_json()) == plan

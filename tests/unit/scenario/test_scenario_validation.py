@@ -286,3 +286,16 @@ def test_nemesis_sub_faults_are_validated(
     tmp_path: Path, change: tuple[str, str], expected: str
 ) -> None:
     assert error_of(tmp_path, NEMESIS.replace(*change)).startswith(expected)
+
+
+@pytest.mark.parametrize("section", ["", "load:\n", "load: none\n", "load: {users: 0}\n"])
+def test_no_load_section_means_no_load(tmp_path: Path, section: str) -> None:
+    sc = load_scenario(write(tmp_path, GOOD + section))
+    assert sc.load is None
+    assert sc.resolved_json()["load"] is None
+
+
+def test_a_load_section_takes_the_default_protocol(tmp_path: Path) -> None:
+    sc = load_scenario(write(tmp_path, GOOD + "load: {users: 3}\n"))
+    assert sc.load.protocol == "perpdex"
+    assert sc.load.users == 3

@@ -1,0 +1,124 @@
+"""The base of a JSON-RPC user (evm, starknet): `JsonRpcDriver` records each operation
+as an invoke and one completion and retires its process id after an `info`; `Mix` makes
+its seeded choices. Requests go through `l2chaos.load.rpc.post`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from l2chaos.jsonrpc import quantity
+
+from ..history import HistoryWriter, Outcome
+from ..ops import Stopping
+from ..personas import user_seed
+from ..rpc import RpcReply, post
+from .base import DriverArgs
+
+__all__ = ["JsonRpcDriver", "Mix", "quantity"]
+
+
+class JsonRpcDriver:
+    """Base of a JSON-RPC user: one account, a process id retired after `info`, and
+    `op` to record one operation made of one or more requests."""
+
+    def __init__(self, args: DriverArgs, role: str = "rpc") -> None:
+        self.args = args
+        self.persona = args.persona
+        self.settings = args.settings
+        self.session = args.session
+        self.history: HistoryWriter = args.history
+        self.account = args.account
+        self.url = args.endpoints.get(role, "").rstrip("/") + "/"
+        self.base_process = f"w{args.worker}-u{args.uid}"
+        self.process = self.base_process
+        self._incarnation = 0
+        self._next_id = 0
+        self.step_no = -1
+
+    def _retire(self) -> None:
+        self._incarnation += 1
+        self.process = f"{self.base_process}.{self._incarnation}"
+
+    def request(self, method: str, params: Any, *, name: str | None = None) -> RpcReply:
+        """One JSON-RPC call (not recorded in the history by itself)."""
+        self._next_id += 1
+        body = {"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params}
+        return post(self.session, self.url, name or method, body)
+
+    def op(
+        self,
+        op: str,
+        args: Mapping[str, Any],
+        run: Callable[[], tuple[Outcome, Mapping[str, Any] | None]],
+    ) -> tuple[Outcome, Mapping[str, Any] | None]:
+        """Record one operation: an invoke, then what `run` returns (outcome, result).
+        Raises `Stopping` instead of starting once the load is being stopped."""
+        if self.args.stopping():
+            raise Stopping()
+        h = self.history.invoke(
+            process=self.process,
+            persona=self.persona,
+            account=self.account.account,
+            op=op,
+            args=args,
+            step=self.step_no if self.step_no >= 0 else None,
+        )
+        try:
+            outcome, result = run()
+        except BaseException as exc:  # GreenletExit at stop, or a bug: never leave it open
+            self.history.complete(h, "info", None, f"interrupted: {type(exc).__name__}: {exc}")
+            self._retire()
+            raise
+        self.history.complete(h, outcome.type, result, outcome.error)
+        if outcome.type == "info":
+            self._retire()
+        return outcome, result
+
+    def read(
+        self,
+        op: str,
+        method: str,
+        params: Any,
+        summarise: Callable[[Any], dict[str, Any]] = lambda r: {"result": r},
+    ) -> RpcReply:
+        """A recorded read of one request; the result kept is `summarise(result)`."""
+        reply: list[RpcReply] = []
+
+        def run() -> tuple[Outcome, Mapping[str, Any] | None]:
+            r = self.request(method, params)
+            reply.append(r)
+            return r.outcome, summarise(r.result) if r.outcome.type == "ok" else None
+
+        self.op(op, {"method": method, "params": params}, run)
+        return reply[0]
+
+
+class Mix:
+    """A user's seeded choices: which operation of a weighted `mix`, a uniform draw in
+    [0, 1) (`pick`) and the think time. Three draws per step whatever the answers were,
+    so the same seed gives the same decisions (as `personas.Brain` does)."""
+
+    def __init__(self, args: DriverArgs) -> None:
+        self.rng = random.Random(user_seed(args.seed, args.worker, args.persona, args.ordinal))
+        mix: Mapping[str, float] = args.settings["mix"]
+        self.ops = [op for op, w in mix.items() if w > 0]
+        self.weights = [float(mix[op]) for op in self.ops]
+        self.total = sum(self.weights)
+        self.think_range = args.settings["think"]
+
+    def next(self) -> tuple[str, float, float]:
+        """(operation, pick, think seconds)."""
+        x = self.rng.random() * self.total
+        pick = self.rng.random()
+        lo, hi = self.think_range
+        think = round((lo + (hi - lo) * self.rng.random()) / 1e9, 3)
+        chosen = self.ops[-1]
+        for op, w in zip(self.ops, self.weights, strict=True):
+            if x < w:
+                chosen = op
+                break
+            x -= w
+        return chosen, pick, think

@@ -1,0 +1,89 @@
+"""One JSON-RPC 2.0 request through Locust's HTTP session, judged for the history and
+reported to Locust's statistics (used by the evm and starknet protocols and by the
+perpdex reader's starknet_* calls). Imports neither Locust nor gevent.
+
+`post` judges transport and HTTP status as `classify_http` does; with HTTP 200 the body
+is judged by `classify` (default `classify_strict`: an error object is `fail`), and
+anything but `ok` is marked a failure in Locust's statistics too (Locust alone would
+count an HTTP 200 a success).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .history import Outcome, classify_http, describe_error
+
+__all__ = ["RpcReply", "classify_strict", "post"]
+
+_decoder = json.JSONDecoder()
+
+
+def classify_strict(body: Any) -> Outcome:
+    """A JSON-RPC answer with HTTP 200: `ok` with a result, `fail` with an error object
+    (the node answered and did not do it), `info` when it is not a JSON-RPC answer."""
+    if not isinstance(body, Mapping):
+        return Outcome("info", "not a JSON-RPC response")
+    err = body.get("error")
+    if err is None and "result" in body:
+        return Outcome("ok")
+    if not isinstance(err, Mapping):
+        return Outcome("info", "JSON-RPC response without result or error")
+    return Outcome("fail", f"JSON-RPC {err.get('code')}: {err.get('message', '')}".rstrip(": "))
+
+
+@dataclass(frozen=True)
+class RpcReply:
+    outcome: Outcome
+    body: Any  # the parsed JSON body (None when there was none)
+
+    @property
+    def result(self) -> Any:
+        return self.body.get("result") if isinstance(self.body, Mapping) else None
+
+
+def _parse(content: bytes | None) -> Any:
+    if not content:
+        return None
+    try:
+        text = content.decode("utf-8")
+        value, end = _decoder.raw_decode(text)
+        return value if end == len(text) else _decoder.decode(text)
+    except ValueError:
+        return None
+
+
+def post(
+    session: Any,
+    url: str,
+    name: str,
+    body: Any,
+    *,
+    classify: Callable[[Any], Outcome] = classify_strict,
+    headers: Mapping[str, str] | None = None,
+) -> RpcReply:
+    """One JSON-RPC request through Locust's session, judged and reported to Locust."""
+    with session.request(
+        "POST", url, name=name, json=body, headers=dict(headers or {}), catch_response=True
+    ) as resp:
+        status = resp.status_code or 0
+        parsed: Any = None
+        cut: Exception | None = None
+        if status:
+            try:
+                parsed = _parse(resp.content)
+            except Exception as broken:  # the body was cut short: the connection broke
+                cut = broken
+        if cut is not None:
+            outcome = Outcome("info", f"response cut short: {describe_error(cut)}")
+        elif 200 <= status < 300:
+            outcome = classify(parsed)
+            if outcome.type != "ok":
+                resp.failure(outcome.error or outcome.type)
+        else:
+            err = getattr(resp, "error", None)
+            outcome = classify_http(status, err if isinstance(err, BaseException) else None, parsed)
+    return RpcReply(outcome, parsed)
