@@ -24,14 +24,14 @@ sends `fund_eth` to each with `eth_sendTransaction`: geth --dev), `key` (a funde
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from eth_account import Account as EthAccount
 from eth_utils.address import to_checksum_address
 from l2chaos.errors import LoadError
 from l2chaos.jsonrpc import RpcCallError, RpcClient, quantity
@@ -42,6 +42,9 @@ from ..personas import pick_item
 from ._jsonrpc import JsonRpcDriver, Mix
 from .base import Driver, DriverArgs, Prepared, SetupArgs, TraderProtocol
 from .perpdex import check_mix, whole_range
+
+if TYPE_CHECKING:
+    from eth_account import Account as EthAccountType
 
 __all__ = ["STORAGE_INIT", "EvmProtocol", "derive_keys"]
 
@@ -61,13 +64,25 @@ SENDER_OPS = ("transfer", "contract_call")
 READER_OPS = ("block_number", "get_block", "balance", "call", "get_receipt")
 
 
+def _eth() -> type[EthAccountType]:
+    """eth_account's Account, imported on first use. Its import (py_ecc) raises the
+    interpreter's recursion limit to 100000, which turns a deep recursion anywhere in the
+    process into a segfault instead of a RecursionError: the limit is put back."""
+    limit = sys.getrecursionlimit()
+    try:
+        from eth_account import Account
+    finally:
+        sys.setrecursionlimit(limit)
+    return Account
+
+
 def derive_keys(seed: int, count: int, mnemonic: str = "") -> list[str]:
     """`count` private keys (hex): the mnemonic's m/44'/60'/0'/0/i, or sha256 of the seed
     and the index (stable, and never a key anyone funded on a public chain)."""
     if mnemonic:
-        EthAccount.enable_unaudited_hdwallet_features()
+        _eth().enable_unaudited_hdwallet_features()
         return [
-            EthAccount.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{i}").key.hex()
+            _eth().from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{i}").key.hex()
             for i in range(count)
         ]
     return [
@@ -76,7 +91,7 @@ def derive_keys(seed: int, count: int, mnemonic: str = "") -> list[str]:
 
 
 def _address(key: str) -> str:
-    addr: str = EthAccount.from_key(key).address
+    addr: str = _eth().from_key(key).address
     return addr
 
 
@@ -153,7 +168,7 @@ class _Setup:
         return tx
 
     def _send_signed(self, key: str, tx: Mapping[str, Any]) -> str:
-        signed = EthAccount.sign_transaction(dict(tx), key)
+        signed = _eth().sign_transaction(dict(tx), key)
         raw = "0x" + signed.raw_transaction.hex()
         return str(self.rpc.call("eth_sendRawTransaction", [raw]))
 
@@ -228,7 +243,7 @@ class _Sender(JsonRpcDriver):
                 return Outcome("fail", f"could not read the nonce: {r.outcome.error}"), None
             self.nonce = n
         tx = {"type": 2, "chainId": self.chain_id, "nonce": self.nonce, **self.fees, **fields}
-        signed = EthAccount.sign_transaction(tx, self.key)
+        signed = _eth().sign_transaction(tx, self.key)
         tx_hash = "0x" + signed.hash.hex().removeprefix("0x")
         started = time.monotonic()
         r = self.request("eth_sendRawTransaction", ["0x" + signed.raw_transaction.hex()])
