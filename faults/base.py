@@ -104,6 +104,8 @@ class Fault(ABC):
     needs_hooks: ClassVar[tuple[str, ...]] = ()
     # Backend capabilities this fault needs (e.g. "disconnect"); checked at validation.
     needs_backend: ClassVar[tuple[str, ...]] = ()
+    # Runs a command the scenario chose on this host: refused without --allow-exec.
+    runs_commands: ClassVar[bool] = False
 
     def __init__(self, target: Target, params: Mapping[str, Any], duration_ns: int | None) -> None:
         self.target = target

@@ -88,6 +88,7 @@ class ExecCommand(Fault):
     )
     target_kind = TargetKind.NONE
     window = Window.OPTIONAL
+    runs_commands = True
     params = (
         Param("command", "str_list", help="argv to run at inject"),
         Param("heal_command", "str_list", default=[], help="argv to run at heal (empty: none)"),

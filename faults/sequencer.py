@@ -58,7 +58,13 @@ class ClockSkew(HookedFault):
     window = Window.REQUIRED
     needs_hooks = ("clock_offset",)
     params = (
-        Param("offset", "duration", default=30_000_000_000, help="how far the clock is moved"),
+        Param(
+            "offset",
+            "duration",
+            default=30_000_000_000,
+            max=24 * 3_600_000_000_000,
+            help="how far the clock is moved (at most 24h: the chain must come back from it)",
+        ),
         Param("direction", "enum", default="ahead", choices=("ahead", "behind"), help="which way"),
     )
 

@@ -2,8 +2,10 @@
 
     l2chaos run SCENARIO... [--backend local|docker|auto] [--profile NAME]... [--seed N]
                 [--duration D] [--time-scale X] [--workers N] [--users N]
-                [--set KEY=VALUE]... [--keep-up] [--out DIR] [--allow-target HOST]...
-    l2chaos validate SCENARIO...
+                [--set KEY=VALUE]... [--keep-up] [--out DIR] [--allow-exec]
+                [--allow-target HOST]...
+    l2chaos validate SCENARIO... [--set KEY=VALUE]... [--profile NAME] [--allow-exec]
+                [--allow-target HOST]...
     l2chaos list faults|invariants|scenarios|stacks [--markdown]
     l2chaos check RUN_DIR
     l2chaos report RUN_DIR
@@ -37,6 +39,7 @@ from .errors import (
     L2ChaosError,
     UsageError,
 )
+from .safety import Trust
 
 __all__ = ["main"]
 
@@ -61,13 +64,36 @@ def _positive_int(text: str) -> int:
 
 
 def _scale(text: str) -> float:
+    from .scenario import MAX_TIME_SCALE, MIN_TIME_SCALE
+
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number such as 0.25, got {text!r}") from None
-    if not 0 < value <= 100:
-        raise argparse.ArgumentTypeError(f"expected a number > 0 and <= 100, got {text!r}")
+    if not MIN_TIME_SCALE <= value <= MAX_TIME_SCALE:
+        raise argparse.ArgumentTypeError(
+            f"expected a number from {MIN_TIME_SCALE:g} to {MAX_TIME_SCALE:g}, got {text!r}"
+        )
     return value
+
+
+def _out_dir(text: str) -> Path:
+    """--out: a folder that exists or can be made (checked before anything starts)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise UsageError(
+            f"{text!r} is not a folder; expected where run directories go", field="--out"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot make the folder {text!r} ({exc.strerror}); expected where run directories go",
+            field="--out",
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write into {text!r}", field="--out")
+    return path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,13 +118,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--keep-up", action="store_true", help="keep the stack up after the run")
     run.add_argument("--out", default="runs", help="where run directories go (default: runs)")
-    run.add_argument("--allow-target", action="append", default=[], metavar="HOST")
+    _trust_flags(run)
     run.add_argument("--no-progress", action="store_true", help="no live progress display")
 
     val = sub.add_parser("validate", help="validate scenarios without running them")
     val.add_argument("scenarios", nargs="+", metavar="SCENARIO")
     val.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     val.add_argument("--profile")
+    _trust_flags(val)
 
     ls = sub.add_parser("list", help="list faults, invariants, scenarios or stacks")
     ls.add_argument("what", choices=("faults", "invariants", "scenarios", "stacks"))
@@ -129,6 +156,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _trust_flags(p: argparse.ArgumentParser) -> None:
+    """What a scenario may do beyond the default (docs/security.md)."""
+    p.add_argument(
+        "--allow-exec",
+        action="store_true",
+        help="let the scenario run commands on this host (exec.command)",
+    )
+    p.add_argument(
+        "--allow-target",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a non-loopback host that is yours (load endpoints, the Locust master's bind address)",
+    )
+
+
+def _trust(args: argparse.Namespace) -> Trust:
+    return Trust(allow_exec=args.allow_exec, allow_targets=tuple(args.allow_target))
+
+
 def _overrides(args: argparse.Namespace) -> list[str]:
     sets = list(args.set)
     if args.seed is not None:
@@ -150,15 +197,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sets = _overrides(args)
     # Validate everything before anything starts.
     planned = [
-        load_scenario(path, sets, profile=prof, time_scale=args.time_scale)
+        load_scenario(path, sets, profile=prof, time_scale=args.time_scale, trust=_trust(args))
         for path in args.scenarios
         for prof in profiles
     ]
     opts = RunOptions(
         backend=args.backend,
-        out_dir=Path(args.out),
+        out_dir=_out_dir(args.out),
         keep_up=args.keep_up,
         allow_targets=tuple(args.allow_target),
+        allow_exec=args.allow_exec,
         progress=not args.no_progress,
     )
     codes: list[tuple[str, int]] = []
@@ -201,7 +249,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from .scenario import load_scenario
 
     for path in args.scenarios:
-        sc = load_scenario(path, args.set, profile=args.profile)
+        sc = load_scenario(path, args.set, profile=args.profile, trust=_trust(args))
         print(f"{path}: ok ({sc.name}: {len(sc.timeline)} faults, {len(sc.invariants)} invariants)")
     return EXIT_OK
 

@@ -1,12 +1,16 @@
 """Durations as written in scenarios: ``500ms``, ``30s``, ``2m``, ``1h``, ``1m30s``.
 
 Internally a duration is an int of nanoseconds; floats never accumulate error over a
-timeline. A bare number is rejected (is ``30`` seconds or milliseconds?).
+timeline. A bare number is rejected (is ``30`` seconds or milliseconds?). Parsing is
+exact (decimal fractions, no float) and bounded: at most `MAX_TEXT` characters and at
+most `MAX_NS` (366 days) either way, so a 400-digit duration is a clear error, not an
+overflow deep inside a run.
 """
 
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 __all__ = ["format_duration", "parse_duration"]
 
@@ -22,23 +26,34 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
 _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|ms|s|m|h))+")
 
 ALLOWED = "a duration such as 500ms, 30s, 2m or 1m30s"
+MAX_NS = 366 * 24 * 3_600_000_000_000
+MAX_TEXT = 64
 
 
 def parse_duration(text: str) -> int:
     """Parse a duration into nanoseconds. Raises ValueError with what is allowed."""
     if not isinstance(text, str):
-        raise ValueError(f"expected {ALLOWED}, got {text!r}")
+        raise ValueError(f"expected {ALLOWED}, got {_short(text)}")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"expected {ALLOWED}, got {len(text)} characters ({_short(text)})")
     s = text.strip().replace(" ", "")
     neg = s.startswith("-")
     if neg:
         s = s[1:]
     if not s or not _WHOLE.fullmatch(s):
         raise ValueError(f"expected {ALLOWED}, got {text!r}")
-    total = 0.0
+    total = Fraction(0)
     for number, unit in _PART.findall(s):
-        total += float(number) * _UNITS_NS[unit]
+        total += Fraction(number) * _UNITS_NS[unit]
     ns = round(total)
+    if ns > MAX_NS:
+        raise ValueError(f"expected {ALLOWED}, at most 366 days, got {_short(text)}")
     return -ns if neg else ns
+
+
+def _short(value: object) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
 def format_duration(ns: int) -> str:

@@ -43,6 +43,7 @@ from .hooks import HttpHookClient
 from .probe import ProbeLoop, Prober, baseline_check
 from .progress import Progress
 from .rundir import RunDir
+from .safety import Trust
 from .scenario import FaultUse, Scenario, load_scenario
 from .stackspec import render
 from .timeline import Timeline
@@ -61,6 +62,7 @@ class RunOptions:
     out_dir: Path = Path("runs")
     keep_up: bool = False
     allow_targets: Sequence[str] = ()
+    allow_exec: bool = False
     progress: bool = True
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     baseline_timeout_s: float = 60.0
@@ -79,7 +81,10 @@ class RunResult:
 def run_scenario(path: str | Path, options: RunOptions | None = None) -> RunResult:
     """Validate and run one scenario file. Bad input raises InputError (exit 2)."""
     opts = options or RunOptions()
-    scenario = load_scenario(path, opts.sets, profile=opts.profile, time_scale=opts.time_scale)
+    trust = Trust(allow_exec=opts.allow_exec, allow_targets=tuple(opts.allow_targets))
+    scenario = load_scenario(
+        path, opts.sets, profile=opts.profile, time_scale=opts.time_scale, trust=trust
+    )
     return run_loaded(scenario, opts)
 
 

@@ -1,19 +1,87 @@
-"""Where l2chaos may send load and faults.
+"""What a scenario may do, and where l2chaos may send load and faults.
 
-Only loopback (127.0.0.0/8, ::1) and the run's own containers are allowed, unless the
-user names a target explicitly with ``--allow-target``. This is the one place that
-decides; the load runner and the backends call `ensure_allowed`.
+Scenarios may come from others (a pull request run by CI), so a scenario by itself can
+neither run a command on this host nor reach or listen on an address beyond loopback
+and the run's own containers. The user opts in on the command line: ``--allow-exec``
+lets `exec.command` run, ``--allow-target HOST`` names a host that is theirs. `Trust`
+carries those choices; validation asks it (`require_exec`, `require_host`) while a
+scenario is read, so a refusal is exit 2 before anything starts, naming the file, line
+and field. At run time the load runner and the backends call `ensure_allowed` as the
+second line. docs/security.md has the whole threat model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import SafetyError
+from .errors import SafetyError, ScenarioError
 
-__all__ = ["ensure_allowed", "is_loopback"]
+__all__ = [
+    "Trust",
+    "ensure_allowed",
+    "is_loopback",
+    "require_exec",
+    "require_host",
+    "trusting",
+]
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What the user allowed on the command line; the default allows nothing extra."""
+
+    allow_exec: bool = False
+    allow_targets: tuple[str, ...] = ()
+
+    def allows_host(self, host: str) -> bool:
+        h = _host_of(host)
+        return is_loopback(h) or h in {_host_of(a) for a in self.allow_targets}
+
+
+_TRUST: ContextVar[Trust | None] = ContextVar("l2chaos_trust", default=None)
+
+
+def _current() -> Trust:
+    return _TRUST.get() or Trust()
+
+
+@contextlib.contextmanager
+def trusting(trust: Trust | None) -> Iterator[None]:
+    """Validation inside this block checks against `trust` (None: the strict default)."""
+    token = _TRUST.set(trust or Trust())
+    try:
+        yield
+    finally:
+        _TRUST.reset(token)
+
+
+def require_exec(what: str, *, file: str | None, line: int | None, field: str) -> None:
+    """Refuse a scenario entry that runs a command here unless --allow-exec was given."""
+    if not _current().allow_exec:
+        raise ScenarioError(
+            f"{what} runs a command on this host, which a scenario may not do by itself; "
+            "pass --allow-exec if you trust this scenario",
+            file=file,
+            line=line,
+            field=field,
+        )
+
+
+def require_host(host: str, what: str, *, file: str | None, line: int | None, field: str) -> None:
+    """Refuse an address beyond loopback unless it was named with --allow-target."""
+    if not _current().allows_host(host):
+        raise ScenarioError(
+            f"{what} {host!r} is beyond loopback; only 127.0.0.1/::1 and the run's own "
+            f"containers are allowed unless you pass --allow-target {_host_of(host) or host}",
+            file=file,
+            line=line,
+            field=field,
+        )
 
 
 def _host_of(target: str) -> str:

@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .durations import format_duration, parse_duration
-from .errors import ScenarioError, StackSpecError
+from .errors import InputError, ScenarioError, StackSpecError
 from .params import Where, bind_params
 from .registry import faults as fault_registry
-from .stackspec import StackRun, StackSpec, parse_link, resolve_stack
-from .yamlsrc import LocDict, LocList, load_yaml, load_yaml_text
+from .safety import Trust, require_exec, trusting
+from .stackspec import NotAStackFile, StackRun, StackSpec, parse_link, resolve_stack
+from .yamlsrc import LocDict, LocList, line_of, load_yaml, load_yaml_text
 
 __all__ = [
     "FaultUse",
@@ -34,11 +33,19 @@ __all__ = [
     "load_scenario",
     "load_scenario_text",
     "parse_fault_entry",
+    "parse_set_value",
     "parse_stack_section",
 ]
 
 BACKENDS = ("auto", "local", "docker")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# Names reach file names, result.json, junit.xml and terminals: ASCII only (no look-alike
+# letters), no control characters, bounded length.
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,79}")
+_MAX_SEED = 2**63 - 1
+# Below this a run's schedule collapses (a 10 s fault becomes 0.1 s at 0.01).
+MIN_TIME_SCALE = 0.01
+MAX_TIME_SCALE = 100.0
 _TOP_KEYS = (
     "name", "description", "tags", "seed", "stack", "backend", "duration", "time_scale",
     "load", "timeline", "invariants", "sometimes", "expect",
@@ -167,6 +174,29 @@ def _split_path(path: str) -> list[str | int]:
     return parts
 
 
+def parse_set_value(key: str, raw: str, file: str | None = None) -> Any:
+    """The VALUE of ``--set KEY=VALUE``: a YAML scalar or flow collection (``30s`` stays
+    a string, ``5`` is an int, ``[a, b]`` a list), read by the same bounded loader as a
+    scenario. Shared by every command that takes ``--set``."""
+    if not raw.strip():
+        return ""
+    try:
+        value = load_yaml_text(raw, "--set")
+    except InputError as exc:
+        hint = "; quote it to pass a string" if exc.problem.startswith("invalid YAML") else ""
+        raise ScenarioError(f"--set {key}: {exc.problem}{hint}", file=file) from None
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    """Without the --set text's line numbers (they would point into the scenario)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def apply_overrides(doc: Any, overrides: Sequence[str], file: str) -> None:
     """Apply ``KEY=VALUE`` overrides (dotted paths, ``[i]`` for list items) in place.
 
@@ -182,10 +212,7 @@ def apply_overrides(doc: Any, overrides: Sequence[str], file: str) -> None:
                 f"--set {key!r}: not a field path (use dots and [i], e.g. timeline[0].at)",
                 file=file,
             ) from None
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        value = parse_set_value(key.strip(), raw, file)
         node = doc
         for i, part in enumerate(parts[:-1]):
             node = _descend(node, part, parts[: i + 1], file)
@@ -235,11 +262,14 @@ def load_scenario(
     *,
     profile: str | None = None,
     time_scale: float | None = None,
+    trust: Trust | None = None,
 ) -> Scenario:
-    """Read, override, validate and scale a scenario file."""
+    """Read, override, validate and scale a scenario file. `trust` is what the user
+    allowed on the command line (--allow-exec, --allow-target); None allows nothing."""
     p = Path(path)
-    doc = load_yaml(p)
-    return _build(doc, str(p), p, overrides, profile, time_scale)
+    doc = load_yaml(p, what="a scenario (a YAML file)")
+    with trusting(trust):
+        return _build(doc, str(p), p, overrides, profile, time_scale)
 
 
 def load_scenario_text(
@@ -250,11 +280,13 @@ def load_scenario_text(
     base_dir: Path | None = None,
     profile: str | None = None,
     time_scale: float | None = None,
+    trust: Trust | None = None,
 ) -> Scenario:
     """Like `load_scenario`, from text (relative stack paths resolve against base_dir)."""
     doc = load_yaml_text(text, name)
     fake = (base_dir or Path.cwd()) / name
-    return _build(doc, name, fake, overrides, profile, time_scale, from_text=True)
+    with trusting(trust):
+        return _build(doc, name, fake, overrides, profile, time_scale, from_text=True)
 
 
 def _build(
@@ -285,15 +317,16 @@ def _build(
             raise top.error(f"missing required key {key!r}", doc)
 
     name = _string(doc, "name", top)
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise top.child("name").error(
-            f"expected a lower-case name of letters, digits, '.', '_' and '-', got {name!r}",
+            "expected a lower-case name of ASCII letters, digits, '.', '_' and '-' "
+            f"(at most 80), got {name!r}",
             doc,
             "name",
         )
     description = _string(doc, "description", top, "")
     tags = _tags(doc, top)
-    seed = _int(doc, "seed", top, 1)
+    seed = _int(doc, "seed", top, 1, maximum=_MAX_SEED)
     backend = _enum(doc, "backend", top, BACKENDS, "auto")
     scale = _time_scale(doc, top, time_scale)
     duration_ns = _duration(doc, "duration", top)
@@ -360,12 +393,12 @@ def _string(d: Mapping[str, Any], key: str, where: Where, default: str | None = 
     return v
 
 
-def _int(d: Mapping[str, Any], key: str, where: Where, default: int) -> int:
+def _int(d: Mapping[str, Any], key: str, where: Where, default: int, *, maximum: int) -> int:
     v = d.get(key, default)
     if isinstance(v, bool) or not isinstance(v, int):
         raise where.child(key).error(f"expected an integer, got {v!r}", d, key)
-    if v < 0:
-        raise where.child(key).error(f"expected a non-negative integer, got {v!r}", d, key)
+    if not 0 <= v <= maximum:
+        raise where.child(key).error(f"expected an integer from 0 to {maximum}, got {v!r}", d, key)
     return v
 
 
@@ -380,7 +413,7 @@ def _enum(
 
 def _tags(d: Mapping[str, Any], where: Where) -> tuple[str, ...]:
     v = d.get("tags", [])
-    if not isinstance(v, list) or not all(isinstance(t, str) and _NAME.match(t) for t in v):
+    if not isinstance(v, list) or not all(isinstance(t, str) and _NAME.fullmatch(t) for t in v):
         raise where.child("tags").error(
             f"expected a list of lower-case words, got {v!r}", d, "tags"
         )
@@ -400,10 +433,15 @@ def _duration(d: Mapping[str, Any], key: str, where: Where) -> int:
 
 def _time_scale(d: Mapping[str, Any], where: Where, override: float | None) -> float:
     v: Any = override if override is not None else d.get("time_scale", 1.0)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100:
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, (int, float))
+        or not MIN_TIME_SCALE <= v <= MAX_TIME_SCALE
+    ):
         shown = "--time-scale" if override is not None else "time_scale"
         raise where.child("time_scale").error(
-            f"expected a number > 0 and <= 100 (0.25 runs four times faster), got {v!r} ({shown})",
+            f"expected a number from {MIN_TIME_SCALE:g} to {MAX_TIME_SCALE:g} "
+            f"(0.25 runs four times faster), got {v!r} ({shown})",
             d,
             "time_scale",
         )
@@ -437,10 +475,13 @@ def parse_stack_section(
         raise where.child("ref").error(f"expected a stack name or path, got {ref!r}", raw, "ref")
     try:
         spec = resolve_stack(ref, base)
-    except StackSpecError as exc:
-        if exc.file is not None:  # the stack file itself is bad: report it as is
-            raise
-        raise where.child("ref").error(exc.problem, raw, "ref") from None
+    except (NotAStackFile, InputError) as exc:
+        if isinstance(exc, StackSpecError) and not isinstance(exc, NotAStackFile) and exc.file:
+            raise  # a stack file with a mistake in it: its own file, line and field
+        # unknown, unreadable or not a stack file: said at the reference, with the path
+        # it resolved to and the reason, never with the file's content
+        shown = f"{exc.file}: " if exc.file else ""
+        raise where.child("ref").error(f"{shown}{exc.problem}", raw, "ref") from None
 
     profile = (
         profile_override
@@ -502,37 +543,10 @@ def _settings(raw: Mapping[str, Any], where: Where, spec: StackSpec) -> dict[str
                 given,
                 key,
             )
-        out[key] = _setting_value(s.kind, value, w.child(key), given, key)
-    return out
-
-
-def _setting_value(kind: str, value: Any, where: Where, container: Any, key: str) -> Any:
-    ok = True
-    if kind == "duration":
         try:
-            out: Any = parse_duration(value)
-            ok = out > 0
-        except ValueError:
-            ok = False
-    elif kind == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        out = value
-    elif kind == "float":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        out = value
-    elif kind == "bool":
-        ok = isinstance(value, bool)
-        out = value
-    else:
-        ok = isinstance(value, str)
-        out = value
-    if not ok:
-        what = {
-            "duration": "a positive duration such as 100ms",
-            "int": "an integer",
-            "float": "a number",
-        }
-        raise where.error(f"expected {what.get(kind, 'a ' + kind)}, got {value!r}", container, key)
+            out[key] = s.coerce(value)
+        except ValueError as exc:
+            raise w.child(key).error(str(exc), given, key) from None
     return out
 
 
@@ -549,14 +563,8 @@ def _timeline(
     labels: set[str] = set()
     for i, entry in enumerate(raw):
         w = where.child(i)
+        _check_start(entry, w, duration_ns)
         use = parse_fault_entry(entry, w, spec, scale, index=i, container=raw)
-        if use.at_ns >= round(duration_ns * scale):
-            raise w.child("at").error(
-                f"scheduled at {format_duration(round(use.at_ns / scale))}, at or after the end of the run "
-                f"(duration {format_duration(duration_ns)})",
-                entry,
-                "at",
-            )
         if use.end_ns > round(duration_ns * scale):
             raise w.child("for").error(
                 f"ends at {format_duration(round(use.end_ns / scale))}, past the end of the run "
@@ -569,6 +577,24 @@ def _timeline(
         labels.add(use.label)
         out.append(use)
     return out
+
+
+def _check_start(entry: Any, where: Where, duration_ns: int) -> None:
+    """An entry that starts at or after the end is refused for its time first (before
+    any complaint about its other keys, which would only mislead)."""
+    if not isinstance(entry, dict) or "at" not in entry:
+        return
+    try:
+        at_ns = parse_duration(entry["at"])
+    except ValueError:
+        return  # parse_fault_entry reports it
+    if at_ns >= duration_ns:
+        raise where.child("at").error(
+            f"scheduled at {format_duration(at_ns)}, at or after the end of the run "
+            f"(duration {format_duration(duration_ns)}); move it earlier or lengthen the run",
+            entry,
+            "at",
+        )
 
 
 def parse_fault_entry(
@@ -606,6 +632,10 @@ def parse_fault_entry(
     if fname not in catalogue:
         raise where.child("fault").error(_unknown_fault(fname, catalogue), entry, "fault")
     cls = catalogue[fname]
+    if cls.runs_commands:
+        require_exec(
+            fname, file=where.file, line=line_of(entry, "fault"), field=where.child("fault").path
+        )
     at_ns = 0
     if "at" in entry:
         at_ns = _entry_duration(entry, "at", where, allow_zero=True)
@@ -640,9 +670,12 @@ def parse_fault_entry(
                 "fault",
             )
     label = entry.get("name", f"{fname}@{format_duration(at_ns)}")
-    if not isinstance(label, str) or not label:
+    if not isinstance(label, str) or not _LABEL.fullmatch(label):
         raise where.child("name").error(
-            f"expected a non-empty string, got {label!r}", entry, "name"
+            "expected a name of ASCII letters, digits, '.', '_', ':', '@', '+' and '-' "
+            f"(at most 80), got {label!r}",
+            entry,
+            "name",
         )
     return FaultUse(
         index=index,

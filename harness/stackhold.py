@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from .backends.paths import cache_dir
 from .errors import EXIT_HARNESS_BROKE, EXIT_OK, L2ChaosError, StackError, UsageError
 from .params import Where
-from .scenario import parse_stack_section
+from .scenario import parse_set_value, parse_stack_section
 from .stackspec import StackRun
 
 __all__ = ["down", "serve", "status", "up"]
@@ -69,7 +68,7 @@ def _stack_run(name: str, profile: str | None, sets: list[str], seed: int) -> St
             raise UsageError(
                 f"--set for a stack takes switches.NAME=VALUE or settings.NAME=VALUE, got {item!r}"
             )
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = parse_set_value(key, raw)
         (switches if group == "switches" else settings)[field] = value
     section: dict[str, Any] = {"ref": name, "switches": switches, "settings": settings}
     if profile is not None:

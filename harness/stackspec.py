@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .durations import parse_duration
+from .durations import format_duration, parse_duration
 from .errors import StackSpecError
 from .yamlsrc import LocDict, line_of, load_yaml
 
 __all__ = [
     "HookSpec",
     "LinkSpec",
+    "NotAStackFile",
     "PostgresSpec",
     "ServiceSpec",
     "SettingSpec",
@@ -56,7 +57,8 @@ TEMPLATE_KEYS = {
     "out": "the output folder (audit command only)",
     "setting": "{setting:name}: a stack setting's value",
 }
-SETTING_KINDS = ("duration", "int", "float", "str", "bool")
+SETTING_KINDS = ("duration", "int", "float", "str", "bool", "json")
+_SETTING_TEXT_MAX = 65_536  # a setting becomes an environment variable
 
 
 def link_name(client: str, server: str) -> str:
@@ -114,12 +116,17 @@ class HookSpec:
 
 @dataclass(frozen=True)
 class SettingSpec:
+    """A typed knob. `minimum`/`maximum` (nanoseconds for durations) bound what a scenario
+    may set, so a value the stack cannot start with is refused at validation."""
+
     name: str
     kind: str
     default: Any
     env: str
     help: str = ""
     unit: str = ""  # for durations: the unit the env var is rendered in (ms or s)
+    minimum: float | None = None
+    maximum: float | None = None
 
     def render(self, value: Any) -> str:
         if self.kind == "duration":
@@ -127,7 +134,101 @@ class SettingSpec:
             return str(ns // 1_000_000) if self.unit == "ms" else f"{ns / 1e9:g}"
         if self.kind == "bool":
             return "1" if value else "0"
+        if self.kind == "json" and not isinstance(value, str):  # a str is JSON already
+            return json.dumps(value, separators=(",", ":"))
         return str(value)
+
+    def allowed(self) -> str:
+        """What a value must be, in words, for messages and `l2chaos list stacks`."""
+        base = {
+            "duration": "a duration such as 100ms"
+            if self.minimum is not None
+            else "a positive duration such as 100ms",
+            "int": "an integer",
+            "float": "a number",
+            "str": "a string",
+            "bool": "true or false",
+            "json": "JSON (a list or mapping, or a string holding one)",
+        }[self.kind]
+
+        def shown(v: float) -> str:
+            return format_duration(int(v)) if self.kind == "duration" else _number_text(v)
+
+        bounds = [f">= {shown(self.minimum)}"] if self.minimum is not None else []
+        bounds += [f"<= {shown(self.maximum)}"] if self.maximum is not None else []
+        return base + (f" ({', '.join(bounds)})" if bounds else "")
+
+    def coerce(self, value: Any) -> Any:
+        """The value as the stack gets it, or ValueError saying what is allowed."""
+        out = _SETTING_COERCE[self.kind](value)
+        if out is None:
+            raise ValueError(f"expected {self.allowed()}, got {_shown(value)}")
+        lo = self.minimum
+        if lo is None and self.kind == "duration":
+            lo = 1  # a duration is positive unless the stack declares `min: 0s`
+        if self.kind in ("duration", "int", "float") and (
+            (lo is not None and out < lo) or (self.maximum is not None and out > self.maximum)
+        ):
+            raise ValueError(f"expected {self.allowed()}, got {_shown(value)}")
+        if self.kind == "duration" and self.unit == "ms" and out % 1_000_000:
+            raise ValueError(f"expected whole milliseconds (the stack reads ms), got {value!r}")
+        return out
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _duration_value(value: Any) -> int | None:
+    try:
+        ns = parse_duration(value)
+    except ValueError:
+        return None
+    return ns if ns >= 0 else None
+
+
+def _number(value: Any, kinds: tuple[type, ...]) -> Any:
+    ok = isinstance(value, kinds) and not isinstance(value, bool)
+    return value if ok and value == value and abs(value) != float("inf") else None
+
+
+def _text(value: Any) -> str | None:
+    if not isinstance(value, str) or len(value) > _SETTING_TEXT_MAX:
+        return None
+    # an environment variable cannot hold NUL, and control characters only hide things
+    return None if any(ord(c) < 32 and c not in "\t\n" for c in value) else value
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, str):
+        if _text(value) is None:
+            return None
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+    if not isinstance(value, (list, dict)):
+        return None
+    try:
+        json.dumps(value, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return value
+
+
+_SETTING_COERCE: dict[str, Any] = {
+    "duration": _duration_value,
+    "int": lambda v: _number(v, (int,)),
+    "float": lambda v: _number(v, (int, float)),
+    "str": _text,
+    "bool": lambda v: v if isinstance(v, bool) else None,
+    "json": _json_value,
+}
 
 
 @dataclass(frozen=True)
@@ -227,6 +328,10 @@ def placeholders(template: str) -> Iterator[tuple[str, str | None]]:
 # ---------------------------------------------------------------------------- loading
 
 
+class NotAStackFile(StackSpecError):
+    """The file a stack reference names is not a stack file at all."""
+
+
 class _Ctx:
     def __init__(self, file: str) -> None:
         self.file = file
@@ -284,10 +389,15 @@ _SERVICE_KEYS = {
 def load_stack(path: str | Path) -> StackSpec:
     """Read and validate a stack file. Raises StackSpecError naming file, line and field."""
     p = Path(path)
-    doc = load_yaml(p)
+    doc = load_yaml(p, what="a stack file (YAML)")
     ctx = _Ctx(str(p))
-    if not isinstance(doc, LocDict):
-        raise ctx.err("(top level)", "expected a mapping with name, services and links", doc)
+    if not isinstance(doc, LocDict) or "services" not in doc:
+        # Said without quoting anything from it: a scenario may point anywhere.
+        raise NotAStackFile(
+            "not a stack file: expected a YAML mapping with name, services and links "
+            "(docs/own-stack.md)",
+            file=str(p),
+        )
     ctx.keys(doc, "", _TOP_KEYS, {"name", "services"})
     name = ctx.string(doc, "name", "name") or ""
     if not _NAME.match(name):
@@ -507,7 +617,12 @@ def _settings(ctx: _Ctx, doc: LocDict) -> dict[str, SettingSpec]:
     for name, body in raw.items():
         field = f"settings.{name}"
         b = ctx.mapping(body, field, raw, name)
-        ctx.keys(b, field, {"kind", "default", "env", "help", "unit"}, {"kind", "default", "env"})
+        ctx.keys(
+            b,
+            field,
+            {"kind", "default", "env", "help", "unit", "min", "max"},
+            {"kind", "default", "env"},
+        )
         kind = b["kind"]
         if kind not in SETTING_KINDS:
             raise ctx.err(
@@ -516,15 +631,32 @@ def _settings(ctx: _Ctx, doc: LocDict) -> dict[str, SettingSpec]:
                 b,
                 "kind",
             )
-        default = b["default"]
-        if kind == "duration":
-            try:
-                default = parse_duration(default)
-            except ValueError as exc:
-                raise ctx.err(f"{field}.default", str(exc), b, "default") from None
         unit = str(b.get("unit", "ms" if kind == "duration" else ""))
-        out[name] = SettingSpec(name, kind, default, str(b["env"]), str(b.get("help", "")), unit)
+        bounds = [_setting_bound(ctx, b, key, kind, field) for key in ("min", "max")]
+        spec = SettingSpec(
+            name, kind, None, str(b["env"]), str(b.get("help", "")), unit, bounds[0], bounds[1]
+        )
+        try:
+            default = spec.coerce(b["default"])
+        except ValueError as exc:
+            raise ctx.err(f"{field}.default", str(exc), b, "default") from None
+        out[name] = SettingSpec(
+            name, kind, default, spec.env, spec.help, unit, spec.minimum, spec.maximum
+        )
     return out
+
+
+def _setting_bound(ctx: _Ctx, b: LocDict, key: str, kind: str, field: str) -> float | None:
+    if key not in b:
+        return None
+    raw = b[key]
+    if kind not in ("duration", "int", "float"):
+        raise ctx.err(f"{field}.{key}", f"a {kind} setting takes no {key}", b, key)
+    value = _duration_value(raw) if kind == "duration" else _number(raw, (int, float))
+    if value is None:
+        what = "a duration" if kind == "duration" else "a number"
+        raise ctx.err(f"{field}.{key}", f"expected {what}, got {_shown(raw)}", b, key)
+    return value
 
 
 def _hooks(ctx: _Ctx, doc: LocDict, services: Mapping[str, ServiceSpec]) -> dict[str, HookSpec]:
@@ -704,9 +836,11 @@ def resolve_stack(ref: str, base: Path | None = None) -> StackSpec:
     if base is not None:
         candidates.insert(0, base / ref)
     for c in candidates:
-        if c.is_dir() and (c / "stack.yaml").is_file():
-            return load_stack(c / "stack.yaml")
-        if c.is_file():
+        if c.is_dir():
+            if (c / "stack.yaml").exists():
+                return load_stack(c / "stack.yaml")
+            raise StackSpecError(f"{str(c)!r} is a folder without a stack.yaml")
+        if c.exists():  # a file, or something that is not one: load_stack says which
             return load_stack(c)
     raise StackSpecError(
         f"unknown stack {ref!r}; registered stacks: {', '.join(sorted(known)) or 'none'}, or give a path"

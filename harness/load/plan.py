@@ -25,7 +25,8 @@ from typing import Any
 
 from ..errors import UsageError
 from ..params import Param, Where, bind_params
-from ..yamlsrc import LocDict
+from ..safety import require_host
+from ..yamlsrc import LocDict, line_of
 
 __all__ = [
     "LOAD_PARAMS",
@@ -313,10 +314,19 @@ def parse_load(
 
     if bound["workers"] > 0 or bound["remote_workers"] > 0:
         host = bound["master_bind_host"]
+        w = where.child("master_bind_host")
         if not host:
-            raise where.child("master_bind_host").error(
+            raise w.error(
                 "expected an address to listen on, e.g. 127.0.0.1", section, "master_bind_host"
             )
+        # Listening beyond loopback opens the master to the network: the user's call.
+        require_host(
+            host,
+            "the Locust master's listen address",
+            file=w.file,
+            line=line_of(section, "master_bind_host"),
+            field=w.path,
+        )
     return LoadPlan(
         seed=int(seed),
         users=users,

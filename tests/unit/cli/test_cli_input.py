@@ -66,7 +66,7 @@ def test_validate_ok(scenario: Path) -> None:
         (["validate", "{dir}/missing.yaml"], "{dir}/missing.yaml: file not found"),
         (
             ["run", "{s}", "--time-scale", "0"],
-            "argument --time-scale: expected a number > 0 and <= 100",
+            "argument --time-scale: expected a number from 0.01 to 100",
         ),
         (["run", "{s}", "--workers", "-1"], "argument --workers: expected a number >= 0"),
         (["run", "{s}", "--backend", "k8s"], "argument --backend: invalid choice: 'k8s'"),

@@ -117,8 +117,8 @@ def test_good_scenario_loads_and_scales(tmp_path: Path) -> None:
             id="overlap",
         ),
         pytest.param(
-            GOOD + "  - at: 40s\n    fault: exec.command\n    with: {timeout: 5s}\n",
-            "scenario.yaml:17: timeline[2].with: missing required parameter 'command' (a list of strings)",
+            GOOD + "  - at: 40s\n    fault: http.call\n    target: api\n    with: {method: GET}\n",
+            "scenario.yaml:18: timeline[2].with: missing required parameter 'path' (a string)",
             id="missing-param",
         ),
         pytest.param(
@@ -234,7 +234,7 @@ def test_profile_override_and_time_scale_bounds(tmp_path: Path) -> None:
     assert load_scenario(p, profile="strong").stack.switches == {"guard": True}
     with pytest.raises(ScenarioError, match=r"unknown profile 'x' \(--profile\)"):
         load_scenario(p, profile="x")
-    with pytest.raises(ScenarioError, match=r"time_scale: expected a number > 0"):
+    with pytest.raises(ScenarioError, match=r"time_scale: expected a number from 0.01 to 100"):
         load_scenario(p, time_scale=0)
 
 
