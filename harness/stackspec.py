@@ -250,6 +250,9 @@ class StackSpec:
     # `load.protocol` (the scenario's default) and `load.options` (bound to its params)
     load_protocol: str | None = None
     load_options: Mapping[str, Any] = field(default_factory=dict)
+    # service -> regex of a log line in which the service reports that its own
+    # safeguard halted it; the named group `reason` is what the verdict quotes
+    self_checks: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -378,7 +381,7 @@ class _Ctx:
 
 _TOP_KEYS = {
     "name", "description", "switches", "profiles", "default_profile", "settings", "services",
-    "links", "hooks", "probes", "accounts", "audit", "load",
+    "links", "hooks", "probes", "accounts", "audit", "load", "self_checks",
 }  # fmt: skip
 _SERVICE_KEYS = {
     "command", "image", "dockerfile", "port", "env", "health", "ready", "ready_timeout",
@@ -425,10 +428,34 @@ def load_stack(path: str | Path) -> StackSpec:
         audit=_command(ctx, doc, "audit", "audit"),
         load=_load_roles(ctx, doc, services),
         **_load_protocol(ctx, doc),
+        self_checks=_self_checks(ctx, doc, services),
     )
     _check_templates(ctx, doc, spec)
     _check_cycles(ctx, doc, spec)
     return spec
+
+
+def _self_checks(ctx: _Ctx, d: LocDict, services: Mapping[str, Any]) -> dict[str, str]:
+    if "self_checks" not in d:
+        return {}
+    m = ctx.mapping(d["self_checks"], "self_checks", d, "self_checks")
+    out: dict[str, str] = {}
+    for svc, pattern in m.items():
+        where = f"self_checks.{svc}"
+        if svc not in services:
+            raise ctx.err(
+                where, f"unknown service {svc!r}; services: {', '.join(services)}", m, svc
+            )
+        if not isinstance(pattern, str):
+            raise ctx.err(where, f"expected a regular expression, got {pattern!r}", m, svc)
+        try:
+            rx = re.compile(pattern)
+        except re.error as exc:
+            raise ctx.err(where, f"not a regular expression: {exc}", m, svc) from None
+        if "reason" not in rx.groupindex:
+            raise ctx.err(where, "the expression needs a named group (?P<reason>...)", m, svc)
+        out[svc] = pattern
+    return out
 
 
 def _command(ctx: _Ctx, d: LocDict, key: str, field: str) -> tuple[str, ...] | None:

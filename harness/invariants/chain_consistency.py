@@ -13,10 +13,11 @@ From audit/blocks.jsonl (every block in production order, orphaned ones included
   root equals the root recorded at block N, and exactly the blocks after N produced
   before the rollback are marked non-canonical;
 - the canonical chain is contiguous (number + 1, parent hash) from its first block;
-- with the audit header and events present, the state root at each rollback target
-  (and, with `replay_roots: final`, at the last block; `all`: every canonical block) is
-  recomputed from the replayed ledgers (algorithm in docs/architecture.md) and must
-  equal the recorded one.
+- with the audit header and events present, the state root of every canonical block
+  (`replay_roots: all`, the default: a root that lags a block or misses an account is
+  caught where it happens; `final`: the rollback targets and the last block;
+  `rollbacks`: the rollback targets only) is recomputed from the replayed ledgers
+  (algorithm in docs/architecture.md) and must equal the recorded one.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class ChainConsistency(Checker):
         Param(
             "replay_roots",
             "enum",
-            default="final",
+            default="all",
             choices=("rollbacks", "final", "all"),
             help="where to recompute state roots from the replayed ledgers",
         ),

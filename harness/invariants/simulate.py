@@ -711,6 +711,13 @@ class _Sim:
             encoding="utf-8",
         )
         from l2chaos.registry import checkers
+        from l2chaos.stacks.perpdex import STACK_FILE
+
+        logs = self.dir / "logs"
+        logs.mkdir(exist_ok=True)
+        (logs / "sequencer.log").write_text(
+            json.dumps({"level": "info", "service": "sequencer", "msg": "state loaded"}) + "\n"
+        )
 
         invariants = [{"name": n, "params": {}} for n in checkers()]
         (self.dir / "scenario.resolved.json").write_text(
@@ -722,6 +729,7 @@ class _Sim:
                     "seed": 1,
                     "profile": "hardened",
                     "backend": "local",
+                    "stack": {"ref": "perpdex", "name": "perpdex", "path": str(STACK_FILE)},
                     "timeline": [],
                     "invariants": invariants,
                     "sometimes": [

@@ -5,7 +5,10 @@ fund_conservation proves the sums; this proves the routing. From audit/events.js
 (canonical blocks, `seq` order), the accounts replayed from the ledgers, the market
 parameters and `formulas` of the audit header (docs/architecture.md):
 
-- `fill`: maker and taker fees = round(size x price x bps / 1e4) with the market's
+- `fill`: it executes at the resting (maker) order's limit price, within the taker's
+  limit (when the fill names its orders, `maker_order` / `taker_order`, and their
+  `order_accepted` events are in the record); maker and taker fees =
+  round(size x price x bps / 1e4) with the market's
   maker/taker bps and `formulas.fee.rounding`; the buyer pays size x price plus its
   fee, the seller receives size x price less its fee, the fees account is credited
   both fees and no other account moves; the buyer's position grows and the seller's
@@ -83,6 +86,7 @@ class _Flows:
         # per account, within one block: fee budget left, and a deficit awaiting cover
         self.budget: dict[tuple[Any, Any], int] = {}
         self.deficit: dict[Any, dict[str, Any]] = {}
+        self.limits: dict[Any, tuple[Any, Any]] = {}  # order id -> (side, limit price)
         self._size_before: dict[tuple[Any, Any], int] = {}  # of the event's positions
 
     def run(self) -> Verdict:
@@ -108,7 +112,9 @@ class _Flows:
         kind = ev.get("kind")
         raw = ev.get("data")
         data: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        if kind == "genesis" and isinstance(data.get("funding_index"), dict):
+        if kind == "order_accepted" and "order_id" in data:
+            self.limits[data["order_id"]] = (data.get("side"), data.get("price"))
+        elif kind == "genesis" and isinstance(data.get("funding_index"), dict):
             self.funding.update(
                 {m: v for m, v in data["funding_index"].items() if isinstance(v, int)}
             )
@@ -151,6 +157,7 @@ class _Flows:
             self._add(ev, f"fill {ev.get('seq')} lacks market, price or size", seen=data)
             return
         self.n["fills"] += 1
+        self._fill_price(ev, data, price)
         rnd = self.f.fee_rounding
         assert rnd is not None
         want = {
@@ -179,6 +186,27 @@ class _Flows:
         self._transfers(ev, f"fill on {m}", expected, moved)
         for acct, delta in ((buyer, size), (seller, -size)):
             self._size_change(ev, led, acct, m, delta)
+
+    def _fill_price(self, ev: dict[str, Any], data: dict[str, Any], price: int) -> None:
+        _, maker_limit = self.limits.get(data.get("maker_order"), (None, None))
+        if isinstance(maker_limit, int) and price != maker_limit:
+            self._add(
+                ev,
+                f"block {ev.get('block')}: fill {ev.get('seq')} executed at {price}, the "
+                f"resting order {data.get('maker_order')} was at {maker_limit}",
+                account=data.get("maker"), expected=maker_limit, seen=price,
+                difference=price - maker_limit,
+            )  # fmt: skip
+        side, limit = self.limits.get(data.get("taker_order"), (None, None))
+        if isinstance(limit, int) and (
+            (side == "buy" and price > limit) or (side == "sell" and price < limit)
+        ):
+            self._add(
+                ev,
+                f"block {ev.get('block')}: fill {ev.get('seq')} executed at {price}, beyond "
+                f"the taker's {side} limit {limit}",
+                account=data.get("taker"), expected=limit, seen=price, difference=price - limit,
+            )  # fmt: skip
 
     def _size_change(
         self, ev: dict[str, Any], led: dict[str, Any], acct: Any, m: Any, delta: int

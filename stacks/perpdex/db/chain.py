@@ -411,6 +411,31 @@ class ChainStore:
         rows = await self.conn.fetch("SELECT * FROM market_state ORDER BY market")
         return [_market(r) for r in rows]
 
+    async def chain_markets(self) -> dict[str, MarketData]:
+        """Market data as the canonical chain's events last set it: the latest
+        `price_update` per market (else the genesis funding index). What a reload is
+        validated against."""
+        c = self.conn
+        out: dict[str, MarketData] = {}
+        genesis = await c.fetchval(
+            "SELECT data FROM events WHERE kind = 'genesis' ORDER BY seq LIMIT 1"
+        )
+        gen_ts = await c.fetchval("SELECT chain_ts_ns FROM blocks ORDER BY seq LIMIT 1")
+        for m, fi in (json.loads(genesis)["funding_index"] if genesis else {}).items():
+            out[m] = MarketData(m, 0, 0, 0, int(fi), int(gen_ts or 0))
+        rows = await c.fetch(
+            "SELECT DISTINCT ON (e.data->>'market') e.data, e.chain_ts_ns FROM events e "
+            "JOIN blocks b ON b.seq = e.block_seq AND b.canonical "
+            "WHERE e.kind = 'price_update' ORDER BY e.data->>'market', e.seq DESC"
+        )
+        for r in rows:
+            d = json.loads(r["data"])
+            out[d["market"]] = MarketData(
+                d["market"], d["price"], d["observed_ts_ns"], d["mark_price"],
+                d["funding_index"], r["chain_ts_ns"],
+            )  # fmt: skip
+        return out
+
     async def load_state(self) -> LoadedState:
         c = self.conn
         async with c.transaction(isolation="repeatable_read", readonly=True):

@@ -69,6 +69,7 @@ SWITCHES = (
     "staleness_guard",
     "post_only_band",
     "staged_reopen",
+    "market_data_validation",
 )
 
 # The arithmetic above as the audit header states it (docs/architecture.md, "formulas"),
@@ -95,6 +96,7 @@ class Guards:
     staleness_guard: bool = False
     post_only_band: bool = False
     staged_reopen: bool = False
+    market_data_validation: bool = False
     max_price_age_ns: int = 3_000_000_000
     max_price_jump_bps: int = 1000
     break_fee_path: bool = False  # test only: fees charged to traders vanish

@@ -13,9 +13,14 @@ the backlog at once. A price update cannot be applied to a market the cache has 
 loaded (funding accrues from the previous state), so price transactions wait in the
 mempool until the reload; everything else reads the cache as it is. Without the
 readiness gate nothing waits for the reload: blocks in that window see unpriced (zero)
-markets, liquidate against them and persist what they saw. With it, matching,
-liquidation and market-data persistence wait until the cache is loaded and every
-market has an oracle price received after the reconnect.
+markets, liquidate against them and persist what they saw, so the reload reads the
+zeros back: funding indices reset to 0 while the next oracle prices are right. With it,
+matching, liquidation and market-data persistence wait until the cache is loaded and
+every market has an oracle price received after the reconnect. Market-data validation
+checks the data both ways: a market that has been priced is never persisted as zero,
+and every row loaded (reload, start, rollback) must carry the funding index and
+positive prices of the chain's last `price_update` for that market; a row that does not
+is replaced by the chain's.
 """
 
 from __future__ import annotations
@@ -131,6 +136,7 @@ class Node:
             await self._genesis(store)
         read = await self.read.get()
         st = await ChainStore(read).load_state()
+        st.markets = await self._validated(ChainStore(read), st.markets)
         self._install(st)
         assert st.head is not None
         root = self.ex.state_root()
@@ -267,6 +273,7 @@ class Node:
             try:
                 conn = await self.read.get()
                 rows = await ChainStore(conn).load_markets()
+                rows = await self._validated(ChainStore(conn), rows)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -283,6 +290,35 @@ class Node:
                 markets={r.market: [r.index_price, r.funding_index] for r in rows},
             )
             return
+
+    async def _validated(self, store: ChainStore, rows: list[MarketData]) -> list[MarketData]:
+        """With market_data_validation: each loaded row checked against the chain."""
+        if not self.cfg.guards.market_data_validation:
+            return rows
+        chain = await store.chain_markets()
+        by_market = {r.market: r for r in rows}
+        out: list[MarketData] = []
+        for m in MARKET_NAMES:
+            row, want = by_market.get(m), chain.get(m)
+            if want is not None and not _agrees(row, want):
+                self.log.warning(
+                    "market data failed validation on load; using the chain's",
+                    market=m,
+                    loaded=None if row is None else row.to_json(),
+                    chain=want.to_json(),
+                )
+                row = want
+            if row is not None:
+                out.append(row)
+        return out
+
+    def _persistable(self, row: MarketData) -> bool:
+        """With market_data_validation a market once priced is never written as zero."""
+        if not self.cfg.guards.market_data_validation:
+            return True
+        last = self._last_persisted.get(row.market)
+        priced_before = last is not None and last.index_price > 0
+        return not priced_before or (row.index_price > 0 and row.mark_price > 0)
 
     # ------------------------------------------------------------------ staged reopen
 
@@ -394,7 +430,7 @@ class Node:
         markets: list[MarketData] = []
         history: list[MarketData] = []
         if persist:
-            markets = list(self.cache.view().values())
+            markets = [m for m in self.cache.view().values() if self._persistable(m)]
             history = [m for m in markets if self._last_persisted.get(m.market) != m]
             for m in history:
                 self._last_persisted[m.market] = m
@@ -580,6 +616,7 @@ class Node:
             store = ChainStore(conn)
             info = await store.rollback(target)
             st = await store.load_state()
+            st.markets = await self._validated(store, st.markets)
         except Exception as exc:
             if not fut.done():
                 fut.set_exception(exc)
@@ -621,6 +658,12 @@ class Node:
             state_root=root,
         )
         fut.set_result({**self._rollback_event, "state_root_verified": True})
+
+
+def _agrees(row: MarketData | None, chain: MarketData) -> bool:
+    if row is None or row.funding_index != chain.funding_index:
+        return False
+    return chain.index_price <= 0 or (row.index_price > 0 and row.mark_price > 0)
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -14,11 +14,18 @@ pytestmark = pytest.mark.integration
 BTC, ETH = "BTC-USD-PERP", "ETH-USD-PERP"
 
 
-def test_without_readiness_gate_the_zero_market_state_is_persisted(perpdex: Any) -> None:
+@pytest.mark.parametrize("validation", [False, True])
+def test_without_readiness_gate_the_zero_market_state_is_persisted(
+    perpdex: Any, validation: bool
+) -> None:
     """The other guards still stop the zero-price liquidation, but nothing stops the
-    blocks in the reload window from persisting the zero market state: the funding
-    indices are reset to 0 (the incident's second symptom)."""
-    with perpdex("hardened", switches={"readiness_gate": False}) as p:
+    blocks in the reload window from reading the zero market state. Without market-data
+    validation they persist it and the reload reads it back: the funding indices are
+    reset to 0 (the incident's second symptom), which funding_continuity names. With
+    it no priced market is written as zero and the reload is checked against the
+    chain: the indices carry on."""
+    switches = {"readiness_gate": False, "market_data_validation": validation}
+    with perpdex("hardened", switches=switches) as p:
         longs = p.open_longs()
         before = p.seq_markets()
         p.restart_db()
@@ -28,8 +35,17 @@ def test_without_readiness_gate_the_zero_market_state_is_persisted(perpdex: Any)
         after = p.seq_markets()
         for m in longs:
             assert before[m]["funding_index"] != 0
-            assert abs(after[m]["funding_index"]) < abs(before[m]["funding_index"]) // 1000
+            if validation:
+                assert after[m]["funding_index"] >= before[m]["funding_index"] // 2
+            else:
+                assert abs(after[m]["funding_index"]) < abs(before[m]["funding_index"]) // 1000
         assert p.events(["liquidation"]) == []
+        p.audit()
+        verdicts = p.check("funding_continuity", "market_data_matches_oracle")
+        for name, v in verdicts.items():
+            assert (v.status == "pass") is validation, (name, [x.message for x in v.violations])
+        if not validation:
+            assert any("reset to 0" in x.message for x in verdicts["funding_continuity"].violations)
 
 
 @pytest.mark.parametrize("price_validation", [False, True])

@@ -58,11 +58,12 @@ def test_consistent_chain_holds(rw: RecordWriter, check: Check) -> None:
     assert v.checked == {"blocks": 4, "links": 6, "rollbacks": 0, "roots": 4}
 
 
-def test_final_root_only_by_default(rw: RecordWriter, check: Check) -> None:
+def test_every_root_by_default_the_final_one_on_request(rw: RecordWriter, check: Check) -> None:
     straight_chain(rw)
     v = check("chain_consistency")
     assert v.status == "pass"
-    assert v.checked["roots"] == 1
+    assert v.checked["roots"] == 4
+    assert check("chain_consistency", replay_roots="final").checked["roots"] == 1
 
 
 def test_tampered_hash_is_caught(rw: RecordWriter, check: Check) -> None:
