@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -149,7 +149,8 @@ class Prober:
 
 
 class ProbeLoop:
-    """Samples every `interval_s` into probes.jsonl until stopped."""
+    """Samples every `interval_s` into probes.jsonl until stopped, and hands each sample
+    to its subscribers (the timeline's block heights and probe events)."""
 
     def __init__(self, prober: Prober, log: JsonlWriter, interval_s: float = 0.25) -> None:
         self._prober = prober
@@ -157,7 +158,12 @@ class ProbeLoop:
         self._interval = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._subscribers: list[Callable[[Sample], None]] = []
         self.last: Sample | None = None
+
+    def subscribe(self, callback: Callable[[Sample], None]) -> None:
+        """Call `callback(sample)` after every sample (before `start`)."""
+        self._subscribers.append(callback)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="probe-loop", daemon=True)
@@ -169,6 +175,8 @@ class ProbeLoop:
             sample = self._prober.sample()
             self.last = sample
             self._log.write(sample.to_json())
+            for callback in self._subscribers:
+                callback(sample)
             self._stop.wait(max(0.0, self._interval - (time.monotonic() - began)))
 
     def stop(self) -> None:

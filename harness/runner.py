@@ -32,21 +32,26 @@ import httpx
 
 from .backends.base import Backend, RunningStack
 from .errors import (
+    EXIT_BAD_INPUT,
     EXIT_HARNESS_BROKE,
     EXIT_INTERRUPTED,
     HarnessError,
     InputError,
     Interrupted,
+    ScenarioError,
     StackError,
 )
+from .eventsource import EventPoller
 from .hooks import HttpHookClient
 from .probe import ProbeLoop, Prober, baseline_check
 from .progress import Progress
 from .rundir import RunDir
 from .safety import Trust
 from .scenario import FaultUse, Scenario, load_scenario
+from .signals import ChainHeights, EventFeed, ProbeEvents, Signals
 from .stackspec import render
 from .timeline import Timeline
+from .triggers import AtBlock, OnEvent
 
 __all__ = ["RunOptions", "RunResult", "backend_for", "run_loaded", "run_scenario"]
 
@@ -158,6 +163,7 @@ class _Run:
         )
         self.stack: RunningStack | None = None
         self.timeline: Timeline | None = None
+        self.events: EventPoller | None = None
         self.probe: ProbeLoop | None = None
         self.prober: Prober | None = None
         self.load: Any = None
@@ -201,6 +207,8 @@ class _Run:
                     self._wind_down()
         except Interrupted as exc:
             exit_code, error = EXIT_INTERRUPTED, str(exc)
+        except InputError as exc:  # found only once the stack was up (a block already passed)
+            exit_code, error = EXIT_BAD_INPUT, str(exc)
         except HarnessError as exc:
             exit_code, error = exc.exit_code, str(exc)
         finally:
@@ -247,19 +255,62 @@ class _Run:
         self.progress.phase("baseline")
         self.prober = Prober(spec, self.stack)
         probes_log = rd.jsonl("probes.jsonl")
-        baseline_check(self.prober, probes_log, timeout_s=self.opts.baseline_timeout_s)
+        base = baseline_check(self.prober, probes_log, timeout_s=self.opts.baseline_timeout_s)
+        check_blocks_ahead(self.sc, base.block_height)
+        heights = ChainHeights(self.prober.block_height)
+        heights.observe(base.block_height, base.mono_ns)
+        self.events = self._event_poller()
 
         self.t0_ns, self.t0_mono = time.time_ns(), time.monotonic_ns()
-        rd.update_json("run.json", phase="running", t0_ns=self.t0_ns, t0_mono_ns=self.t0_mono)
-        self.probe = ProbeLoop(self.prober, probes_log)
-        self.probe.start()
-        self._start_load()
-        self.timeline = Timeline(
-            self.sc.timeline, self._fault_context, rd.jsonl("faults.jsonl"), self.t0_mono
+        rd.update_json(
+            "run.json",
+            phase="running",
+            t0_ns=self.t0_ns,
+            t0_mono_ns=self.t0_mono,
+            baseline_block=base.block_height,
         )
-        self.timeline.start()
+        self.probe = ProbeLoop(self.prober, probes_log)
+        self.probe.subscribe(lambda sample: heights.observe(sample.block_height, sample.mono_ns))
+        signals = Signals(heights, self._event_feed(), base.block_height)
+        self.probe.start()
+        self.timeline = Timeline(
+            self.sc.timeline,
+            self._fault_context,
+            rd.jsonl("faults.jsonl"),
+            self.t0_mono,
+            signals,
+        )
+        self.timeline.start()  # before the load, whose start takes seconds
+        self._start_load()
         self.progress.phase("running")
         self._wait_for_end()
+
+    def _wanted_events(self) -> list[str]:
+        return sorted({u.trigger.event for u in self.sc.timeline if isinstance(u.trigger, OnEvent)})
+
+    def _event_poller(self) -> EventPoller | None:
+        """The stack's event stream, primed (what is already there never fires), when a
+        trigger waits for one of its events."""
+        assert self.stack is not None
+        source = self.sc.stack.spec.events
+        wanted = [n for n in self._wanted_events() if source is not None and n in source.names()]
+        if source is None or not wanted:
+            return None
+        poller = EventPoller(source, self.stack.direct_url(source.service, source.path), wanted)
+        poller.prime()
+        return poller
+
+    def _event_feed(self) -> EventFeed | None:
+        """Events for the triggers: the stream's (started here) and the probes'."""
+        wanted = self._wanted_events()
+        if not wanted:
+            return None
+        feed = EventFeed(self.t0_ns, wanted)
+        assert self.probe is not None
+        self.probe.subscribe(ProbeEvents(feed))
+        if self.events is not None:
+            self.events.start(feed)
+        return feed
 
     def _fetch_accounts(self) -> list[dict[str, Any]]:
         assert self.stack is not None
@@ -344,7 +395,7 @@ class _Run:
         steps: list[tuple[str, Any]] = [
             ("healing faults", lambda: self.timeline.heal_all() if self.timeline else None),
             ("stopping load", lambda: self.load.stop() if self.load is not None else None),
-            ("stopping probes", lambda: self.probe.stop() if self.probe is not None else None),
+            ("stopping probes", self._stop_probes),
             ("exporting audit", self._export_audit),
         ]
         for label, step in steps:
@@ -369,6 +420,12 @@ class _Run:
                         closer.close()
             rd.redact_files(p for p in (rd.path / "logs").glob("*") if p.is_file())
             rd.update_json("run.json", ended_t_ns=time.time_ns(), problems=self.problems)
+
+    def _stop_probes(self) -> None:
+        if self.events is not None:
+            self.events.stop()
+        if self.probe is not None:
+            self.probe.stop()
 
     def _hold_up(self) -> None:
         assert self.stack is not None
@@ -422,6 +479,26 @@ class _Run:
         rd.update_json("run.json", phase="checked", exit_code=code)
         self.progress.done()
         return RunResult(code, self.sc.name, self.sc.profile, rd.path, summary=summary)
+
+
+def check_blocks_ahead(scenario: Scenario, baseline: int | None) -> None:
+    """An absolute `{block: N}` at or below the height the run starts from can never
+    fire: bad input, found once the chain's height is known."""
+    for use in scenario.timeline:
+        trig = use.trigger
+        if (
+            isinstance(trig, AtBlock)
+            and not trig.relative
+            and baseline is not None
+            and trig.block <= baseline
+        ):
+            raise ScenarioError(
+                f"block {trig.block} is at or below the chain's height when the run started "
+                f"({baseline}), so it can never fire; use {{block: +N}} for N blocks after that",
+                file=str(scenario.path) if scenario.path else scenario.name,
+                line=trig.line or use.line,
+                field=f"timeline[{use.index}].at.block",
+            )
 
 
 def run_loaded(scenario: Scenario, options: RunOptions | None = None) -> RunResult:

@@ -20,10 +20,12 @@ from typing import Any
 
 from .durations import format_duration, parse_duration
 from .errors import InputError, ScenarioError, StackSpecError
+from .eventsource import stack_event_names
 from .params import Where, bind_params
 from .registry import faults as fault_registry
 from .safety import Trust, require_exec, trusting
 from .stackspec import NotAStackFile, StackRun, StackSpec, parse_link, resolve_stack
+from .triggers import AtTime, check_triggers, parse_at
 from .yamlsrc import LocDict, LocList, line_of, load_yaml, load_yaml_text
 
 __all__ = [
@@ -66,6 +68,16 @@ class FaultUse:
     at_ns: int
     for_ns: int | None  # None: instant; heal at `at` (+ the inject's own time)
     line: int | None = None
+    # When it fires (l2chaos.triggers); None or AtTime: at `at_ns`. For the other
+    # triggers `at_ns` is 0 and the time is known only when it fires.
+    trigger: Any = None
+
+    @property
+    def timed(self) -> bool:
+        """Fires at a time known before the run (not at a block, event or other entry)."""
+        from .triggers import AtTime
+
+        return self.trigger is None or isinstance(self.trigger, AtTime)
 
     @property
     def name(self) -> str:
@@ -84,6 +96,7 @@ class FaultUse:
             "at_ns": self.at_ns,
             "for_ns": self.for_ns,
             "params": _jsonable(self.fault.p),
+            "trigger": None if self.trigger is None else self.trigger.to_json(),
         }
 
 
@@ -565,7 +578,7 @@ def _timeline(
         w = where.child(i)
         _check_start(entry, w, duration_ns)
         use = parse_fault_entry(entry, w, spec, scale, index=i, container=raw)
-        if use.end_ns > round(duration_ns * scale):
+        if use.timed and use.end_ns > round(duration_ns * scale):
             raise w.child("for").error(
                 f"ends at {format_duration(round(use.end_ns / scale))}, past the end of the run "
                 f"(duration {format_duration(duration_ns)}); shorten it or lengthen the run",
@@ -576,6 +589,12 @@ def _timeline(
             raise w.child("name").error(f"duplicate timeline name {use.label!r}", entry, "name")
         labels.add(use.label)
         out.append(use)
+    check_triggers(
+        [(u.index, u.label, u.trigger, u.for_ns) for u in out],
+        round(duration_ns * scale),
+        where,
+        raw,
+    )
     return out
 
 
@@ -636,9 +655,16 @@ def parse_fault_entry(
         require_exec(
             fname, file=where.file, line=line_of(entry, "fault"), field=where.child("fault").path
         )
-    at_ns = 0
+    trigger = None
     if "at" in entry:
-        at_ns = _entry_duration(entry, "at", where, allow_zero=True)
+        trigger = parse_at(
+            entry,
+            where,
+            scale,
+            has_heights="block_height" in spec.probes,
+            events=stack_event_names(spec),
+        )
+    at_ns = trigger.at_ns if isinstance(trigger, AtTime) else 0  # scaled
     target = _target(entry, where, cls, spec)
     params = bind_params(cls.params, entry.get("with"), where.child("with"))
     params = _scale_params(cls.params, params, scale)
@@ -669,7 +695,11 @@ def parse_fault_entry(
                 entry,
                 "fault",
             )
-    label = entry.get("name", f"{fname}@{format_duration(at_ns)}")
+    if isinstance(trigger, AtTime):  # as written, before time scaling
+        default = format_duration(parse_duration(entry["at"]))
+    else:
+        default = "0s" if trigger is None else trigger.short()
+    label = entry.get("name", f"{fname}@{default}")
     if not isinstance(label, str) or not _LABEL.fullmatch(label):
         raise where.child("name").error(
             "expected a name of ASCII letters, digits, '.', '_', ':', '@', '+' and '-' "
@@ -681,9 +711,10 @@ def parse_fault_entry(
         index=index,
         label=label,
         fault=fault,
-        at_ns=round(at_ns * scale),
+        at_ns=at_ns,
         for_ns=for_ns,
         line=getattr(entry, "line", None),
+        trigger=trigger,
     )
 
 
@@ -782,8 +813,12 @@ def _target(entry: Mapping[str, Any], where: Where, cls: Any, spec: StackSpec) -
 
 
 def _check_overlaps(timeline: Sequence[FaultUse], top: Where, raw: Any) -> None:
+    # Entries that fire at a block, an event or another entry are kept apart at run time
+    # (an inject waits for the resource's holder to heal).
     spans = [
-        (f, f.at_ns, f.at_ns + (f.for_ns or _INSTANT_NS), f.fault.resources()) for f in timeline
+        (f, f.at_ns, f.at_ns + (f.for_ns or _INSTANT_NS), f.fault.resources())
+        for f in timeline
+        if f.timed
     ]
     for i, (a, a0, a1, ra) in enumerate(spans):
         for b, b0, b1, rb in spans[i + 1 :]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from .durations import format_duration, parse_duration
 from .errors import StackSpecError
+from .eventsource import parse_events
 from .yamlsrc import LocDict, line_of, load_yaml
 
 __all__ = [
@@ -253,6 +254,7 @@ class StackSpec:
     # service -> regex of a log line in which the service reports that its own
     # safeguard halted it; the named group `reason` is what the verdict quotes
     self_checks: Mapping[str, str] = field(default_factory=dict)
+    events: Any = None  # l2chaos.eventsource.EventSourceSpec: the stack's event stream
 
     @property
     def root(self) -> Path:
@@ -381,7 +383,7 @@ class _Ctx:
 
 _TOP_KEYS = {
     "name", "description", "switches", "profiles", "default_profile", "settings", "services",
-    "links", "hooks", "probes", "accounts", "audit", "load", "self_checks",
+    "links", "hooks", "probes", "accounts", "audit", "load", "self_checks", "events",
 }  # fmt: skip
 _SERVICE_KEYS = {
     "command", "image", "dockerfile", "port", "env", "health", "ready", "ready_timeout",
@@ -429,6 +431,7 @@ def load_stack(path: str | Path) -> StackSpec:
         load=_load_roles(ctx, doc, services),
         **_load_protocol(ctx, doc),
         self_checks=_self_checks(ctx, doc, services),
+        events=parse_events(ctx, doc, list(services)),
     )
     _check_templates(ctx, doc, spec)
     _check_cycles(ctx, doc, spec)

@@ -31,6 +31,7 @@ __all__ = [
     "MAX_NODES",
     "LocDict",
     "LocList",
+    "PlusInt",
     "Source",
     "line_of",
     "load_yaml",
@@ -77,6 +78,13 @@ class LocList(list[Any]):
         if 0 <= index < len(self.item_lines):
             return self.item_lines[index]
         return self.line
+
+
+class PlusInt(int):
+    """An integer written with an explicit ``+`` (``{block: +50}``: relative to a base).
+
+    YAML reads ``+50`` as plain 50; a field where the sign means something checks for
+    this type. Everywhere else it is an ordinary int."""
 
 
 def line_of(container: object, key: str | int | None = None) -> int | None:
@@ -182,6 +190,8 @@ class _Converter:
                 raise _Refused("integer out of range (at most 2^63-1 in size)", line, path or None)
         elif isinstance(value, float) and not math.isfinite(value):
             raise _Refused(f"expected a finite number, got {value!r}", line, path or None)
+        if node.style is None and str(node.value).startswith("+") and type(value) is int:
+            return PlusInt(value)
         return value
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,6 +116,13 @@ class FaultRecord:
     heal_details: Any = None
     notes: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+    # When it fired: its trigger in words, the chain height then, the height a block or
+    # event trigger aimed at; `missed`: why it never fired.
+    trigger: dict[str, Any] | None = None
+    block: int | None = None
+    target_block: int | None = None
+    lateness_blocks: int | None = None
+    missed: str | None = None
 
     @property
     def injected(self) -> bool:
@@ -367,6 +374,13 @@ class RunRecord:
                 fr.inject_ok = bool(rec.get("ok", True))
                 fr.lateness_ms = rec.get("lateness_ms")
                 fr.details = rec.get("details")
+                fr.trigger = _trigger(rec)
+                fr.block = _int_or_none(rec.get("block"))
+                fr.target_block = _int_or_none(rec.get("target_block"))
+                fr.lateness_blocks = _int_or_none(rec.get("lateness_blocks"))
+            elif action == "missed":
+                fr.trigger = _trigger(rec)
+                fr.missed = str(rec.get("error") or "never fired")
             elif action == "heal":
                 fr.heal_scheduled_ns = _int_or_none(rec.get("scheduled_ns"))
                 fr.heal_t_ns = t
@@ -439,6 +453,14 @@ class RunRecord:
     def declared_rollbacks(self) -> list[FaultRecord]:
         """Rollbacks the scenario declared (chain.rollback faults that were injected)."""
         return [f for f in self.faults() if f.name == "chain.rollback" and f.injected]
+
+
+def _trigger(rec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A fault record's trigger with its text (`{"kind": "block", ..., "text": "block +50"}`)."""
+    trig = rec.get("trigger")
+    if not isinstance(trig, Mapping):
+        return None
+    return {**trig, "text": rec.get("trigger_text")}
 
 
 def _int_or_none(v: Any) -> int | None:

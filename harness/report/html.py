@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -379,8 +379,10 @@ def render_html(outcome: CheckOutcome, tl: Timeline) -> str:
             f'<td class="num">{_e(_s(f.get("scheduled_at")))}</td><td class="num">{_e(_s(f.get("injected_at")))}</td>'
             f'<td class="num">{_e(_s(f.get("healed_at")))}</td>'
             f'<td class="num">{_e(_ms(f.get("lateness_ms")))}</td>'
+            f"<td>{_e(_trigger(f))}</td>"
+            f'<td class="num">{_e(_blocks(f))}</td>'
             f'<td class="num">{_e(_s(f.get("recovery_s")))}</td><td>{_e(f.get("recovery_status") or "")}'
-            f"{_e('; '.join(f.get('errors') or []))}</td></tr>"
+            f"{_e('; '.join([*(f.get('errors') or []), *([f['missed']] if f.get('missed') else [])]))}</td></tr>"
         )
     parts.append("<h2>Faults and recovery times</h2>")
     parts.append(
@@ -393,6 +395,8 @@ def render_html(outcome: CheckOutcome, tl: Timeline) -> str:
                 "injected",
                 "healed",
                 "lateness",
+                "trigger",
+                "block (late)",
                 "recovery",
                 "status",
             ],
@@ -468,3 +472,15 @@ def write_html(run_dir: Path, outcome: CheckOutcome, record: RunRecord | None = 
     tmp.write_text(render_html(outcome, tl), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def _trigger(f: Mapping[str, Any]) -> str:
+    trig = f.get("trigger") or {}
+    return str(trig.get("text") or "")
+
+
+def _blocks(f: Mapping[str, Any]) -> str:
+    if f.get("block") is None:
+        return ""
+    late = f.get("lateness_blocks")
+    return str(f["block"]) + ("" if late is None else f" ({late:+d})")

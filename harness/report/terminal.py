@@ -4,6 +4,7 @@ the path of the report. Also written to summary.txt."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,25 @@ def _line(v: Verdict, role: str | None, satisfied: bool | None, width: int) -> s
     return f"  {status}  {v.name:<{width}}  {_counts(v)}{extra}"
 
 
+def _fault_line(f: Mapping[str, Any]) -> str:
+    """When a fault fired (and on what trigger), how late, and its recovery."""
+    trig = f.get("trigger") or {}
+    if f.get("missed"):
+        return f"never fired ({trig.get('text')}): {f['missed']}"
+    state = f.get("recovery_status") or ("healed" if f.get("heal_ok") else "not healed")
+    fired = ""
+    if trig.get("kind") not in (None, "time"):
+        fired = f" on {trig.get('text')}"
+    if f.get("block") is not None:
+        fired += f", block {f['block']}"
+    if f.get("lateness_blocks") is not None:
+        fired += f" ({f['lateness_blocks']} blocks late)"
+    return (
+        f"at {_fmt_s(f.get('injected_at'))}{fired}, late {f.get('lateness_ms') or 0:.1f}ms, "
+        f"recovery {_fmt_s(f.get('recovery_s'))} ({state})"
+    )
+
+
 def _fmt_s(x: Any) -> str:
     return "-" if x is None else f"{float(x):.2f}s"
 
@@ -88,12 +108,7 @@ def render_summary(outcome: CheckOutcome, run_dir: Path | str | None = None) -> 
     if outcome.faults:
         lines.append("faults (injected at, lateness, recovery):")
         for f in outcome.faults:
-            state = f.get("recovery_status") or ("healed" if f.get("heal_ok") else "not healed")
-            lines.append(
-                f"  {f['label']} ({f['name']} -> {f['target'] or '-'}): at "
-                f"{_fmt_s(f.get('injected_at'))}, late {f.get('lateness_ms') or 0:.1f}ms, "
-                f"recovery {_fmt_s(f.get('recovery_s'))} ({state})"
-            )
+            lines.append(f"  {f['label']} ({f['name']} -> {f['target'] or '-'}): {_fault_line(f)}")
 
     windows = outcome.coverage.get("windows") or []
     if windows:
