@@ -18,10 +18,9 @@ timeline:
 """
 
 
-def load(entries: str, **kwargs: object) -> Scenario:
-    return load_scenario_text(
-        HEAD + textwrap.indent(textwrap.dedent(entries), "  "), "s.yaml", **kwargs
-    )  # type: ignore[arg-type]
+def load(entries: str, time_scale: float | None = None) -> Scenario:
+    text = HEAD + textwrap.indent(textwrap.dedent(entries), "  ")
+    return load_scenario_text(text, "s.yaml", time_scale=time_scale)
 
 
 def error_of(entries: str) -> str:
