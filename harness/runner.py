@@ -172,6 +172,7 @@ class _Run:
         self.t0_ns = 0
         self.t0_mono = 0
         self.problems: list[str] = []
+        self.reached_end = False
 
     # ------------------------------------------------------------------ phases
 
@@ -284,6 +285,7 @@ class _Run:
         self._start_load()
         self.progress.phase("running")
         self._wait_for_end()
+        self.reached_end = True
 
     def _wanted_events(self) -> list[str]:
         return sorted({u.trigger.event for u in self.sc.timeline if isinstance(u.trigger, OnEvent)})
@@ -407,6 +409,8 @@ class _Run:
                 self.progress.line(f"{label} failed: {exc}")
         if self.timeline is not None:
             self.problems.extend(f"fault {e}" for e in self.timeline.errors())
+            if self.reached_end:  # an aborted run says why it stopped instead
+                self.problems.extend(f"fault {e}" for e in self.timeline.missed())
         if self.opts.keep_up and self.stack is not None:
             self._hold_up()
         self.progress.phase("stopping stack")

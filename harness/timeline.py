@@ -341,10 +341,13 @@ class Timeline:
         )  # fmt: skip
 
     def errors(self) -> list[str]:
-        out = [f"{st.use.label}: {e}" for st in self._states for e in st.errors]
-        out += [
+        """Injects and heals that failed."""
+        return [f"{st.use.label}: {e}" for st in self._states for e in st.errors]
+
+    def missed(self) -> list[str]:
+        """Entries whose trigger never fired, and why."""
+        return [
             f"{st.use.label}: never fired ({(st.use.trigger or AtTime(st.use.at_ns)).describe()}): {st.missed}"
             for st in self._states
             if st.missed is not None and not st.injected.is_set()
         ]
-        return out

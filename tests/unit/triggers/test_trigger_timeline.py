@@ -152,7 +152,8 @@ def test_a_trigger_that_never_fires_is_recorded_as_missed(tmp_path: Path) -> Non
     assert missed["f0"]["error"] == "block 1000 not reached by the end of the run (last block 5)"
     assert missed["f0"]["trigger_text"] == "block 1000"
     assert missed["f1"]["error"] == "f0 was not healed before the end of the run"
-    assert tl.errors() == [
+    assert tl.errors() == []
+    assert tl.missed() == [
         "f0: never fired (block 1000): block 1000 not reached by the end of the run (last block 5)",
         "f1: never fired (after f0 healed): f0 was not healed before the end of the run",
     ]
