@@ -190,7 +190,8 @@ class _Converter:
                 raise _Refused("integer out of range (at most 2^63-1 in size)", line, path or None)
         elif isinstance(value, float) and not math.isfinite(value):
             raise _Refused(f"expected a finite number, got {value!r}", line, path or None)
-        if node.style is None and str(node.value).startswith("+") and type(value) is int:
+        plain = isinstance(node, yaml.ScalarNode) and node.style is None
+        if plain and str(node.value).startswith("+") and type(value) is int:
             return PlusInt(value)
         return value
 
