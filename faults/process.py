@@ -243,8 +243,9 @@ class CrashLoop(ProcessFault):
                 ctx.note(step="killed", service=self.service, **rec)
                 if self._stop.wait(max(0.0, t0 + (i + 1) * interval_s - time.monotonic())):
                     return
-        except Exception as exc:  # recorded at heal, never lost
+        except Exception as exc:  # a failure of the fault: noted now, and in the heal's details
             self._error = str(exc)
+            ctx.note(step="crash loop", service=self.service, error=str(exc))
 
     def inject(self, ctx: FaultContext) -> dict[str, Any]:
         self._stop.clear()

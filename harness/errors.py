@@ -11,7 +11,9 @@
     │   ├── BaselineError         the stack was not healthy before the first fault
     │   ├── LoadError             the load generator failed
     │   └── SafetyError           a target outside the allowed address range
-    └── Interrupted               SIGINT/SIGTERM during a run (exit code 130)
+    Interrupted                   SIGINT/SIGTERM during a run (exit code 130); like
+                                  KeyboardInterrupt a BaseException, so no
+                                  `except Exception` on its way swallows it
 
 A verdict (an invariant violated) is not an exception: it is data in the run record.
 InputError carries the file, line and field so the CLI can print one clear message.
@@ -132,7 +134,10 @@ class SafetyError(HarnessError):
     exit_code = EXIT_BAD_INPUT
 
 
-class Interrupted(L2ChaosError):
-    """The run was interrupted by SIGINT or SIGTERM; teardown has run."""
+class Interrupted(BaseException):
+    """The run was interrupted by SIGINT or SIGTERM; teardown has run.
+
+    Not an `L2ChaosError` (an Exception): a step that catches every error to carry on
+    (a teardown, a probe) must not turn Ctrl-C into "the harness broke"."""
 
     exit_code = EXIT_INTERRUPTED

@@ -109,7 +109,8 @@ class Prober:
                 resp = self._http.post(
                     self._stack.direct_url(service, str(probe.get("path", "/"))), json=body
                 )
-                value: Any = resp.json().get("result")
+                value: Any = resp.json()
+                value = value.get("result") if isinstance(value, Mapping) else None
             else:
                 resp = self._http.get(self._stack.direct_url(service, str(probe["path"])))
                 value = resp.json()
@@ -160,6 +161,8 @@ class ProbeLoop:
         self._thread: threading.Thread | None = None
         self._subscribers: list[Callable[[Sample], None]] = []
         self.last: Sample | None = None
+        self.failures = 0
+        self.first_failure: str | None = None
 
     def subscribe(self, callback: Callable[[Sample], None]) -> None:
         """Call `callback(sample)` after every sample (before `start`)."""
@@ -172,12 +175,22 @@ class ProbeLoop:
     def _run(self) -> None:
         while not self._stop.is_set():
             began = time.monotonic()
-            sample = self._prober.sample()
-            self.last = sample
-            self._log.write(sample.to_json())
-            for callback in self._subscribers:
-                callback(sample)
+            try:
+                sample = self._prober.sample()
+                self.last = sample
+                self._log.write(sample.to_json())
+                for callback in self._subscribers:
+                    callback(sample)
+            except Exception as exc:  # the loop goes on; the run reports it (exit 3)
+                self.failures += 1
+                self.first_failure = self.first_failure or f"{type(exc).__name__}: {exc}"
             self._stop.wait(max(0.0, self._interval - (time.monotonic() - began)))
+
+    def problem(self) -> str | None:
+        """What went wrong while sampling, for the run's problems (None: nothing)."""
+        if not self.failures:
+            return None
+        return f"{self.failures} probe sample(s) failed, the first with {self.first_failure}"
 
     def stop(self) -> None:
         self._stop.set()

@@ -65,6 +65,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="where run directories go (default: runs)",
     )
+    group.addoption(
+        "--l2chaos-allow-exec",
+        action="store_true",
+        help="let scenarios run commands on this host (exec.command); docs/security.md",
+    )
+    group.addoption(
+        "--l2chaos-allow-target",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a non-loopback host that is yours; docs/security.md",
+    )
     parser.addini(
         "l2chaos_scenario_patterns",
         type="linelist",
@@ -184,6 +196,8 @@ class ScenarioItem(pytest.Item):
         out = self.config.getoption("l2chaos_out")
         if out is not None:
             kwargs["out_dir"] = Path(out)
+        kwargs["allow_exec"] = bool(self.config.getoption("l2chaos_allow_exec"))
+        kwargs["allow_targets"] = tuple(self.config.getoption("l2chaos_allow_target") or ())
         return runner.run_scenario, runner.RunOptions(**kwargs)
 
     def runtest(self) -> None:

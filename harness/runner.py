@@ -5,8 +5,12 @@
     audit export → stack down (always) → check invariants → write reports
 
 Teardown is guaranteed: the stack goes down in a `finally`, SIGINT/SIGTERM raise
-`Interrupted` in the main thread (a second signal during teardown is ignored, so the
-teardown completes), and the backends keep marker files for `l2chaos gc`.
+`Interrupted` in the main thread while the run is under way; during the wind-down a
+signal is only noted (and later ones ignored), so the teardown completes, and the run
+then ends as interrupted all the same (exit 130, in run.json and result.json alike).
+The backends keep marker files for `l2chaos gc`. A run that ends any other way than
+`checked` gets no verdict: run.json says `aborted` with the error (a bug included), and
+`check_run` refuses a verdict to a run whose run.json never reached `finished`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -122,23 +127,48 @@ def _versions(stack: RunningStack | None) -> dict[str, str]:
     return out
 
 
-@contextlib.contextmanager
-def _signals_raise_interrupted() -> Iterator[None]:
-    """SIGINT/SIGTERM raise Interrupted once; later ones are ignored until teardown ends."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    fired = threading.Event()
+class _SignalGuard:
+    """SIGINT/SIGTERM: the first raises Interrupted while the run is under way; once
+    `defer()` was called (the wind-down) it is only noted, and later ones are ignored,
+    so the teardown completes. `fired` names the signal that came, if any."""
 
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        if fired.is_set():
+    def __init__(self) -> None:
+        self.fired: str | None = None
+        self._deferred = False
+
+    def defer(self) -> None:
+        self._deferred = True
+
+    def handler(self, signum: int, _frame: FrameType | None) -> None:
+        if self.fired is not None:
             return
-        fired.set()
-        raise Interrupted(f"interrupted by {signal.Signals(signum).name}; tearing down")
+        self.fired = signal.Signals(signum).name
+        if not self._deferred:
+            raise Interrupted(f"interrupted by {self.fired}; tearing down")
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    def hold(self) -> None:
+        """Block until a signal comes and consume it (--keep-up: Ctrl-C ends the hold,
+        which is not an interruption). A signal that came before is kept, no hold."""
+        if self.fired is not None:
+            return
+        while self.fired is None:
+            time.sleep(0.2)
+        self.fired = None
+
+    @property
+    def message(self) -> str:
+        return f"interrupted by {self.fired} during the wind-down; the teardown completed"
+
+
+@contextlib.contextmanager
+def _signals_raise_interrupted() -> Iterator[_SignalGuard]:
+    guard = _SignalGuard()
+    if threading.current_thread() is not threading.main_thread():
+        yield guard
+        return
+    old = {s: signal.signal(s, guard.handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield guard
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -173,6 +203,7 @@ class _Run:
         self.t0_mono = 0
         self.problems: list[str] = []
         self.reached_end = False
+        self.signals = _SignalGuard()
 
     # ------------------------------------------------------------------ phases
 
@@ -201,24 +232,47 @@ class _Run:
         exit_code: int | None = None
         error: str | None = None
         try:
-            with _signals_raise_interrupted():
+            with _signals_raise_interrupted() as signals:
+                self.signals = signals
                 try:
                     self._up_and_run()
                 finally:
+                    signals.defer()
                     self._wind_down()
+            if signals.fired is not None:
+                exit_code, error = EXIT_INTERRUPTED, signals.message
         except Interrupted as exc:
             exit_code, error = EXIT_INTERRUPTED, str(exc)
         except InputError as exc:  # found only once the stack was up (a block already passed)
             exit_code, error = EXIT_BAD_INPUT, str(exc)
         except HarnessError as exc:
             exit_code, error = exc.exit_code, str(exc)
+        except Exception as exc:  # a bug: recorded like any abort, never left as "running"
+            exit_code, error = EXIT_HARNESS_BROKE, f"internal error: {type(exc).__name__}: {exc}"
+            self._keep_traceback()
         finally:
             rd.close()
         if exit_code is not None:
-            rd.update_json("run.json", phase="aborted", error=error, ended_t_ns=time.time_ns())
+            rd.update_json(
+                "run.json",
+                phase="aborted",
+                error=error,
+                exit_code=exit_code,
+                ended_t_ns=time.time_ns(),
+            )
             self._report_aborted()
             return RunResult(exit_code, self.sc.name, self.sc.profile, rd.path, error=error)
-        return self._check()
+        rd.update_json("run.json", phase="finished")
+        try:
+            return self._check()
+        except KeyboardInterrupt:  # Ctrl-C while checking: the record stays whole (finished)
+            error = "interrupted while checking; `l2chaos check` gives the verdict later"
+            return RunResult(EXIT_INTERRUPTED, self.sc.name, self.sc.profile, rd.path, error=error)
+
+    def _keep_traceback(self) -> None:
+        path = self.run_dir.path / "harness-traceback.txt"
+        with contextlib.suppress(OSError):
+            path.write_text(self.run_dir.redactor.text(traceback.format_exc()), encoding="utf-8")
 
     def _report_aborted(self) -> None:
         """An aborted run still gets result.json and junit.xml (no verdict, exit 3 in
@@ -394,6 +448,7 @@ class _Run:
     def _wind_down(self) -> None:
         """Heal, stop load and probes, export the audit, bring the stack down: always."""
         rd = self.run_dir
+        rd.update_json("run.json", phase="winding down")
         steps: list[tuple[str, Any]] = [
             ("healing faults", lambda: self.timeline.heal_all() if self.timeline else None),
             ("stopping load", lambda: self.load.stop() if self.load is not None else None),
@@ -411,6 +466,9 @@ class _Run:
             self.problems.extend(f"fault {e}" for e in self.timeline.errors())
             if self.reached_end:  # an aborted run says why it stopped instead
                 self.problems.extend(f"fault {e}" for e in self.timeline.missed())
+        probe_problem = self.probe.problem() if self.probe is not None else None
+        if probe_problem is not None:
+            self.problems.append(probe_problem)
         if self.opts.keep_up and self.stack is not None:
             self._hold_up()
         self.progress.phase("stopping stack")
@@ -437,9 +495,7 @@ class _Run:
         for svc in self.stack.services:
             self.progress.line(f"  {svc}: {self.stack.direct_url(svc)}")
         self.progress.line(f"  admin token: {self.admin_token}")
-        with contextlib.suppress(Interrupted, KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+        self.signals.hold()
 
     def _export_audit(self) -> None:
         if self.stack is None:

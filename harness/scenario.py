@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,79}")
 _MAX_SEED = 2**63 - 1
 # Below this a run's schedule collapses (a 10 s fault becomes 0.1 s at 0.01).
 MIN_TIME_SCALE = 0.01
+MAX_SPAWN_RATE = 10_000.0  # load.spawn_rate's own bound
 MAX_TIME_SCALE = 100.0
 _TOP_KEYS = (
     "name", "description", "tags", "seed", "stack", "backend", "duration", "time_scale",
@@ -319,6 +320,7 @@ def _build(
             file=file,
             line=1,
         )
+    written_users = _users_as_written(doc)
     apply_overrides(doc, overrides, file)
     for key in doc:
         if key not in _TOP_KEYS:
@@ -352,6 +354,7 @@ def _build(
     from .invariants import parse_expect, parse_invariants, parse_sometimes
 
     load = _load(doc, top, seed, stack.spec.load_protocol)
+    load = _keep_ramp(load, written_users, overrides)
     invariants = tuple(parse_invariants(doc.get("invariants"), top.child("invariants")))
     labels = [f.label for f in timeline]
     sometimes = tuple(
@@ -385,6 +388,26 @@ def _build(
         expect=expect,
         overrides=tuple(overrides),
     )
+
+
+def _users_as_written(doc: Mapping[str, Any]) -> int | None:
+    section = doc.get("load")
+    users = section.get("users", 10) if isinstance(section, Mapping) else None
+    return users if isinstance(users, int) and not isinstance(users, bool) else None
+
+
+def _keep_ramp(load: Any, written_users: int | None, overrides: Sequence[str]) -> Any:
+    """`--users N` (or ``--set load.users=N``) keeps the scenario's ramp-up time: the
+    spawn rate scales with the user count, so 400 users are all running by the time the
+    scenario's 60 were, and the first fault meets the load it was written for. An
+    explicit ``load.spawn_rate`` override wins."""
+    keys = {o.partition("=")[0].strip() for o in overrides}
+    if load is None or not written_users or "load.users" not in keys:
+        return load
+    if "load.spawn_rate" in keys or load.users == written_users:
+        return load
+    rate = min(MAX_SPAWN_RATE, load.spawn_rate * load.users / written_users)
+    return replace(load, spawn_rate=rate)
 
 
 def _load(doc: Mapping[str, Any], top: Where, seed: int, default_protocol: str | None) -> Any:

@@ -39,7 +39,7 @@ __all__ = [
     "resolve_stack",
 ]
 
-_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*\Z")  # \Z: "$" would let a trailing newline in
 _TEMPLATE = re.compile(r"\{([a-z_]+)(?::([^{}]+))?\}")
 _LINK = re.compile(r"^\s*([a-z][a-z0-9_-]*)\s*->\s*([a-z][a-z0-9_-]*)\s*$")
 

@@ -165,7 +165,20 @@ class Timeline:
         if st.use.index not in self._ctx:
 
             def note(**fields: Any) -> None:
-                self._record(st, "note", None, ok=True, details=fields)
+                # A note with an `error` (a nemesis's drawn fault that failed, a crash
+                # loop that stopped) is a failure of the fault like a failed inject: it
+                # reaches run.json's problems and the exit code, not only the log.
+                error = fields.get("error")
+                if error:
+                    st.errors.append(f"{fields.get('step') or 'note'}: {error}")
+                self._record(
+                    st,
+                    "note",
+                    None,
+                    ok=not error,
+                    details=fields,
+                    error=str(error) if error else None,
+                )
 
             self._ctx[st.use.index] = self._context_for(st.use, note)
         return self._ctx[st.use.index]

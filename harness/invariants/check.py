@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from l2chaos.errors import UsageError
+from l2chaos.errors import EXIT_INTERRUPTED, UsageError
 from l2chaos.registry import checkers as checker_registry
 
 from .base import Checker, Verdict
@@ -161,17 +161,33 @@ def _faults_summary(
     return out
 
 
+# run.json phases of a run whose record is whole: the wind-down finished (and then,
+# maybe, the verdict was given). Older records say only "checked".
+COMPLETE_PHASES = ("finished", "checked")
+
+
+def _incomplete(info: dict[str, Any]) -> str | None:
+    """Why the run has no verdict at all, or None: it was aborted (its error), or its
+    run.json never reached the end of the wind-down (killed, or crashed by a bug)."""
+    phase = info.get("phase")
+    if phase == "aborted":
+        return str(info.get("error") or "the run was aborted")
+    if phase not in COMPLETE_PHASES:
+        return (
+            f"the run is incomplete (run.json says phase {phase!r}: it was killed or crashed "
+            "before its wind-down finished); no verdict"
+        )
+    return None
+
+
 def _harness_error(info: dict[str, Any]) -> str | None:
     """What run.json says broke during the run: `harness_error`, `problems` (a list of
-    what went wrong: a fault that could not be injected or healed, ...), or `error` of a
-    run that was aborted."""
+    what went wrong: a fault that could not be injected or healed, ...)."""
     if info.get("harness_error"):
         return str(info["harness_error"])
     problems = info.get("problems")
     if isinstance(problems, list) and problems:
         return "; ".join(str(p) for p in problems)
-    if info.get("phase") == "aborted" and info.get("error"):
-        return str(info["error"])
     return None
 
 
@@ -213,8 +229,12 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
     except RecordError as exc:
         raise UsageError(str(exc)) from None
     checkers = _instantiate(scenario.get("invariants"), path / SCENARIO_JSON)
-    harness_error = _harness_error(info)
-    verdicts = [run_checker(c, record) for c in checkers]
+    incomplete = _incomplete(info)
+    harness_error = incomplete or _harness_error(info)
+    if incomplete is not None:  # a partial record gives no verdict, not even a pass
+        verdicts = [c.not_applicable(f"no verdict: {incomplete}") for c in checkers]
+    else:
+        verdicts = [run_checker(c, record) for c in checkers]
     cov_json: dict[str, Any]
     sometimes: Verdict | None = None
     ran_profile = profile or scenario.get("profile") or info.get("profile")
@@ -222,7 +242,8 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
     try:
         cov: Coverage = compute_coverage(record)
         cov_json = cov.to_json()
-        sometimes = check_sometimes(record, cov, rules, ran_profile)
+        if incomplete is None:
+            sometimes = check_sometimes(record, cov, rules, ran_profile)
     except RecordError as exc:
         cov_json = {"error": str(exc), "windows": [], "run": {}}
         if rules:
@@ -233,6 +254,9 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
     if sometimes is not None and sometimes.status == "error" and harness_error is None:
         harness_error = f"sometimes: {sometimes.reason}"
     result = evaluate(expectation, ran_profile, verdicts, sometimes, harness_error)
+    if info.get("phase") == "aborted" and info.get("exit_code") == EXIT_INTERRUPTED:
+        # an interrupted run: its own exit code and the check's agree
+        result.exit_code = EXIT_INTERRUPTED
     t0 = info.get("t0_ns")
     start_ns, end_ns = record.run_bounds()
     try:

@@ -1,12 +1,15 @@
 """A whole `l2chaos run` on the local backend, interrupted: nothing may be left behind.
 
-SIGINT mid-run → the run heals, stops load and stack, and exits 130 with no child
-process, listening port or Toxiproxy proxy left. SIGKILL mid-run → leftovers exist
-(nothing could clean up), and `l2chaos gc` removes all of them.
+SIGINT mid-run, or during the wind-down → the run heals, stops load and stack, and
+exits 130 with no child process, listening port or Toxiproxy proxy left; run.json and
+result.json say 130 too. SIGKILL mid-run → leftovers exist (nothing could clean up),
+`l2chaos gc` removes all of them, and `l2chaos check` gives the partial record no
+verdict (exit 3).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,11 +29,12 @@ ROOT = Path(__file__).resolve().parents[3]
 FLAGSHIP = ROOT / "scenarios" / "paradex-2026-01-19-db-restart-race.yaml"
 
 
-def start_run(out: Path) -> subprocess.Popen[str]:
+def start_run(out: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable, "-m", "l2chaos.cli", "run", str(FLAGSHIP),
             "--out", str(out), "--no-progress", "--set", "load.users=4", "--set", "load.spawn_rate=4",
+            *extra,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -93,16 +97,52 @@ def test_sigint_mid_run_leaves_nothing(tmp_path: Path) -> None:
     assert [p for p in ports if listening(p)] == []
     run = json.loads((run_dir / "run.json").read_text())
     assert run["phase"] == "aborted"
+    assert run["exit_code"] == 130
     result = json.loads((run_dir / "result.json").read_text())  # CI still gets reports
-    assert result["exit_code"] == 3
+    assert result["exit_code"] == 130  # the same as the run's
     assert "interrupted by SIGINT" in (run_dir / "junit.xml").read_text()
     assert (run_dir / "logs" / "sequencer.log").stat().st_size > 0  # logs kept
+
+
+def wait_phase(out: Path, proc: subprocess.Popen[str], phase: str, timeout_s: float) -> Path:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        for run_json in out.glob("*/run.json"):
+            with contextlib.suppress(ValueError):  # caught mid-write
+                if json.loads(run_json.read_text()).get("phase") == phase:
+                    return run_json.parent
+        time.sleep(0.05)
+    raise AssertionError(f"the run never reached the {phase!r} phase")
+
+
+def test_sigint_during_the_wind_down_is_130_and_the_teardown_completes(tmp_path: Path) -> None:
+    proc = start_run(tmp_path, "--time-scale", "0.25")  # 15 s, then the wind-down
+    try:
+        run_id, _ = wait_running(tmp_path, proc)
+        m = marker(run_id)
+        assert m is not None
+        ports = ports_of(m)
+        run_dir = wait_phase(tmp_path, proc, "winding down", 120)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out
+    assert "interrupted by SIGINT during the wind-down; the teardown completed" in out
+    assert pids_of_run(run_id) == []
+    assert marker(run_id) is None
+    assert [p for p in ports if listening(p)] == []
+    run = json.loads((run_dir / "run.json").read_text())
+    assert (run["phase"], run["exit_code"]) == ("aborted", 130)
+    assert json.loads((run_dir / "result.json").read_text())["exit_code"] == 130
 
 
 def test_gc_cleans_a_run_killed_with_sigkill(tmp_path: Path) -> None:
     proc = start_run(tmp_path)
     try:
-        run_id, _ = wait_running(tmp_path, proc)
+        run_id, run_dir = wait_running(tmp_path, proc)
         m = marker(run_id)
         assert m is not None
         ports = ports_of(m)
@@ -131,3 +171,12 @@ def test_gc_cleans_a_run_killed_with_sigkill(tmp_path: Path) -> None:
     assert pids_of_run(run_id) == []
     assert marker(run_id) is None
     assert [p for p in ports if listening(p)] == []
+    checked = subprocess.run(
+        [sys.executable, "-m", "l2chaos.cli", "check", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert checked.returncode == 3, checked.stdout + checked.stderr  # no verdict
+    assert "the run is incomplete (run.json says phase 'running'" in checked.stdout

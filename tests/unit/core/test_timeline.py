@@ -175,3 +175,67 @@ def test_progress_prints_each_fault_change_once() -> None:
         "[l2chaos] 00:25 injected process.restart_race(db)",
         "[l2chaos] 00:29 healed process.restart_race(db)",
     ]
+
+
+class SignallingHeal(Exclusive):
+    """Its heal says when it has begun, then takes `heal_s`."""
+
+    def __init__(self, label: str, calls: list[tuple[str, str, float]], heal_s: float) -> None:
+        super().__init__(label, calls, heal_s=heal_s)
+        self.healing = threading.Event()
+
+    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+        self.healing.set()
+        return super().heal(ctx)
+
+
+def _thread_alive(name: str) -> bool:
+    return any(t.name == name and t.is_alive() for t in threading.enumerate())
+
+
+def test_heal_all_while_an_inject_waits_for_the_previous_heal(tmp_path: Path) -> None:
+    """inject a, heal a (slow), inject b waiting for it, then the run ends: b must not be
+    injected after heal_all looked (it would never be healed)."""
+    calls: list[tuple[str, str, float]] = []
+    first = SignallingHeal("first", calls, heal_s=0.5)
+    second = Exclusive("second", calls)
+    rd = RunDir.create(tmp_path, "t")
+    tl = Timeline(
+        [use(0, first, 0, 100), use(1, second, 100, 60_000)],
+        lambda u, note: FaultContext(NONE, NONE, NONE, NONE, NONE, note=note),
+        rd.jsonl("faults.jsonl"),
+        time.monotonic_ns(),
+    )
+    tl.start()
+    # The second's trigger (100 ms) has fired by the time the first heals (at 100 ms,
+    # for 0.5 s): it waits for the resource while heal_all comes.
+    assert first.healing.wait(30), "the first fault's heal never began"
+    tl.heal_all()
+    rd.close()
+    assert not _thread_alive("fault-1")
+    order = [(kind, label) for kind, label, _ in calls]
+    injected = {label for kind, label in order if kind == "inject"}
+    healed = {label for kind, label in order if kind == "heal"}
+    assert injected <= healed, order  # whatever was injected was healed
+    assert order[:2] == [("inject", "first"), ("heal", "first")]
+    records = [json.loads(x) for x in (rd.path / "faults.jsonl").read_text().splitlines()]
+    if "second" not in injected:  # not injected, and the record says why
+        assert [r["action"] for r in records if r["label"] == "f1"] == ["missed"]
+    assert tl.active() == []
+
+
+class FailsInside(Recording):
+    """Like a nemesis whose drawn fault failed: it says so in a note, not by raising."""
+
+    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+        ctx.note(step="inject", fault="network.down", error="toxiproxy refused")
+        return {}
+
+
+def test_an_error_in_a_note_is_a_failure_of_the_fault(tmp_path: Path) -> None:
+    calls: list[tuple[str, str, float]] = []
+    records, tl, _ = run(tmp_path, [use(0, FailsInside("n", calls), 0, None)], 0.3)
+    assert tl.errors() == ["f0: inject: toxiproxy refused"]
+    note = next(r for r in records if r["action"] == "note")
+    assert note["ok"] is False
+    assert note["error"] == "toxiproxy refused"

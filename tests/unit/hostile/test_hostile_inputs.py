@@ -209,3 +209,11 @@ def test_the_opt_in_flags_unlock_exactly_what_they_name(tmp_path: Path) -> None:
     assert _l2chaos(("validate", str(exec_case), "--allow-target", "0.0.0.0"), tmp_path).code == 2
     assert _l2chaos(("validate", str(bind_case), "--allow-target", "0.0.0.0"), tmp_path).code == 0
     assert _l2chaos(("validate", str(bind_case), "--allow-exec"), tmp_path).code == 2
+
+
+def test_a_utf8_byte_order_mark_is_not_an_error(tmp_path: Path) -> None:
+    bom = tmp_path / "bom.yaml"
+    bom.write_bytes(b"\xef\xbb\xbfname: bom\nstack: perpdex\nduration: 30s\n")
+    done = _l2chaos(("validate", str(bom)), tmp_path)
+    assert done.code == 0, done.stderr
+    assert done.stdout.startswith(f"{bom}: ok (bom: 0 faults,")
