@@ -90,18 +90,24 @@ def test_sigint_mid_run_leaves_nothing(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert_interrupted_cleanly(proc, out, run_id, ports, run_dir, "interrupted by SIGINT")
+    assert (run_dir / "logs" / "sequencer.log").stat().st_size > 0  # logs kept
+
+
+def assert_interrupted_cleanly(
+    proc: subprocess.Popen[str], out: str, run_id: str, ports: list[int], run_dir: Path, said: str
+) -> None:
+    """Exit 130, nothing left behind, and the record agrees (run.json, result.json)."""
     assert proc.returncode == 130, out
-    assert "interrupted by SIGINT" in out
+    assert said in out
     assert pids_of_run(run_id) == []
     assert marker(run_id) is None
     assert [p for p in ports if listening(p)] == []
     run = json.loads((run_dir / "run.json").read_text())
-    assert run["phase"] == "aborted"
-    assert run["exit_code"] == 130
+    assert (run["phase"], run["exit_code"]) == ("aborted", 130)
     result = json.loads((run_dir / "result.json").read_text())  # CI still gets reports
     assert result["exit_code"] == 130  # the same as the run's
-    assert "interrupted by SIGINT" in (run_dir / "junit.xml").read_text()
-    assert (run_dir / "logs" / "sequencer.log").stat().st_size > 0  # logs kept
+    assert said in (run_dir / "junit.xml").read_text()
 
 
 def wait_phase(out: Path, proc: subprocess.Popen[str], phase: str, timeout_s: float) -> Path:
@@ -129,14 +135,8 @@ def test_sigint_during_the_wind_down_is_130_and_the_teardown_completes(tmp_path:
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, out
-    assert "interrupted by SIGINT during the wind-down; the teardown completed" in out
-    assert pids_of_run(run_id) == []
-    assert marker(run_id) is None
-    assert [p for p in ports if listening(p)] == []
-    run = json.loads((run_dir / "run.json").read_text())
-    assert (run["phase"], run["exit_code"]) == ("aborted", 130)
-    assert json.loads((run_dir / "result.json").read_text())["exit_code"] == 130
+    said = "interrupted by SIGINT during the wind-down; the teardown completed"
+    assert_interrupted_cleanly(proc, out, run_id, ports, run_dir, said)
 
 
 def test_gc_cleans_a_run_killed_with_sigkill(tmp_path: Path) -> None:
