@@ -97,10 +97,15 @@ class ServiceSpec:
     line: int | None = None
 
 
+LAYERS = ("tcp", "http")
+
+
 @dataclass(frozen=True)
 class LinkSpec:
     client: str
     server: str
+    # tcp: Toxiproxy only; http: also the L7 proxy (message-level faults, docs/l7.md)
+    layer: str = "tcp"
 
     @property
     def name(self) -> str:
@@ -263,6 +268,10 @@ class StackSpec:
     @property
     def link_names(self) -> list[str]:
         return [lk.name for lk in self.links]
+
+    def link(self, name: str) -> LinkSpec | None:
+        key = name.replace(" ", "")
+        return next((lk for lk in self.links if lk.name == key), None)
 
     def links_of(self, service: str) -> list[LinkSpec]:
         return [lk for lk in self.links if service in (lk.client, lk.server)]
@@ -579,8 +588,9 @@ def _links(ctx: _Ctx, doc: LocDict, services: Mapping[str, ServiceSpec]) -> tupl
         )
     out: list[LinkSpec] = []
     seen: set[str] = set()
-    for i, item in enumerate(raw):
+    for i, entry in enumerate(raw):
         field = f"links[{i}]"
+        item, layer = _link_entry(ctx, entry, field, raw, i)
         parsed = parse_link(item)
         if parsed is None:
             raise ctx.err(field, f"expected 'client -> server', got {item!r}", raw, i)
@@ -594,12 +604,37 @@ def _links(ctx: _Ctx, doc: LocDict, services: Mapping[str, ServiceSpec]) -> tupl
             raise ctx.err(field, "a link joins two different services", raw, i)
         if services[server].port is None and services[server].postgres is None:
             raise ctx.err(field, f"server {server!r} has no port to link to", raw, i)
-        lk = LinkSpec(client, server)
+        if layer == "http" and services[server].postgres is not None:
+            raise ctx.err(
+                field, f"layer http needs an HTTP server; {server!r} is PostgreSQL", raw, i
+            )
+        lk = LinkSpec(client, server, layer)
         if lk.name in seen:
             raise ctx.err(field, f"duplicate link {lk.name!r}", raw, i)
         seen.add(lk.name)
         out.append(lk)
     return tuple(out)
+
+
+def _link_entry(ctx: _Ctx, entry: Any, field: str, raw: list[Any], i: int) -> tuple[Any, str]:
+    """A link is ``a -> b`` or ``a -> b: {layer: http}``; returns (text, layer)."""
+    if not isinstance(entry, dict):
+        return entry, "tcp"
+    if len(entry) != 1:
+        raise ctx.err(field, f"expected 'client -> server: {{layer: http}}', got {entry!r}", raw, i)
+    ((text, opts),) = entry.items()
+    body = ctx.mapping(opts if opts is not None else {}, field, entry, text)
+    ctx.keys(body, field, {"layer"})
+    layer = body.get("layer", "tcp")
+    if layer not in LAYERS:
+        raise ctx.err(
+            f"{field}.layer",
+            f"expected one of {', '.join(LAYERS)} (http: an L7 proxy for message-level faults), "
+            f"got {layer!r}",
+            body,
+            "layer",
+        )
+    return text, str(layer)
 
 
 def _profiles(

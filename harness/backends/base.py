@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from l2chaos.l7proxy.rules import Rule
     from l2chaos.stackspec import StackRun
 
 __all__ = [
     "Backend",
     "Endpoint",
     "LinkControl",
+    "MessageControl",
     "RunningStack",
     "ServiceControl",
     "Toxic",
@@ -74,6 +76,21 @@ class LinkControl(Protocol):
     def reset(self) -> None:
         """Enable every link and remove every toxic."""
         ...
+
+
+class MessageControl(Protocol):
+    """The L7 proxy's rules on the links declared ``layer: http`` (l2chaos.l7proxy).
+
+    `add_rule` returns what the proxy reports (counters, a stale head's snapshot);
+    `remove_rule` the rule's final counters, None when it was not there."""
+
+    def links(self) -> list[str]: ...
+
+    def add_rule(self, link: str, rule: Rule) -> dict[str, Any]: ...
+
+    def remove_rule(self, link: str, rule_id: str) -> dict[str, Any] | None: ...
+
+    def reset(self) -> None: ...
 
 
 class ServiceControl(Protocol):
@@ -141,6 +158,11 @@ class RunningStack(ABC):
     @property
     @abstractmethod
     def control(self) -> ServiceControl: ...
+
+    @property
+    def messages(self) -> MessageControl | None:
+        """Rules on the ``layer: http`` links; None when the stack declares none."""
+        return None
 
     @abstractmethod
     def template_values(

@@ -21,6 +21,7 @@ import fcntl
 import os
 import random
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ __all__ = [
     "ephemeral_range",
     "parse_port_range",
     "port_is_free",
+    "wait_listening",
 ]
 
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
@@ -165,3 +167,16 @@ class PortAllocator:
 
     def reserve_one(self) -> PortReservation:
         return self.reserve(1)[0]
+
+
+def wait_listening(port: int, timeout_s: float, host: str = "127.0.0.1") -> bool:
+    """Poll until something accepts connections on host:port; False after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
