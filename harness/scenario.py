@@ -321,6 +321,8 @@ def _build(
             line=1,
         )
     written_users = _users_as_written(doc)
+    if isinstance(doc.get("stack"), str):  # so --set stack.settings.x=... finds a mapping
+        doc["stack"] = _stack_shorthand(doc, doc["stack"])
     apply_overrides(doc, overrides, file)
     for key in doc:
         if key not in _TOP_KEYS:
@@ -484,6 +486,14 @@ def _time_scale(d: Mapping[str, Any], where: Where, override: float | None) -> f
     return float(v)
 
 
+def _stack_shorthand(doc: Mapping[str, Any], ref: str) -> LocDict:
+    """`stack: perpdex` as the mapping it stands for; errors point at that line."""
+    out = LocDict({"ref": ref})
+    out.line = doc.line_of("stack") if isinstance(doc, LocDict) else 0
+    out.key_lines = {"ref": out.line}
+    return out
+
+
 def parse_stack_section(
     doc: Mapping[str, Any], top: Where, base: Path, seed: int, profile_override: str | None
 ) -> tuple[str, StackRun]:
@@ -492,11 +502,8 @@ def parse_stack_section(
     Also used for stacks brought up outside a scenario (`l2chaos stack up`, fixtures)."""
     where = top.child("stack")
     raw = doc["stack"]
-    if isinstance(raw, str):  # the shorthand `stack: perpdex`; errors point at that line
-        shorthand = LocDict({"ref": raw})
-        shorthand.line = doc.line_of("stack") if isinstance(doc, LocDict) else 0
-        shorthand.key_lines = {"ref": shorthand.line}
-        raw = shorthand
+    if isinstance(raw, str):
+        raw = _stack_shorthand(doc, raw)
     if not isinstance(raw, dict):
         raise where.error(
             f"expected a stack name (e.g. perpdex) or a mapping with ref, got {raw!r}", doc, "stack"

@@ -299,3 +299,10 @@ def test_a_load_section_takes_the_default_protocol(tmp_path: Path) -> None:
     sc = load_scenario(write(tmp_path, GOOD + "load: {users: 3}\n"))
     assert sc.load.protocol == "perpdex"
     assert sc.load.users == 3
+
+
+def test_set_reaches_into_the_stack_shorthand(tmp_path: Path) -> None:
+    p = tmp_path / "s.yaml"
+    p.write_text(f"name: short\nstack: {STACK}\nduration: 30s\n")
+    sc = load_scenario(p, ["stack.profile=weak", "stack.settings.tick=250ms"])
+    assert (sc.profile, sc.stack.settings["tick"]) == ("weak", 250_000_000)
