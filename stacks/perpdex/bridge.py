@@ -1,7 +1,7 @@
 """The L1 <-> L2 bridge: an L1 escrow ledger (schema `l1`) and a relayer.
 
 Deposit: lock on L1 (ledger `lock`, message l1_to_l2 pending, one transaction), then
-the relayer submits an L1-handler transaction through rpc; L2 credits a message nonce
+the relayer submits an L1-handler transaction, signed with the bridge's key, through rpc; L2 credits a message nonce
 at most once, so retries never double-credit. A message is marked credited only when
 its `deposit_credited` event is seen in the L2 event stream.
 
@@ -49,6 +49,7 @@ from l2chaos.stacks.perpdex.common.http import (
 )
 from l2chaos.stacks.perpdex.common.keys import KeyRing
 from l2chaos.stacks.perpdex.common.log import JsonLog
+from l2chaos.stacks.perpdex.common.signing import sign
 from l2chaos.stacks.perpdex.db.migrate import migrate
 from l2chaos.stacks.perpdex.markets import INSURANCE, LIQUIDATOR, QUOTE_SCALE, AccountLayout
 
@@ -99,7 +100,7 @@ class BridgeService(Service):
     def __init__(self, cfg: BridgeConfig, log: JsonLog) -> None:
         super().__init__(cfg.common, log)
         self.cfg = cfg
-        self.relayer_key = KeyRing(cfg.common.seed, cfg.common.admin_token).relayer_key()
+        self.signing_key = KeyRing(cfg.common.seed, cfg.common.admin_token).signing_key("bridge")
         self.pool: Any = None
         self.rpc: aiohttp.ClientSession | None = None
         self.stalled = False
@@ -354,13 +355,16 @@ class BridgeService(Service):
                 "id": r["nonce"],
                 "method": "starknet_addInvokeTransaction",
                 "params": {
-                    "invoke_transaction": {
-                        "kind": "deposit",
-                        "account": r["account"],
-                        "amount": r["amount"],
-                        "nonce": r["nonce"],
-                        "relayer_key": self.relayer_key,
-                    }
+                    "invoke_transaction": sign(
+                        self.signing_key,
+                        {
+                            "kind": "deposit",
+                            "account": r["account"],
+                            "amount": r["amount"],
+                            "nonce": r["nonce"],
+                            "relayer_key": "bridge",  # names the relayer; the signature proves it
+                        },
+                    )
                 },
             }
             for r in sorted(rows, key=lambda r: r["nonce"])

@@ -1,4 +1,5 @@
-"""Index prices for every market, pushed to the sequencer every tick.
+"""Index prices for every market, pushed to the sequencer every tick, signed with the
+oracle's key (common/signing.py).
 
 The model: a seeded random walk per market (log-normal steps of PERPDEX_ORACLE_VOL_BPS
 per tick, rounded to the market's tick P), plus an optional scripted drift list
@@ -50,7 +51,9 @@ from l2chaos.stacks.perpdex.common.http import (
     read_json,
     run_main,
 )
+from l2chaos.stacks.perpdex.common.keys import KeyRing
 from l2chaos.stacks.perpdex.common.log import JsonLog
+from l2chaos.stacks.perpdex.common.signing import sign
 from l2chaos.stacks.perpdex.markets import MARKET_NAMES, MARKETS
 
 __all__ = ["Drift", "OracleService", "PriceModel"]
@@ -219,6 +222,7 @@ class OracleService(Service):
         series = load_csv(cfg.csv_path) if cfg.csv_path else None
         self.model = PriceModel(cfg.common.seed, cfg.interval_ms, cfg.vol_bps, cfg.drifts, series)
         self.modes = {m: MarketMode() for m in MARKET_NAMES}
+        self.signing_key = KeyRing(cfg.common.seed, cfg.common.admin_token).signing_key("oracle")
         self.data_dir = Path(cfg.common.data_dir)
         self.ref_path = self.data_dir / "oracle_reference.jsonl"
         self.origin_ns = 0
@@ -328,8 +332,9 @@ class OracleService(Service):
         if prices:
             assert self.http is not None
             try:
+                update = {"kind": "price", "prices": prices, "nonce": k}
                 async with self.http.post(
-                    "/oracle/prices", json={"prices": prices, "nonce": k}
+                    "/oracle/prices", json=sign(self.signing_key, update)
                 ) as resp:
                     await resp.read()
                     delivered = resp.status == 202

@@ -7,7 +7,8 @@ the sequencer (a JSON-RPC batch of writes becomes one sequencer call).
 Methods: starknet_blockNumber, starknet_blockHashAndNumber, starknet_chainId,
 starknet_getBlockWithTxs, starknet_getStateUpdate, starknet_addInvokeTransaction,
 starknet_getTransactionReceipt, starknet_call (entry points balance, position, order,
-markets), starknet_getEvents.
+markets), starknet_getEvents. Invoke transactions must be signed by their signer
+(common/signing.py): the node checks before forwarding (55, `data.field` "signature").
 
 Errors are JSON-RPC error objects: -32700 parse, -32600 invalid request, -32601 no such
 method, -32602 invalid params, -32603 internal, 24 block not found, 29 transaction not
@@ -33,7 +34,9 @@ from l2chaos.stacks.perpdex.common.config import Common, env_int, env_str, env_u
 from l2chaos.stacks.perpdex.common.db import DB_ERRORS, wait_for_pool
 from l2chaos.stacks.perpdex.common.http import Service, dumps, json_response, run_main
 from l2chaos.stacks.perpdex.common.inputs import MAX_INT, InputError, loads_bounded
+from l2chaos.stacks.perpdex.common.keys import KeyRing
 from l2chaos.stacks.perpdex.common.log import JsonLog
+from l2chaos.stacks.perpdex.common.signing import SignatureError, Verifier
 from l2chaos.stacks.perpdex.markets import MARKETS
 
 __all__ = ["MAX_BATCH", "MAX_BODY", "RpcError", "RpcService"]
@@ -109,6 +112,7 @@ class RpcService(Service):
     def __init__(self, cfg: RpcConfig, log: JsonLog) -> None:
         super().__init__(cfg.common, log)
         self.cfg = cfg
+        self.verifier = Verifier(KeyRing(cfg.common.seed, cfg.common.admin_token))
         self.pool: Any = None
         self.http: aiohttp.ClientSession | None = None
         self.app.router.add_post("/", self.handle)
@@ -245,10 +249,16 @@ class RpcService(Service):
             except RpcError as exc:
                 results[i] = exc
                 continue
-            if isinstance(tx, dict):
-                valid.append((i, tx))
-            else:
+            if not isinstance(tx, dict):
                 results[i] = RpcError(-32602, "invoke_transaction must be an object")
+                continue
+            try:
+                self.verifier.verify(tx)
+            except SignatureError as exc:
+                data = {"code": "bad_signature", "message": exc.message, "field": exc.field}
+                results[i] = RpcError(55, f"invalid transaction: {exc.message}", data)
+                continue
+            valid.append((i, tx))
         if not valid:
             return results
         try:

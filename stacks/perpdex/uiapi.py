@@ -45,6 +45,7 @@ from l2chaos.stacks.perpdex.common.http import (
 from l2chaos.stacks.perpdex.common.inputs import InputError, parse_int_text
 from l2chaos.stacks.perpdex.common.keys import KeyRing
 from l2chaos.stacks.perpdex.common.log import JsonLog
+from l2chaos.stacks.perpdex.common.signing import sign
 from l2chaos.stacks.perpdex.markets import (
     FUNDING_SCALE,
     MARKETS,
@@ -106,6 +107,7 @@ class UiApiService(Service):
         self.cfg = cfg
         ring = KeyRing(cfg.common.seed, cfg.common.admin_token)
         self.keys = {ring.api_key(a): a for a in cfg.layout.users()}
+        self.signing = {a: ring.signing_key(f"account:{a}") for a in cfg.layout.users()}
         self.rpc: aiohttp.ClientSession | None = None
         self.bridge: aiohttp.ClientSession | None = None
         self._rid = 0
@@ -188,7 +190,9 @@ class UiApiService(Service):
         return answer.get("result")
 
     async def _submit(self, tx: dict[str, Any]) -> dict[str, Any]:
-        result = await self._call("starknet_addInvokeTransaction", {"invoke_transaction": tx})
+        """Sign the transaction with its account's key and send it; its receipt."""
+        signed = sign(self.signing[tx["account"]], tx)
+        result = await self._call("starknet_addInvokeTransaction", {"invoke_transaction": signed})
         receipt: dict[str, Any] = result["receipt"]
         return receipt
 

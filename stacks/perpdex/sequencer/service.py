@@ -1,11 +1,12 @@
 """The sequencer's HTTP API.
 
-POST /tx             one transaction -> its receipt once the block holding it is
-                     committed (200; the receipt's status says accepted/rejected),
-                     400 malformed, 403 bad relayer key, 503 mempool full,
-                     504 not committed within PERPDEX_TX_TIMEOUT_MS
+POST /tx             one signed transaction (common/signing.py) -> its receipt once the
+                     block holding it is committed (200; the receipt's status says
+                     accepted/rejected), 400 malformed, 403 not signed by its signer,
+                     503 mempool full, 504 not committed within PERPDEX_TX_TIMEOUT_MS
 POST /txs            a list of transactions -> a list of receipts (or errors)
-POST /oracle/prices  {"prices": [{market, price, observed_ts_ns}], "nonce"} -> 202
+POST /oracle/prices  {"prices": [{market, price, observed_ts_ns}], "nonce", "signature"}
+                     signed by the oracle -> 202
 GET  /state/head | /state/markets | /state/accounts/{id} | /state/orders/{id}
      | /state/receipts/{hash}     current (soft) state, straight from memory
 admin: POST /admin/chaos/mode {mode}, /admin/chaos/rollback {to_block|blocks_back},
@@ -18,7 +19,6 @@ Limits: bodies up to MAX_BODY bytes (413 beyond), at most MAX_TXS transactions p
 from __future__ import annotations
 
 import asyncio
-import hmac
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +28,7 @@ from l2chaos.stacks.perpdex.common.http import ApiError, Service, json_response,
 from l2chaos.stacks.perpdex.common.inputs import MAX_INT, InputError, parse_int_text
 from l2chaos.stacks.perpdex.common.keys import KeyRing
 from l2chaos.stacks.perpdex.common.log import JsonLog
+from l2chaos.stacks.perpdex.common.signing import SignatureError, Verifier
 from l2chaos.stacks.perpdex.engine.txs import MODES, Tx, TxError, parse_tx
 from l2chaos.stacks.perpdex.markets import MARKET_NAMES, MARKETS
 from l2chaos.stacks.perpdex.sequencer.config import SequencerConfig
@@ -48,7 +49,7 @@ class SequencerService(Service):
         super().__init__(cfg.common, log)
         self.cfg = cfg
         self.node = Node(cfg, log)
-        self.relayer_key = KeyRing(cfg.common.seed, cfg.common.admin_token).relayer_key()
+        self.verifier = Verifier(KeyRing(cfg.common.seed, cfg.common.admin_token))
         r = self.app.router
         r.add_post("/tx", self.post_tx)
         r.add_post("/txs", self.post_txs)
@@ -83,17 +84,18 @@ class SequencerService(Service):
             tx = parse_tx(obj, self.cfg.layout)
         except TxError as exc:
             raise ApiError(400, "invalid_tx", exc.message, exc.field) from None
-        if tx.kind == "deposit" and not hmac.compare_digest(
-            (tx.relayer_key or "").encode(), self.relayer_key.encode()
-        ):
-            raise ApiError(
-                403, "forbidden", "L1 handler transactions need the relayer key", "relayer_key"
-            )
         if tx.kind in ("price", "mode"):
             raise ApiError(
                 400, "invalid_tx", f"{tx.kind} transactions have their own route", "kind"
             )
+        self._verify(obj)
         return tx
+
+    def _verify(self, obj: dict[str, Any]) -> None:
+        try:
+            self.verifier.verify(obj)
+        except SignatureError as exc:
+            raise ApiError(403, "bad_signature", exc.message, exc.field) from None
 
     def _submit(self, tx: Tx) -> asyncio.Future[dict[str, Any]]:
         if not self.node.started:
@@ -151,19 +153,21 @@ class SequencerService(Service):
 
     async def post_prices(self, request: web.Request) -> web.Response:
         body = await read_json(request)
-        if isinstance(body, list):
-            body = {"prices": body}
         if not isinstance(body, dict):
-            raise ApiError(400, "invalid_tx", "expected {prices: [...]}", "(body)")
+            raise ApiError(
+                400, "invalid_tx", "expected {prices: [...], nonce, signature}", "(body)"
+            )
         prices = body.get("prices")
         if isinstance(prices, list) and len(prices) > MAX_PRICES:
             raise ApiError(
                 400, "too_many", f"{len(prices)} quotes; at most {MAX_PRICES} per update", "prices"
             )
+        obj = {**body, "kind": "price"}
         try:
-            tx = parse_tx({**body, "kind": "price"}, self.cfg.layout)
+            tx = parse_tx(obj, self.cfg.layout)
         except TxError as exc:
             raise ApiError(400, "invalid_tx", exc.message, exc.field) from None
+        self._verify(obj)
         fut = self._submit(tx)
         fut.add_done_callback(_consume)
         return json_response({"transaction_hash": tx.hash, "queued": len(tx.prices)}, 202)

@@ -20,9 +20,12 @@ import httpx
 import pytest
 from l2chaos.backends.local import LocalBackend, LocalStack
 from l2chaos.stacks.perpdex import STACK_FILE
+from l2chaos.stacks.perpdex.common.keys import KeyRing
+from l2chaos.stacks.perpdex.common.signing import sign
 from l2chaos.stackspec import StackRun, load_stack, render
 
 TOKEN = "integration-token"
+SEED = 1604710
 FAST = {
     "accounts": 20,
     "oracle_interval": 250_000_000,
@@ -71,6 +74,10 @@ class Perp:
     def account(self, account: int) -> dict[str, Any]:
         answer: dict[str, Any] = self.ui("GET", "/v1/account", account).json()
         return answer
+
+    def signed(self, signer: str, tx: dict[str, Any]) -> dict[str, Any]:
+        """The transaction signed as `signer` ("account:N", "bridge", "oracle") would."""
+        return sign(KeyRing(SEED, TOKEN).signing_key(signer), tx)
 
     # JSON-RPC
     def rpc(self, method: str, params: Any = None) -> Any:
@@ -262,7 +269,7 @@ def _starter(root: Path) -> Callable[..., contextlib.AbstractContextManager[Perp
         nonlocal count
         count += 1
         sw = {**spec.profiles[profile], **(switches or {})}
-        run = StackRun(spec, profile, sw, {**FAST, **(settings or {})}, seed=1604710)
+        run = StackRun(spec, profile, sw, {**FAST, **(settings or {})}, seed=SEED)
         run_dir = root / f"run{count}"
         run_dir.mkdir()
         stack = LocalBackend(stop_timeout_s=5).up(

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from l2chaos.stacks.perpdex.common.keys import KeyRing
 
 pytestmark = pytest.mark.integration
 
@@ -160,18 +159,20 @@ def test_writes_are_idempotent_and_state_survives_a_sequencer_restart(perpdex: A
 
         # an L1->L2 message is credited once: the same transaction again gets the original
         # receipt back; a reworded one with the same nonce is rejected
-        key = KeyRing(1604710, p.token).relayer_key()
         credit = next(e for e in p.events(["deposit_credited"]) if e["data"]["account"] == 12)
         cash = p.balance(12)["cash"]
         receipts = []
         for amount in (credit["data"]["amount"], 10**12):
-            tx = {
-                "kind": "deposit",
-                "account": 12,
-                "amount": amount,
-                "nonce": credit["data"]["nonce"],
-                "relayer_key": key,
-            }
+            tx = p.signed(
+                "bridge",
+                {
+                    "kind": "deposit",
+                    "account": 12,
+                    "amount": amount,
+                    "nonce": credit["data"]["nonce"],
+                    "relayer_key": "bridge",
+                },
+            )
             receipts.append(
                 p.rpc("starknet_addInvokeTransaction", {"invoke_transaction": tx})["receipt"]
             )
@@ -242,7 +243,9 @@ def test_rpc_errors_are_json_rpc_error_objects(perpdex: Any) -> None:
             "type": "limit",
             "size": 0,
             "price": 1,
+            "client_id": "bad-size",
         }
+        bad_tx = p.signed("account:1", bad_tx)
         e = err(
             {
                 "jsonrpc": "2.0",
@@ -258,7 +261,8 @@ def test_rpc_errors_are_json_rpc_error_objects(perpdex: Any) -> None:
             "account": 1,
             "amount": 10**12,
             "nonce": 999999,
-            "relayer_key": "guess",
+            "relayer_key": "bridge",
+            "signature": "guess",
         }
         e = err(
             {
@@ -268,7 +272,7 @@ def test_rpc_errors_are_json_rpc_error_objects(perpdex: Any) -> None:
                 "params": {"invoke_transaction": forged},
             }
         )
-        assert e["code"] == 55
+        assert (e["code"], e["data"]["field"]) == (55, "signature")
         # a batch: answers for each, in order
         batch = [
             {"jsonrpc": "2.0", "id": 7, "method": "starknet_blockNumber"},

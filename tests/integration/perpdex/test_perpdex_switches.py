@@ -73,7 +73,8 @@ def test_staleness_guard_blocks_liquidation_on_a_lagging_price(
     perpdex: Any, staleness_guard: bool
 ) -> None:
     """The oracle is stopped and a lagging feed delivers a 9% lower ETH price observed
-    10 s ago (what oracle lag mode publishes), straight to the sequencer."""
+    10 s ago (what oracle lag mode publishes), signed as the oracle, straight to the
+    sequencer."""
     with perpdex("hardened", switches={"staleness_guard": staleness_guard}) as p:
         longs = p.open_longs()
         long_eth = longs[ETH][0]
@@ -82,10 +83,14 @@ def test_staleness_guard_blocks_liquidation_on_a_lagging_price(
         old = time.time_ns() - 10_000_000_000
         r = p.http.post(
             p.url("sequencer", "/oracle/prices"),
-            json={
-                "prices": [{"market": ETH, "price": index * 91 // 100, "observed_ts_ns": old}],
-                "nonce": "lagging-1",
-            },
+            json=p.signed(
+                "oracle",
+                {
+                    "kind": "price",
+                    "prices": [{"market": ETH, "price": index * 91 // 100, "observed_ts_ns": old}],
+                    "nonce": "lagging-1",
+                },
+            ),
         )
         assert r.status_code == 202
         if not staleness_guard:
