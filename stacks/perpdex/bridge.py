@@ -19,7 +19,8 @@ Genesis: every account (traders, probe, adversaries) and the insurance fund and
 liquidator vault are funded through this same path; /ready waits until all of it is
 credited on L2.
 
-API: POST /deposits {account, amount, client_id?} -> 201 {nonce, status, l1_seq,
+API: POST /deposits {kind: "l1_deposit", account, amount, client_id, signature}, signed
+by the account's key (common/signing.py; 403 otherwise) -> 201 {nonce, status, l1_seq,
 replayed}: the same (account, client_id) again is the same deposit (its nonce back,
 nothing locked again; 409 when the amount differs). At most MAX_DEPOSIT quanta per
 deposit and PERPDEX_MAX_ESCROW (default MAX_ESCROW) in escrow (422 `escrow_limit` beyond: every L2 balance stays far
@@ -49,7 +50,7 @@ from l2chaos.stacks.perpdex.common.http import (
 )
 from l2chaos.stacks.perpdex.common.keys import KeyRing
 from l2chaos.stacks.perpdex.common.log import JsonLog
-from l2chaos.stacks.perpdex.common.signing import sign
+from l2chaos.stacks.perpdex.common.signing import SignatureError, Verifier, sign
 from l2chaos.stacks.perpdex.db.migrate import migrate
 from l2chaos.stacks.perpdex.markets import INSURANCE, LIQUIDATOR, QUOTE_SCALE, AccountLayout
 
@@ -100,7 +101,9 @@ class BridgeService(Service):
     def __init__(self, cfg: BridgeConfig, log: JsonLog) -> None:
         super().__init__(cfg.common, log)
         self.cfg = cfg
-        self.signing_key = KeyRing(cfg.common.seed, cfg.common.admin_token).signing_key("bridge")
+        ring = KeyRing(cfg.common.seed, cfg.common.admin_token)
+        self.signing_key = ring.signing_key("bridge")
+        self.verifier = Verifier(ring)
         self.pool: Any = None
         self.rpc: aiohttp.ClientSession | None = None
         self.stalled = False
@@ -237,13 +240,13 @@ class BridgeService(Service):
 
     async def post_deposit(self, request: web.Request) -> web.Response:
         body = await read_json(request)
-        if not isinstance(body, dict):
-            raise ApiError(400, "invalid", "expected {account, amount}", "(body)")
+        if not isinstance(body, dict) or body.get("kind") != "l1_deposit":
+            raise ApiError(
+                400, "invalid", "expected {kind: l1_deposit, account, amount, client_id}", "(body)"
+            )
         account, amount = body.get("account"), body.get("amount")
         client_id = body.get("client_id")
-        if client_id is not None and (
-            not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id)
-        ):
+        if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
             raise ApiError(
                 400,
                 "invalid",
@@ -263,6 +266,10 @@ class BridgeService(Service):
                 f"amount must be a positive integer of at most {MAX_DEPOSIT} quote quanta",
                 "amount",
             )
+        try:
+            self.verifier.verify(body)
+        except SignatureError as exc:
+            raise ApiError(403, "bad_signature", exc.message, exc.field) from None
         try:
             answer = await self._deposit_once(account, amount, client_id)
         except DB_ERRORS as exc:

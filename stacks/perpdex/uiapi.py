@@ -446,7 +446,10 @@ class UiApiService(Service):
         amount = self._amount(body)
         client_id = _client_id(body, "d")
         assert self.bridge is not None
-        request_body = {"account": acct, "amount": amount, "client_id": client_id}
+        request_body = sign(
+            self.signing[acct],
+            {"kind": "l1_deposit", "account": acct, "amount": amount, "client_id": client_id},
+        )
         try:
             async with self.bridge.post("/deposits", json=request_body) as resp:
                 answer = await resp.json(content_type=None)

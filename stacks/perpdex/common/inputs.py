@@ -32,6 +32,7 @@ MAX_JSON_DEPTH = 32
 MAX_DECIMAL_CHARS = 40
 MAX_INT = 2**62  # every integer must fit a Postgres bigint with room for sums
 
+_STRUCTURE = re.compile(rb'["\\\[\]{}]')
 _DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})?")
 _INT = re.compile(r"-?[0-9]{1,19}")
 
@@ -61,8 +62,38 @@ def _depth(obj: Any) -> int:
     return deepest
 
 
+def _too_deep(raw: bytes) -> bool:
+    """Whether the JSON text nests deeper than the limit, by its brackets outside strings,
+    before it is parsed: the parser recurses, and a raised recursion limit (some
+    libraries raise it) would let a deep body crash the process instead of failing."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    depth, in_string, skip = 0, False, -1
+    for m in _STRUCTURE.finditer(raw):
+        pos = m.start()
+        if pos < skip:
+            continue
+        c = raw[pos]
+        if in_string:
+            if c == 0x5C:  # a backslash: the next byte is escaped
+                skip = pos + 2
+            elif c == 0x22:
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
 def loads_bounded(raw: bytes) -> Any:
     """JSON from bytes; InputError for invalid JSON, NaN/Infinity or nesting too deep."""
+    if _too_deep(raw):
+        raise InputError(f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         text = raw.decode("utf-8")
         obj = json.loads(text, parse_constant=_no_constant)

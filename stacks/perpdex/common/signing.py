@@ -5,6 +5,8 @@ Every transaction sent to the rpc (`starknet_addInvokeTransaction`) or the seque
 canonical form under the signer's key. The signer follows from the transaction:
 
 - `order`, `cancel`, `withdraw`: the account's key (the ui-api signs for its traders);
+- `l1_deposit`, the request to the bridge to lock a deposit for an account
+  (`POST /deposits`): the account's key too;
 - `deposit` (the L1 handler): the bridge's key;
 - `price`: the oracle's key.
 
@@ -31,7 +33,7 @@ __all__ = ["SIGNATURE", "SignatureError", "Verifier", "sign", "signer_of"]
 
 SIGNATURE = "signature"
 _DOMAIN = b"perpdex-tx-v1|"
-_ACCOUNT_KINDS = ("order", "cancel", "withdraw")
+_ACCOUNT_KINDS = ("order", "cancel", "withdraw", "l1_deposit")
 _SERVICE_SIGNERS = {"deposit": "bridge", "price": "oracle"}
 
 

@@ -74,6 +74,12 @@ def test_rpc_and_sequencer_refuse_unsigned_and_forged_writes(hardened_stack: Per
     for price in (PRICE, p.signed(f"account:{VICTIM}", PRICE), tampered):
         r = p.http.post(p.url("sequencer", "/oracle/prices"), json=price, timeout=BOUND)
         assert (r.status_code, r.json()["error"]["field"]) == (403, "signature"), r.text
+    # the bridge locks a deposit only at its account's signed request
+    lock = {"kind": "l1_deposit", "account": VICTIM, "amount": 10**12, "client_id": "mint"}
+    for req in (lock, p.signed("account:5", lock), {**p.signed(f"account:{VICTIM}", lock),
+                                                   "amount": 10**13}):  # fmt: skip
+        r = p.http.post(p.url("bridge", "/deposits"), json=req, timeout=BOUND)
+        assert (r.status_code, r.json()["error"]["field"]) == (403, "signature"), r.text
     assert p.state(watched) == before
     assert p.account_events_since(mark, watched) == []
     assert p.seq_markets()[ETH]["index_price"] > 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -99,3 +101,24 @@ def test_any_text_is_a_decimal_or_refused_cleanly(text: str) -> None:
         return
     assert d.is_finite()
     assert text.isascii()
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    text = '{"a": "\\\\\\"' + "[" * 100 + '", "b": ["{{{{"]}'
+    assert loads_bounded(text.encode())["b"] == ["{{{{"]
+
+
+def test_depth_is_refused_before_parsing_even_with_a_raised_recursion_limit() -> None:
+    """A library that raises the recursion limit (py_ecc does) must not turn a deep body
+    into a crash: the depth is checked before the parser recurses."""
+    code = (
+        "import sys; sys.setrecursionlimit(1_000_000)\n"
+        "from l2chaos.stacks.perpdex.common.inputs import InputError, loads_bounded\n"
+        "try:\n    loads_bounded(b'[' * 500_000 + b']' * 500_000)\n"
+        "except InputError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "nested deeper than" in done.stdout
