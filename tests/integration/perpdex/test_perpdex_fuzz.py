@@ -28,7 +28,7 @@ from .conftest import FAST, TOKEN, Perp, _starter
 pytestmark = pytest.mark.integration
 
 ACCOUNT = 2
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 BOUND = 30.0
 FUZZ = settings(
     max_examples=EXAMPLES,
@@ -59,7 +59,10 @@ JSON = st.recursive(
     ),
     max_leaves=10,
 )
-HEADER_TEXT = st.text(alphabet=string.printable.strip("\r\n\x0b\x0c"), max_size=60)
+# what an HTTP client can send as a header value: printable, no surrounding whitespace
+HEADER_TEXT = st.text(alphabet=string.printable.strip("\r\n\x0b\x0c"), max_size=60).map(
+    lambda t: t.strip(" \t")
+)
 
 _DROP = object()
 ORDER = {"market": "ETH-USD-PERP", "side": "buy", "type": "limit", "size": "0.01", "price": "3000"}
@@ -173,6 +176,14 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Perp]:
         r = p.ui("POST", "/v1/withdrawals", ACCOUNT, json={"amount": format_quote(cash)})
         assert r.status_code == 201, r.text
         assert p.balance(ACCOUNT)["cash"] == 0
+        # settled: the bridge has seen the withdrawal and released it on L1
+        p.wait(
+            "the withdrawal's release on L1",
+            lambda: any(
+                m["direction"] == "l2_to_l1" and m["status"] == "released"
+                for m in p.state([])["messages"]
+            ),
+        )
         yield p
 
 
