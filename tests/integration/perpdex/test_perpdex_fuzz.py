@@ -176,12 +176,22 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Perp]:
         r = p.ui("POST", "/v1/withdrawals", ACCOUNT, json={"amount": format_quote(cash)})
         assert r.status_code == 201, r.text
         assert p.balance(ACCOUNT)["cash"] == 0
-        # settled: the bridge has seen the withdrawal and released it on L1
+        # settled: the bridge has seen the withdrawal and released it on L1 ...
         p.wait(
             "the withdrawal's release on L1",
             lambda: any(
                 m["direction"] == "l2_to_l1" and m["status"] == "released"
                 for m in p.state([])["messages"]
+            ),
+        )
+        # ... and another account's deposit of the same amount fills the escrow again
+        r = p.ui("POST", "/v1/deposits", ACCOUNT + 1, json={"amount": format_quote(cash)})
+        assert r.status_code == 201, r.text
+        p.wait(
+            "the escrow full and every deposit credited",
+            lambda: (
+                (st := p.state([]))["escrow"] == genesis
+                and all(m["status"] != "pending" for m in st["messages"])
             ),
         )
         yield p
@@ -235,7 +245,8 @@ def test_rpc_never_breaks_and_changes_nothing(fuzz_stack: Perp, body: bytes) -> 
 
 
 def test_the_fuzzed_account_moved_nothing(fuzz_stack: Perp) -> None:
-    """After the fuzzing: no value-moving event for the account beyond its setup."""
+    """After the fuzzing: no value-moving event for the account beyond its setup (its
+    genesis credit and its withdrawal)."""
     kinds = ["fill", "deposit_credited", "withdrawal", "order_accepted"]
     moved = [e["kind"] for e in fuzz_stack.events(kinds, account=ACCOUNT)]
     assert moved == ["deposit_credited", "withdrawal"]
