@@ -71,12 +71,12 @@ class Prober:
 
     def _http_ok(self, service: str, path: str) -> bool:
         try:
-            return self._http.get(self._stack.direct_url(service, path)).status_code == 200
+            return self._http.get(self._stack.client_url(service, path)).status_code == 200
         except httpx.HTTPError:
             return False
 
     def _tcp_ok(self, service: str) -> bool:
-        ep = self._stack.direct_endpoint(service)
+        ep = self._stack.client_endpoint(service)
         try:
             with socket.create_connection((ep.host, ep.port), timeout=self._timeout):
                 return True
@@ -107,12 +107,12 @@ class Prober:
                     "params": [],
                 }
                 resp = self._http.post(
-                    self._stack.direct_url(service, str(probe.get("path", "/"))), json=body
+                    self._stack.client_url(service, str(probe.get("path", "/"))), json=body
                 )
                 value: Any = resp.json()
                 value = value.get("result") if isinstance(value, Mapping) else None
             else:
-                resp = self._http.get(self._stack.direct_url(service, str(probe["path"])))
+                resp = self._http.get(self._stack.client_url(service, str(probe["path"])))
                 value = resp.json()
                 if isinstance(value, Mapping):
                     value = value.get("block_height")
@@ -124,7 +124,7 @@ class Prober:
         probe = self._spec.probes.get("order")
         if probe is None:
             return None, None, None
-        url = self._stack.direct_url(
+        url = self._stack.client_url(
             str(probe["service"]), str(probe.get("path", "/admin/probe/order"))
         )
         start = time.perf_counter()

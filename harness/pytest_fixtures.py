@@ -91,7 +91,7 @@ class StackFactory:
         settings: Mapping[str, Any] | None = None,
         seed: int = 1,
     ) -> RunningStack:
-        from .backends.local import LocalBackend
+        from .backends import backend as make_backend
 
         section: dict[str, Any] = {
             "ref": ref,
@@ -103,7 +103,7 @@ class StackFactory:
         _, run = parse_stack_section(
             {"stack": section}, Where("<fixture>", ""), Path.cwd(), seed, None
         )
-        backend = LocalBackend()
+        backend = make_backend("local")
         run_dir = self._tmp / f"stack-{len(self._started)}"
         run_dir.mkdir()
         run_id = f"pytest-{run_dir.name}-{random.getrandbits(32):08x}"

@@ -1,12 +1,13 @@
-"""Finds faults, invariants and stacks: built-in ones and plugins.
+"""Finds faults, invariants, platforms and stacks: built-in ones and plugins.
 
 Built-ins are every `Fault` subclass in the modules of `l2chaos.faults`, every
-`Checker` subclass in the modules of `l2chaos.invariants` and every `TraderProtocol`
-subclass in the modules of `l2chaos.load.protocols`. Plugins come from the entry
-point groups ``l2chaos.faults``, ``l2chaos.invariants``, ``l2chaos.protocols`` (each
-entry a module or a class)
-and ``l2chaos.stacks`` (each entry a path to a stack.yaml, or an object with a
-`STACK_FILE` attribute). ``L2CHAOS_NO_PLUGINS=1`` loads built-ins only.
+`Checker` subclass in the modules of `l2chaos.invariants`, every `TraderProtocol`
+subclass in the modules of `l2chaos.load.protocols` and the `Platform` subclasses of
+`l2chaos.backends.local` and `.docker`. Plugins come from the entry point groups
+``l2chaos.faults``, ``l2chaos.invariants``, ``l2chaos.protocols``,
+``l2chaos.platforms`` (each entry a module or a class) and ``l2chaos.stacks`` (each
+entry a path to a stack.yaml, or an object with a `STACK_FILE` attribute).
+``L2CHAOS_NO_PLUGINS=1`` loads built-ins only.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from typing import Any, TypeVar, cast
 
 from .errors import UsageError
 
-__all__ = ["checkers", "faults", "protocols", "stack_files"]
+__all__ = ["checkers", "faults", "platforms", "protocols", "stack_files"]
 
 T = TypeVar("T")
 
 _BUILTIN_STACKS = "l2chaos.stacks"
+_BUILTIN_PLATFORMS = ("l2chaos.backends.local", "l2chaos.backends.docker")
 
 
 def _plugins_enabled() -> bool:
@@ -50,7 +52,9 @@ def _walk(package: str) -> Iterable[ModuleType]:
         yield importlib.import_module(info.name)
 
 
-def _collect(package: str, group: str, base: type[T]) -> dict[str, type[T]]:
+def _collect(
+    package: str, group: str, base: type[T], modules: Iterable[ModuleType] | None = None
+) -> dict[str, type[T]]:
     found: dict[str, type[T]] = {}
 
     def add(cls: type[T], origin: str) -> None:
@@ -63,7 +67,7 @@ def _collect(package: str, group: str, base: type[T]) -> dict[str, type[T]]:
             )
         found[name] = cls
 
-    for module in _walk(package):
+    for module in _walk(package) if modules is None else modules:
         for cls in _classes_in(module, base):
             add(cls, module.__name__)
     if _plugins_enabled():
@@ -108,6 +112,15 @@ def protocols() -> dict[str, type[Any]]:
     from l2chaos.load.protocols.base import TraderProtocol
 
     return _collect("l2chaos.load.protocols", "l2chaos.protocols", TraderProtocol)
+
+
+@cache
+def platforms() -> dict[str, type[Any]]:
+    """Every platform class (local processes, docker, plug-ins) by name."""
+    from l2chaos.backends.platform import Platform
+
+    builtins = [importlib.import_module(m) for m in _BUILTIN_PLATFORMS]
+    return _collect("l2chaos.backends", "l2chaos.platforms", Platform, builtins)
 
 
 @cache

@@ -99,21 +99,10 @@ def run_scenario(path: str | Path, options: RunOptions | None = None) -> RunResu
 
 
 def backend_for(scenario: Scenario, choice: str | None) -> Backend:
-    name = choice or scenario.backend
-    if name == "auto":
-        needs_images = any(
-            not s.command and s.postgres is None for s in scenario.stack.spec.services.values()
-        )
-        name = "docker" if needs_images else "local"
-    if name == "local":
-        from .backends.local import LocalBackend
+    """The orchestrator on the platform `--backend` (else the scenario) names."""
+    from .backends import backend
 
-        return LocalBackend()
-    if name == "docker":
-        from .backends.docker import DockerBackend
-
-        return DockerBackend()
-    raise InputError(f"unknown backend {name!r}; allowed: auto, local, docker", field="--backend")
+    return backend(choice or scenario.backend, scenario.stack.spec)
 
 
 def _versions(stack: RunningStack | None) -> dict[str, str]:
@@ -393,7 +382,7 @@ class _Run:
 
     def _endpoints(self) -> dict[str, str]:
         assert self.stack is not None
-        return {role: self.stack.direct_url(svc) for role, svc in self.sc.stack.spec.load.items()}
+        return {role: self.stack.client_url(svc) for role, svc in self.sc.stack.spec.load.items()}
 
     def _start_load(self) -> None:
         if self.sc.load is None:
@@ -476,6 +465,8 @@ class _Run:
             if self.stack is not None:
                 self.backend.down(self.stack)
         finally:
+            if self.stack is not None:
+                self.problems.extend(f"teardown: {p}" for p in self.stack.teardown_problems)
             for closer in (self.prober, self.hooks):
                 if closer is not None:
                     with contextlib.suppress(Exception):

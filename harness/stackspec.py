@@ -24,14 +24,23 @@ from .eventsource import parse_events
 from .yamlsrc import LocDict, line_of, load_yaml
 
 __all__ = [
+    "CLIENTS",
+    "RESERVED_NAMES",
+    "CommandReady",
     "HookSpec",
+    "HttpReady",
+    "JsonRpcReady",
     "LinkSpec",
     "NotAStackFile",
+    "PostgresReady",
     "PostgresSpec",
+    "ReadyCheck",
+    "RunningReady",
     "ServiceSpec",
     "SettingSpec",
     "StackRun",
     "StackSpec",
+    "TcpReady",
     "link_name",
     "load_stack",
     "parse_link",
@@ -53,13 +62,17 @@ TEMPLATE_KEYS = {
     "admin_token": "the run's admin token for chaos hooks",
     "seed": "the scenario seed",
     "run_id": "the run id",
-    "data_dir": "a scratch folder for this service",
+    "data_dir": "a scratch folder for this service (also the working directory of its command)",
+    "stack_dir": "the folder of the stack file (read-only on docker)",
     "switches": "the active switches as a JSON object",
     "out": "the output folder (audit command only)",
     "setting": "{setting:name}: a stack setting's value",
 }
 SETTING_KINDS = ("duration", "int", "float", "str", "bool", "json")
 _SETTING_TEXT_MAX = 65_536  # a setting becomes an environment variable
+CLIENTS = "clients"  # `clients -> svc`: the harness's own load and probes reach svc via a proxy
+# names a service cannot take: the link pseudo-client and the orchestrator's own units
+RESERVED_NAMES = frozenset({CLIENTS, "toxiproxy"})
 
 
 def link_name(client: str, server: str) -> str:
@@ -82,6 +95,53 @@ class PostgresSpec:
 
 
 @dataclass(frozen=True)
+class HttpReady:
+    """Ready when ``GET path`` answers 200."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class TcpReady:
+    """Ready when the service's port accepts a connection and keeps it open."""
+
+
+@dataclass(frozen=True)
+class JsonRpcReady:
+    """Ready when a JSON-RPC call succeeds and its result passes the predicate: equal to
+    `result` when given (hex quantities compare as numbers) and, with `advances`, a
+    quantity that grew between two calls of the method it names (a chain head that moves)."""
+
+    method: str
+    params: tuple[Any, ...] = ()
+    path: str = "/"
+    result: Any = None
+    check_result: bool = False
+    advances: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandReady:
+    """Ready when the command (rendered like the service's own, run on this host in the
+    stack file's folder) exits 0."""
+
+    command: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PostgresReady:
+    """Ready when PostgreSQL completes a startup handshake (a `postgres:` service)."""
+
+
+@dataclass(frozen=True)
+class RunningReady:
+    """No port and no check: running counts as ready."""
+
+
+ReadyCheck = HttpReady | TcpReady | JsonRpcReady | CommandReady | PostgresReady | RunningReady
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str
     command: tuple[str, ...] = ()
@@ -95,6 +155,19 @@ class ServiceSpec:
     depends_on: tuple[str, ...] = ()
     postgres: PostgresSpec | None = None
     line: int | None = None
+    readiness: ReadyCheck | None = None  # explicit `ready:` check; None: derived
+
+    @property
+    def ready_check(self) -> ReadyCheck:
+        """The check `ready:` names, else: postgres handshake, the `health` path, a TCP
+        connection to `port`, or running."""
+        if self.readiness is not None:
+            return self.readiness
+        if self.postgres is not None:
+            return PostgresReady()
+        if self.health is not None:
+            return HttpReady(self.health)
+        return TcpReady() if self.port is not None else RunningReady()
 
 
 LAYERS = ("tcp", "http")
@@ -110,6 +183,11 @@ class LinkSpec:
     @property
     def name(self) -> str:
         return link_name(self.client, self.server)
+
+    @property
+    def from_clients(self) -> bool:
+        """A link from the harness's own clients (load, probes), not from a service."""
+        return self.client == CLIENTS
 
 
 @dataclass(frozen=True)
@@ -275,6 +353,14 @@ class StackSpec:
 
     def links_of(self, service: str) -> list[LinkSpec]:
         return [lk for lk in self.links if service in (lk.client, lk.server)]
+
+    def links_to(self, service: str) -> list[LinkSpec]:
+        """Links whose server is `service` (what its clients connect through)."""
+        return [lk for lk in self.links if lk.server == service]
+
+    def client_link(self, service: str) -> LinkSpec | None:
+        """The `clients -> service` link, if the stack file declares one."""
+        return next((lk for lk in self.links_to(service) if lk.from_clients), None)
 
     def start_order(self) -> list[str]:
         """Services in an order where every dependency starts first (stable)."""
@@ -494,6 +580,13 @@ def _services(ctx: _Ctx, doc: LocDict) -> dict[str, ServiceSpec]:
             raise ctx.err(
                 field, f"service names are lower-case words like 'ui-api', got {name!r}", raw, name
             )
+        if name in RESERVED_NAMES:
+            raise ctx.err(
+                field,
+                f"{name!r} is reserved; reserved: {', '.join(sorted(RESERVED_NAMES))}",
+                raw,
+                name,
+            )
         s = ctx.mapping(body, field, raw, name)
         ctx.keys(s, field, _SERVICE_KEYS)
         out[name] = _service(ctx, name, s, field)
@@ -556,14 +649,20 @@ def _service(ctx: _Ctx, name: str, s: LocDict, field: str) -> ServiceSpec:
             raise ctx.err(
                 f"{field}.ready_timeout", "must be a positive duration", s, "ready_timeout"
             )
-    for key in ("health", "ready"):
-        v = ctx.string(s, key, field)
-        if v is not None and not v.startswith("/"):
-            raise ctx.err(
-                f"{field}.{key}", f"expected an HTTP path starting with '/', got {v!r}", s, key
-            )
-    if (s.get("health") or s.get("ready")) and port is None:
-        raise ctx.err(field, "health and ready checks need the service's `port`", s)
+    health = ctx.string(s, "health", field)
+    if health is not None and not health.startswith("/"):
+        raise ctx.err(
+            f"{field}.health",
+            f"expected an HTTP path starting with '/', got {health!r}",
+            s,
+            "health",
+        )
+    readiness, ready_path, own_timeout = _readiness(ctx, s, f"{field}.ready")
+    if own_timeout is not None:
+        timeout_ns = own_timeout
+    needs_port = health is not None or isinstance(readiness, (HttpReady, TcpReady, JsonRpcReady))
+    if needs_port and port is None and postgres is None:
+        raise ctx.err(field, "health and HTTP, TCP or JSON-RPC ready checks need `port`", s)
     return ServiceSpec(
         name=name,
         command=command,
@@ -571,12 +670,120 @@ def _service(ctx: _Ctx, name: str, s: LocDict, field: str) -> ServiceSpec:
         dockerfile=ctx.string(s, "dockerfile", field),
         port=port,
         env=env,
-        health=s.get("health"),
-        ready=s.get("ready"),
+        health=health,
+        ready=ready_path,
         ready_timeout_ns=timeout_ns,
         depends_on=tuple(deps),
         postgres=postgres,
         line=s.line,
+        readiness=readiness,
+    )
+
+
+_READY_KINDS = ("http", "tcp", "jsonrpc", "command")
+_READY_KEYS = {"timeout", *_READY_KINDS, "path", "params", "result", "advances"}
+
+
+def _readiness(
+    ctx: _Ctx, s: LocDict, field: str
+) -> tuple[ReadyCheck | None, str | None, int | None]:
+    """`ready:` → (check, its HTTP path if it is one, its own timeout in ns).
+
+    Forms: ``/path`` (HTTP GET answering 200), ``{http: /path}``, ``{tcp: true}``,
+    ``{jsonrpc: METHOD, params: [...], path: /, result: VALUE, advances: true|METHOD}``,
+    ``{command: [...]}``; each mapping may add ``timeout: 30s``.
+    """
+    raw = s.get("ready")
+    if raw is None:
+        return None, None, None
+    if isinstance(raw, str):
+        if not raw.startswith("/"):
+            raise ctx.err(
+                field, f"expected an HTTP path starting with '/', got {raw!r}", s, "ready"
+            )
+        return HttpReady(raw), raw, None
+    b = ctx.mapping(raw, field, s, "ready")
+    ctx.keys(b, field, _READY_KEYS)
+    kinds = [k for k in _READY_KINDS if k in b]
+    if len(kinds) != 1:
+        raise ctx.err(
+            field,
+            f"expected exactly one of {', '.join(_READY_KINDS)}, got {kinds or 'none'}",
+            s,
+            "ready",
+        )
+    kind = kinds[0]
+    extra = sorted(
+        set(b)
+        - {"timeout", kind}
+        - ({"path", "params", "result", "advances"} if kind == "jsonrpc" else set())
+    )
+    if extra:
+        raise ctx.err(
+            f"{field}.{extra[0]}", f"{extra[0]!r} belongs to a jsonrpc check only", b, extra[0]
+        )
+    timeout = None
+    if "timeout" in b:
+        try:
+            timeout = parse_duration(b["timeout"])
+        except ValueError as exc:
+            raise ctx.err(f"{field}.timeout", str(exc), b, "timeout") from None
+        if timeout <= 0:
+            raise ctx.err(f"{field}.timeout", "must be a positive duration", b, "timeout")
+    check: ReadyCheck
+    path = None
+    if kind == "http":
+        path = ctx.string(b, "http", field)
+        if not path or not path.startswith("/"):
+            raise ctx.err(
+                f"{field}.http", f"expected an HTTP path starting with '/', got {path!r}", b, "http"
+            )
+        check = HttpReady(path)
+    elif kind == "tcp":
+        if b["tcp"] is not True:
+            raise ctx.err(f"{field}.tcp", f"expected true, got {b['tcp']!r}", b, "tcp")
+        check = TcpReady()
+    elif kind == "command":
+        check = CommandReady(_command(ctx, b, "command", f"{field}.command") or ())
+    else:
+        check = _jsonrpc_ready(ctx, b, field)
+    return check, path, timeout
+
+
+def _jsonrpc_ready(ctx: _Ctx, b: LocDict, field: str) -> JsonRpcReady:
+    method = b["jsonrpc"]
+    if not isinstance(method, str) or not method:
+        raise ctx.err(f"{field}.jsonrpc", f"expected a method name, got {method!r}", b, "jsonrpc")
+    params = b.get("params", [])
+    if not isinstance(params, list):
+        raise ctx.err(f"{field}.params", f"expected a list, got {params!r}", b, "params")
+    path = ctx.string(b, "path", field, "/") or "/"
+    if not path.startswith("/"):
+        raise ctx.err(
+            f"{field}.path", f"expected an HTTP path starting with '/', got {path!r}", b, "path"
+        )
+    raw_adv = b.get("advances", False)
+    if not isinstance(raw_adv, (bool, str)) or raw_adv == "":
+        raise ctx.err(
+            f"{field}.advances",
+            f"expected true (the method's own result) or a method name, got {raw_adv!r}",
+            b,
+            "advances",
+        )
+    advances = method if raw_adv is True else (raw_adv or None)
+    if "result" not in b and not advances:
+        raise ctx.err(
+            field,
+            "a jsonrpc check needs `result` (the value to wait for) and/or `advances: true`",
+            b,
+        )
+    return JsonRpcReady(
+        method=method,
+        params=tuple(params),
+        path=path,
+        result=b.get("result"),
+        check_result="result" in b,
+        advances=advances,
     )
 
 
@@ -596,9 +803,13 @@ def _links(ctx: _Ctx, doc: LocDict, services: Mapping[str, ServiceSpec]) -> tupl
             raise ctx.err(field, f"expected 'client -> server', got {item!r}", raw, i)
         client, server = parsed
         for svc in (client, server):
-            if svc not in services:
+            if svc not in services and not (svc == CLIENTS and svc == client):
                 raise ctx.err(
-                    field, f"unknown service {svc!r}; services: {', '.join(services)}", raw, i
+                    field,
+                    f"unknown service {svc!r}; services: {', '.join(services)} "
+                    f"(or {CLIENTS!r} as the client: the harness's load and probes)",
+                    raw,
+                    i,
                 )
         if client == server:
             raise ctx.err(field, "a link joins two different services", raw, i)
@@ -866,6 +1077,9 @@ def _check_templates(ctx: _Ctx, doc: LocDict, spec: StackSpec) -> None:
             check(part, f"services.{name}.command[{i}]", body, "command")
         for k, v in svc.env.items():
             check(v, f"services.{name}.env.{k}", body.get("env"), k)
+        if isinstance(svc.readiness, CommandReady):
+            for i, part in enumerate(svc.readiness.command):
+                check(part, f"services.{name}.ready.command[{i}]", body, "ready")
     for i, part in enumerate(spec.audit or ()):
         check(part, f"audit[{i}]", doc, "audit", audit=True)
 

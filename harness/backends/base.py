@@ -1,12 +1,15 @@
 """What a backend gives the rest of the harness.
 
-A backend turns a `StackSpec` into running services with Toxiproxy in front of every
-link, and hands back a `RunningStack`. Faults, the probe loop, the load generator and
-the audit export use only the protocols here, so a scenario does not change between
-backends (local processes, docker containers).
+A backend (the `StackOrchestrator` over one platform: local processes, docker
+containers, ...) turns a `StackSpec` into running services with Toxiproxy in front of
+every link, and hands back a `RunningStack`. Faults, the probe loop, the load generator
+and the audit export use only the protocols here, so a scenario does not change between
+platforms.
 
-Control traffic (health, chaos hooks, audit export) uses `direct_url`, never a proxy,
-so a `down` fault on a link can never block its own heal.
+Client traffic (load, probes) uses `client_url`: through the proxy of the stack's
+``clients -> service`` link when it declares one, so network faults reach what clients
+see. Control traffic (readiness, chaos hooks, audit export) uses `direct_url`, never a
+proxy, so a `down` fault on a link can never block its own heal.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from l2chaos.l7proxy.rules import Rule
-    from l2chaos.stackspec import StackRun
+    from l2chaos.stackspec import StackRun, StackSpec
 
 __all__ = [
     "Backend",
@@ -134,10 +137,13 @@ class ServiceControl(Protocol):
 class RunningStack(ABC):
     """Handle on a stack that is up. Everything here is safe to call from threads."""
 
+    run: StackRun
+    spec: StackSpec
     run_id: str
     stack_name: str
     admin_token: str
     run_dir: Path
+    teardown_problems: list[str]
 
     @property
     @abstractmethod
@@ -150,6 +156,15 @@ class RunningStack(ABC):
     @abstractmethod
     def direct_endpoint(self, service: str) -> Endpoint:
         """Host and port of a service reached directly from this host (e.g. the database)."""
+
+    @abstractmethod
+    def client_endpoint(self, service: str) -> Endpoint:
+        """Where the harness's clients (load, probes) reach a service: the proxy of its
+        ``clients -> service`` link when the stack file declares one, else directly."""
+
+    def client_url(self, service: str, path: str = "") -> str:
+        """URL a client of the harness uses for `service` (see `client_endpoint`)."""
+        return self.client_endpoint(service).url(path)
 
     @property
     @abstractmethod
@@ -208,10 +223,7 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def down(self, stack: RunningStack) -> None:
-        """Stop everything the run started and save service logs. Idempotent."""
-
-    @classmethod
-    @abstractmethod
-    def gc(cls) -> list[str]:
-        """Remove leftovers of killed runs; return a line per thing removed."""
+    def down(self, stack: RunningStack) -> list[str]:
+        """Stop everything the run started and save service logs. Idempotent. Returns the
+        problems met (also kept in `stack.teardown_problems`); an interrupt during the
+        teardown is raised after it completed."""

@@ -1,119 +1,98 @@
-"""The docker backend: a stack as containers on one Docker engine.
+"""The docker platform: a stack as containers on one Docker engine.
 
-`DockerBackend().up(run, run_id=..., run_dir=..., env=...)` makes sure every image is in
-the engine (building what is missing, offline when no registry answers: see
-`images/`), then creates one network per run (``l2chaos-<run_id>``), a Toxiproxy
-container on it (alias ``toxiproxy``) holding one proxy per link, and one container per
-service (alias = the service name) in dependency order, services whose dependencies are
-ready starting together. A client reaches its server only through the proxy:
-``{link:a->b}`` renders as ``toxiproxy:<port of that proxy>``. Every service port and
-Toxiproxy's API are published on 127.0.0.1 only, on host ports reserved like the local
-backend's (so a restarted container keeps its address); the harness's control traffic,
-probes and load use those (`direct_url`). Readiness is the service's HTTP ``ready``
-(else ``health``) path, a PostgreSQL startup handshake for ``postgres:`` services, else
-a TCP connection; a container that exits or is not ready in time raises StackError
-with its name, exit code and the tail of its log, after everything started is removed.
+`open` makes sure every image is in the engine (building what is missing, offline when
+no registry answers: see `images/`) and creates one network per run
+(``l2chaos-<run_id>``). Toxiproxy runs as a container on it (alias ``toxiproxy``), each
+service as one container (alias = the service name) started with an init process
+(``--init``), so signals reach the service and `pid` is that init process on the
+engine's host. A client reaches its server only through the proxy: ``{link:a->b}``
+renders as ``toxiproxy:<port of that proxy>`` inside the network. Every service port,
+every proxy and Toxiproxy's API are published on the host ports the orchestrator
+reserved (so a restarted container keeps its address), on 127.0.0.1 unless configured
+otherwise. ``{data_dir}`` is a volume of the run; ``{stack_dir}`` the stack file's
+folder, mounted read-only (local engines only).
 
 Every object (network, containers, volumes) carries the labels ``l2chaos.run`` (the run
 id) and ``l2chaos.owner`` (host, pid and start time of the harness process), so
-`DockerBackend.gc` removes what a killed run left behind, and only that. `down` (also
-at interpreter exit, and the runner calls it from its ``finally``) stops every
-container, saves each one's log to ``run_dir/logs/<service>.log`` (Toxiproxy's to
-``toxiproxy.log``), and removes containers, volumes and the network.
+`DockerPlatform.gc` removes what a killed run left behind, and only that. Teardown stops
+every container (in parallel), saves each one's log to ``run_dir/logs/<unit>.log`` and
+removes containers, volumes and the network.
 
-Container faults behind `ServiceControl` (`DockerControl`): kill = ``docker kill``
-(SIGKILL); stop = ``docker stop`` (the image's stop signal: SIGTERM, PostgreSQL's
-SIGINT fast shutdown; SIGKILL after the timeout); an immediate stop is SIGQUIT for
-PostgreSQL (no checkpoint, crash recovery on the next start) and SIGKILL otherwise;
-start = ``docker start`` of the same container (same environment, ports and data);
-pause/resume = ``docker pause``/``unpause`` (the cgroup freezer); disconnect/reconnect
-= ``docker network disconnect``/``connect`` from the run's network: the service is cut
-off entirely, from its peers and from its published port, until it is reconnected.
-Containers run with an init process (``--init``), so signals reach the service and
-`pid` is that init process on the engine's host.
+Container control: kill = ``docker kill`` (SIGKILL; a paused container is thawed first);
+stop = ``docker stop`` (the image's stop signal: SIGTERM, PostgreSQL's SIGINT fast
+shutdown; SIGKILL after the timeout); an immediate stop is SIGQUIT for PostgreSQL (no
+checkpoint, crash recovery on the next start) and SIGKILL otherwise; start = ``docker
+start`` of the same container (same environment, ports and data); pause/resume =
+``docker pause``/``unpause`` (the cgroup freezer); disconnect/reconnect = ``docker
+network disconnect``/``connect`` from the run's network: the service is cut off
+entirely, from its peers and from its published port, until it is reconnected.
 
 Remote engines (DOCKER_HOST, docker contexts, see docker_engine.py): ports are
 published on ``L2CHAOS_DOCKER_BIND`` (default 127.0.0.1) of the engine's host, and
 reached either directly (``L2CHAOS_DOCKER_REACH=direct``, at
 ``L2CHAOS_DOCKER_REACH_HOST``, default the engine's host name; publish on a reachable
 address and pass ``--allow-target``) or through one SSH tunnel per run
-(``L2CHAOS_DOCKER_REACH=ssh``: every published port forwarded to the same port on
-127.0.0.1 here). docs/docker.md has the details.
+(``L2CHAOS_DOCKER_REACH=ssh``: every published port forwarded to a port on 127.0.0.1
+here). docs/docker.md has the details.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import logging
 import math
 import os
 import re
-import secrets
 import shutil
 import socket
-import struct
-import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
-from l2chaos.errors import L2ChaosError, StackError
+from l2chaos.errors import StackError
 from l2chaos.safety import ensure_allowed, is_loopback
-from l2chaos.stackspec import ServiceSpec, StackRun, StackSpec, render
 
-from .base import Backend, Endpoint, RunningStack
+from .base import Endpoint
 from .docker_engine import Engine, EngineUnavailable, connect, engine_host, ensure
-from .live import LiveStacks
+from .orchestrator import OrchestratedStack, StackOrchestrator
+from .platform import TOXIPROXY, Platform, PlatformContext, UnitState
 from .ports import PortAllocator, PortReservation
-from .procs import (
-    RUN_ID_ENV,
-    GroupProcess,
-    MarkerStore,
-    RunMarker,
-    process_start_time,
-    process_state,
-)
-from .toxiproxy import ToxiproxyClient, ToxiproxyLinks, proxy_name
+from .procs import RUN_ID_ENV, GroupProcess, process_start_time, process_state
+from .toxiproxy import ToxiproxyClient
 
 if TYPE_CHECKING:
     import docker
     from docker.models.containers import Container
     from docker.models.networks import Network
+    from l2chaos.stackspec import ServiceSpec
 
     from .images import ImagePlan
+    from .teardown import Teardown
 
 __all__ = [
     "LABEL_OWNER",
     "LABEL_RUN",
     "DockerBackend",
-    "DockerControl",
+    "DockerPlatform",
     "DockerSettings",
     "DockerStack",
     "docker_name",
-    "pg_handshake",
     "remove_run_objects",
     "run_objects",
 ]
-
-log = logging.getLogger(__name__)
 
 LABEL_RUN = "l2chaos.run"
 LABEL_OWNER = "l2chaos.owner"
 LABEL_STACK = "l2chaos.stack"
 LABEL_SERVICE = "l2chaos.service"
-TOXIPROXY = "toxiproxy"
 TOXIPROXY_API_PORT = 8474
 LINK_PORT_BASE = 20000
 PG_PORT = 5432
 DATA_DIR = "/l2chaos/data"
+STACK_DIR = "/l2chaos/stack"
 PG_DATA = "/var/lib/postgresql/data"
-_POLL_S = 0.1
-_TOXIPROXY_READY_S = 30.0
 _NAME_SAFE = re.compile(r"[^a-zA-Z0-9_.-]+")
 
 
@@ -136,63 +115,28 @@ def _owner_alive(label: str) -> bool | None:
 
 
 def docker_name(run_id: str, part: str | None = None) -> str:
-    """A docker object name for this run (and service): ``l2chaos-<run_id>[-<part>]``."""
+    """A docker object name for this run (and unit): ``l2chaos-<run_id>[-<part>]``."""
     base = "l2chaos-" + _NAME_SAFE.sub("-", run_id).strip("-.")
     return base if part is None else f"{base}-{part}"
 
 
-def pg_handshake(
-    host: str, port: int, user: str, database: str, timeout_s: float = 2.0
-) -> tuple[bool, str]:
-    """A PostgreSQL startup handshake, like pg_isready but for this user and database.
-
-    (True, server_version) when the server accepts the session (trust auth), else
-    (False, the reason: refused, closed, "the database system is starting up", ...).
-    Through a published port a connection always opens (the engine's proxy accepts
-    it), so only the server's own answer counts.
-    """
-    params = b"".join(
-        k + b"\0" + v.encode() + b"\0" for k, v in ((b"user", user), (b"database", database))
-    )
-    body = struct.pack("!i", 196608) + params + b"\0"
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s) as s:
-            s.settimeout(timeout_s)
-            s.sendall(struct.pack("!i", len(body) + 4) + body)
-            buf = b""
-            version = "?"
-            for _ in range(64):  # a handful of messages follow AuthenticationOk
-                while len(buf) < 5:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        return False, "connection closed before the server answered"
-                    buf += chunk
-                kind, length = buf[:1], struct.unpack("!i", buf[1:5])[0]
-                while len(buf) < 1 + length:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        return False, "connection closed mid-message"
-                    buf += chunk
-                payload, buf = buf[5 : 1 + length], buf[1 + length :]
-                if kind == b"E":
-                    fields = {f[:1]: f[1:] for f in payload.split(b"\0") if f}
-                    return False, fields.get(b"M", b"error").decode(errors="replace")
-                if kind == b"R" and struct.unpack("!i", payload[:4])[0] != 0:
-                    return False, "the server asks for a password (expected trust auth)"
-                if kind == b"S":
-                    name, _, value = payload.partition(b"\0")
-                    if name == b"server_version":
-                        version = value.rstrip(b"\0").decode(errors="replace")
-                if kind == b"Z":
-                    with contextlib.suppress(OSError):
-                        s.sendall(b"X\0\0\0\4")
-                    return True, version
-            return False, "no ReadyForQuery from the server"
-    except OSError as exc:
-        return False, f"{type(exc).__name__}: {exc}"
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:400]
 
 
-# ------------------------------------------------------------------ settings
+def _state(container: Container) -> dict[str, Any]:
+    container.reload()
+    state = container.attrs.get("State") or {}
+    return dict(state)
+
+
+def _container_port(s: ServiceSpec) -> int | None:
+    return PG_PORT if s.postgres is not None else s.port
+
+
+def _uses(s: ServiceSpec, key: str) -> bool:
+    return any(f"{{{key}}}" in t for t in (*s.command, *s.env.values()))
 
 
 @dataclass(frozen=True)
@@ -262,476 +206,100 @@ class DockerSettings:
         return host
 
 
-# ------------------------------------------------------------------ per-service state
+class DockerPlatform(Platform):
+    """Units as containers on one engine; see the module docstring."""
 
+    name = "docker"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"kill", "stop", "pause", "disconnect"})
+    auto_rank = 10
+    announce_waves = True
 
-@dataclass
-class _Svc:
-    name: str
-    spec: ServiceSpec
-    image: str
-    container_port: int | None
-    host_port: int | None
-    ready_timeout_s: float
-    container: Container | None = None
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    disconnected: bool = False
+    def __init__(self, *, settings: DockerSettings | None = None) -> None:
+        self.settings = settings if settings is not None else DockerSettings.from_env()
+        self._ctx: PlatformContext | None = None
+        self._engine: Engine | None = None
+        self._network: Network | None = None
+        self._containers: dict[str, Container] = {}
+        self._link_ports: dict[str, int] = {}  # link -> proxy port inside the network
+        self._forward: dict[int, int] = {}  # published port -> local end of the ssh tunnel
+        self._tunnel: GroupProcess | None = None
+        self._tunnel_ports: list[PortReservation] = []
+        self._host = "127.0.0.1"
+        self._labels: dict[str, str] = {}
+        self._versions: dict[str, str] = {}
+        self._removed = False
+        self.plan: ImagePlan | None = None
 
     @property
-    def is_postgres(self) -> bool:
-        return self.spec.postgres is not None
+    def ctx(self) -> PlatformContext:
+        if self._ctx is None:
+            raise StackError("the docker platform is not open")
+        return self._ctx
 
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise StackError("not connected to a Docker engine")
+        return self._engine
 
-def _state(container: Container) -> dict[str, Any]:
-    container.reload()
-    state = container.attrs.get("State") or {}
-    return dict(state)
+    @property
+    def client(self) -> docker.DockerClient:
+        return self.engine.client
 
+    @property
+    def network_name(self) -> str:
+        return docker_name(self.ctx.run_id)
 
-class DockerControl:
-    """`ServiceControl` over containers (see the module docstring)."""
+    def container(self, unit: str) -> Container:
+        """The unit's container (for tests and tools; faults go through the controls)."""
+        try:
+            return self._containers[unit]
+        except KeyError:
+            raise StackError("has no container", service=unit) from None
 
-    def __init__(self, stack: DockerStack) -> None:
-        self._stack = stack
-
-    def _svc(self, service: str) -> _Svc:
-        return self._stack._service(service)
-
-    def _container(self, svc: _Svc) -> Container:
-        if svc.container is None:
-            raise StackError("has no container (the stack is not up)", service=svc.name)
-        return svc.container
-
-    def _call(self, svc: _Svc, what: str, fn: Callable[[], Any]) -> Any:
+    def _call(self, unit: str, what: str, fn: Callable[[], Any]) -> Any:
         import docker.errors
 
         try:
             return fn()
         except docker.errors.DockerException as exc:
-            raise StackError(f"{what} failed: {_short(exc)}", service=svc.name) from None
+            raise StackError(f"{what} failed: {_short(exc)}", service=unit) from None
 
-    def pid(self, service: str) -> int | None:
-        svc = self._svc(service)
-        with svc.lock:
-            st = self._call(svc, "inspect", lambda: _state(self._container(svc)))
-            return int(st["Pid"]) if st.get("Running") and st.get("Pid") else None
+    # ---------------------------------------------------------------- bring-up
 
-    def is_running(self, service: str) -> bool:
-        svc = self._svc(service)
-        with svc.lock:
-            st = self._call(svc, "inspect", lambda: _state(self._container(svc)))
-            return bool(st.get("Running"))
-
-    def _unpause(self, svc: _Svc) -> None:
-        c = self._container(svc)
-        if _state(c).get("Paused"):
-            c.unpause()
-
-    def _wait_exited(self, svc: _Svc, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        c = self._container(svc)
-        while time.monotonic() < deadline:
-            if not _state(c).get("Running"):
-                return True
-            time.sleep(0.05)
-        return not _state(c).get("Running")
-
-    def kill(self, service: str) -> None:
-        svc = self._svc(service)
-        with svc.lock:
-
-            def do() -> None:
-                c = self._container(svc)
-                if not _state(c).get("Running"):
-                    return
-                self._unpause(svc)  # a frozen process would die only when thawed
-                c.kill()
-                self._wait_exited(svc, 10.0)
-
-            self._call(svc, "docker kill", do)
-
-    def stop(self, service: str, timeout_s: float = 10.0, *, immediate: bool = False) -> None:
-        svc = self._svc(service)
-        with svc.lock:
-
-            def do() -> None:
-                c = self._container(svc)
-                if not _state(c).get("Running"):
-                    return
-                self._unpause(svc)
-                if immediate:
-                    if svc.is_postgres:  # immediate shutdown: no checkpoint, crash recovery
-                        c.kill(signal="SIGQUIT")
-                        if self._wait_exited(svc, timeout_s):
-                            return
-                    c.kill()
-                    self._wait_exited(svc, 10.0)
-                else:
-                    c.stop(timeout=max(1, math.ceil(timeout_s)))
-
-            self._call(svc, "docker stop", do)
-
-    def start(self, service: str) -> None:
-        """Start the same container again (same environment, ports, data); no-op if running."""
-        svc = self._svc(service)
-        with svc.lock:
-
-            def do() -> None:
-                c = self._container(svc)
-                if _state(c).get("Running"):
-                    return
-                c.start()
-
-            self._call(svc, "docker start", do)
-
-    def restart(self, service: str, timeout_s: float = 10.0) -> None:
-        svc = self._svc(service)
-        with svc.lock:
-            self.stop(service, timeout_s)
-            self.start(service)
-
-    def pause(self, service: str) -> None:
-        svc = self._svc(service)
-        with svc.lock:
-
-            def do() -> None:
-                c = self._container(svc)
-                st = _state(c)
-                if not st.get("Running"):
-                    raise StackError("cannot pause: it is not running", service=service)
-                if not st.get("Paused"):
-                    c.pause()
-
-            self._call(svc, "docker pause", do)
-
-    def resume(self, service: str) -> None:
-        svc = self._svc(service)
-        with svc.lock:
-            self._call(svc, "docker unpause", lambda: self._unpause(svc))
-
-    def disconnect(self, service: str) -> None:
-        svc = self._svc(service)
-        with svc.lock:
-            if svc.disconnected:
-                return
-            net = self._stack._net()
-            self._call(
-                svc, "docker network disconnect", lambda: net.disconnect(self._container(svc))
-            )
-            svc.disconnected = True
-
-    def reconnect(self, service: str) -> None:
-        svc = self._svc(service)
-        with svc.lock:
-            if not svc.disconnected:
-                return
-            net = self._stack._net()
-            self._call(
-                svc,
-                "docker network connect",
-                lambda: net.connect(self._container(svc), aliases=[svc.name]),
-            )
-            svc.disconnected = False
-
-    def wait_ready(self, service: str, timeout_s: float) -> None:
-        self._stack._wait_ready(self._svc(service), timeout_s)
-
-
-# ------------------------------------------------------------------ the running stack
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:400]
-
-
-class DockerStack(RunningStack):
-    """A running stack of containers. Thread-safe; `down()` is idempotent."""
-
-    def __init__(
-        self,
-        run: StackRun,
-        *,
-        engine: Engine,
-        settings: DockerSettings,
-        run_id: str,
-        run_dir: Path,
-        admin_token: str,
-        extra_env: Mapping[str, str],
-        stop_timeout_s: float,
-        say: Callable[[str], None],
-    ) -> None:
-        self.run = run
-        self.spec: StackSpec = run.spec
-        self.engine = engine
-        self.client: docker.DockerClient = engine.client
-        self.settings = settings
-        self.run_id = run_id
-        self.stack_name = run.spec.name
-        self.admin_token = admin_token
-        self.run_dir = run_dir
-        self.logs_dir = run_dir / "logs"
-        self._extra_env = dict(extra_env)
-        self._stop_timeout_s = stop_timeout_s
-        self._say = say
-        self._lock = threading.RLock()
-        self._down = False
-        self._cancel = threading.Event()  # set when bring-up fails or is interrupted
-        self.owner_pid = os.getpid()
-        self.network_name = docker_name(run_id)
-        self._network: Network | None = None
-        self._services: dict[str, _Svc] = {}
-        self._order: list[str] = []
-        self._tp: Container | None = None
-        self._tp_client: ToxiproxyClient | None = None
-        self._links: ToxiproxyLinks | None = None
-        self._link_ports: dict[str, int] = {}  # link -> proxy port inside the network
-        self._link_host_ports: dict[str, int] = {}  # link -> published port on the host
-        self._reservations: list[PortReservation] = []
-        self._tp_host_port: int | None = None
-        self._forward: dict[int, int] = {}  # published port -> local port of the ssh tunnel
-        self._markers = MarkerStore()
-        self._host = "127.0.0.1"
-        self._tunnel: GroupProcess | None = None
-        self._volumes: list[str] = []
-        self._versions: dict[str, str] = {}
-        self.plan: ImagePlan | None = None
-        self._control = DockerControl(self)
-        self._http = httpx.Client(timeout=2.0, trust_env=False)
-        self._labels = {
-            LABEL_RUN: run_id,
-            LABEL_OWNER: _owner_label(),
-            LABEL_STACK: self.stack_name,
-        }
-
-    # ------------------------------------------------------------ RunningStack
-
-    @property
-    def services(self) -> list[str]:
-        return list(self._order)
-
-    def _service(self, name: str) -> _Svc:
-        try:
-            return self._services[name]
-        except KeyError:
-            raise StackError(
-                f"unknown service {name!r}; services: {', '.join(self._order)}"
-            ) from None
-
-    def _reach(self, published: int) -> int:
-        """The port this host connects to for a published port (the tunnel's, if any)."""
-        return self._forward.get(published, published)
-
-    def direct_endpoint(self, service: str) -> Endpoint:
-        svc = self._service(service)
-        if svc.host_port is None:
-            raise StackError(
-                "has no `port` in the stack file, so nothing is published to reach it directly",
-                service=service,
-            )
-        return Endpoint(self._host, self._reach(svc.host_port))
-
-    @property
-    def links(self) -> ToxiproxyLinks:
-        if self._links is None:
-            raise StackError("Toxiproxy is not running for this stack")
-        return self._links
-
-    @property
-    def control(self) -> DockerControl:
-        return self._control
-
-    def links_of(self, service: str) -> list[str]:
-        return [lk.name for lk in self.spec.links_of(service)]
-
-    def link_address(self, link: str) -> str:
-        """What a client container uses for `link`: ``toxiproxy:<port>``."""
-        key = link.replace(" ", "")
-        if key not in self._link_ports:
-            raise StackError(f"unknown link {link!r}")
-        return f"{TOXIPROXY}:{self._link_ports[key]}"
-
-    def container(self, service: str) -> Container:
-        """The service's container (for tests and tools; faults go through `control`)."""
-        svc = self._service(service)
-        if svc.container is None:
-            raise StackError("has no container", service=service)
-        return svc.container
-
-    def log_path(self, service: str) -> Path:
-        if service != TOXIPROXY:
-            self._service(service)
-        return self.logs_dir / f"{service}.log"
-
-    def log_tail(self, service: str, lines: int = 30) -> str:
-        c = self._tp if service == TOXIPROXY else self._service(service).container
-        if c is not None and not self._down:
-            with contextlib.suppress(Exception):
-                raw = c.logs(stdout=True, stderr=True, tail=lines)
-                return raw.decode(errors="replace").rstrip()
-        try:
-            text = self.log_path(service).read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def versions(self) -> dict[str, str]:
-        with self._lock:
-            if "toxiproxy" not in self._versions and self._tp_client is not None:
-                with contextlib.suppress(Exception):
-                    self._versions["toxiproxy"] = self._tp_client.version()
-            return dict(self._versions)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "stack": self.stack_name,
-            "backend": "docker",
-            "engine": self.engine.host,
-            "network": self.network_name,
-            "services": {
-                s: (self.direct_url(s) if self._services[s].host_port is not None else None)
-                for s in self._order
-            },
-            "images": {s: self._services[s].image for s in self._order}
-            | ({TOXIPROXY: self.plan.toxiproxy} if self.plan else {}),
-            "image_mode": self.plan.mode if self.plan else None,
-            "links": self.links.links() if self._links is not None else [],
-            "proxies": {lk: self.link_address(lk) for lk in self._link_ports},
-        }
-
-    def _common_values(self) -> dict[str, str]:
-        values = {
-            "admin_token": self.admin_token,
-            "seed": str(self.run.seed),
-            "run_id": self.run_id,
-            "switches": self.run.switches_json(),
-        }
-        for name, setting in self.spec.settings.items():
-            values[f"setting:{name}"] = setting.render(self.run.settings.get(name, setting.default))
-        return values
-
-    def template_values(
-        self, service: str | None = None, out: Path | None = None
-    ) -> dict[str, str]:
-        """Template values as seen from this host (the audit command, harness tools):
-        published ports at the reach address; with `service` its own ``{port}`` (the
-        published one) and ``{host}``; with `out`, ``{out}``."""
-        values = self._common_values()
-        values.update(python=sys.executable, host=self._host)
-        for lk, port in self._link_host_ports.items():
-            values[f"link:{lk}"] = f"{self._host}:{self._reach(port)}"
-        for name, svc in self._services.items():
-            if svc.host_port is None:
-                continue
-            hostport = self.direct_endpoint(name).hostport
-            values[f"direct:{name}"] = hostport
-            pg = svc.spec.postgres
-            if pg is not None:
-                values[f"direct_dsn:{name}"] = f"postgresql://{pg.user}@{hostport}/{pg.database}"
-        if service is not None:
-            svc = self._service(service)
-            if svc.host_port is not None:
-                values["port"] = str(self._reach(svc.host_port))
-        if out is not None:
-            values["out"] = str(out)
-        return values
-
-    def container_values(self, service: str) -> dict[str, str]:
-        """Template values as seen from inside `service`'s container: ``{link:a->b}`` is
-        ``toxiproxy:<port>``, ``{direct:svc}`` the service's alias and container port,
-        ``{python}`` the image's ``python3``, ``{host}`` every address."""
-        svc = self._service(service)
-        values = self._common_values()
-        values.update(python="python3", host="0.0.0.0", data_dir=DATA_DIR)
-        if svc.container_port is not None:
-            values["port"] = str(svc.container_port)
-        for lk in self._link_ports:
-            values[f"link:{lk}"] = self.link_address(lk)
-        for name, other in self._services.items():
-            if other.container_port is not None:
-                values[f"direct:{name}"] = f"{name}:{other.container_port}"
-            pg = other.spec.postgres
-            if pg is not None:
-                values[f"direct_dsn:{name}"] = (
-                    f"postgresql://{pg.user}@{name}:{PG_PORT}/{pg.database}"
-                )
-        return values
-
-    def link_endpoint(self, link: str) -> Endpoint:
-        """Where the proxy of `link` is published on this host (the local backend's
-        counterpart; containers use `link_address`)."""
-        key = link.replace(" ", "")
-        if key not in self._link_host_ports:
-            raise StackError(f"unknown link {link!r}")
-        return Endpoint(self._host, self._reach(self._link_host_ports[key]))
-
-    def __enter__(self) -> DockerStack:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.down()
-
-    # ------------------------------------------------------------ bring-up
-
-    def _net(self) -> Network:
-        if self._network is None:
-            raise StackError("the run's network does not exist")
-        return self._network
-
-    def _bring_up(self) -> None:
+    def open(self, ctx: PlatformContext) -> None:
         from .images import ensure_images
 
-        spec = self.spec
-        if TOXIPROXY in spec.services:
-            raise StackError(f"a service may not be named {TOXIPROXY!r} on the docker backend")
+        self._ctx = ctx
+        try:
+            self._engine = ensure(ctx.say) if os.geteuid() == 0 else connect()
+        except EngineUnavailable:
+            raise
+        except Exception as exc:
+            raise StackError(f"connecting to the Docker engine failed: {_short(exc)}") from exc
+        self._labels = {
+            LABEL_RUN: ctx.run_id,
+            LABEL_OWNER: _owner_label(),
+            LABEL_STACK: ctx.run.spec.name,
+        }
         self._host = self.settings.connect_host(self.engine)
         t0 = time.monotonic()
-        plan = ensure_images(self.client, spec, self._say, offline=self.settings.offline)
-        self.plan = plan
+        self.plan = ensure_images(self.client, ctx.run.spec, ctx.say, offline=self.settings.offline)
         if time.monotonic() - t0 > 1.0:
-            self._say(f"images ready ({plan.mode}) in {time.monotonic() - t0:.1f}s")
-        self._order = spec.start_order()
-        for i, lk in enumerate(spec.links):
-            self._link_ports[lk.name] = LINK_PORT_BASE + i
-
-        # host ports: reserved here like the local backend's, fixed for the whole run
-        published = [n for n in self._order if self._container_port(spec.services[n])]
-        count = len(published) + len(spec.links) + 1
-        tunnel = self.settings.reach == "ssh" and not self.engine.local
-        # with a tunnel, a second set: the local ends of the forwards (the engine's host
-        # is another machine; its ports are chosen from the same pool, unchecked there)
-        self._reservations = PortAllocator().reserve(count * 2 if tunnel else count)
-        ports = iter(r.port for r in self._reservations[:count])
-        self._tp_host_port = next(ports)
-        host_ports = {n: next(ports) for n in published}
-        self._link_host_ports = {lk.name: next(ports) for lk in spec.links}
-        for name in self._order:
-            s = spec.services[name]
-            self._services[name] = _Svc(
-                name=name,
-                spec=s,
-                image=plan.services[name],
-                container_port=self._container_port(s),
-                host_port=host_ports.get(name),
-                ready_timeout_s=s.ready_timeout_ns / 1e9,
-            )
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
-        if tunnel:
-            remote = [self._tp_host_port, *host_ports.values(), *self._link_host_ports.values()]
-            local = [r.port for r in self._reservations[count:]]
-            self._forward = dict(zip(remote, local, strict=True))
+            ctx.say(f"images ready ({self.plan.mode}) in {time.monotonic() - t0:.1f}s")
+        self._link_ports = {lk: LINK_PORT_BASE + i for i, lk in enumerate(ctx.run.spec.link_names)}
+        if self.settings.reach == "ssh" and not self.engine.local:
+            # the local ends of the forwards (the engine's host is another machine; its
+            # ports are chosen from the same pool, unchecked there)
+            self._tunnel_ports = PortAllocator().reserve(len(ctx.ports))
+            local = [r.port for r in self._tunnel_ports]
+            self._forward = dict(zip(ctx.ports.values(), local, strict=True))
             self._start_tunnel(self._forward)
-
         self._network = self.client.networks.create(
             self.network_name, driver="bridge", labels=dict(self._labels), check_duplicate=True
         )
-        self._start_toxiproxy(plan.toxiproxy)
-        self._start_services()
-
-    @staticmethod
-    def _container_port(s: ServiceSpec) -> int | None:
-        return PG_PORT if s.postgres is not None else s.port
+        with contextlib.suppress(Exception):
+            self._versions.update(self.engine.info())
 
     def _start_tunnel(self, forward: Mapping[int, int]) -> None:
         dest = self.engine.ssh_destination
@@ -747,28 +315,25 @@ class DockerStack(RunningStack):
             argv += ["-L", f"127.0.0.1:{local}:127.0.0.1:{remote}"]
         argv.append(dest)
         env = {k: v for k, v in os.environ.items() if not k.startswith("L2CHAOS_")}
-        env[RUN_ID_ENV] = self.run_id
+        env[RUN_ID_ENV] = self.ctx.run_id
         self._tunnel = GroupProcess(
             name="ssh-tunnel",
             argv=argv,
             env=env,
-            cwd=self.logs_dir,
-            log_path=self.logs_dir / "ssh-tunnel.log",
+            cwd=self.ctx.logs_dir,
+            log_path=self.ctx.log_path("ssh-tunnel"),
         )
-        self._say(f"forwarding {len(forward)} ports through ssh to {dest}")
+        self.ctx.say(f"forwarding {len(forward)} ports through ssh to {dest}")
         first = next(iter(forward.values()))
         self._tunnel.start()
-        # a marker, so `l2chaos gc` ends the tunnel if this process dies without teardown
-        marker = RunMarker.for_this_process(self.run_id, self.stack_name)
-        marker.processes = {"ssh-tunnel": self._tunnel.pid or 0}
-        self._markers.write(marker)
+        self.ctx.save_marker()  # so `l2chaos gc` ends the tunnel if this process dies
         deadline = time.monotonic() + 20.0
         while time.monotonic() < deadline:
             if not self._tunnel.is_running():
                 raise StackError(
                     f"the ssh tunnel to {dest} exited with code {self._tunnel.returncode}",
                     service="ssh-tunnel",
-                    log_tail=self.log_tail("ssh-tunnel"),
+                    log_tail=self.log_tail("ssh-tunnel", 30),
                 )
             try:
                 with socket.create_connection(("127.0.0.1", first), timeout=1.0):
@@ -784,389 +349,269 @@ class DockerStack(RunningStack):
 
         return {self.network_name: EndpointConfig(self.client.api.api_version, aliases=[alias])}
 
-    def _start_toxiproxy(self, image: str) -> None:
-        assert self._tp_host_port is not None
-        labels = {**self._labels, LABEL_SERVICE: TOXIPROXY}
-        self._tp = self.client.containers.create(
+    def _run(self, unit: str, image: str, **kwargs: Any) -> Container:
+        """Create a container of the run on its network (alias = the unit's name)."""
+        container = self.client.containers.create(
             image,
-            # The scenario seed drives Toxiproxy's per-connection toxicity draws too.
-            command=["-host=0.0.0.0", f"-port={TOXIPROXY_API_PORT}", f"-seed={self.run.seed}"],
-            name=docker_name(self.run_id, TOXIPROXY),
-            hostname=TOXIPROXY,
-            labels=labels,
+            name=docker_name(self.ctx.run_id, unit),
+            hostname=unit,
+            labels={**self._labels, LABEL_SERVICE: unit},
             detach=True,
             init=True,
             network=self.network_name,
-            networking_config=self._endpoint_config(TOXIPROXY),
-            ports={
-                f"{TOXIPROXY_API_PORT}/tcp": (self.settings.bind, self._tp_host_port),
-                **{
-                    f"{self._link_ports[lk]}/tcp": (self.settings.bind, port)
-                    for lk, port in self._link_host_ports.items()
-                },
-            },
+            networking_config=self._endpoint_config(unit),
+            **kwargs,
         )
-        self._tp.start()
-        api = f"{self._host}:{self._reach(self._tp_host_port)}"
-        self._tp_client = ToxiproxyClient(api)
-        deadline = time.monotonic() + _TOXIPROXY_READY_S
-        while True:
-            try:
-                version = self._tp_client.version()
-                break
-            except Exception as exc:
-                last = _short(exc)
-            st = _state(self._tp)
-            if not st.get("Running"):
-                raise StackError(
-                    f"the Toxiproxy container exited with code {st.get('ExitCode')}",
-                    service=TOXIPROXY,
-                    log_tail=self.log_tail(TOXIPROXY),
-                )
-            if time.monotonic() > deadline:
-                raise StackError(
-                    f"Toxiproxy's API did not answer at {api} within {_TOXIPROXY_READY_S:g}s ({last})",
-                    service=TOXIPROXY,
-                    log_tail=self.log_tail(TOXIPROXY),
-                )
-            time.sleep(_POLL_S)
-        self._versions["toxiproxy"] = version
-        proxies: dict[str, str] = {}
-        for lk in self.spec.links:
-            name = proxy_name(lk.name)
-            server = self._services[lk.server]
-            assert server.container_port is not None  # the stack loader checks links
-            self._tp_client.create_proxy(
-                name,
-                f"0.0.0.0:{self._link_ports[lk.name]}",
-                f"{lk.server}:{server.container_port}",
-            )
-            proxies[lk.name] = name
-        self._links = ToxiproxyLinks(self._tp_client, proxies)
+        self._containers[unit] = container
+        return container
+
+    def start_toxiproxy(
+        self, api_port: int, listen_ports: Mapping[str, int], seed: int
+    ) -> ToxiproxyClient:
+        assert self.plan is not None
+        bind = self.settings.bind
+        ports = {f"{TOXIPROXY_API_PORT}/tcp": (bind, api_port)} | {
+            f"{self._link_ports[lk]}/tcp": (bind, port) for lk, port in listen_ports.items()
+        }
+        # The scenario seed drives Toxiproxy's per-connection toxicity draws too.
+        command = ["-host=0.0.0.0", f"-port={TOXIPROXY_API_PORT}", f"-seed={seed}"]
+        self._run(TOXIPROXY, self.plan.toxiproxy, command=command, ports=ports).start()
+        return ToxiproxyClient(self.reach(api_port).hostport)
 
     def _volume(self, service: str, kind: str) -> str:
-        name = docker_name(self.run_id, f"{service}-{kind}")
+        name = docker_name(self.ctx.run_id, f"{service}-{kind}")
         self.client.volumes.create(name, labels={**self._labels, LABEL_SERVICE: service})
-        self._volumes.append(name)
         return name
 
-    def _create(self, svc: _Svc) -> Container:
-        s = svc.spec
-        labels = {**self._labels, LABEL_SERVICE: svc.name}
-        env: dict[str, str] = dict(self._extra_env)
+    def create(self, service: str, command: list[str], env: dict[str, str]) -> None:
+        assert self.plan is not None
+        s = self.ctx.service(service)
         volumes: dict[str, dict[str, str]] = {}
-        command: list[str] | None
         if s.postgres is not None:
-            env.update(
-                POSTGRES_USER=s.postgres.user,
-                POSTGRES_DB=s.postgres.database,
-                POSTGRES_HOST_AUTH_METHOD="trust",
-                POSTGRES_INITDB_ARGS="--encoding=UTF8 --locale=C",
-                TZ="UTC",
-            )
+            env = {
+                **self.ctx.extra_env,
+                "POSTGRES_USER": s.postgres.user,
+                "POSTGRES_DB": s.postgres.database,
+                "POSTGRES_HOST_AUTH_METHOD": "trust",
+                "POSTGRES_INITDB_ARGS": "--encoding=UTF8 --locale=C",
+                "TZ": "UTC",
+                RUN_ID_ENV: self.ctx.run_id,
+            }
             command = ["postgres", "-c", "max_connections=200", "-c", "timezone=UTC",
                        "-c", "log_timezone=UTC"]  # fmt: skip
-            volumes[self._volume(svc.name, "data")] = {"bind": PG_DATA, "mode": "rw"}
-        else:
-            values = self.container_values(svc.name)
-            try:
-                command = [render(part, values) for part in s.command] or None
-                rendered = {k: render(v, values) for k, v in s.env.items()}
-            except KeyError as exc:
+            volumes[self._volume(service, "data")] = {"bind": PG_DATA, "mode": "rw"}
+        if _uses(s, "data_dir"):
+            volumes[self._volume(service, "scratch")] = {"bind": DATA_DIR, "mode": "rw"}
+        if _uses(s, "stack_dir"):
+            if not self.engine.local:
                 raise StackError(
-                    f"template {{{exc.args[0]}}} has no value on the docker backend",
-                    service=svc.name,
-                ) from None
-            env.setdefault("PYTHONUNBUFFERED", "1")
-            env.update(self.run.common_env(admin_token=self.admin_token, run_id=self.run_id))
-            env.update(rendered)
-            uses_data = any("{data_dir}" in t for t in (*s.command, *s.env.values()))
-            if uses_data:
-                volumes[self._volume(svc.name, "scratch")] = {"bind": DATA_DIR, "mode": "rw"}
-        env[RUN_ID_ENV] = self.run_id
-        ports = (
-            {f"{svc.container_port}/tcp": (self.settings.bind, svc.host_port)}
-            if svc.container_port is not None and svc.host_port is not None
-            else None
-        )
-        return self.client.containers.create(
-            svc.image,
-            command=command,
-            name=docker_name(self.run_id, svc.name),
-            hostname=svc.name,
-            labels=labels,
+                    "uses {stack_dir}, which a remote engine cannot mount", service=service
+                )
+            volumes[str(self.ctx.run.spec.root)] = {"bind": STACK_DIR, "mode": "ro"}
+        cport, hport = _container_port(s), self.ctx.ports.get(service)
+        ports = {f"{cport}/tcp": (self.settings.bind, hport)} if cport and hport else None
+        self._run(
+            service,
+            self.plan.services[service],
+            command=command or None,
             environment=env,
-            detach=True,
-            init=True,
-            network=self.network_name,
-            networking_config=self._endpoint_config(svc.name),
             ports=ports,
             volumes=volumes or None,
         )
 
-    def _start_one(self, svc: _Svc) -> None:
-        if self._cancel.is_set():
-            return
-        with svc.lock:
-            svc.container = self._create(svc)
-            svc.container.start()
-        self._wait_ready(svc, svc.ready_timeout_s)
+    # ---------------------------------------------------------------- addresses
 
-    def _start_services(self) -> None:
-        """Start services in waves: each wave is every service whose dependencies are
-        ready; a wave's services start and become ready together."""
-        ready: set[str] = set()
-        pending = list(self._order)
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="docker-up")
-        try:
-            while pending:
-                wave = [
-                    n for n in pending if all(d in ready for d in self.spec.services[n].depends_on)
-                ]
-                if not wave:  # the loader rejects cycles; this cannot happen
-                    raise StackError(f"cannot order services: {', '.join(pending)}")
-                self._say(f"starting {', '.join(wave)}")
-                futures = [pool.submit(self._start_one, self._services[n]) for n in wave]
-                for fut in concurrent.futures.as_completed(futures):
-                    exc = fut.exception()
-                    if exc is not None:
-                        raise exc
-                ready.update(wave)
-                pending = [n for n in pending if n not in ready]
-        except BaseException:
-            self._cancel.set()  # the rest of the wave stops waiting (SIGINT, a failure)
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    def peer_address(self, service: str) -> str:
+        port = _container_port(self.ctx.service(service))
+        if port is None:
+            raise StackError("has no `port` to reach it at", service=service)
+        return f"{service}:{port}"
 
-    # ------------------------------------------------------------ readiness
+    def proxy_address(self, link: str) -> str:
+        return f"{TOXIPROXY}:{self._link_ports[link]}"
 
-    def _wait_ready(self, svc: _Svc, timeout_s: float) -> None:
-        """Wait for the service's readiness probe; StackError when it exits or times out."""
-        import docker.errors
+    def proxy_listen(self, link: str) -> str:
+        return f"0.0.0.0:{self._link_ports[link]}"
 
-        if svc.container is None:
-            raise StackError("has no container", service=svc.name)
+    def reach(self, port: int) -> Endpoint:
+        return Endpoint(self._host, self._forward.get(port, port))
+
+    def inside_values(self, service: str) -> dict[str, str]:
+        port = _container_port(self.ctx.service(service))
+        values = {"python": "python3", "host": "0.0.0.0", "data_dir": DATA_DIR}
+        values["stack_dir"] = STACK_DIR
+        return values | ({"port": str(port)} if port is not None else {})
+
+    # ---------------------------------------------------------------- control
+
+    def _running(self, unit: str) -> bool:
+        return bool(_state(self.container(unit)).get("Running"))
+
+    def _unpause(self, c: Container) -> None:
+        if _state(c).get("Paused"):
+            c.unpause()
+
+    def _wait_exited(self, c: Container, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
-        last = "no answer yet"
-        path = svc.spec.ready or svc.spec.health
-        while True:
-            try:
-                st = _state(svc.container)
-            except docker.errors.DockerException as exc:
-                raise StackError(
-                    f"inspecting its container failed: {_short(exc)}", service=svc.name
-                ) from None
-            if not st.get("Running"):
-                code = st.get("ExitCode")
-                raise StackError(
-                    f"its container exited with code {code} before it was ready"
-                    + (" (OOM-killed)" if st.get("OOMKilled") else ""),
-                    service=svc.name,
-                    log_tail=self.log_tail(svc.name),
-                )
-            if self._cancel.is_set():
-                raise StackError("bring-up cancelled", service=svc.name)
-            ok, last = self._probe(svc, path) if not st.get("Paused") else (False, "paused")
-            if ok:
+        while time.monotonic() < deadline:
+            if not _state(c).get("Running"):
+                return True
+            time.sleep(0.05)
+        return not _state(c).get("Running")
+
+    def start(self, service: str) -> None:
+        def do() -> None:
+            c = self.container(service)
+            if not _state(c).get("Running"):
+                c.start()
+
+        self._call(service, "docker start", do)
+
+    def kill(self, service: str) -> None:
+        def do() -> None:
+            c = self.container(service)
+            if not _state(c).get("Running"):
                 return
-            if time.monotonic() >= deadline:
-                raise StackError(
-                    f"not ready after {timeout_s:g}s ({last})",
-                    service=svc.name,
-                    log_tail=self.log_tail(svc.name),
-                )
-            time.sleep(_POLL_S)
+            self._unpause(c)  # a frozen process would die only when thawed
+            c.kill()
+            self._wait_exited(c, 10.0)
 
-    def _probe(self, svc: _Svc, path: str | None) -> tuple[bool, str]:
-        if svc.host_port is None:
-            return True, "no port: running counts as ready"
-        if svc.spec.postgres is not None:
-            pg = svc.spec.postgres
-            ok, info = pg_handshake(self._host, self._reach(svc.host_port), pg.user, pg.database)
-            if ok:
-                self._versions.setdefault("postgres", info)
-            return ok, info
-        if path is not None:
-            url = self.direct_url(svc.name, path)
-            try:
-                resp = self._http.get(url)
-            except httpx.HTTPError as exc:
-                return False, f"GET {url}: {type(exc).__name__} {exc}"
-            if resp.status_code == 200:
-                return True, "200"
-            return False, f"GET {url} answered {resp.status_code}: {resp.text[:200]}"
-        # no HTTP path: a connection the service keeps open (the engine's port proxy
-        # accepts every connection, then closes it at once when nothing listens)
+        self._call(service, "docker kill", do)
+
+    def stop(self, service: str, timeout_s: float, *, immediate: bool = False) -> None:
+        def do() -> None:
+            c = self.container(service)
+            if not _state(c).get("Running"):
+                return
+            self._unpause(c)
+            if not immediate:
+                c.stop(timeout=max(1, math.ceil(timeout_s)))
+                return
+            is_pg = service != TOXIPROXY and self.ctx.service(service).postgres is not None
+            if is_pg:  # immediate shutdown: no checkpoint, crash recovery
+                c.kill(signal="SIGQUIT")
+                if self._wait_exited(c, timeout_s):
+                    return
+            c.kill()
+            self._wait_exited(c, 10.0)
+
+        self._call(service, "docker stop", do)
+
+    def pause(self, service: str) -> None:
+        def do() -> None:
+            c = self.container(service)
+            st = _state(c)
+            if not st.get("Running"):
+                raise StackError("cannot pause: it is not running", service=service)
+            if not st.get("Paused"):
+                c.pause()
+
+        self._call(service, "docker pause", do)
+
+    def resume(self, service: str) -> None:
+        self._call(service, "docker unpause", lambda: self._unpause(self.container(service)))
+
+    def _net(self) -> Network:
+        if self._network is None:
+            raise StackError("the run's network does not exist")
+        return self._network
+
+    def disconnect(self, service: str) -> None:
+        net = self._net()
+        self._call(
+            service, "docker network disconnect", lambda: net.disconnect(self.container(service))
+        )
+
+    def reconnect(self, service: str) -> None:
+        net = self._net()
+        self._call(
+            service,
+            "docker network connect",
+            lambda: net.connect(self.container(service), aliases=[service]),
+        )
+
+    def state(self, service: str) -> UnitState:
+        c = self._containers.get(service)
+        if c is None:
+            return UnitState(running=False, detail="not created")
+        st = self._call(service, "inspect", lambda: _state(c))
+        return UnitState(
+            running=bool(st.get("Running")),
+            paused=bool(st.get("Paused")),
+            exit_code=None if st.get("Running") else st.get("ExitCode"),
+            detail="OOM-killed" if st.get("OOMKilled") else "",
+        )
+
+    def pid(self, service: str) -> int | None:
+        st = self._call(service, "inspect", lambda: _state(self.container(service)))
+        return int(st["Pid"]) if st.get("Running") and st.get("Pid") else None
+
+    # ---------------------------------------------------------------- records
+
+    def log_tail(self, unit: str, lines: int) -> str:
+        c = self._containers.get(unit)
+        if c is not None and not self._removed:
+            with contextlib.suppress(Exception):
+                raw = c.logs(stdout=True, stderr=True, tail=lines)
+                return raw.decode(errors="replace").rstrip()
         try:
-            port = self._reach(svc.host_port)
-            with socket.create_connection((self._host, port), timeout=1.0) as s:
-                s.settimeout(0.3)
-                try:
-                    closed = s.recv(1) == b""
-                except TimeoutError:
-                    closed = False
-                return (not closed), "closed at once" if closed else "open"
-        except OSError as exc:
-            return False, f"connect {self._host}:{self._reach(svc.host_port)}: {exc}"
+            text = self.ctx.log_path(unit).read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
 
-    # ------------------------------------------------------------ teardown
+    def processes(self) -> dict[str, int]:
+        pid = self._tunnel.pid if self._tunnel is not None else None
+        return {"ssh-tunnel": pid} if pid is not None else {}
 
-    def _run_containers(self) -> list[tuple[str, Container]]:
-        out = [(n, s.container) for n, s in self._services.items() if s.container is not None]
-        if self._tp is not None:
-            out.append((TOXIPROXY, self._tp))
-        return out
+    def versions(self) -> dict[str, str]:
+        return dict(self._versions)
 
-    def _save_log(self, name: str, container: Container) -> None:
-        path = self.logs_dir / f"{name}.log"
+    def describe(self) -> dict[str, object]:
+        plan = self.plan
+        return {
+            "engine": self.engine.host if self._engine is not None else None,
+            "network": self.network_name,
+            "images": (dict(plan.services) | {TOXIPROXY: plan.toxiproxy}) if plan else {},
+            "image_mode": plan.mode if plan else None,
+        }
+
+    # ---------------------------------------------------------------- teardown
+
+    def _save_log(self, unit: str, c: Container) -> None:
+        path = self.ctx.log_path(unit)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
-            for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=False):
+            for chunk in c.logs(stdout=True, stderr=True, stream=True, follow=False):
                 f.write(chunk)
 
-    def down(self) -> list[str]:
-        """Stop and remove everything; idempotent. Returns problems met (never raises)."""
-        with self._lock:
-            if self._down:
-                return []
-            self._down = True
-        problems: list[str] = []
+    def stop_all(self, units: list[str], timeout_s: float, teardown: Teardown) -> None:
+        """Every container at once (they are independent by now), then its log."""
 
-        def step(what: str, fn: Callable[..., Any], *args: Any) -> None:
-            try:
-                fn(*args)
-            except Exception as exc:  # teardown goes on whatever happens
-                problems.append(f"{what}: {_short(exc)}")
-                log.warning("teardown of run %s: %s: %s", self.run_id, what, exc)
-
-        def stop(name: str, c: Container) -> None:
+        def stop(unit: str) -> None:
+            c = self._containers.get(unit)
+            if c is None:
+                return
             with contextlib.suppress(Exception):
-                if _state(c).get("Paused"):
-                    c.unpause()
-            step(
-                f"stopping {name}", lambda: c.stop(timeout=max(1, math.ceil(self._stop_timeout_s)))
-            )
-            step(f"saving the log of {name}", self._save_log, name, c)
+                self._unpause(c)
+            teardown.step(f"stopping {unit}", c.stop, max(1, math.ceil(timeout_s)))
+            teardown.step(f"saving the log of {unit}", self._save_log, unit, c)
 
-        containers = self._run_containers()
-        if containers:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(lambda nc: stop(*nc), containers))
-        for name, c in containers:
-            step(f"removing {name}", lambda c=c: c.remove(v=True, force=True))
-        step("removing leftovers", remove_run_objects, self.client, self.run_id)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(stop, units))
+
+    def remove_all(self, teardown: Teardown) -> None:
+        self._removed = True
+        for unit, c in self._containers.items():
+            teardown.step(f"removing {unit}", lambda c=c: c.remove(v=True, force=True))
+        if self._engine is not None:
+            teardown.step("removing leftovers", remove_run_objects, self.client, self.ctx.run_id)
         if self._tunnel is not None:
-            step("stopping the ssh tunnel", self._tunnel.stop, 5.0)
-            step("removing the run marker", self._markers.remove, self.run_id)
-        if self._tp_client is not None:
-            step("closing toxiproxy client", self._tp_client.close)
-        step("closing http client", self._http.close)
-        for r in self._reservations:
+            teardown.step("stopping the ssh tunnel", self._tunnel.stop, 5.0)
+        for r in self._tunnel_ports:
             r.release()
-        self.engine.close()
-        _LIVE.discard(self)
-        return problems
-
-
-def remove_run_objects(client: docker.DockerClient, run_id: str) -> list[str]:
-    """Remove every container, network and volume labelled with this run; one line each."""
-    removed: list[str] = []
-    flt: dict[str, str | list[str] | bool] = {"label": f"{LABEL_RUN}={run_id}"}
-    for c in client.containers.list(all=True, filters=flt):
-        with contextlib.suppress(Exception):
-            c.remove(v=True, force=True)
-            removed.append(f"docker: removed container {c.name} (run {run_id})")
-    for n in client.networks.list(filters=flt):
-        with contextlib.suppress(Exception):
-            n.remove()
-            removed.append(f"docker: removed network {n.name} (run {run_id})")
-    for v in client.volumes.list(filters=flt):
-        with contextlib.suppress(Exception):
-            v.remove(force=True)
-            removed.append(f"docker: removed volume {v.name} (run {run_id})")
-    return removed
-
-
-def run_objects(client: docker.DockerClient, run_id: str | None = None) -> dict[str, list[str]]:
-    """Names of labelled containers, networks and volumes (of one run, or of all runs)."""
-    flt: dict[str, str | list[str] | bool] = {
-        "label": f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN
-    }
-    return {
-        "containers": [str(c.name) for c in client.containers.list(all=True, filters=flt)],
-        "networks": [str(n.name) for n in client.networks.list(filters=flt)],
-        "volumes": [str(v.name) for v in client.volumes.list(filters=flt)],
-    }
-
-
-# ------------------------------------------------------------------ atexit fallback
-
-
-_LIVE = LiveStacks()
-
-
-def _progress_to_stderr(text: str) -> None:
-    print(f"[l2chaos] docker: {text}", file=sys.stderr, flush=True)
-
-
-class DockerBackend(Backend):
-    """Stacks as containers on the configured Docker engine; see the module docstring."""
-
-    name = "docker"
-
-    def __init__(
-        self,
-        *,
-        stop_timeout_s: float = 5.0,
-        settings: DockerSettings | None = None,
-        say: Callable[[str], None] | None = None,
-    ) -> None:
-        self.stop_timeout_s = stop_timeout_s
-        self.settings = settings if settings is not None else DockerSettings.from_env()
-        self.say = say if say is not None else _progress_to_stderr
-
-    def up(
-        self, spec: StackRun, *, run_id: str, run_dir: Path, env: Mapping[str, str]
-    ) -> DockerStack:
-        """Start the stack; `env` is added to every service's environment. The admin token
-        is ``env["L2CHAOS_ADMIN_TOKEN"]`` when given, else a fresh random one."""
-        token = env.get("L2CHAOS_ADMIN_TOKEN") or secrets.token_urlsafe(24)
-        try:
-            engine = ensure(self.say) if os.geteuid() == 0 else connect()
-        except EngineUnavailable:
-            raise
-        except Exception as exc:
-            raise StackError(f"connecting to the Docker engine failed: {_short(exc)}") from exc
-        stack = DockerStack(
-            spec,
-            engine=engine,
-            settings=self.settings,
-            run_id=run_id,
-            run_dir=Path(run_dir),
-            admin_token=token,
-            extra_env={**env, "L2CHAOS_ADMIN_TOKEN": token},
-            stop_timeout_s=self.stop_timeout_s,
-            say=self.say,
-        )
-        _LIVE.add(stack)
-        try:
-            stack._bring_up()
-            with contextlib.suppress(Exception):
-                stack._versions.update(engine.info())
-        except BaseException as exc:
-            stack.down()
-            if isinstance(exc, Exception) and not isinstance(exc, L2ChaosError):
-                raise StackError(
-                    f"starting stack {spec.spec.name!r} on docker failed: {_short(exc)}"
-                ) from exc
-            raise
-        return stack
-
-    def down(self, stack: RunningStack) -> None:
-        if not isinstance(stack, DockerStack):
-            raise StackError(f"the docker backend cannot stop a {type(stack).__name__}")
-        stack.down()
+        if self._engine is not None:
+            teardown.step("closing the engine client", self._engine.close)
 
     @classmethod
     def gc(cls) -> list[str]:
@@ -1202,6 +647,53 @@ class DockerBackend(Backend):
         finally:
             engine.close()
         return removed
+
+
+def remove_run_objects(client: docker.DockerClient, run_id: str) -> list[str]:
+    """Remove every container, network and volume labelled with this run; one line each."""
+    removed: list[str] = []
+    flt: dict[str, str | list[str] | bool] = {"label": f"{LABEL_RUN}={run_id}"}
+    for c in client.containers.list(all=True, filters=flt):
+        with contextlib.suppress(Exception):
+            c.remove(v=True, force=True)
+            removed.append(f"docker: removed container {c.name} (run {run_id})")
+    for n in client.networks.list(filters=flt):
+        with contextlib.suppress(Exception):
+            n.remove()
+            removed.append(f"docker: removed network {n.name} (run {run_id})")
+    for v in client.volumes.list(filters=flt):
+        with contextlib.suppress(Exception):
+            v.remove(force=True)
+            removed.append(f"docker: removed volume {v.name} (run {run_id})")
+    return removed
+
+
+def run_objects(client: docker.DockerClient, run_id: str | None = None) -> dict[str, list[str]]:
+    """Names of labelled containers, networks and volumes (of one run, or of all runs)."""
+    flt: dict[str, str | list[str] | bool] = {
+        "label": f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN
+    }
+    return {
+        "containers": [str(c.name) for c in client.containers.list(all=True, filters=flt)],
+        "networks": [str(n.name) for n in client.networks.list(filters=flt)],
+        "volumes": [str(v.name) for v in client.volumes.list(filters=flt)],
+    }
+
+
+class DockerBackend(StackOrchestrator[DockerPlatform]):
+    """The orchestrator on the docker platform."""
+
+    def __init__(
+        self,
+        *,
+        stop_timeout_s: float = 5.0,
+        settings: DockerSettings | None = None,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(DockerPlatform, stop_timeout_s=stop_timeout_s, say=say, settings=settings)
+
+
+DockerStack = OrchestratedStack[DockerPlatform]  # the running stack, whatever the platform
 
 
 def _labels_of(obj: Any) -> dict[str, str]:

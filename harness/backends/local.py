@@ -1,85 +1,50 @@
-"""The local backend: a stack as child processes on 127.0.0.1, no Docker.
+"""The local platform: a stack as child processes on 127.0.0.1, no Docker.
 
-`LocalBackend().up(run, run_id=..., run_dir=..., env=...)` reserves ports for every
-service, every link's proxy and Toxiproxy's API; starts ``toxiproxy-server`` with one
-proxy per link (the client gets the proxy's address through ``{link:a->b}``, never the
-server's); starts PostgreSQL services from pgserver's binaries and every other service
-from its rendered command, each in its own process group, in dependency order, waiting
-for readiness; and returns a `LocalStack`. On any failure during `up`, everything
-started so far is torn down before StackError (naming the service, its exit code and
-the tail of its log) is raised.
+Every unit is a `GroupProcess` (its own process group, log appended to
+``run_dir/logs/<unit>.log``, ``L2CHAOS_RUN_ID`` in its environment) running in its
+scratch folder ``<temp dir>/<service>`` (``{data_dir}``, also the command's working
+directory). Services listen on their reserved port directly, so the inside view of
+addresses is the host view. PostgreSQL services run pgserver's binaries on a copy of a
+cached initdb template (postgres.py); ``toxiproxy-server`` is the binary `.ci/setup`
+installs.
 
-Teardown (`down`, also `with stack:`, and an atexit fallback) is idempotent: services
-in reverse order, then Toxiproxy, then PostgreSQL, then temp dirs, marker and port
-reservations. Logs stay in ``run_dir/logs/``.
-
-Process control on this backend (see `LocalControl`): kill = SIGKILL to the group;
-stop = SIGTERM (PostgreSQL: SIGINT, its fast shutdown) then SIGKILL after the timeout;
-an immediate stop is PostgreSQL's SIGQUIT (the crash path) or SIGKILL; pause/resume =
-SIGSTOP/SIGCONT to the group. `disconnect` is an approximation here: processes share
-the host's network, so it disables every Toxiproxy link of the service (both as client
-and as server): traffic between services stops, new connections are refused, existing
-ones are cut; the harness's own control traffic (direct addresses) still reaches it.
+Process control: kill = SIGKILL to the group; stop = SIGTERM (PostgreSQL: SIGINT, its
+fast shutdown) then SIGKILL after the timeout; an immediate stop is PostgreSQL's SIGQUIT
+(the crash path) or SIGKILL; pause/resume = SIGSTOP/SIGCONT to the group. Processes
+share the host's network, so there is no native `disconnect`: the orchestrator disables
+every Toxiproxy link of the service instead (its peers lose it; the harness's direct
+control traffic still reaches it).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 import signal
-import socket
 import sys
-import threading
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, ClassVar
 
-import httpx
-from l2chaos.errors import Interrupted, StackError
-from l2chaos.stackspec import ServiceSpec, StackRun, render
+from l2chaos.errors import StackError
 
-from .base import Backend, Endpoint, RunningStack
-from .live import LiveStacks
-from .ports import PortAllocator, PortReservation
-from .postgres import PgInstall, create_database, dsn, make_data_dir, postgres_argv, wait_pg_ready
-from .procs import (
-    RUN_ID_ENV,
-    GroupProcess,
-    MarkerStore,
-    RunMarker,
-    gc_runs,
-    kill_run_processes,
-    make_run_tempdir,
-)
-from .toxiproxy import ToxiproxyClient, ToxiproxyLinks, find_toxiproxy_server, proxy_name
+from .base import Endpoint
+from .orchestrator import OrchestratedStack, StackOrchestrator
+from .platform import TOXIPROXY, Platform, PlatformContext, UnitState
+from .postgres import PgInstall, create_database, make_data_dir, postgres_argv
+from .procs import RUN_ID_ENV, GroupProcess, kill_run_processes, make_run_tempdir
+from .toxiproxy import ToxiproxyClient, find_toxiproxy_server
 
-__all__ = ["LocalBackend", "LocalControl", "LocalStack"]
+if TYPE_CHECKING:
+    from l2chaos.stackspec import PostgresSpec, ServiceSpec
 
-log = logging.getLogger(__name__)
+    from .teardown import Teardown
+
+__all__ = ["HOST", "LocalBackend", "LocalPlatform", "LocalStack"]
 
 HOST = "127.0.0.1"
-TOXIPROXY_LOG = "toxiproxy-server"
-_TOXIPROXY_READY_S = 15.0
-_POLL_S = 0.05
-
-
-@dataclass
-class _Service:
-    name: str
-    spec: ServiceSpec
-    port: PortReservation
-    data_dir: Path
-    proc: GroupProcess
-    ready_timeout_s: float
-    lock: threading.RLock = field(default_factory=threading.RLock)
-
-    @property
-    def is_postgres(self) -> bool:
-        return self.spec.postgres is not None
+log = logging.getLogger(__name__)
 
 
 def _tail(path: Path, lines: int = 30, max_bytes: int = 64 * 1024) -> str:
@@ -94,568 +59,226 @@ def _tail(path: Path, lines: int = 30, max_bytes: int = 64 * 1024) -> str:
     return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
 
-class LocalControl:
-    """`ServiceControl` over process groups (see the module docstring)."""
+class LocalPlatform(Platform):
+    """Units as local process groups; see the module docstring."""
 
-    def __init__(self, stack: LocalStack) -> None:
-        self._stack = stack
+    name = "local"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"kill", "stop", "pause"})
+    auto_rank = 0
 
-    def _svc(self, service: str) -> _Service:
-        return self._stack._service(service)
-
-    def pid(self, service: str) -> int | None:
-        svc = self._svc(service)
-        with svc.lock:
-            return svc.proc.pid if svc.proc.is_running() else None
-
-    def kill(self, service: str) -> None:
-        svc = self._svc(service)
-        with svc.lock:
-            svc.proc.kill()
-
-    def stop(self, service: str, timeout_s: float = 10.0, *, immediate: bool = False) -> None:
-        svc = self._svc(service)
-        with svc.lock:
-            if not svc.proc.is_running():
-                svc.proc.stop(0)  # reap a crashed leader and anything left in its group
-                return
-            if immediate:
-                if svc.is_postgres:
-                    svc.proc.stop(timeout_s, sig=signal.SIGQUIT)
-                else:
-                    svc.proc.kill()
-            else:
-                svc.proc.stop(timeout_s)
-
-    def start(self, service: str) -> None:
-        """Start it again with the same command, environment and port; no-op if running."""
-        svc = self._svc(service)
-        with svc.lock:
-            if self._stack.going_down:
-                raise StackError("cannot start: the stack is being torn down", service=service)
-            if svc.proc.is_running():
-                return
-            svc.proc.stop(0)  # reap the previous leader and any stragglers of its group
-            svc.proc.start()
-            self._stack._save_marker()
-
-    def restart(self, service: str, timeout_s: float = 10.0) -> None:
-        svc = self._svc(service)
-        with svc.lock:
-            self.stop(service, timeout_s)
-            self.start(service)
-
-    def pause(self, service: str) -> None:
-        svc = self._svc(service)
-        with svc.lock:
-            if not svc.proc.is_running() or not svc.proc.signal_group(signal.SIGSTOP):
-                raise StackError("cannot pause: it is not running", service=service)
-            svc.proc.wait_stopped(True, timeout_s=2.0)  # signals are delivered asynchronously
-
-    def resume(self, service: str) -> None:
-        svc = self._svc(service)
-        with svc.lock:
-            if svc.proc.signal_group(signal.SIGCONT):
-                svc.proc.wait_stopped(False, timeout_s=2.0)
-
-    def disconnect(self, service: str) -> None:
-        for link in self._stack.links_of(service):
-            self._stack.links.set_enabled(link, False)
-
-    def reconnect(self, service: str) -> None:
-        for link in self._stack.links_of(service):
-            self._stack.links.set_enabled(link, True)
-
-    def is_running(self, service: str) -> bool:
-        svc = self._svc(service)
-        with svc.lock:
-            return svc.proc.is_running()
-
-    def wait_ready(self, service: str, timeout_s: float) -> None:
-        self._stack._wait_ready(self._svc(service), timeout_s)
-
-
-class LocalStack(RunningStack):
-    """A running stack of local processes. Thread-safe; `down()` is idempotent."""
-
-    def __init__(
-        self,
-        run: StackRun,
-        *,
-        run_id: str,
-        run_dir: Path,
-        admin_token: str,
-        extra_env: Mapping[str, str],
-        stop_timeout_s: float,
-        toxiproxy_log_level: str,
-    ) -> None:
-        self.run = run
-        self.spec = run.spec
-        self.run_id = run_id
-        self.stack_name = run.spec.name
-        self.admin_token = admin_token
-        self.run_dir = run_dir
-        self.logs_dir = run_dir / "logs"
-        self._extra_env = dict(extra_env)
-        self._stop_timeout_s = stop_timeout_s
-        self._tp_log_level = toxiproxy_log_level
-        self._lock = threading.RLock()
-        self._down = False
-        self._tearing_down = False
-        self._services: dict[str, _Service] = {}
-        self._order: list[str] = []
-        self._started: list[str] = []
-        self._ports: list[PortReservation] = []
-        self._link_ports: dict[str, PortReservation] = {}
-        self._svc_ports: dict[str, PortReservation] = {}
-        self._tp_port: PortReservation | None = None
-        self._tp_proc: GroupProcess | None = None
-        self._tp_client: ToxiproxyClient | None = None
-        self._links: ToxiproxyLinks | None = None
+    def __init__(self, *, toxiproxy_log_level: str = "info") -> None:
+        self.toxiproxy_log_level = toxiproxy_log_level
+        self._procs: dict[str, GroupProcess] = {}
         self._pg: PgInstall | None = None
-        self._versions: dict[str, str] = {}
-        self._store = MarkerStore()
-        self._marker = RunMarker.for_this_process(run_id, self.stack_name)
+        self._ctx: PlatformContext | None = None
         self.tempdir: Path | None = None
-        self._control = LocalControl(self)
-        self.owner_pid = os.getpid()
-        self._http = httpx.Client(timeout=2.0, trust_env=False)
 
-    # ------------------------------------------------------------ RunningStack
+    @classmethod
+    def supports(cls, spec: ServiceSpec) -> bool:
+        return bool(spec.command) or spec.postgres is not None
+
+    @classmethod
+    def publishes(cls, spec: ServiceSpec) -> bool:
+        return True  # every service gets a port here, `{port}` even without `port:`
 
     @property
-    def services(self) -> list[str]:
-        return list(self._order)
+    def ctx(self) -> PlatformContext:
+        if self._ctx is None:
+            raise StackError("the local platform is not open")
+        return self._ctx
 
-    def _service(self, name: str) -> _Service:
+    def _proc(self, unit: str) -> GroupProcess:
         try:
-            return self._services[name]
+            return self._procs[unit]
         except KeyError:
-            raise StackError(
-                f"unknown service {name!r}; services: {', '.join(self._order)}"
-            ) from None
+            raise StackError("was never created", service=unit) from None
 
-    def direct_endpoint(self, service: str) -> Endpoint:
-        res = self._svc_ports.get(service)
-        if res is None:
-            raise StackError(f"unknown service {service!r}; services: {', '.join(self._order)}")
-        return Endpoint(HOST, res.port)
+    # ---------------------------------------------------------------- bring-up
 
-    def link_endpoint(self, link: str) -> Endpoint:
-        """Where the proxy of `link` listens (what the client service uses)."""
-        try:
-            return Endpoint(HOST, self._link_ports[link.replace(" ", "")].port)
-        except KeyError:
-            raise StackError(f"unknown link {link!r}") from None
+    def open(self, ctx: PlatformContext) -> None:
+        self._ctx = ctx
+        self.tempdir = make_run_tempdir(ctx.run_id)
+        ctx.save_marker()
+        if ctx.run.spec.postgres_services():
+            self._pg = PgInstall.locate()
 
-    @property
-    def links(self) -> ToxiproxyLinks:
-        if self._links is None:
-            raise StackError("Toxiproxy is not running for this stack")
-        return self._links
-
-    @property
-    def control(self) -> LocalControl:
-        return self._control
-
-    def links_of(self, service: str) -> list[str]:
-        """Every link where `service` is the client or the server."""
-        return [lk.name for lk in self.spec.links_of(service)]
-
-    def log_path(self, service: str) -> Path:
-        if service == TOXIPROXY_LOG:
-            return self.logs_dir / f"{TOXIPROXY_LOG}.log"
-        self._service(service)
-        return self.logs_dir / f"{service}.log"
-
-    def log_tail(self, service: str, lines: int = 30) -> str:
-        return _tail(self.log_path(service), lines)
-
-    def versions(self) -> dict[str, str]:
-        with self._lock:
-            if "toxiproxy" not in self._versions and self._tp_client is not None:
-                self._versions["toxiproxy"] = self._tp_client.version()
-            return dict(self._versions)
-
-    def describe(self) -> dict[str, Any]:
-        d = super().describe()
-        d["backend"] = "local"
-        d["proxies"] = {lk: self.link_endpoint(lk).hostport for lk in self._link_ports}
-        return d
-
-    def template_values(
-        self, service: str | None = None, out: Path | None = None
-    ) -> dict[str, str]:
-        """Values for every template key of harness/stackspec.py, as seen from this host.
-
-        With `service`, also its own ``{port}``, ``{host}`` and ``{data_dir}``; with
-        `out`, ``{out}`` (the audit command).
-        """
-        values: dict[str, str] = {
-            "python": sys.executable,
-            "host": HOST,
-            "admin_token": self.admin_token,
-            "seed": str(self.run.seed),
-            "run_id": self.run_id,
-            "switches": self.run.switches_json(),
-        }
-        for lk, res in self._link_ports.items():
-            values[f"link:{lk}"] = f"{HOST}:{res.port}"
-        for name, res in self._svc_ports.items():
-            values[f"direct:{name}"] = f"{HOST}:{res.port}"
-            pg = self.spec.services[name].postgres
-            if pg is not None:
-                values[f"direct_dsn:{name}"] = dsn(pg, HOST, res.port)
-        for name, setting in self.spec.settings.items():
-            values[f"setting:{name}"] = setting.render(self.run.settings.get(name, setting.default))
-        if service is not None:
-            if service not in self._svc_ports:
-                raise StackError(f"unknown service {service!r}")
-            values["port"] = str(self._svc_ports[service].port)
-            if self.tempdir is not None:
-                values["data_dir"] = str(self.tempdir / service)
-        if out is not None:
-            values["out"] = str(out)
-        return values
-
-    @property
-    def going_down(self) -> bool:
-        return self._tearing_down or self._down
-
-    def __enter__(self) -> LocalStack:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.down()
-
-    # ------------------------------------------------------------ bring-up
-
-    def _save_marker(self) -> None:
-        with self._lock:
-            if self._down or self._tearing_down:
-                return
-            m = self._marker
-            m.processes = {
-                name: pid
-                for name, pid in (
-                    [(TOXIPROXY_LOG, self._tp_proc.pid if self._tp_proc else None)]
-                    + [(n, s.proc.pid) for n, s in self._services.items()]
-                )
-                if pid is not None
-            }
-            m.ports = [r.port for r in self._ports]
-            m.temp_dirs = [str(self.tempdir)] if self.tempdir else []
-            self._store.write(m)
-
-    def _base_env(self) -> dict[str, str]:
+    def _host_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("L2CHAOS_")}
-        env.update(self._extra_env)
-        env[RUN_ID_ENV] = self.run_id
+        env[RUN_ID_ENV] = self.ctx.run_id
         return env
 
-    def _bring_up(self) -> None:
-        spec = self.spec
-        self._order = spec.start_order()
-        if TOXIPROXY_LOG in spec.services:
-            raise StackError(f"a service may not be named {TOXIPROXY_LOG!r} on the local backend")
-        self._save_marker()  # first, so gc finds whatever follows if this process dies
-        self.tempdir = make_run_tempdir(self.run_id)
-        self._save_marker()
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
+    def _scratch(self, unit: str) -> Path:
+        assert self.tempdir is not None
+        path = self.tempdir / unit
+        path.mkdir(mode=0o755, exist_ok=True)
+        return path
 
-        allocator = PortAllocator()
-        n = len(self._order) + len(spec.links) + 1
-        self._ports = allocator.reserve(n)
-        ports = iter(self._ports)
-        self._tp_port = next(ports)
-        for lk in spec.links:
-            self._link_ports[lk.name] = next(ports)
-        self._svc_ports = {name: next(ports) for name in self._order}
+    def start_toxiproxy(
+        self, api_port: int, listen_ports: Mapping[str, int], seed: int
+    ) -> ToxiproxyClient:
+        env = self._host_env()
+        env["LOG_LEVEL"] = self.toxiproxy_log_level
+        binary = find_toxiproxy_server()
+        # The scenario seed drives Toxiproxy's per-connection toxicity draws too.
+        argv = [str(binary), "-host", HOST, "-port", str(api_port), "-seed", str(seed)]
+        proc = GroupProcess(
+            name=TOXIPROXY,
+            argv=argv,
+            env=env,
+            cwd=self._scratch(f"_{TOXIPROXY}"),
+            log_path=self.ctx.log_path(TOXIPROXY),
+        )
+        self._procs[TOXIPROXY] = proc
+        proc.start()
+        return ToxiproxyClient(f"{HOST}:{api_port}")
 
-        if spec.postgres_services():
-            self._pg = PgInstall.locate()
-            self._versions["postgres"] = self._pg.version
-
-        for name in self._order:
-            s = spec.services[name]
-            data_dir = self.tempdir / name
-            data_dir.mkdir(mode=0o755)
-            self._services[name] = _Service(
-                name=name,
-                spec=s,
-                port=self._svc_ports[name],
-                data_dir=data_dir,
-                proc=self._make_proc(name, s, self._svc_ports[name].port, data_dir),
-                ready_timeout_s=s.ready_timeout_ns / 1e9,
-            )
-        self._save_marker()
-
-        self._start_toxiproxy()
-        for name in self._order:
-            svc = self._services[name]
-            if svc.is_postgres:
-                self._start_postgres(svc)
-            else:
-                with svc.lock:
-                    svc.proc.start()
-                self._started.append(name)
-                self._save_marker()
-                self._wait_ready(svc, svc.ready_timeout_s)
-
-    def _make_proc(self, name: str, s: ServiceSpec, port: int, data_dir: Path) -> GroupProcess:
-        log_path = self.logs_dir / f"{name}.log"
-        if s.postgres is not None:
+    def create(self, service: str, command: list[str], env: dict[str, str]) -> None:
+        spec = self.ctx.service(service)
+        port = self.ctx.ports[service]
+        data_dir = self._scratch(service)
+        log_path = self.ctx.log_path(service)
+        if spec.postgres is not None:
             assert self._pg is not None
             pgdata = data_dir / "pgdata"
-            env = {
-                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                "LC_ALL": "C",
-                "TZ": "UTC",
-                RUN_ID_ENV: self.run_id,
-            }
-            return GroupProcess(
-                name=name,
+            make_data_dir(self._pg.template(), pgdata, self._pg.user)
+            self._procs[service] = GroupProcess(
+                name=service,
                 argv=postgres_argv(self._pg, pgdata, port, HOST),
-                env=env,
+                env={
+                    "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                    "LC_ALL": "C",
+                    "TZ": "UTC",
+                    RUN_ID_ENV: self.ctx.run_id,
+                },
                 cwd=data_dir,
                 log_path=log_path,
                 user=self._pg.user.ids if self._pg.user else None,
                 stop_signal=signal.SIGINT,  # fast shutdown
                 stop_leader_only=True,  # the postmaster stops its backends itself
             )
-        values = self.template_values(name)
-        try:
-            argv = [render(part, values) for part in s.command]
-            rendered_env = {k: render(v, values) for k, v in s.env.items()}
-        except KeyError as exc:
-            raise StackError(
-                f"unknown template key {{{exc.args[0]}}} in its command or env", service=name
-            ) from None
-        if not argv:
-            raise StackError("has no command to run on the local backend", service=name)
-        env = self._base_env()
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        env.update(self.run.common_env(admin_token=self.admin_token, run_id=self.run_id))
-        env.update(rendered_env)
-        env[RUN_ID_ENV] = self.run_id
-        return GroupProcess(name=name, argv=argv, env=env, cwd=data_dir, log_path=log_path)
-
-    def _start_toxiproxy(self) -> None:
-        assert self._tp_port is not None
-        assert self.tempdir is not None
-        binary = find_toxiproxy_server()
-        cwd = self.tempdir / f"_{TOXIPROXY_LOG}"
-        cwd.mkdir(mode=0o755)
-        env = self._base_env()
-        env["LOG_LEVEL"] = self._tp_log_level
-        api = f"{HOST}:{self._tp_port.port}"
-        self._tp_proc = GroupProcess(
-            name=TOXIPROXY_LOG,
-            # The scenario seed drives Toxiproxy's per-connection toxicity draws too.
-            argv=[
-                str(binary),
-                "-host",
-                HOST,
-                "-port",
-                str(self._tp_port.port),
-                "-seed",
-                str(self.run.seed),
-            ],
-            env=env,
-            cwd=cwd,
-            log_path=self.logs_dir / f"{TOXIPROXY_LOG}.log",
+            return
+        if not command:
+            raise StackError("has no command to run on the local platform", service=service)
+        self._procs[service] = GroupProcess(
+            name=service,
+            argv=command,
+            env={**self._host_env(), **env},
+            cwd=data_dir,
+            log_path=log_path,
         )
-        self._tp_proc.start()
-        self._save_marker()
-        self._tp_client = ToxiproxyClient(api)
-        deadline = time.monotonic() + _TOXIPROXY_READY_S
-        while not self._tp_client.ping():
-            if not self._tp_proc.is_running():
-                raise StackError(
-                    f"toxiproxy-server ({binary}) exited with code {self._tp_proc.returncode}",
-                    service=TOXIPROXY_LOG,
-                    log_tail=self.log_tail(TOXIPROXY_LOG),
-                )
-            if time.monotonic() > deadline:
-                raise StackError(
-                    f"toxiproxy-server did not answer at {api} within {_TOXIPROXY_READY_S:g}s",
-                    service=TOXIPROXY_LOG,
-                    log_tail=self.log_tail(TOXIPROXY_LOG),
-                )
-            time.sleep(_POLL_S)
-        self._versions["toxiproxy"] = self._tp_client.version()
-        proxies: dict[str, str] = {}
-        for lk in self.spec.links:
-            name = proxy_name(lk.name)
-            upstream = self._services[lk.server].port.port
-            self._tp_client.create_proxy(
-                name, f"{HOST}:{self._link_ports[lk.name].port}", f"{HOST}:{upstream}"
-            )
-            proxies[lk.name] = name
-        self._links = ToxiproxyLinks(self._tp_client, proxies)
 
-    def _start_postgres(self, svc: _Service) -> None:
-        assert self._pg is not None
-        assert svc.spec.postgres is not None
-        template = self._pg.template()
-        make_data_dir(template, svc.data_dir / "pgdata", self._pg.user)
-        with svc.lock:
-            svc.proc.start()
-        self._started.append(svc.name)
-        self._save_marker()
-        self._wait_ready(svc, svc.ready_timeout_s)
-        create_database(self._pg, svc.port.port, svc.spec.postgres, HOST)
+    def postgres_login(self, spec: PostgresSpec) -> tuple[str, str]:
+        return "postgres", "postgres"  # the template's superuser; `initialise` adds spec's
 
-    # ------------------------------------------------------------ readiness
-
-    def _wait_ready(self, svc: _Service, timeout_s: float) -> None:
-        """Wait for the service's readiness probe; StackError when it exits or times out."""
-        if svc.is_postgres:
+    def initialise(self, service: str) -> None:
+        pg = self.ctx.service(service).postgres
+        if pg is not None:
             assert self._pg is not None
-            ok = wait_pg_ready(self._pg, svc.port.port, timeout_s, svc.proc.is_running, HOST)
-            if ok:
-                return
-            self._not_ready(svc, timeout_s, "pg_isready never reported it accepting connections")
-        path = svc.spec.ready or svc.spec.health
-        url = self.direct_url(svc.name, path) if path else None
-        deadline = time.monotonic() + timeout_s
-        last = "no answer yet"
-        while True:
-            if not svc.proc.is_running():
-                self._not_ready(svc, timeout_s, last)
-            if url is not None:
-                try:
-                    resp = self._http.get(url)
-                    if resp.status_code == 200:
-                        return
-                    last = f"GET {url} answered {resp.status_code}: {resp.text[:200]}"
-                except httpx.HTTPError as exc:
-                    last = f"GET {url}: {type(exc).__name__} {exc}"
-            else:
-                try:
-                    with socket.create_connection((HOST, svc.port.port), timeout=1.0):
-                        return
-                except OSError as exc:
-                    last = f"connect {HOST}:{svc.port.port}: {exc}"
-            if time.monotonic() >= deadline:
-                self._not_ready(svc, timeout_s, last)
-            time.sleep(_POLL_S)
+            create_database(self._pg, self.ctx.ports[service], pg, HOST)
 
-    def _not_ready(self, svc: _Service, timeout_s: float, last: str) -> None:
-        rc = svc.proc.returncode
-        if rc is not None:
-            how = f"exited with code {rc} before it was ready"
+    # ---------------------------------------------------------------- addresses
+
+    def peer_address(self, service: str) -> str:
+        return f"{HOST}:{self.ctx.ports[service]}"
+
+    def proxy_address(self, link: str) -> str:
+        return f"{HOST}:{self.ctx.ports[link]}"
+
+    def proxy_listen(self, link: str) -> str:
+        return self.proxy_address(link)
+
+    def reach(self, port: int) -> Endpoint:
+        return Endpoint(HOST, port)
+
+    def host_data_dir(self, service: str) -> Path | None:
+        return self.tempdir / service if self.tempdir is not None else None
+
+    def inside_values(self, service: str) -> dict[str, str]:
+        data_dir = self.host_data_dir(service)
+        return {
+            "python": sys.executable,
+            "host": HOST,
+            "port": str(self.ctx.ports[service]),
+            **({"data_dir": str(data_dir)} if data_dir is not None else {}),
+        }
+
+    # ---------------------------------------------------------------- control
+
+    def start(self, service: str) -> None:
+        proc = self._proc(service)
+        if proc.is_running():
+            return
+        proc.stop(0)  # reap the previous leader and any stragglers of its group
+        proc.start()
+
+    def kill(self, service: str) -> None:
+        self._proc(service).kill()
+
+    def stop(self, service: str, timeout_s: float, *, immediate: bool = False) -> None:
+        proc = self._proc(service)
+        if not proc.is_running():
+            proc.stop(0)  # reap a crashed leader and anything left in its group
+        elif not immediate:
+            proc.stop(timeout_s)
+        elif service != TOXIPROXY and self.ctx.service(service).postgres is not None:
+            proc.stop(timeout_s, sig=signal.SIGQUIT)
         else:
-            how = f"not ready after {timeout_s:g}s ({last})"
-        raise StackError(how, service=svc.name, log_tail=self.log_tail(svc.name))
+            proc.kill()
 
-    # ------------------------------------------------------------ teardown
+    def pause(self, service: str) -> None:
+        proc = self._proc(service)
+        if not proc.is_running() or not proc.signal_group(signal.SIGSTOP):
+            raise StackError("cannot pause: it is not running", service=service)
+        proc.wait_stopped(True, timeout_s=2.0)  # signals are delivered asynchronously
 
-    def _sweep(self) -> None:
-        for line in kill_run_processes(self.run_id, rounds=5):
-            log.warning("teardown of run %s: %s", self.run_id, line)
+    def resume(self, service: str) -> None:
+        proc = self._proc(service)
+        if proc.signal_group(signal.SIGCONT):
+            proc.wait_stopped(False, timeout_s=2.0)
 
-    def down(self) -> list[str]:
-        """Stop everything; idempotent. Returns problems met on the way.
+    def state(self, service: str) -> UnitState:
+        proc = self._procs.get(service)
+        if proc is None:
+            return UnitState(running=False, detail="not created")
+        return UnitState(running=proc.is_running(), exit_code=proc.returncode)
 
-        Every step runs even if an earlier one fails. An interrupt (KeyboardInterrupt,
-        l2chaos Interrupted) arriving meanwhile is held until the teardown is complete,
-        then raised. A call while a teardown is already under way returns at once.
-        """
-        with self._lock:
-            if self._down or self._tearing_down:
-                return []
-            self._tearing_down = True
-        problems: list[str] = []
-        held: BaseException | None = None
+    def pid(self, service: str) -> int | None:
+        proc = self._proc(service)
+        return proc.pid if proc.is_running() else None
 
-        def step(what: str, fn: Any, *args: Any) -> None:
-            nonlocal held
-            try:
-                fn(*args)
-            except BaseException as exc:  # teardown goes on whatever happens
-                problems.append(f"{what}: {exc!r}")
-                log.warning("teardown of run %s: %s: %r", self.run_id, what, exc)
-                if isinstance(exc, Interrupted) or not isinstance(exc, Exception):
-                    held = held or exc
+    # ---------------------------------------------------------------- records
 
-        def stop(svc: _Service) -> None:
-            with svc.lock:
-                svc.proc.stop(self._stop_timeout_s)
+    def log_tail(self, unit: str, lines: int) -> str:
+        return _tail(self.ctx.log_path(unit), lines)
 
-        for name in reversed(self._order):
-            svc = self._services.get(name)
-            if svc is not None and not svc.is_postgres:
-                step(f"stopping {name}", stop, svc)
-        if self._tp_proc is not None:
-            step("stopping toxiproxy-server", self._tp_proc.stop, self._stop_timeout_s)
-        for name in reversed(self._order):
-            svc = self._services.get(name)
-            if svc is not None and svc.is_postgres:
-                step(f"stopping {name}", stop, svc)
-        # anything of this run still alive (say, started just as an interrupt arrived)
-        step("sweeping stray processes", self._sweep)
-        if self._tp_client is not None:
-            step("closing toxiproxy client", self._tp_client.close)
-        step("closing http client", self._http.close)
+    def processes(self) -> dict[str, int]:
+        return {n: p.pid for n, p in self._procs.items() if p.pid is not None}
+
+    def temp_dirs(self) -> list[Path]:
+        return [self.tempdir] if self.tempdir is not None else []
+
+    def versions(self) -> dict[str, str]:
+        return {"postgres": self._pg.version} if self._pg is not None else {}
+
+    # ---------------------------------------------------------------- teardown
+
+    def remove_all(self, teardown: Teardown) -> None:
+        def sweep() -> None:  # anything of this run still alive (started as an interrupt came)
+            for line in kill_run_processes(self.ctx.run_id, rounds=5):
+                log.warning("teardown of run %s: %s", self.ctx.run_id, line)
+
+        teardown.step("sweeping stray processes", sweep)
         if self.tempdir is not None:
-            step("removing temp dir", shutil.rmtree, self.tempdir)
-        for r in self._ports:
-            r.release()
-        step("removing marker", self._store.remove, self.run_id)
-        _LIVE.discard(self)
-        with self._lock:
-            self._down = True
-        if held is not None:
-            raise held
-        return problems
+            teardown.step("removing the temp dir", shutil.rmtree, self.tempdir)
 
 
-# ------------------------------------------------------------ atexit fallback
-
-
-_LIVE = LiveStacks()
-
-
-class LocalBackend(Backend):
-    """Stacks as local processes; see the module docstring."""
-
-    name = "local"
+class LocalBackend(StackOrchestrator[LocalPlatform]):
+    """The orchestrator on the local platform (the embedded default)."""
 
     def __init__(self, *, stop_timeout_s: float = 10.0, toxiproxy_log_level: str = "info") -> None:
-        self.stop_timeout_s = stop_timeout_s
-        self.toxiproxy_log_level = toxiproxy_log_level
-
-    def up(
-        self, spec: StackRun, *, run_id: str, run_dir: Path, env: Mapping[str, str]
-    ) -> LocalStack:
-        """Start the stack; `env` is added to every service's environment. The admin token
-        is ``env["L2CHAOS_ADMIN_TOKEN"]`` when given, else a fresh random one."""
-        token = env.get("L2CHAOS_ADMIN_TOKEN") or secrets.token_urlsafe(24)
-        stack = LocalStack(
-            spec,
-            run_id=run_id,
-            run_dir=Path(run_dir),
-            admin_token=token,
-            extra_env=env,
-            stop_timeout_s=self.stop_timeout_s,
-            toxiproxy_log_level=self.toxiproxy_log_level,
+        super().__init__(
+            LocalPlatform, stop_timeout_s=stop_timeout_s, toxiproxy_log_level=toxiproxy_log_level
         )
-        _LIVE.add(stack)
-        try:
-            stack._bring_up()
-        except BaseException as exc:
-            stack.down()
-            if isinstance(exc, Exception) and not isinstance(exc, StackError):
-                raise StackError(f"starting stack {spec.spec.name!r} failed: {exc}") from exc
-            raise
-        return stack
 
-    def down(self, stack: RunningStack) -> None:
-        if not isinstance(stack, LocalStack):
-            raise StackError(f"the local backend cannot stop a {type(stack).__name__}")
-        stack.down()
 
-    @classmethod
-    def gc(cls) -> list[str]:
-        return gc_runs()
+LocalStack = OrchestratedStack[LocalPlatform]  # the running stack, whatever the platform

@@ -180,6 +180,9 @@ class ToxiproxyClient:
     def set_enabled(self, name: str, enabled: bool) -> Proxy:
         return Proxy.from_api(self._call("PATCH", f"/proxies/{name}", {"enabled": enabled}))
 
+    def is_enabled(self, name: str) -> bool:
+        return self.proxy(name).enabled
+
     # -- toxics
 
     def toxics(self, proxy: str) -> list[Toxic]:

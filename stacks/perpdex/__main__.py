@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--run-dir", default=None, help="where logs and the accounts file go")
     args = ap.parse_args(argv)
-    from l2chaos.backends.local import LocalBackend
+    from l2chaos.backends import backend
 
     try:
         spec = load_stack(STACK_FILE)
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     token = secrets.token_urlsafe(24)
     print(f"starting perpdex ({profile}) in {run_dir} ...", flush=True)
     try:
-        stack = LocalBackend().up(
+        stack = backend("local").up(
             run, run_id=run_id, run_dir=run_dir, env={"L2CHAOS_ADMIN_TOKEN": token}
         )
     except L2ChaosError as exc:

@@ -107,7 +107,7 @@ def boot(stack: DockerStack, service: str) -> str:
 
 
 def db_ok(stack: DockerStack) -> bool:
-    from l2chaos.backends.docker import pg_handshake
+    from l2chaos.backends.readiness import pg_handshake
 
     ep = stack.direct_endpoint("db")
     return pg_handshake(ep.host, ep.port, "tiny", "tiny")[0]
@@ -115,7 +115,7 @@ def db_ok(stack: DockerStack) -> bool:
 
 def psql(stack: DockerStack, sql: str) -> str:
     """Run SQL with psql inside the db container (the image's own client)."""
-    res = stack.container("db").exec_run(
+    res = stack.platform.container("db").exec_run(
         [
             "psql",
             "-X",

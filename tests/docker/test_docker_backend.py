@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 from l2chaos.backends.base import Toxic
-from l2chaos.backends.docker import LABEL_OWNER, LABEL_RUN, DockerBackend, run_objects
+from l2chaos.backends.docker import (
+    LABEL_OWNER,
+    LABEL_RUN,
+    DockerBackend,
+    DockerPlatform,
+    run_objects,
+)
 from l2chaos.errors import StackError
 
 pytestmark = pytest.mark.docker
@@ -48,7 +54,7 @@ def test_ports_are_published_on_loopback_only(stack: Any, engine: Any) -> None:
 
 def test_clients_reach_servers_only_through_their_links(stack: Any, ds: Any) -> None:
     # front -> api through Toxiproxy: front's environment names the proxy, not api
-    env = stack.container("front").attrs["Config"]["Env"]
+    env = stack.platform.container("front").attrs["Config"]["Env"]
     assert "TINY_UPSTREAM=toxiproxy:20001" in env
     assert ds.get(stack, "front", "/via?path=/boot") == (200, ds.boot(stack, "api"))
     stack.links.set_enabled("front->api", False)
@@ -81,7 +87,7 @@ def test_postgres_follows_the_official_images_contract(stack: Any, ds: Any) -> N
     assert ds.get(stack, "api", "/db")[1].startswith("ok ")
     assert ds.psql(stack, "SELECT current_user || ' ' || current_database()") == "tiny tiny"
     assert "postgres" in stack.versions()
-    c = stack.container("db")
+    c = stack.platform.container("db")
     assert c.attrs["Config"]["StopSignal"] == "SIGINT"  # docker stop = fast shutdown
 
 
@@ -90,7 +96,7 @@ def test_template_values_from_the_host_and_inside_containers(stack: Any) -> None
     ep = stack.direct_endpoint("db")
     assert host["direct_dsn:db"] == f"postgresql://tiny@127.0.0.1:{ep.port}/tiny"
     assert host["port"] == str(stack.direct_endpoint("api").port)
-    inside = stack.container_values("api")
+    inside = stack.service_values("api")
     assert inside["link:api->db"] == "toxiproxy:20000"
     assert inside["port"] == "8080"
     assert inside["direct_dsn:db"] == "postgresql://tiny@db:5432/tiny"
@@ -199,7 +205,7 @@ def test_gc_removes_what_a_killed_run_left_and_nothing_else(
         proc.wait(10)
         left = run_objects(engine.client, run_id)
         assert len(left["containers"]) == 4
-        removed = DockerBackend.gc()
+        removed = DockerPlatform.gc()
         assert run_objects(engine.client, run_id) == {
             "containers": [],
             "networks": [],
@@ -215,4 +221,4 @@ def test_gc_removes_what_a_killed_run_left_and_nothing_else(
             proc.wait(10)
         assert proc.stdout is not None
         proc.stdout.close()
-        DockerBackend.gc()
+        DockerPlatform.gc()

@@ -34,7 +34,7 @@ def status(stack: Any, ds: Any, service: str, path: str = "/ready", timeout: flo
 
 
 def container_status(stack: Any, service: str) -> str:
-    c = stack.container(service)
+    c = stack.platform.container(service)
     c.reload()
     return str(c.status)
 
@@ -48,7 +48,7 @@ def test_kill_with_a_window_starts_it_again_at_heal(stack: Any, ds: Any) -> None
     assert d["old_pid"] == old_pid
     assert d["running"] is False
     assert container_status(stack, "api") == "exited"
-    assert stack.container("api").attrs["State"]["ExitCode"] == 137  # SIGKILL
+    assert stack.platform.container("api").attrs["State"]["ExitCode"] == 137  # SIGKILL
     assert status(stack, ds, "api") == 0
     h = fault.heal(ctx)
     assert h["ready"] is True
@@ -132,7 +132,7 @@ def test_restart_race_on_postgres(stack: Any, ds: Any, how: str, log_line: str) 
     assert [n["step"] for n in notes] == ["stopped"]
     assert not stack.control.is_running("db")
     assert not ds.db_ok(stack)
-    code = stack.container("db").attrs["State"]["ExitCode"]
+    code = stack.platform.container("db").attrs["State"]["ExitCode"]
     assert code == 0  # fast and immediate shutdowns both end the postmaster cleanly
     assert status(stack, ds, "api", "/db") == 502  # its client keeps trying and fails
     time.sleep(1)
@@ -166,7 +166,7 @@ def test_disconnect_cuts_the_container_off_the_network(stack: Any, ds: Any) -> N
     fault = make(Disconnect, "api", {}, 1 * S)
     fault.inject(ctx)
     try:
-        c = stack.container("api")
+        c = stack.platform.container("api")
         c.reload()
         assert net not in c.attrs["NetworkSettings"]["Networks"]
         assert stack.control.is_running("api")

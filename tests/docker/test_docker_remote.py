@@ -154,11 +154,13 @@ def test_a_stack_on_an_ssh_engine_is_reached_through_the_runs_tunnel(
     run_id = ds.new_run_id("ssh")
     stack = backend.up(ds.stack_run(), run_id=run_id, run_dir=tmp_path / "run", env={})
     try:
-        assert stack.engine.host == ssh_engine
-        assert stack.engine.local is False
+        assert stack.platform.engine.host == ssh_engine
+        assert stack.platform.engine.local is False
         ep = stack.direct_endpoint("api")
         assert ep.host == "127.0.0.1"
-        published = stack.container("api").attrs["HostConfig"]["PortBindings"]["8080/tcp"][0]
+        published = stack.platform.container("api").attrs["HostConfig"]["PortBindings"]["8080/tcp"][
+            0
+        ]
         assert published["HostIp"] == "127.0.0.1"
         assert int(published["HostPort"]) != ep.port  # reached through the forward
         assert ds.get(stack, "front", "/via?path=/boot")[0] == 200

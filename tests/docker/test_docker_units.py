@@ -298,7 +298,7 @@ def test_owner_labels_tell_live_from_dead_owners() -> None:
 
 
 def test_pg_handshake_reports_why_it_failed() -> None:
-    from l2chaos.backends.docker import pg_handshake
+    from l2chaos.backends.readiness import pg_handshake
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

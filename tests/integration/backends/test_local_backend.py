@@ -88,7 +88,7 @@ def test_marker_describes_the_live_run(stack: Any) -> None:
     assert marker.processes["api"] == stack.control.pid("api")
     assert marker.processes["db"] == stack.control.pid("db")
     assert stack.direct_endpoint("db").port in marker.ports
-    assert marker.temp_dirs == [str(stack.tempdir)]
+    assert marker.temp_dirs == [str(stack.platform.tempdir)]
 
 
 def test_gc_leaves_a_live_run_alone(stack: Any, ts: Any) -> None:
@@ -133,8 +133,8 @@ def test_stop_of_postgres_is_a_fast_shutdown(stack: Any) -> None:
 
 
 def _state(stack: Any) -> tuple[str, list[int], Path, str]:
-    ports = [r.port for r in stack._ports]
-    return stack.run_id, ports, stack.tempdir, stack.links.client.api
+    ports = stack.reserved_ports()
+    return stack.run_id, ports, stack.platform.tempdir, stack.links.client.api
 
 
 def test_teardown_leaves_nothing_after_success(tmp_path: Path, ts: Any) -> None:
@@ -227,7 +227,7 @@ def test_two_runs_at_once_never_collide(tmp_path: Path, ts: Any) -> None:
         t.join(120)
     try:
         assert not errors
-        ports = [{r.port for r in s._ports} for s in stacks.values()]
+        ports = [set(s.reserved_ports()) for s in stacks.values()]
         assert not ports[0] & ports[1]
         for s in stacks.values():
             front = s.direct_endpoint("front").hostport
@@ -246,7 +246,7 @@ from l2chaos.backends.local import LocalBackend
 from l2chaos.backends.postgres import PgInstall, can_traverse, find_pg_bin
 run = tinystack.stack_run(tinystack.write_stack(Path({folder!r}) / "def"))
 st = LocalBackend().up(run, run_id={run_id!r}, run_dir=Path({folder!r}) / "run", env={{}})
-print(json.dumps({{"ports": [r.port for r in st._ports], "tempdir": str(st.tempdir),
+print(json.dumps({{"ports": st.reserved_ports(), "tempdir": str(st.platform.tempdir),
                   "api": st.links.client.api}}), flush=True)
 time.sleep(120)
 """
@@ -309,8 +309,8 @@ def test_postgres_binaries_in_a_private_folder_are_copied_where_its_user_reads_t
         assert pg.bin.parts[-3:] == ("pgserver", "pginstall", "bin")
         assert can_traverse(pg.bin, pg.user.uid, [pg.user.gid])
         with ts.up_stack(tmp_path) as st:
-            assert st._pg is not None
-            assert st._pg.bin == pg.bin
+            assert st.platform._pg is not None
+            assert st.platform._pg.bin == pg.bin
             assert ts.psql(st, "SELECT 1") == "1"
         assert list((tmp_path / "cache" / "pg").glob("template-*/PG_VERSION"))
     finally:
@@ -325,7 +325,7 @@ def test_an_interrupt_during_teardown_is_held_until_it_is_complete(
         run, run_id=ts.new_run_id("intr"), run_dir=tmp_path / "run", env={}
     )
     run_id, ports, tempdir, api = _state(st)
-    front = st._services["front"].proc
+    front = st.platform._procs["front"]
     real_stop = front.stop
 
     def stop_then_ctrl_c(*args: Any, **kwargs: Any) -> Any:

@@ -103,7 +103,7 @@ def http_get(
 
 def pg_ready(stack: LocalStack, hostport: str) -> bool:
     """A real connection to Postgres at hostport (pg_isready)."""
-    pg = stack._pg
+    pg = stack.platform._pg
     assert pg is not None
     host, port = hostport.rsplit(":", 1)
     res = subprocess.run(
@@ -114,7 +114,7 @@ def pg_ready(stack: LocalStack, hostport: str) -> bool:
 
 
 def psql(stack: LocalStack, sql: str, db: str = "tiny", user: str = "tiny") -> str:
-    pg = stack._pg
+    pg = stack.platform._pg
     assert pg is not None
     ep = stack.direct_endpoint("db")
     res = subprocess.run(

@@ -8,11 +8,13 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from l2chaos.backends.local import LocalStack
+from l2chaos.backends.local import LocalPlatform, LocalStack
+from l2chaos.backends.platform import PlatformContext
 from l2chaos.backends.ports import PortReservation
 from l2chaos.backends.postgres import (
     INITDB_ARGS,
@@ -56,19 +58,31 @@ links: ["api -> db"]
 def local_stack(tmp_path: Path) -> Iterator[LocalStack]:
     (tmp_path / "stack.yaml").write_text(STACK)
     run = StackRun(load_stack(tmp_path / "stack.yaml"), "enabled", {"gate": True}, {}, seed=42)
+    platform = LocalPlatform()
     st = LocalStack(
         run,
+        platform,
         run_id="r-1",
         run_dir=tmp_path / "run",
         admin_token="tok",
         extra_env={},
         stop_timeout_s=1,
-        toxiproxy_log_level="info",
+        say=print,
     )
-    st._order = ["db", "api"]
-    st._svc_ports = {"db": PortReservation(21001), "api": PortReservation(21002)}
-    st._link_ports = {"api->db": PortReservation(21003)}
-    st.tempdir = tmp_path / "tmp"
+    ports = {"toxiproxy": 21000, "db": 21001, "api": 21002, "api->db": 21003}
+    st._ports = {name: PortReservation(port) for name, port in ports.items()}
+    platform._ctx = PlatformContext(
+        run=run,
+        run_id="r-1",
+        run_dir=tmp_path / "run",
+        admin_token="tok",
+        extra_env={},
+        ports=ports,
+        cancel=threading.Event(),
+        say=print,
+        save_marker=lambda: None,
+    )
+    platform.tempdir = tmp_path / "tmp"
     yield st
     st._http.close()
 
