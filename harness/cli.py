@@ -9,7 +9,8 @@
     l2chaos list faults|invariants|scenarios|stacks [--markdown]
     l2chaos check RUN_DIR
     l2chaos report RUN_DIR
-    l2chaos stack up|down|status STACK [--profile NAME] [--set KEY=VALUE]...
+    l2chaos stack up|down|status STACK [--backend local|docker|auto] [--profile NAME]
+                [--set KEY=VALUE]...
     l2chaos images build [--offline]
     l2chaos gc
 
@@ -141,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     stack = sub.add_parser("stack", help="bring a stack up or down by hand")
     stack.add_argument("action", choices=("up", "down", "status"))
     stack.add_argument("stack", metavar="STACK")
+    stack.add_argument("--backend", default="local", help="platform for `up` (default local)")
     stack.add_argument("--profile")
     stack.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     stack.add_argument("--seed", type=_positive_int, default=1)
@@ -286,7 +288,9 @@ def _cmd_stack(args: argparse.Namespace) -> int:
     from . import stackhold
 
     if args.action == "up":
-        return stackhold.up(args.stack, profile=args.profile, sets=args.set, seed=args.seed)
+        return stackhold.up(
+            args.stack, profile=args.profile, sets=args.set, seed=args.seed, backend=args.backend
+        )
     if args.action == "down":
         return stackhold.down(args.stack)
     return stackhold.status(args.stack)

@@ -1,76 +1,155 @@
 """`l2chaos stack up|down|status STACK`: a stack brought up by hand, for exploring.
 
 `up` starts a detached holder process (``python -m l2chaos.stackhold serve``) that
-brings the stack up on the local backend, writes its endpoints to a state file, and
-keeps it up until it gets SIGTERM; `down` sends that and waits; `status` reads the
-state file and probes every service. The admin token and the API keys stay in files
-readable only by the owner, in ~/.cache/l2chaos/stacks/<name>/.
+brings the stack up on the chosen backend (``--backend local|docker|auto``), writes its
+endpoints to a state file, and keeps it up until it gets SIGTERM; `down` sends that and
+waits; `status` reads the state file and probes every service. Everything lives in
+``<cache>/stacks/<key>/`` (the key is the stack's name, or for a path its file's name
+and a hash of the path), never beside the stack file: the admin token and the API keys
+in files readable only by the owner.
+
+`down` signals a pid only when it still is the holder: the state records the holder's
+process start time, and the process must still run ``l2chaos.stackhold`` (a reused pid
+is never signalled). A holder that died without teardown leaves its state and maybe
+processes: `status` says so, and `down` removes them (as `l2chaos gc` does).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from .backends.paths import cache_dir
-from .errors import EXIT_HARNESS_BROKE, EXIT_OK, L2ChaosError, StackError, UsageError
+from .backends.procs import pids_of_run, process_start_time
+from .errors import (
+    EXIT_HARNESS_BROKE,
+    EXIT_OK,
+    L2ChaosError,
+    StackError,
+    StackSpecError,
+    UsageError,
+)
 from .params import Where
 from .scenario import parse_set_value, parse_stack_section
-from .stackspec import StackRun
+from .stackspec import StackRun, resolve_stack
 
-__all__ = ["down", "serve", "status", "up"]
+__all__ = ["HolderState", "down", "holder_alive", "serve", "state_key", "status", "up"]
+
+_SAFE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_HOLDER_MODULE = "l2chaos.stackhold"
 
 
-def _state_dir(name: str) -> Path:
-    d = cache_dir() / "stacks" / name
+def state_key(ref: str) -> str:
+    """Where a stack's state lives: its registered name, or for a path the stack file's
+    folder name and a hash of the resolved path (so `up PATH` never writes beside it)."""
+    if _SAFE_NAME.match(ref) and not Path(ref).exists():
+        return ref
+    path = Path(ref).expanduser().resolve()
+    if path.is_dir():
+        path = path / "stack.yaml"
+    slug = re.sub(r"[^a-z0-9_-]+", "-", path.parent.name.lower()).strip("-") or "stack"
+    return f"{slug}-{hashlib.sha256(str(path).encode()).hexdigest()[:10]}"
+
+
+def _state_dir(key: str) -> Path:
+    d = cache_dir() / "stacks" / key
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     return d
 
 
-def _read_state(name: str) -> dict[str, Any] | None:
-    path = _state_dir(name) / "state.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+@dataclass
+class HolderState:
+    """state.json: what `up` wrote, or (status failed) why the holder gave up."""
+
+    status: str  # "starting", "up" or "failed"
+    name: str = ""
+    pid: int = 0
+    pid_start: int | None = None
+    backend: str = "local"
+    profile: str | None = None
+    run_id: str = ""
+    run_dir: str = ""
+    services: dict[str, str] = field(default_factory=dict)
+    postgres: list[str] = field(default_factory=list)
+    token_file: str = ""
+    accounts_file: str = ""
+    error: str = ""
+
+    @classmethod
+    def read(cls, key: str) -> HolderState | None:
+        """The state, or None when there is none or it does not parse (a broken file is
+        treated as no state, never a crash)."""
+        try:
+            data = json.loads((_state_dir(key) / "state.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+            return None
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        try:
+            state = cls(**known)
+        except TypeError:
+            return None
+        ok = isinstance(state.pid, int) and isinstance(state.services, dict)
+        return state if ok and not isinstance(state.pid, bool) else None
+
+    def write(self, key: str) -> None:
+        path = _state_dir(key) / "state.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.chmod(0o600)
+        os.replace(tmp, path)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def holder_alive(pid: int, start: int | None) -> bool:
+    """`pid` is still the holder: a positive pid (0 or less would name process groups),
+    the same start time, and a command line running the holder module."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return False
-    except PermissionError:
-        return True
-    return True
+    now = process_start_time(pid)
+    if now is None or (start is not None and now != start):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return _HOLDER_MODULE.encode() in cmdline
 
 
-def _stack_run(name: str, profile: str | None, sets: list[str], seed: int) -> StackRun:
+def _stack_run(ref: str, profile: str | None, sets: list[str], seed: int) -> StackRun:
     """The stack section a scenario would have, from the command line's --set values
     (``switches.NAME=true``, ``settings.NAME=VALUE``), validated the same way."""
+    try:
+        resolve_stack(ref, Path.cwd())
+    except StackSpecError as exc:
+        if exc.file is not None:  # the stack file itself is bad: report it as is
+            raise
+        raise UsageError(exc.problem, field="STACK") from None
     switches: dict[str, Any] = {}
     settings: dict[str, Any] = {}
     for item in sets:
         key, sep, raw = item.partition("=")
-        group, dot, field = key.partition(".")
+        group, dot, name = key.partition(".")
         if not sep or not dot or group not in ("switches", "settings"):
             raise UsageError(
                 f"--set for a stack takes switches.NAME=VALUE or settings.NAME=VALUE, got {item!r}"
             )
         value = parse_set_value(key, raw)
-        (switches if group == "switches" else settings)[field] = value
-    section: dict[str, Any] = {"ref": name, "switches": switches, "settings": settings}
+        (switches if group == "switches" else settings)[name] = value
+    section: dict[str, Any] = {"ref": ref, "switches": switches, "settings": settings}
     if profile is not None:
         section["profile"] = profile
     _, run = parse_stack_section({"stack": section}, Where("--set", ""), Path.cwd(), seed, None)
@@ -78,49 +157,64 @@ def _stack_run(name: str, profile: str | None, sets: list[str], seed: int) -> St
 
 
 def up(
-    name: str, *, profile: str | None = None, sets: list[str] | None = None, seed: int = 1
+    ref: str,
+    *,
+    profile: str | None = None,
+    sets: list[str] | None = None,
+    seed: int = 1,
+    backend: str = "local",
 ) -> int:
+    from .backends import platform_for
+
     sets = list(sets or [])
-    _stack_run(name, profile, sets, seed)  # validate before starting anything
-    state = _read_state(name)
-    if state is not None and _alive(int(state.get("pid", 0))):
+    run = _stack_run(ref, profile, sets, seed)  # validate before starting anything
+    platform_for(backend, run.spec)  # an unknown backend is bad input too
+    key = state_key(ref)
+    state = HolderState.read(key)
+    if state is not None and holder_alive(state.pid, state.pid_start):
         raise UsageError(
-            f"stack {name!r} is already up (holder pid {state['pid']}); run: l2chaos stack down {name}"
+            f"stack {ref!r} is already up (holder pid {state.pid}); run: l2chaos stack down {ref}"
         )
-    d = _state_dir(name)
+    if state is not None:
+        _clean_orphans(key, state)
+    d = _state_dir(key)
     (d / "state.json").unlink(missing_ok=True)
-    args = json.dumps({"name": name, "profile": profile, "sets": sets, "seed": seed})
+    args = json.dumps(
+        {"ref": str(Path(ref).resolve()) if key != ref else ref, "key": key,
+         "profile": profile, "sets": sets, "seed": seed, "backend": backend}
+    )  # fmt: skip
     with (d / "holder.log").open("w") as log:
         subprocess.Popen(
-            [sys.executable, "-m", "l2chaos.stackhold", "serve", args],
+            [sys.executable, "-m", _HOLDER_MODULE, "serve", args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        state = _read_state(name)
-        if state is not None and state.get("status") in ("up", "failed"):
+        state = HolderState.read(key)
+        if state is not None and state.status in ("up", "failed"):
             break
         time.sleep(0.25)
-    if state is None or state.get("status") != "up":
+    if state is None or state.status != "up":
         tail = (d / "holder.log").read_text()[-2000:]
-        raise StackError(f"stack {name!r} did not come up", log_tail=tail)
+        raise StackError(f"stack {ref!r} did not come up", log_tail=tail)
     _print_state(state)
-    print(f"\nbring it down with: l2chaos stack down {name}")
+    print(f"\nbring it down with: l2chaos stack down {ref}")
     return EXIT_OK
 
 
-def _print_state(state: dict[str, Any]) -> None:
+def _print_state(state: HolderState) -> None:
     print(
-        f"stack {state['name']} is up (profile {state.get('profile')}, holder pid {state['pid']})"
+        f"stack {state.name} is up on {state.backend} "
+        f"(profile {state.profile}, holder pid {state.pid})"
     )
-    for svc, url in state["services"].items():
+    for svc, url in state.services.items():
         print(f"  {svc:<10} {url}")
-    print(f"  admin token:   {state['token_file']}")
-    print(f"  accounts+keys: {state['accounts_file']}")
-    print(f"  logs:          {state['run_dir']}/logs")
+    print(f"  admin token:   {state.token_file}")
+    print(f"  accounts+keys: {state.accounts_file}")
+    print(f"  logs:          {state.run_dir}/logs")
 
 
 def _address(run: StackRun, stack: Any, service: str) -> str:
@@ -145,95 +239,125 @@ def _reachable(address: str, postgres: bool) -> str:
     return "healthy" if code == 200 else f"HTTP {code}"
 
 
+def _write_secret(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o600)
+
+
 def serve(args_json: str) -> int:
     """The holder process: bring the stack up, record it, wait for SIGTERM, bring it down."""
-    from .backends.local import LocalBackend
+    from .backends import backend as make_backend
     from .rundir import RunDir
 
     args = json.loads(args_json)
-    name = args["name"]
-    d = _state_dir(name)
-    run = _stack_run(
-        name, args.get("profile"), list(args.get("sets", [])), int(args.get("seed", 1))
-    )
+    key = str(args["key"])
+    d = _state_dir(key)
+    me = HolderState("starting", pid=os.getpid(), pid_start=process_start_time(os.getpid()))
+    me.backend = str(args.get("backend", "local"))
+    try:
+        run = _stack_run(
+            str(args["ref"]), args.get("profile"), list(args.get("sets", [])), int(args["seed"])
+        )
+        orchestrator = make_backend(me.backend, run.spec)
+    except L2ChaosError as exc:
+        HolderState("failed", error=str(exc)).write(key)
+        return exc.exit_code
+    me.name, me.profile = run.spec.name, run.profile
     token = os.urandom(18).hex()
-    rd = RunDir.create(d / "runs", f"stack-{name}")
+    rd = RunDir.create(d / "runs", f"stack-{run.spec.name}")
+    me.run_id, me.run_dir = rd.run_id, str(rd.path)
+    me.write(key)  # from here on `down` can find (and stop) this holder
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    backend = LocalBackend()
     try:
-        stack = backend.up(
+        stack = orchestrator.up(
             run, run_id=rd.run_id, run_dir=rd.path, env={"L2CHAOS_ADMIN_TOKEN": token}
         )
     except L2ChaosError as exc:  # the message is the log; `up` shows its tail
-        (d / "state.json").write_text(json.dumps({"status": "failed", "error": str(exc)}))
+        HolderState("failed", error=str(exc)).write(key)
         print(f"l2chaos: {exc}", flush=True)
         return exc.exit_code
     try:
-        token_file = d / "admin-token"
-        token_file.write_text(token + "\n")
-        token_file.chmod(0o600)
-        accounts_file = d / "accounts.json"
+        _write_secret(d / "admin-token", token + "\n")
         accounts = []
         if run.spec.accounts is not None:
             url = stack.direct_url(run.spec.accounts["service"], run.spec.accounts["path"])
             accounts = httpx.get(
                 url, headers={"Authorization": f"Bearer {token}"}, timeout=30
             ).json()
-        accounts_file.write_text(json.dumps(accounts, indent=1))
-        accounts_file.chmod(0o600)
-        state = {
-            "status": "up",
-            "name": name,
-            "profile": run.profile,
-            "pid": os.getpid(),
-            "run_id": rd.run_id,
-            "run_dir": str(rd.path),
-            "services": {s: _address(run, stack, s) for s in stack.services},
-            "postgres": run.spec.postgres_services(),
-            "token_file": str(token_file),
-            "accounts_file": str(accounts_file),
-        }
-        (d / "state.json").write_text(json.dumps(state, indent=1))
+        _write_secret(d / "accounts.json", json.dumps(accounts, indent=1))
+        me.status = "up"
+        me.services = {s: _address(run, stack, s) for s in stack.services}
+        me.postgres = run.spec.postgres_services()
+        me.token_file, me.accounts_file = str(d / "admin-token"), str(d / "accounts.json")
+        me.write(key)
         stop.wait()
     finally:
-        backend.down(stack)
+        problems = orchestrator.down(stack)
+        for p in problems:
+            print(f"l2chaos: teardown: {p}", flush=True)
         (d / "state.json").unlink(missing_ok=True)
     return EXIT_OK
 
 
-def down(name: str) -> int:
-    state = _read_state(name)
-    if state is None or not _alive(int(state.get("pid", 0))):
-        print(f"stack {name!r} is not up")
-        (_state_dir(name) / "state.json").unlink(missing_ok=True)
-        return EXIT_OK
-    pid = int(state["pid"])
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.2)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        from .backends import gc_all
+def _orphans(state: HolderState) -> list[int]:
+    return pids_of_run(state.run_id) if state.run_id else []
 
-        gc_all()
-        print(f"stack {name!r}: the holder did not stop in time; killed it and ran gc")
+
+def _clean_orphans(key: str, state: HolderState) -> list[str]:
+    """What a holder that died without teardown left behind: removed like `gc` does."""
+    from .backends import gc_all
+
+    lines = gc_all() if _orphans(state) or state.backend != "local" else []
+    (_state_dir(key) / "state.json").unlink(missing_ok=True)
+    return lines
+
+
+def down(ref: str) -> int:
+    key = state_key(ref)
+    state = HolderState.read(key)
+    if state is None or not holder_alive(state.pid, state.pid_start):
+        if state is not None and (state.run_id or state.pid):
+            lines = _clean_orphans(key, state)
+            print(f"stack {ref!r}: its holder is gone; removed {len(lines)} leftover(s)")
+        else:
+            print(f"stack {ref!r} is not up")
+        (_state_dir(key) / "state.json").unlink(missing_ok=True)
+        return EXIT_OK
+    os.kill(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and holder_alive(state.pid, state.pid_start):
+        time.sleep(0.2)
+    if holder_alive(state.pid, state.pid_start):
+        os.kill(state.pid, signal.SIGKILL)
+        _clean_orphans(key, state)
+        print(f"stack {ref!r}: the holder did not stop in time; killed it and ran gc")
         return EXIT_HARNESS_BROKE
-    print(f"stack {name!r} is down")
+    print(f"stack {ref!r} is down")
     return EXIT_OK
 
 
-def status(name: str) -> int:
-    state = _read_state(name)
-    if state is None or not _alive(int(state.get("pid", 0))):
-        print(f"stack {name!r} is not up")
+def status(ref: str) -> int:
+    state = HolderState.read(key := state_key(ref))
+    if state is None or not holder_alive(state.pid, state.pid_start):
+        left = _orphans(state) if state is not None else []
+        if left:
+            print(
+                f"stack {ref!r} is not up, but its holder died and left {len(left)} "
+                f"process(es) of run {state.run_id if state else ''} running: "
+                f"run `l2chaos stack down {ref}` or `l2chaos gc`"
+            )
+            return EXIT_HARNESS_BROKE
+        print(f"stack {ref!r} is not up")
+        return EXIT_OK
+    if state.status != "up":
+        print(f"stack {ref!r} is starting (holder pid {state.pid}); state in {_state_dir(key)}")
         return EXIT_OK
     _print_state(state)
     print("health:")
-    for svc, address in state["services"].items():
-        print(f"  {svc:<10} {_reachable(address, svc in state.get('postgres', []))}")
+    for svc, address in state.services.items():
+        print(f"  {svc:<10} {_reachable(address, svc in state.postgres)}")
     return EXIT_OK
 
 

@@ -594,7 +594,7 @@ class DockerPlatform(Platform):
                 return
             with contextlib.suppress(Exception):
                 self._unpause(c)
-            teardown.step(f"stopping {unit}", c.stop, max(1, math.ceil(timeout_s)))
+            teardown.step(f"stopping {unit}", lambda: c.stop(timeout=max(1, math.ceil(timeout_s))))
             teardown.step(f"saving the log of {unit}", self._save_log, unit, c)
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:

@@ -145,14 +145,25 @@ class StackControl:
             return self._platform.state(service).running
 
     def kill(self, service: str) -> None:
-        with self._unit(service).lock:
-            self._platform.kill(service)
-            self._stack._held_down(service, True)
+        self._going_down(service, lambda: self._platform.kill(service))
 
     def stop(self, service: str, timeout_s: float = 10.0, *, immediate: bool = False) -> None:
+        self._going_down(
+            service, lambda: self._platform.stop(service, timeout_s, immediate=immediate)
+        )
+
+    def _going_down(self, service: str, act: Callable[[], None]) -> None:
+        """Disable the proxies leading to `service`, then stop it. First, while it still
+        answers: Toxiproxy dials upstream in its accept loop, so a proxy disabled while a
+        dial hangs on a dead container's address would block the API until it times out."""
         with self._unit(service).lock:
-            self._platform.stop(service, timeout_s, immediate=immediate)
             self._stack._held_down(service, True)
+            try:
+                act()
+            except BaseException:
+                if self._platform.state(service).running:
+                    self._stack._held_down(service, False)
+                raise
 
     def start(self, service: str) -> None:
         """Start it again with the same command, environment and port; no-op if running."""

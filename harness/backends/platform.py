@@ -25,7 +25,7 @@ A minimal platform (tests/unit/backends/memplatform.py runs it, without processe
 
         def open(self, ctx):            self.ctx, self.up = ctx, {}
         def start_toxiproxy(self, api_port, listen_ports, seed):
-            return InMemoryProxies()
+            return MemoryProxies()
         def peer_address(self, service): return f"127.0.0.1:{self.ctx.ports[service]}"
         def proxy_address(self, link):   return f"127.0.0.1:{self.ctx.ports[link]}"
         def proxy_listen(self, link):    return self.proxy_address(link)

@@ -4,8 +4,10 @@ A bind check alone is not enough between two runs: run A picks a free port, run 
 the same one before A's service has bound it. So every port is also *reserved*: an
 exclusive `flock` on ``<cache>/ports/<port>.lock`` held for as long as the run uses it.
 The kernel drops the lock when the file is closed or the owning process dies (even by
-SIGKILL), so a reservation can never outlive its run. Lock files are never deleted
-(deleting a lock file while another process opens it would let two holders in).
+SIGKILL), so a reservation can never outlive its run. `release` deletes the lock file
+while still holding the lock; a process that opened the old file meanwhile sees, once
+it gets the lock, that the path no longer names its file, and tries again, so two
+holders of one port can never both believe they hold it.
 
 Ports come from outside the kernel's ephemeral range
 (``/proc/sys/net/ipv4/ip_local_port_range``), so no outgoing connection of this host
@@ -88,10 +90,11 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 @dataclass
 class PortReservation:
-    """One reserved port. `release()` is idempotent."""
+    """One reserved port. `release()` is idempotent and removes the lock file."""
 
     port: int
     _fd: int | None = field(default=None, repr=False)
+    path: Path | None = field(default=None, repr=False)
 
     @property
     def held(self) -> bool:
@@ -99,9 +102,14 @@ class PortReservation:
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
-        if fd is not None:
+        if fd is None:
+            return
+        if self.path is not None:
             with contextlib.suppress(OSError):
-                os.close(fd)  # closing drops the flock
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    self.path.unlink()  # still ours: nobody else can hold this inode
+        with contextlib.suppress(OSError):
+            os.close(fd)  # closing drops the flock
 
 
 class PortAllocator:
@@ -132,12 +140,16 @@ class PortAllocator:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 return None
             raise
-        if not port_is_free(port):
-            os.close(fd)
+        try:
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current != os.fstat(fd).st_ino or not port_is_free(port):
+            os.close(fd)  # a holder released (and deleted) it as we opened it, or it is bound
             return None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        return PortReservation(port, fd)
+        return PortReservation(port, fd, path)
 
     def reserve(self, count: int = 1) -> list[PortReservation]:
         """Reserve `count` distinct free ports, or raise StackError (nothing kept)."""

@@ -137,7 +137,7 @@ def test_a_crashing_service_fails_up_with_its_exit_code_and_log(
     with pytest.raises(StackError) as err:
         DockerBackend().up(run, run_id=run_id, run_dir=tmp_path / "run", env={})
     text = str(err.value)
-    assert text.startswith("api: its container exited with code 3 before it was ready")
+    assert text.startswith("api: exited with code 3 before it was ready")
     assert "api: crashing on purpose" in text
     assert run_objects(engine.client, run_id) == {"containers": [], "networks": [], "volumes": []}
     assert "crashing on purpose" in (tmp_path / "run" / "logs" / "api.log").read_text()

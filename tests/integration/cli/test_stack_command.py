@@ -45,7 +45,7 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
     )
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        assert "stack perpdex is up (profile vulnerable" in up.stdout
+        assert "stack perpdex is up on local (profile vulnerable" in up.stdout
         state = json.loads((tmp_path / "cache" / "stacks" / "perpdex" / "state.json").read_text())
         assert state["services"]["db"].startswith("postgresql://perpdex@127.0.0.1:")
         keys = json.loads(Path(state["accounts_file"]).read_text())

@@ -94,3 +94,32 @@ def test_lock_file_names_the_holder(tmp_path: Path) -> None:
     r = PortAllocator(tmp_path, _free_pool(1)).reserve_one()
     assert (tmp_path / f"{r.port}.lock").read_text().strip().isdigit()
     r.release()
+
+
+def test_a_released_port_leaves_no_lock_file(tmp_path: Path) -> None:
+    r = PortAllocator(tmp_path, _free_pool(1)).reserve_one()
+    assert (tmp_path / f"{r.port}.lock").exists()
+    r.release()
+    assert list(tmp_path.iterdir()) == []
+    r.release()  # idempotent
+
+
+def test_a_lock_file_deleted_under_a_waiting_opener_is_not_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B opened the lock file before A released (and deleted) it: B's lock on the old
+    file must not count, or B and a later C would both hold the port."""
+    import os
+
+    alloc = PortAllocator(tmp_path, _free_pool(1))
+    a = alloc.reserve_one()
+    stale = os.open(tmp_path / f"{a.port}.lock", os.O_RDWR)  # B's open, before the release
+    a.release()
+    c = alloc.reserve_one()  # C creates a new file: the port is C's
+    assert c.port == a.port
+    c.release()
+    c = alloc.reserve_one()
+    monkeypatch.setattr(os, "open", lambda *_a, **_k: stale)
+    assert alloc._try(c.port) is None  # B gets the lock of a deleted file: not the port
+    monkeypatch.undo()
+    c.release()
