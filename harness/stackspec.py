@@ -639,16 +639,7 @@ def _service(ctx: _Ctx, name: str, s: LocDict, field: str) -> ServiceSpec:
             s,
             "depends_on",
         )
-    timeout_ns = 30_000_000_000
-    if "ready_timeout" in s:
-        try:
-            timeout_ns = parse_duration(s["ready_timeout"])
-        except ValueError as exc:
-            raise ctx.err(f"{field}.ready_timeout", str(exc), s, "ready_timeout") from None
-        if timeout_ns <= 0:
-            raise ctx.err(
-                f"{field}.ready_timeout", "must be a positive duration", s, "ready_timeout"
-            )
+    timeout_ns = _positive_duration(ctx, s, "ready_timeout", field) or 30_000_000_000
     health = ctx.string(s, "health", field)
     if health is not None and not health.startswith("/"):
         raise ctx.err(
@@ -678,6 +669,19 @@ def _service(ctx: _Ctx, name: str, s: LocDict, field: str) -> ServiceSpec:
         line=s.line,
         readiness=readiness,
     )
+
+
+def _positive_duration(ctx: _Ctx, d: LocDict, key: str, field: str) -> int | None:
+    """`d[key]` as a positive duration in ns; None when absent."""
+    if key not in d:
+        return None
+    try:
+        ns = parse_duration(d[key])
+    except ValueError as exc:
+        raise ctx.err(f"{field}.{key}", str(exc), d, key) from None
+    if ns <= 0:
+        raise ctx.err(f"{field}.{key}", "must be a positive duration", d, key)
+    return ns
 
 
 _READY_KINDS = ("http", "tcp", "jsonrpc", "command")
@@ -722,14 +726,7 @@ def _readiness(
         raise ctx.err(
             f"{field}.{extra[0]}", f"{extra[0]!r} belongs to a jsonrpc check only", b, extra[0]
         )
-    timeout = None
-    if "timeout" in b:
-        try:
-            timeout = parse_duration(b["timeout"])
-        except ValueError as exc:
-            raise ctx.err(f"{field}.timeout", str(exc), b, "timeout") from None
-        if timeout <= 0:
-            raise ctx.err(f"{field}.timeout", "must be a positive duration", b, "timeout")
+    timeout = _positive_duration(ctx, b, "timeout", field)
     check: ReadyCheck
     path = None
     if kind == "http":

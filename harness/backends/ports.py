@@ -144,12 +144,16 @@ class PortAllocator:
             current = os.stat(path).st_ino
         except FileNotFoundError:
             current = None
-        if current != os.fstat(fd).st_ino or not port_is_free(port):
-            os.close(fd)  # a holder released (and deleted) it as we opened it, or it is bound
+        if current != os.fstat(fd).st_ino:
+            os.close(fd)  # a holder released (and deleted) it as we opened it
+            return None
+        reservation = PortReservation(port, fd, path)
+        if not port_is_free(port):
+            reservation.release()  # bound by something else: no lock file left behind
             return None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        return PortReservation(port, fd, path)
+        return reservation
 
     def reserve(self, count: int = 1) -> list[PortReservation]:
         """Reserve `count` distinct free ports, or raise StackError (nothing kept)."""

@@ -1,8 +1,8 @@
 """A small typed client for the Toxiproxy HTTP API, and `LinkControl` over it.
 
-Backend-neutral: the local backend runs ``toxiproxy-server`` as a child, the docker
-backend as a container; both hand the API address to `ToxiproxyClient` and the proxies
-they created to `ToxiproxyLinks`.
+Platform-neutral: the local platform runs ``toxiproxy-server`` as a child, the docker
+platform as a container; both hand the orchestrator a `ToxiproxyClient` for its API,
+and links.py maps the stack's links onto its proxies.
 
 Why not the ``toxiproxy-python`` package (named by the issue): it keeps the server's
 host and port in class attributes shared by every client in the process (two runs in
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,6 @@ __all__ = [
     "Proxy",
     "ToxiproxyClient",
     "ToxiproxyError",
-    "ToxiproxyLinks",
     "find_toxiproxy_server",
     "proxy_name",
 ]
@@ -213,52 +211,6 @@ class ToxiproxyClient:
                 return False
             raise
         return True
-
-
-class ToxiproxyLinks:
-    """`LinkControl` for a stack: link names (``a->b``) mapped onto proxies.
-
-    `proxies` maps each link to its proxy name. Control calls go to the API directly.
-    """
-
-    def __init__(self, client: ToxiproxyClient, proxies: Mapping[str, str]) -> None:
-        self.client = client
-        self._proxies = dict(proxies)
-        self._lock = threading.Lock()
-
-    def _proxy(self, link: str) -> str:
-        key = link.replace(" ", "")
-        try:
-            return self._proxies[key]
-        except KeyError:
-            raise FaultError(
-                f"unknown link {link!r}; links: {', '.join(self._proxies) or 'none'}"
-            ) from None
-
-    def links(self) -> list[str]:
-        return list(self._proxies)
-
-    def proxy_of(self, link: str) -> str:
-        return self._proxy(link)
-
-    def add_toxic(self, link: str, toxic: Toxic) -> None:
-        self.client.add_toxic(self._proxy(link), toxic)
-
-    def remove_toxic(self, link: str, name: str) -> None:
-        self.client.remove_toxic(self._proxy(link), name, missing_ok=True)
-
-    def toxics(self, link: str) -> list[Toxic]:
-        return self.client.toxics(self._proxy(link))
-
-    def set_enabled(self, link: str, enabled: bool) -> None:
-        with self._lock:
-            self.client.set_enabled(self._proxy(link), enabled)
-
-    def is_enabled(self, link: str) -> bool:
-        return self.client.proxy(self._proxy(link)).enabled
-
-    def reset(self) -> None:
-        self.client.reset()
 
 
 def find_toxiproxy_server() -> Path:

@@ -123,3 +123,12 @@ def test_a_lock_file_deleted_under_a_waiting_opener_is_not_taken(
     assert alloc._try(c.port) is None  # B gets the lock of a deleted file: not the port
     monkeypatch.undo()
     c.release()
+
+
+def test_a_port_found_bound_leaves_no_lock_file(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        assert PortAllocator(tmp_path, [taken])._try(taken) is None
+    assert list(tmp_path.iterdir()) == []
