@@ -337,10 +337,7 @@ class OrchestratedStack(RunningStack, Generic[P]):
         return out
 
     def describe(self) -> dict[str, Any]:
-        with contextlib.suppress(StackError):
-            services = {
-                s: (self.direct_url(s) if self._port(s) is not None else None) for s in self._order
-            }
+        services = {s: (self.direct_url(s) if self._port(s) else None) for s in self._order}
         return {
             "run_id": self.run_id,
             "stack": self.stack_name,
