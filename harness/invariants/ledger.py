@@ -99,36 +99,48 @@ class LedgerState:
     # ------------------------------------------------------------------ replay
 
     def apply(self, ledger: dict[str, Any]) -> LedgerDelta:
+        # The hot loop of every ledger replay: `type(x) is int` (bools are not amounts)
+        # inline instead of a helper call per field.
         d = LedgerDelta()
+        by = d.by_account
+        cash = self.cash
+        dust_acct = self.dust_account
         for entry in ledger.get("cash") or ():
             if not isinstance(entry, (list, tuple)) or len(entry) != 2:
                 raise LedgerError(f"cash entry: expected [account, delta], got {entry!r}")
-            acct = _int(entry[0], "cash account")
-            delta = _int(entry[1], "cash delta")
-            if acct == self.dust_account:
+            acct, delta = entry
+            if type(acct) is not int or type(delta) is not int:
+                _int(acct, "cash account")
+                _int(delta, "cash delta")
+            if acct == dust_acct:
                 d.dust_micro += delta
                 self.dust_micro += delta
             else:
-                self.cash[acct] = self.cash.get(acct, 0) + delta
+                cash[acct] = cash.get(acct, 0) + delta
                 d.cash_sum += delta
-            d.by_account[acct] = d.by_account.get(acct, 0) + delta
+            by[acct] = by.get(acct, 0) + delta
             self.accounts_touched.add(acct)
+        positions = self.positions
+        oi = self.open_interest
         for entry in ledger.get("pos") or ():
             if not isinstance(entry, (list, tuple)) or len(entry) != 4:
                 raise LedgerError(
                     f"pos entry: expected [account, market, size_after, cached_index_after], got {entry!r}"
                 )
-            acct = _int(entry[0], "pos account")
-            market = entry[1]
+            acct, market, size, cached = entry
+            if type(acct) is not int or type(size) is not int or type(cached) is not int:
+                _int(acct, "pos account")
+                _int(size, "pos size_after")
+                _int(cached, "pos cached_index_after")
             if not isinstance(market, str):
                 raise LedgerError(f"pos market: expected a string, got {market!r}")
-            size = _int(entry[2], "pos size_after")
-            cached = _int(entry[3], "pos cached_index_after")
-            book = self.positions.setdefault(acct, {})
+            book = positions.get(acct)
+            if book is None:
+                book = positions[acct] = {}
             old_size, old_cached = book.get(market, (0, 0))
             book[market] = (size, cached)
             d.sc_sum += size * cached - old_size * old_cached
-            self.open_interest[market] = self.open_interest.get(market, 0) + size - old_size
+            oi[market] = oi.get(market, 0) + size - old_size
             d.touched_markets.add(market)
             self.accounts_touched.add(acct)
         dust = ledger.get("dust_micro")

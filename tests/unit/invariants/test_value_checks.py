@@ -284,13 +284,17 @@ def test_index_and_mark_away_from_the_oracle(rw: RecordWriter, check: Check) -> 
         block_seq=0, block=0, market=BTC, index_price=0, funding_index=I0, index_ts_ns=0
     )
     rw.oracle(1.0, BTC, 90_000)
+    # the mark follows the book (10% off here): only the index is held to the oracle
     rw.market_state(block_seq=1, block=1, market=BTC, index_price=90_000, mark_price=99_000,
+                    funding_index=I0, index_ts_ns=rw.t(1.5))  # fmt: skip
+    rw.market_state(block_seq=2, block=2, market=BTC, index_price=81_000, mark_price=81_000,
                     funding_index=I0, index_ts_ns=rw.t(1.5))  # fmt: skip
     v = check("market_data_matches_oracle")
     assert v.status == "fail"
-    assert v.checked == {"rows": 1}
-    assert v.violations[0].evidence["price"] == "mark"
-    assert v.violations[0].evidence["difference"] == 9_000
+    assert v.checked == {"rows": 2}
+    assert [x.evidence["block"] for x in v.violations] == [2]
+    assert v.violations[0].evidence["price"] == "index"
+    assert v.violations[0].evidence["difference"] == -9_000
 
 
 def test_without_formulas_or_work(rw: RecordWriter, check: Check) -> None:
