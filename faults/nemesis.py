@@ -115,15 +115,19 @@ class RandomNemesis(Fault):
     def _run_one(self, ctx: FaultContext, use: Any, hold: float) -> None:
         with self._lock:
             self._active = use
+        # what `l2chaos shrink` needs to replay the draw as a timeline entry
+        drawn = {
+            "fault": use.fault.name,
+            "target": str(use.fault.target),
+            "entry": use.index,
+            "started_t_ns": time.time_ns(),
+            "hold_ns": round(hold * 1e9),
+        }
         try:
             details = use.fault.inject(ctx)
-            ctx.note(
-                step="inject", fault=use.fault.name, target=str(use.fault.target), details=details
-            )
+            ctx.note(step="inject", **drawn, details=details)
         except Exception as exc:  # recorded, and the nemesis goes on: one failed draw is data
-            ctx.note(
-                step="inject", fault=use.fault.name, target=str(use.fault.target), error=str(exc)
-            )
+            ctx.note(step="inject", **drawn, error=str(exc))
         self._stop.wait(hold)
         self._heal_active(ctx)
 

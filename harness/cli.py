@@ -9,6 +9,9 @@
     l2chaos list faults|invariants|scenarios|stacks [--markdown]
     l2chaos check RUN_DIR
     l2chaos report RUN_DIR
+    l2chaos shrink RUN_DIR [--max-runs N] [--max-time D] [--retries N] [--invariant NAME]...
+                [--scenario FILE] [--backend local|docker|auto] [--allow-exec]
+                [--allow-target HOST]...
     l2chaos stack up|down|status STACK [--backend local|docker|auto] [--profile NAME]
                 [--set KEY=VALUE]...
     l2chaos images build [--offline]
@@ -139,6 +142,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("run_dir", metavar="RUN_DIR")
 
+    shr = sub.add_parser(
+        "shrink", help="shrink a failed run's faults to a minimal scenario that still fails"
+    )
+    shr.add_argument("run_dir", metavar="RUN_DIR")
+    shr.add_argument("--max-runs", type=_positive_int, default=30, help="runs at most (30)")
+    shr.add_argument("--max-time", type=_duration_s, default=3600.0, help="time at most (1h)")
+    shr.add_argument(
+        "--retries", type=_positive_int, default=1, help="runs more of a candidate that passed (1)"
+    )
+    shr.add_argument(
+        "--invariant", action="append", default=[], help="the invariant to keep failing"
+    )
+    shr.add_argument("--scenario", help="the scenario file, when the run has no copy of it")
+    shr.add_argument("--backend", choices=("auto", "local", "docker"))
+    shr.add_argument("--no-progress", action="store_true")
+    _trust_flags(shr)
+
     stack = sub.add_parser("stack", help="bring a stack up or down by hand")
     stack.add_argument("action", choices=("up", "down", "status"))
     stack.add_argument("stack", metavar="STACK")
@@ -176,6 +196,37 @@ def _trust_flags(p: argparse.ArgumentParser) -> None:
 
 def _trust(args: argparse.Namespace) -> Trust:
     return Trust(allow_exec=args.allow_exec, allow_targets=tuple(args.allow_target))
+
+
+def _duration_s(text: str) -> float:
+    from .durations import parse_duration
+
+    try:
+        ns = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if ns <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive duration, got {text!r}")
+    return ns / 1e9
+
+
+def _cmd_shrink(args: argparse.Namespace) -> int:
+    from .shrink import ShrinkOptions, shrink_run
+
+    opts = ShrinkOptions(
+        max_runs=args.max_runs,
+        max_time_s=args.max_time,
+        retries=args.retries,
+        invariants=tuple(args.invariant),
+        scenario_file=Path(args.scenario) if args.scenario else None,
+        backend=args.backend,
+        allow_exec=args.allow_exec,
+        allow_targets=tuple(args.allow_target),
+        progress=not args.no_progress,
+    )
+    result = shrink_run(Path(args.run_dir), opts)
+    print(result.summary, flush=True)
+    return result.exit_code
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -320,6 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "list": _cmd_list,
         "check": _cmd_check,
         "report": _cmd_check,
+        "shrink": _cmd_shrink,
         "stack": _cmd_stack,
         "images": _cmd_images,
         "gc": _cmd_gc,

@@ -199,6 +199,8 @@ class _Run:
     def execute(self) -> RunResult:
         rd = self.run_dir
         rd.write_json("scenario.resolved.json", self.sc.resolved_json())
+        if self.sc.path is not None and self.sc.path.is_file():  # what `l2chaos shrink` replays
+            (rd.path / "scenario.source.yaml").write_bytes(self.sc.path.read_bytes())
         rd.write_json(
             "run.json",
             {
