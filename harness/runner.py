@@ -343,8 +343,13 @@ class _Run:
         wanted = [n for n in self._wanted_events() if source is not None and n in source.names()]
         if source is None or not wanted:
             return None
-        poller = EventPoller(source, self.stack.direct_url(source.service, source.path), wanted)
-        poller.prime()
+        url = self.stack.direct_url(source.service, source.path)
+        poller = EventPoller(source, url, wanted)
+        try:
+            poller.prime()
+        except (httpx.HTTPError, ValueError) as exc:
+            poller.stop()
+            raise StackError(f"could not read the stack's event stream at {url}: {exc}") from exc
         return poller
 
     def _event_feed(self) -> EventFeed | None:
