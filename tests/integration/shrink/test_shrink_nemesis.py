@@ -12,7 +12,8 @@ import yaml
 from l2chaos.runner import RunOptions, run_scenario
 from l2chaos.shrink import ShrinkOptions, shrink_run
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Seven runs of about a minute each (the nemesis run, five candidates, the replay).
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 SCENARIO = Path(__file__).parent / "nemesis-race.yaml"
 
@@ -30,7 +31,7 @@ def test_a_failing_nemesis_run_shrinks_to_the_fault_that_causes_it(tmp_path: Pat
     assert original.run_dir is not None
     assert failed(original.run_dir) == ["no_zero_price_liquidations"]
 
-    shrunk = shrink_run(original.run_dir, ShrinkOptions(max_runs=6, progress=False))
+    shrunk = shrink_run(original.run_dir, ShrinkOptions(max_runs=5, progress=False))
     assert shrunk.exit_code == 0, shrunk.summary
     assert shrunk.minimal is not None
     assert shrunk.bundle is not None
@@ -44,7 +45,7 @@ def test_a_failing_nemesis_run_shrinks_to_the_fault_that_causes_it(tmp_path: Pat
     assert bundle["faults"]["fired"] >= 3  # the draws that fired, without the nemesis
     assert bundle["faults"]["minimal"] == len(faults)
     assert bundle["invariants"] == ["no_zero_price_liquidations"]
-    assert bundle["search"]["runs"] <= 6
+    assert bundle["search"]["runs"] <= 5
     log = [
         json.loads(x) for x in (original.run_dir / "shrink" / "log.jsonl").read_text().splitlines()
     ]
