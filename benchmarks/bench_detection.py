@@ -197,8 +197,8 @@ class MutantResult:
         other = next((r for r in self.runs if not r.met), None)
         if other is None:
             return "ESCAPED"
-        how = f"crash ({other.crash})" if other.crash else "a sometimes rule only"
-        return f"ESCAPED  (only {how} in {other.scenario})"
+        how = f"a crash ({other.crash})" if other.crash else "a sometimes rule"
+        return f"ESCAPED  (not met only by {how}, in {other.scenario})"
 
 
 @contextmanager
