@@ -1,21 +1,55 @@
 """Calls a stack's chaos hooks (its admin API) directly, with the run's admin token.
 
-Hooks are declared in the stack file (`hooks:` → service, method, path). The call goes
-to the service's direct address, never through Toxiproxy, so a network fault can never
-block the hook that heals it.
+Hooks are declared in the stack file (`hooks:`): REST (service, method, path; the
+fault's body is sent as JSON) or JSON-RPC (service, `jsonrpc` method, `params`). A
+JSON-RPC hook's params are templates over the fault's body: ``"{to_block}"`` is the
+value itself, ``"{to_block:hex}"`` a hex quantity; with `head` (a method answering
+the head block number, e.g. `eth_blockNumber`) a body with `blocks_back` also gets
+`from_block` (the head) and `to_block`. It answers the body's values with the call's
+`result`, so a rollback through `debug_setHead` records the block it went back to.
+
+The call goes to the service's direct address, never through Toxiproxy, so a network
+fault can never block the hook that heals it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
 from .errors import FaultError
+from .jsonrpc import RpcCallError, RpcClient, quantity
 from .stackspec import HookSpec
 
-__all__ = ["HttpHookClient"]
+__all__ = ["HttpHookClient", "render_params"]
+
+_WHOLE = re.compile(r"^\{([a-z_][a-z0-9_]*)(?::(hex))?\}$")
+
+
+def render_params(params: Any, values: Mapping[str, Any]) -> Any:
+    """Fill a JSON-RPC hook's params from the fault's body (FaultError for a name the
+    body does not have)."""
+    if isinstance(params, (list, tuple)):
+        return [render_params(p, values) for p in params]
+    if isinstance(params, Mapping):
+        return {k: render_params(v, values) for k, v in params.items()}
+    if not isinstance(params, str):
+        return params
+    m = _WHOLE.match(params)
+    if m is None:
+        return params
+    key, fmt = m.group(1), m.group(2)
+    if key not in values:
+        raise FaultError(f"hook parameter {params!r}: the fault gave {', '.join(values) or 'none'}")
+    v = values[key]
+    if fmt == "hex":
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise FaultError(f"hook parameter {params!r}: {v!r} is not an integer")
+        return hex(v)
+    return v
 
 
 class HttpHookClient:
@@ -42,6 +76,8 @@ class HttpHookClient:
         if spec is None:
             raise FaultError(f"the stack provides no hook {hook!r}")
         url = self._base_url(spec.service) + spec.path
+        if spec.jsonrpc is not None:
+            return self._call_rpc(spec, url, body)
         try:
             resp = self._client.request(
                 spec.method, url, json=dict(body) if spec.method != "GET" else None
@@ -58,6 +94,25 @@ class HttpHookClient:
             return resp.json()
         except ValueError:
             return resp.text
+
+    def _call_rpc(self, spec: HookSpec, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        rpc = RpcClient(url, client=self._client)
+        values = dict(body)
+        try:
+            if spec.head is not None and "blocks_back" in values and "to_block" not in values:
+                head = quantity(rpc.call(spec.head))
+                if head is None:
+                    raise FaultError(f"hook {spec.name!r}: {spec.head} gave no block number")
+                values["from_block"] = head
+                values["to_block"] = max(0, head - int(values["blocks_back"]))
+            params = render_params(list(spec.params), values)
+            assert spec.jsonrpc is not None
+            result = rpc.call(spec.jsonrpc, params)
+        except RpcCallError as exc:
+            raise FaultError(
+                f"hook {spec.name!r} ({spec.jsonrpc} at {url}) failed: {exc}"
+            ) from None
+        return {**values, "params": params, "result": result}
 
     def close(self) -> None:
         self._client.close()

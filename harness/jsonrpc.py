@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["RpcCallError", "RpcClient", "quantity"]
 
@@ -53,6 +54,8 @@ class RpcClient:
         headers: Mapping[str, str] | None = None,
         client: httpx.Client | None = None,
     ) -> None:
+        import httpx  # here: the Locust side imports `quantity` and must start fast
+
         self.url = url
         self._own = client is None
         self._http = client or httpx.Client(timeout=timeout_s, headers=dict(headers or {}))
@@ -62,6 +65,8 @@ class RpcClient:
     def call(self, method: str, params: Any = (), *, timeout_s: float | None = None) -> Any:
         body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)
                 if isinstance(params, tuple) else params}  # fmt: skip
+        import httpx
+
         try:
             resp = self._http.post(self.url, json=body, timeout=timeout_s or self._timeout)
         except httpx.HTTPError as exc:

@@ -1,7 +1,14 @@
 """Samples the stack a few times a second: health and readiness of every service, block
-height, and an order round-trip through the stack's real write path. The samples go to
+height (and, with a `chain` probe, the head block, which feeds the chain record), and
+an order round-trip through the stack's real write path. The samples go to
 probes.jsonl; the recoverability checker measures recovery times from them, and the
 baseline check before the first fault uses the same probes.
+
+Every probe has its own timeout (`timeout` in the stack file; 1s, the order probe 3s).
+The write (order) probe runs in its own thread on its own schedule (`interval`, default
+the sampling interval), so a slow write never slows health and height sampling: a
+sample carries the order result that completed since the previous sample (none when
+none did). JSON-RPC probes accept integers and hex quantities ("0x1a").
 
 Probes are control traffic: they reach services directly, never through Toxiproxy.
 """
@@ -14,16 +21,22 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from .backends.base import RunningStack
+from .chainrecord import Block, ChainRecorder, fetch_block
+from .durations import parse_duration
 from .errors import BaselineError
+from .jsonrpc import RpcCallError, RpcClient, quantity
 from .rundir import JsonlWriter
 from .stackspec import StackSpec
 
 __all__ = ["ProbeLoop", "Prober", "Sample", "baseline_check"]
+
+_ORDER_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -36,9 +49,10 @@ class Sample:
     order_ok: bool | None
     order_ms: float | None
     order_error: str | None
+    head: Block | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "t_ns": self.t_ns,
             "mono_ns": self.mono_ns,
             "health": self.health,
@@ -48,12 +62,32 @@ class Sample:
             "order_ms": self.order_ms,
             "order_error": self.order_error,
         }
+        if self.head is not None:
+            out["head"] = self.head.to_json(txs=False)
+        return out
+
+
+OrderResult = tuple[bool | None, float | None, str | None]
+
+
+def _timeout(probe: Mapping[str, Any] | None, default_s: float) -> float:
+    if probe is None or "timeout" not in probe:
+        return default_s
+    return parse_duration(probe["timeout"]) / 1e9
 
 
 class Prober:
-    """One sample on demand. Thread-safe."""
+    """One sample on demand. Thread-safe. With `run_dir` and a `chain` probe it keeps
+    the run's chain record (`chain`)."""
 
-    def __init__(self, spec: StackSpec, stack: RunningStack, *, timeout_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        spec: StackSpec,
+        stack: RunningStack,
+        *,
+        timeout_s: float = 1.0,
+        run_dir: Path | None = None,
+    ) -> None:
         self._spec = spec
         self._stack = stack
         self._timeout = timeout_s
@@ -62,12 +96,52 @@ class Prober:
             timeout=max(timeout_s, 2.0), headers={"Authorization": f"Bearer {stack.admin_token}"}
         )
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
-        self._rpc_id = 0
+        probes = spec.probes
+        self._height_timeout = _timeout(probes.get("block_height"), timeout_s)
+        self._order_timeout = _timeout(probes.get("order"), _ORDER_TIMEOUT_S)
+        self.order_interval_s: float | None = (
+            parse_duration(probes["order"]["interval"]) / 1e9
+            if "interval" in probes.get("order", {})
+            else None
+        )
+        self._rpc: dict[str, RpcClient] = {}
+        self.chain: ChainRecorder | None = None
+        chain = probes.get("chain")
+        if chain is not None:
+            self._chain_rpc = self._client(chain, _timeout(chain, timeout_s))
+            self._chain_api = str(chain.get("api", "evm"))
+            if run_dir is not None:
+                rec_rpc = self._client(
+                    chain, max(5.0, _timeout(chain, timeout_s)), key="record", direct=True
+                )
+                self.chain = ChainRecorder(rec_rpc, self._chain_api, run_dir)
+        self._order_lock = threading.Lock()
+        self._order_fresh: OrderResult | None = None
+
+    @property
+    def spec(self) -> StackSpec:
+        return self._spec
+
+    def _client(
+        self, probe: Mapping[str, Any], timeout_s: float, key: str = "", *, direct: bool = False
+    ) -> RpcClient:
+        """A JSON-RPC client of the probe's service: as clients reach it (through the
+        `clients -> service` link when there is one), or `direct` (the chain scan at
+        wind-down, control traffic)."""
+        where = self._stack.direct_url if direct else self._stack.client_url
+        url = where(str(probe["service"]), str(probe.get("path", "/")))
+        client = RpcClient(url, timeout_s=timeout_s)
+        self._rpc[f"{key}{probe['service']}{timeout_s}"] = client
+        return client
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._http.close()
         self._admin.close()
+        for c in self._rpc.values():
+            c.close()
+        if self.chain is not None:
+            self.chain.close()
 
     def _http_ok(self, service: str, path: str) -> bool:
         try:
@@ -99,28 +173,32 @@ class Prober:
         service = str(probe["service"])
         try:
             if "jsonrpc" in probe:
-                self._rpc_id += 1
-                body = {
-                    "jsonrpc": "2.0",
-                    "id": self._rpc_id,
-                    "method": probe["jsonrpc"],
-                    "params": [],
-                }
-                resp = self._http.post(
-                    self._stack.client_url(service, str(probe.get("path", "/"))), json=body
+                url = self._stack.client_url(service, str(probe.get("path", "/")))
+                value: Any = RpcClient(url, client=self._http).call(
+                    str(probe["jsonrpc"]), [], timeout_s=self._height_timeout
                 )
-                value: Any = resp.json()
-                value = value.get("result") if isinstance(value, Mapping) else None
             else:
-                resp = self._http.get(self._stack.client_url(service, str(probe["path"])))
+                resp = self._http.get(
+                    self._stack.client_url(service, str(probe["path"])),
+                    timeout=self._height_timeout,
+                )
                 value = resp.json()
                 if isinstance(value, Mapping):
                     value = value.get("block_height")
-        except (httpx.HTTPError, ValueError):
+        except (httpx.HTTPError, RpcCallError, ValueError):
             return None
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return quantity(value)
 
-    def order_round_trip(self) -> tuple[bool | None, float | None, str | None]:
+    def head(self) -> Block | None:
+        """The head block through the `chain` probe (None without one, or no answer)."""
+        if "chain" not in self._spec.probes:
+            return None
+        try:
+            return fetch_block(self._chain_rpc, self._chain_api, None)
+        except RpcCallError:
+            return None
+
+    def order_round_trip(self) -> OrderResult:
         probe = self._spec.probes.get("order")
         if probe is None:
             return None, None, None
@@ -129,7 +207,9 @@ class Prober:
         )
         start = time.perf_counter()
         try:
-            resp = self._admin.request(str(probe.get("method", "POST")), url, timeout=3.0)
+            resp = self._admin.request(
+                str(probe.get("method", "POST")), url, timeout=self._order_timeout
+            )
         except httpx.HTTPError as exc:
             return False, None, f"{type(exc).__name__}: {exc}"[:200]
         ms = round((time.perf_counter() - start) * 1000, 2)
@@ -137,28 +217,48 @@ class Prober:
             return False, ms, f"HTTP {resp.status_code}: {resp.text[:160]}"
         return True, ms, None
 
-    def sample(self) -> Sample:
+    def post_order(self, result: OrderResult) -> None:
+        """A result of the order probe's own schedule, for the next sample."""
+        with self._order_lock:
+            self._order_fresh = result
+
+    def _take_order(self) -> OrderResult:
+        with self._order_lock:
+            fresh, self._order_fresh = self._order_fresh, None
+        return fresh if fresh is not None else (None, None, None)
+
+    def sample(self, *, with_order: bool = False) -> Sample:
+        """Health, readiness, height and head now; with `with_order` also an order
+        round-trip (else the one the order schedule completed since the last sample)."""
         t_ns, mono = time.time_ns(), time.monotonic_ns()
         services = list(self._spec.services)
         health_f = {s: self._pool.submit(self._health, s) for s in services}
         height_f = self._pool.submit(self.block_height)
-        order_f = self._pool.submit(self.order_round_trip)
+        head_f = self._pool.submit(self.head)
+        order_f = self._pool.submit(self.order_round_trip) if with_order else None
         health = {s: f.result()[0] for s, f in health_f.items()}
         ready = {s: f.result()[1] for s, f in health_f.items()}
-        ok, ms, err = order_f.result()
-        return Sample(t_ns, mono, health, ready, height_f.result(), ok, ms, err)
+        ok, ms, err = order_f.result() if order_f is not None else self._take_order()
+        head = head_f.result()
+        height = height_f.result()
+        if height is None and head is not None and "block_height" not in self._spec.probes:
+            height = head.number
+        if head is not None and self.chain is not None:
+            self.chain.observe(t_ns, head)
+        return Sample(t_ns, mono, health, ready, height, ok, ms, err, head)
 
 
 class ProbeLoop:
     """Samples every `interval_s` into probes.jsonl until stopped, and hands each sample
-    to its subscribers (the timeline's block heights and probe events)."""
+    to its subscribers (the timeline's block heights and probe events); the order probe
+    runs in a thread of its own every `prober.order_interval_s` (default `interval_s`)."""
 
     def __init__(self, prober: Prober, log: JsonlWriter, interval_s: float = 0.25) -> None:
         self._prober = prober
         self._log = log
         self._interval = interval_s
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._subscribers: list[Callable[[Sample], None]] = []
         self.last: Sample | None = None
         self.failures = 0
@@ -169,8 +269,13 @@ class ProbeLoop:
         self._subscribers.append(callback)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="probe-loop", daemon=True)
-        self._thread.start()
+        targets = [("probe-loop", self._run)]
+        if "order" in self._prober.spec.probes:
+            targets.append(("probe-order", self._run_order))
+        for name, target in targets:
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -192,10 +297,21 @@ class ProbeLoop:
             return None
         return f"{self.failures} probe sample(s) failed, the first with {self.first_failure}"
 
+    def _run_order(self) -> None:
+        interval = self._prober.order_interval_s or self._interval
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                self._prober.post_order(self._prober.order_round_trip())
+            except Exception as exc:  # as in _run: counted, reported by the run (exit 3)
+                self.failures += 1
+                self.first_failure = self.first_failure or f"{type(exc).__name__}: {exc}"
+            self._stop.wait(max(0.0, interval - (time.monotonic() - began)))
+
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for t in self._threads:
+            t.join(timeout=10)
 
 
 def baseline_check(prober: Prober, log: JsonlWriter, *, timeout_s: float = 30.0) -> Sample:
@@ -204,9 +320,9 @@ def baseline_check(prober: Prober, log: JsonlWriter, *, timeout_s: float = 30.0)
     deadline = time.monotonic() + timeout_s
     first_height: int | None = None
     last: Sample | None = None
-    needs_height = "block_height" in prober._spec.probes
+    needs_height = bool({"block_height", "chain"} & set(prober.spec.probes))
     for _ in range(10_000):
-        last = prober.sample()
+        last = prober.sample(with_order=True)
         log.write(last.to_json())
         if first_height is None:
             first_height = last.block_height

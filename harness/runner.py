@@ -48,6 +48,7 @@ from .errors import (
 )
 from .eventsource import EventPoller
 from .hooks import HttpHookClient
+from .jsonrpc import RpcCallError
 from .probe import ProbeLoop, Prober, baseline_check
 from .progress import Progress
 from .rundir import RunDir
@@ -299,7 +300,7 @@ class _Run:
         self.accounts = self._fetch_accounts()
 
         self.progress.phase("baseline")
-        self.prober = Prober(spec, self.stack)
+        self.prober = Prober(spec, self.stack, run_dir=rd.path)
         probes_log = rd.jsonl("probes.jsonl")
         base = baseline_check(self.prober, probes_log, timeout_s=self.opts.baseline_timeout_s)
         check_blocks_ahead(self.sc, base.block_height)
@@ -307,6 +308,7 @@ class _Run:
         heights.observe(base.block_height, base.mono_ns)
         self.events = self._event_poller()
 
+        self._prepare_load()
         self.t0_ns, self.t0_mono = time.time_ns(), time.monotonic_ns()
         rd.update_json(
             "run.json",
@@ -391,7 +393,9 @@ class _Run:
         assert self.stack is not None
         return {role: self.stack.client_url(svc) for role, svc in self.sc.stack.spec.load.items()}
 
-    def _start_load(self) -> None:
+    def _prepare_load(self) -> None:
+        """Before t0: the load protocol's set-up (evm: funding the users' keys takes a
+        few blocks), so the faults' schedule does not wait for it."""
         if self.sc.load is None:
             return  # no `load:`: no Locust at all
         from .load import LoadRunner
@@ -403,12 +407,17 @@ class _Run:
             seed=self.sc.seed,
             run_dir=self.run_dir.path,
             duration_s=self.sc.duration_ns / 1e9,
-            t0_ns=self.t0_ns,
+            t0_ns=time.time_ns(),
             allow_targets=tuple(self.opts.allow_targets),
             run_id=self.run_dir.run_id,
             options=self.sc.stack.spec.load_options,
         )
-        self.load.start()
+        self.load.prepare()
+
+    def _start_load(self) -> None:
+        if self.load is not None:
+            self.load.t0_ns = self.t0_ns
+            self.load.start()
 
     def _fault_context(self, use: FaultUse, note: Any) -> Any:
         from l2chaos.faults.base import FaultContext
@@ -449,6 +458,7 @@ class _Run:
             ("healing faults", lambda: self.timeline.heal_all() if self.timeline else None),
             ("stopping load", lambda: self.load.stop() if self.load is not None else None),
             ("stopping probes", self._stop_probes),
+            ("recording the chain", self._record_chain),
             ("exporting audit", self._export_audit),
         ]
         for label, step in steps:
@@ -494,6 +504,18 @@ class _Run:
             self.progress.line(f"  {svc}: {self.stack.direct_url(svc)}")
         self.progress.line(f"  admin token: {self.admin_token}")
         self.signals.hold()
+
+    def _record_chain(self) -> None:
+        """The node's final canonical chain into chain/blocks.jsonl (stacks with a
+        `chain` probe; see l2chaos.chainrecord)."""
+        chain = self.prober.chain if self.prober is not None else None
+        if chain is None or self.stack is None:
+            return
+        try:
+            n = chain.scan()
+        except RpcCallError as exc:
+            raise StackError(f"could not read the final chain from the node: {exc}") from None
+        self.progress.line(f"chain record: {n} canonical blocks, {chain.reorgs} reorg(s) seen")
 
     def _export_audit(self) -> None:
         if self.stack is None:

@@ -192,10 +192,18 @@ class LinkSpec:
 
 @dataclass(frozen=True)
 class HookSpec:
+    """A chaos hook: REST (`method` `path`, the fault's body as JSON) or JSON-RPC
+    (`jsonrpc` method at `path`, `params` templated from the fault's body, e.g.
+    ``"{to_block:hex}"``; `head` names the method giving the head block number, so a
+    body with `blocks_back` becomes `to_block`)."""
+
     name: str
     service: str
     path: str
     method: str = "POST"
+    jsonrpc: str | None = None
+    params: tuple[Any, ...] = ()
+    head: str | None = None
 
 
 @dataclass(frozen=True)
@@ -938,6 +946,9 @@ def _hooks(ctx: _Ctx, doc: LocDict, services: Mapping[str, ServiceSpec]) -> dict
     for name, body in raw.items():
         field = f"hooks.{name}"
         b = ctx.mapping(body, field, raw, name)
+        if "jsonrpc" in b:
+            out[name] = _rpc_hook(ctx, name, b, field, services)
+            continue
         ctx.keys(b, field, {"service", "path", "method"}, {"service", "path"})
         svc = ctx.string(b, "service", field) or ""
         _need_service(ctx, services, svc, f"{field}.service", b, "service")
@@ -950,23 +961,61 @@ def _hooks(ctx: _Ctx, doc: LocDict, services: Mapping[str, ServiceSpec]) -> dict
     return out
 
 
+def _rpc_hook(
+    ctx: _Ctx, name: str, b: LocDict, field: str, services: Mapping[str, ServiceSpec]
+) -> HookSpec:
+    ctx.keys(b, field, {"service", "jsonrpc", "params", "path", "head"}, {"service", "jsonrpc"})
+    svc = ctx.string(b, "service", field) or ""
+    _need_service(ctx, services, svc, f"{field}.service", b, "service")
+    method = ctx.string(b, "jsonrpc", field) or ""
+    if not method:
+        raise ctx.err(f"{field}.jsonrpc", "expected a JSON-RPC method name", b, "jsonrpc")
+    params = b.get("params", [])
+    if not isinstance(params, list):
+        raise ctx.err(f"{field}.params", f"expected a list, got {params!r}", b, "params")
+    return HookSpec(
+        name,
+        svc,
+        ctx.string(b, "path", field, "/") or "/",
+        "POST",
+        jsonrpc=method,
+        params=tuple(params),
+        head=ctx.string(b, "head", field),
+    )
+
+
 def _probes(
     ctx: _Ctx, doc: LocDict, services: Mapping[str, ServiceSpec]
 ) -> dict[str, dict[str, Any]]:
     raw = ctx.mapping(doc.get("probes", {}), "probes", doc, "probes")
-    ctx.keys(raw, "probes", {"block_height", "order"})
+    ctx.keys(raw, "probes", set(_PROBE_KEYS))
     out: dict[str, dict[str, Any]] = {}
     for name, body in raw.items():
         b = ctx.mapping(body, f"probes.{name}", raw, name)
-        allowed = (
-            {"service", "jsonrpc", "path"}
-            if name == "block_height"
-            else {"service", "path", "method"}
-        )
-        ctx.keys(b, f"probes.{name}", allowed, {"service"})
+        ctx.keys(b, f"probes.{name}", _PROBE_KEYS[name], {"service"})
         _need_service(ctx, services, b["service"], f"probes.{name}.service", b, "service")
+        for key in ("timeout", "interval"):
+            if key in b:
+                try:
+                    ns = parse_duration(b[key])
+                except ValueError as exc:
+                    raise ctx.err(f"probes.{name}.{key}", str(exc), b, key) from None
+                if ns <= 0:
+                    raise ctx.err(f"probes.{name}.{key}", "must be a positive duration", b, key)
+        if name == "chain" and b.get("api", "evm") not in ("evm", "starknet"):
+            raise ctx.err(
+                "probes.chain.api", f"expected evm or starknet, got {b['api']!r}", b, "api"
+            )
         out[name] = dict(b)
     return out
+
+
+# Probes a stack may declare and their keys (timeout/interval: durations).
+_PROBE_KEYS: Mapping[str, set[str]] = {
+    "block_height": {"service", "jsonrpc", "path", "timeout"},
+    "order": {"service", "path", "method", "timeout", "interval"},
+    "chain": {"service", "api", "path", "timeout"},
+}
 
 
 def _accounts(

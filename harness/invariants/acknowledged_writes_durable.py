@@ -8,16 +8,26 @@ is fund_conservation's business) or, when the result has one, by `tx_hash`. A wr
 a block that a declared rollback orphaned (a `chain.rollback` fault in the fault log,
 and the stack's `rollback` event listing the block) is counted as rolled back, not
 lost. Everything else is a violation: not found at all, found rejected, or orphaned
-without a declared rollback. Work = acknowledged writes.
+without a declared rollback. Work = the writes of the history; none acknowledged out of
+some is a failure.
+
+With the chain record of a JSON-RPC node (chain/blocks.jsonl, any protocol's writes:
+a receipt in block N, `tx_hash` and `block` in the result) the final canonical chain
+the node gave at wind-down is the truth: the transaction must be in it, unless a
+declared rollback or an observed reorg no deeper than `max_reorg_depth` took block N
+out after the acknowledgement (counted as rolled back / reorged).
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from l2chaos.params import Param
+
+from ._chain import chain_view
 from .base import Checker, Verdict
-from .ops import ops_index
-from .record import AUDIT, HISTORY, RunRecord
+from .ops import OpsIndex, ops_index
+from .record import AUDIT, CHAIN, HISTORY, RunRecord
 
 
 class AcknowledgedWritesDurable(Checker):
@@ -26,12 +36,36 @@ class AcknowledgedWritesDurable(Checker):
         "Every write acknowledged to a client is in the final state, or was removed by a "
         "declared rollback (counted as such)."
     )
-    needs: ClassVar[tuple[str, ...]] = (HISTORY, AUDIT.TRANSACTIONS)
+    params = (
+        Param(
+            "max_reorg_depth",
+            "int",
+            default=0,
+            min=0,
+            help="chain record: deepest reorg that may take acknowledged writes out (0: none)",
+        ),
+        Param(
+            "rollback_settle",
+            "duration",
+            default=10_000_000_000,
+            min=0,
+            help="chain record: how long after a declared rollback a step back is its work",
+        ),
+    )
+    # and audit/transactions.jsonl (an exchange's export) or chain/blocks.jsonl
+    needs: ClassVar[tuple[str, ...]] = (HISTORY,)
 
     def check(self, record: RunRecord) -> Verdict:
         ops = ops_index(record)
         if ops is None:
             return self.not_applicable("history.jsonl is missing")
+        if record.has(CHAIN.BLOCKS):
+            return self._chain(record, ops)
+        if not record.has(AUDIT.TRANSACTIONS):
+            return self.not_applicable(
+                f"the run record has neither {AUDIT.TRANSACTIONS} (the stack's audit export) "
+                f"nor {CHAIN.BLOCKS} (a `chain` probe's record)"
+            )
         found = self.findings()
         canonical = record.canonical_seqs()
         by_hash: dict[str, list[Any]] = {}
@@ -133,6 +167,8 @@ class AcknowledgedWritesDurable(Checker):
             found,
             work=len(ops.acked_writes),
             what="acknowledged writes",
+            attempted=ops.writes_attempted(),
+            succeeded=len(ops.acked_writes),
             details={
                 "durable": durable,
                 "rolled_back": rolled_back,
@@ -140,6 +176,60 @@ class AcknowledgedWritesDurable(Checker):
                 if not by_nonce or record.has(AUDIT.BRIDGE_L1)
                 else sum(len(v) for v in by_nonce.values()),
             },
+        )
+
+    def _chain(self, record: RunRecord, ops: OpsIndex) -> Verdict:
+        """Writes judged against the node's final chain (chain/blocks.jsonl): a receipt
+        in block N must have its transaction in the final chain unless a declared
+        rollback or an allowed reorg (see _chain.py) took block N out."""
+        view = chain_view(record, int(self.p.get("rollback_settle", 10_000_000_000)))
+        max_depth = int(self.p.get("max_reorg_depth", 0))
+        found = self.findings()
+        counts = {"durable": 0, "rolled_back": 0, "reorged": 0}
+        for w in ops.acked_writes:
+            ev = {"op_id": w.op_id, "op": w.op, "account": w.account, "t_ns": w.t_ns}
+            if not isinstance(w.tx_hash, str):
+                found.add(f"{w.op} {w.op_id} was acknowledged without a tx_hash", **ev)
+                continue
+            if w.tx_hash.lower() in view.tx_block:
+                counts["durable"] += 1
+                continue
+            n = w.block if isinstance(w.block, int) else None
+            why = view.explain(n, w.t_ns, max_depth) if n is not None else None
+            if why is not None:
+                counts["rolled_back" if why[0] == "rollback" else "reorged"] += 1
+                continue
+            step = next(
+                (
+                    rg
+                    for rg in view.reorgs
+                    if n is not None and rg.t_ns >= w.t_ns and rg.ancestor < n
+                ),
+                None,
+            )
+            found.add(
+                f"{w.op} {w.op_id} (tx {w.tx_hash}) was acknowledged in block {n} but is not in "
+                "the final chain"
+                + (f" (the head stepped back to block {step.to_number})" if step else ""),
+                **ev,
+                tx_hash=w.tx_hash,
+                block=n,
+                block_hash=w.block_hash,
+                final_hash_at_block=view.by_number.get(n) if n is not None else None,
+                final_head=view.head,
+                step_back=step.evidence() if step else None,
+                expected="the transaction in the final canonical chain",
+                seen="absent",
+            )
+        checked = {**counts, "lost": found.count}
+        return self.verdict(
+            checked,
+            found,
+            work=len(ops.acked_writes),
+            what="acknowledged writes",
+            attempted=ops.writes_attempted(),
+            succeeded=len(ops.acked_writes),
+            details={**counts, "final_head": view.head},
         )
 
     @staticmethod

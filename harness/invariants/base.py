@@ -150,13 +150,14 @@ class Checker(ABC):
         work: int,
         what: str,
         details: dict[str, Any] | None = None,
+        attempted: int = 0,
         succeeded: int | None = None,
     ) -> Verdict:
         """The usual verdict: fail on violations; fail vacuously when nothing was
-        checked although `work` > 0 (`what` says what the work was), or when `work` > 0
-        operations were attempted and `succeeded` (if given) is 0: a stack that failed
-        every operation proved nothing; pass with `no_work` when there was nothing to
-        check."""
+        checked although `work` > 0 (`what` says what the work was), or when the run
+        gave it `attempted` > 0 operations and `succeeded` (if given) is 0: a stack that
+        failed every operation proved nothing; pass with `no_work` when there was
+        nothing to check."""
         v = Verdict(
             name=self.name,
             status="pass",
@@ -168,9 +169,9 @@ class Checker(ABC):
         )
         if found:
             v.status = "fail"
-        elif work > 0 and succeeded == 0:
+        elif attempted > 0 and succeeded == 0:
             v.status = "fail"
-            v.reason = f"the run gave it {work} {what} and none of them succeeded"
+            v.reason = f"none of the {attempted} operations the run gave it succeeded"
         elif sum(checked.values()) == 0 and work > 0:
             v.status = "fail"
             v.reason = f"checked nothing although the run had {work} {what}"

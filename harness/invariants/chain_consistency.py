@@ -2,7 +2,15 @@
 across a declared rollback, after which the state root equals the one recorded at the
 rollback block, recomputed from the replayed ledgers.
 
-From audit/blocks.jsonl (every block in production order, orphaned ones included):
+From the chain record of a JSON-RPC node (chain/, any stack with a `chain` probe), with
+opaque hashes: the final canonical chain links up (number + 1, parent hash); the head
+never steps back nor changes a block's hash unless a rollback was declared (a
+`chain.rollback` fault, within `rollback_settle` before the step) or the step is a
+recorded reorg no deeper than `max_reorg_depth` (0 by default: a single sequencer
+never reorgs); every head the probes saw is in the final chain unless such a step took
+it out.
+
+On top of that, from an exchange's audit export (audit/blocks.jsonl (every block in production order, orphaned ones included):
 
 - every block's hash is sha256("{number}|{parent_hash}|{state_root}|{tx_root}|{chain_ts_ns}");
 - in production order each block is number + 1 of the one before and names its hash as
@@ -28,9 +36,12 @@ from typing import Any, ClassVar
 
 from l2chaos.params import Param
 
+from ._chain import chain_view
 from .base import Checker, Findings, Verdict
 from .ledger import IncrementalRoot, LedgerError, LedgerState, block_hash
-from .record import AUDIT, RunRecord
+from .record import AUDIT, CHAIN, RunRecord
+
+_SETTLE_NS = 10_000_000_000
 
 
 @dataclass
@@ -58,11 +69,107 @@ class ChainConsistency(Checker):
             choices=("rollbacks", "final", "all"),
             help="where to recompute state roots from the replayed ledgers",
         ),
+        Param(
+            "max_reorg_depth",
+            "int",
+            default=0,
+            min=0,
+            help="chain record: deepest reorg allowed without a declared rollback (0: none)",
+        ),
+        Param(
+            "rollback_settle",
+            "duration",
+            default=_SETTLE_NS,
+            min=0,
+            help="chain record: how long after a declared rollback a step back is its work",
+        ),
     )
-    needs: ClassVar[tuple[str, ...]] = (AUDIT.BLOCKS,)
+    # audit/blocks.jsonl (an exchange's export) or chain/blocks.jsonl (the chain record)
+    needs: ClassVar[tuple[str, ...]] = ()
 
     def check(self, record: RunRecord) -> Verdict:
+        has_audit, has_chain = record.has(AUDIT.BLOCKS), record.has(CHAIN.BLOCKS)
+        if not has_audit and not has_chain:
+            return self.not_applicable(
+                f"the run record has neither {AUDIT.BLOCKS} (the stack's audit export) nor "
+                f"{CHAIN.BLOCKS} (a `chain` probe's record)"
+            )
         found = self.findings()
+        checked: dict[str, int] = {}
+        details: dict[str, Any] = {}
+        work = 0
+        if has_audit:
+            c, d, w = self._audit(record, found)
+            checked, details, work = c, d, w
+        if has_chain:
+            c, d, w = self._opaque(record, found)
+            checked.update(c)
+            details["chain_record"] = d
+            work += w
+        return self.verdict(checked, found, work=work, what="blocks", details=details)
+
+    # -------------------------------------------------------- the chain record
+
+    def _opaque(
+        self, record: RunRecord, found: Findings
+    ) -> tuple[dict[str, int], dict[str, Any], int]:
+        """Opaque hashes: the final chain links up, and every head the probes saw is in
+        it unless a declared rollback or a reorg the probes saw took it out; a reorg
+        deeper than `max_reorg_depth` that no declared rollback made is a violation."""
+        view = chain_view(record, int(self.p.get("rollback_settle", _SETTLE_NS)))
+        max_depth = int(self.p.get("max_reorg_depth", 0))
+        links = 0
+        numbers = sorted(view.by_number)
+        for prev, cur in itertools.pairwise(numbers):
+            links += 1
+            if cur != prev + 1 or view.parents[cur] != view.by_number[prev]:
+                found.add(
+                    f"final chain broken between block {prev} and {cur}",
+                    block=cur,
+                    expected={"number": prev + 1, "parent_hash": view.by_number[prev]},
+                    seen={"number": cur, "parent_hash": view.parents[cur]},
+                )
+        reorgs = 0
+        for rg in view.reorgs:
+            reorgs += 1
+            if rg.declared is None and rg.depth > max_depth:
+                found.add(
+                    f"the head stepped back from block {rg.from_number} to {rg.to_number} "
+                    f"(depth {rg.depth}) without a declared rollback",
+                    **rg.evidence(),
+                    expected=f"no reorg deeper than {max_depth} (max_reorg_depth)",
+                )
+        heads = 0
+        for h in record.chain_heads():
+            heads += 1
+            n, t = int(h["number"]), int(h["t_ns"])
+            if view.by_number.get(n) == h["hash"]:
+                continue
+            if view.explain(n, t, max_depth) is None and not any(
+                rg.t_ns >= t and rg.ancestor < n for rg in view.reorgs
+            ):
+                found.add(
+                    f"block {n} ({h['hash']}), the head at t_ns {t}, is not in the final chain, "
+                    "and no declared rollback or step back of the head explains it",
+                    block=n,
+                    t_ns=t,
+                    seen=h["hash"],
+                    expected=view.by_number.get(n, f"the final head is {view.head}"),
+                )
+        checked = {"chain_links": links, "heads": heads, "reorgs": reorgs}
+        details = {
+            "final_head": view.head,
+            "blocks": len(numbers),
+            "reorgs_seen": reorgs,
+            "declared_rollbacks": len(view.rollbacks),
+        }
+        return checked, details, len(numbers) + heads
+
+    # ----------------------------------------------------------- audit export
+
+    def _audit(
+        self, record: RunRecord, found: Findings
+    ) -> tuple[dict[str, int], dict[str, Any], int]:
         blocks: list[_Block] = []
         bad_shape = 0
         hashes_ok = 0
@@ -120,9 +227,7 @@ class ChainConsistency(Checker):
             "rollbacks": len(rollbacks),
             "declared_rollbacks": len(declared),
         }
-        return self.verdict(
-            checked, found, work=len(blocks) + bad_shape, what="blocks", details=details
-        )
+        return checked, details, len(blocks) + bad_shape
 
     # ------------------------------------------------------------------ order
 

@@ -5,7 +5,8 @@ operation. Several checkers (steady state, durability) and the coverage counts n
 the same facts per operation, so `ops_index(record)` reads the history once and keeps,
 per completed operation, its invoke and completion times, outcome, op kind and
 latency in typed arrays (a 1M-op history is about 30 MB), plus the acknowledged
-writes with the ids that join them to the audit export. An operation whose invoke has
+writes with the ids that join them to the audit export or the chain record. A write is
+one of perpdex's four write ops or any op whose records say `"write": true`. An operation whose invoke has
 no completion (the run ended first) counts as `info`: its outcome is unknown.
 """
 
@@ -41,6 +42,7 @@ class AckedWrite(NamedTuple):
     nonce: Any
     order_id: Any
     block: Any
+    block_hash: Any = None
 
 
 @dataclass
@@ -54,6 +56,8 @@ class OpsIndex:
     op: array[int] = field(default_factory=lambda: array("h"))
     latency_ms: array[float] = field(default_factory=lambda: array("d"))
     acked_writes: list[AckedWrite] = field(default_factory=list)
+    # Operation kinds that write: perpdex's four, and any op a record marks "write": true.
+    write_ops: set[str] = field(default_factory=lambda: set(WRITE_OPS))
     invokes: int = 0
     unmatched_completions: int = 0
     open_at_end: int = 0
@@ -88,10 +92,18 @@ class OpsIndex:
         done = self.done_t
         return [i for i in self._order[:hi] if done[i] >= start_ns]
 
+    def write_codes(self) -> set[int]:
+        return {self.op_names.index(w) for w in self.write_ops if w in self.op_names}
+
+    def writes_attempted(self) -> int:
+        """Write operations in the history, whatever their outcome."""
+        codes = self.write_codes()
+        return sum(1 for c in self.op if c in codes)
+
     def counts(self, idx: list[int] | range) -> dict[str, int]:
         """Operations by outcome (and acknowledged writes) among `idx`."""
         out = {"ops": 0, "ops_ok": 0, "ops_fail": 0, "ops_info": 0, "writes_ok": 0}
-        writes = {self.op_names.index(w) for w in WRITE_OPS if w in self.op_names}
+        writes = self.write_codes()
         outcome, op = self.outcome, self.op
         for i in idx:
             o = outcome[i]
@@ -110,7 +122,7 @@ def build_ops_index(record: RunRecord) -> OpsIndex:
     add_inv, add_done = idx.invoke_t.append, idx.done_t.append
     add_out, add_op, add_lat = idx.outcome.append, idx.op.append, idx.latency_ms.append
     add_write = idx.acked_writes.append
-    pop, outcome_code, writes = pending.pop, _CODE.get, WRITE_OPS
+    pop, outcome_code, writes = pending.pop, _CODE.get, idx.write_ops
     invokes = unmatched = 0
     for rec in record.jsonl(HISTORY):
         kind = rec.get("type")
@@ -118,6 +130,8 @@ def build_ops_index(record: RunRecord) -> OpsIndex:
         if kind == "invoke":
             invokes += 1
             pending[rec.get("op_id")] = (t, rec.get("op") or "")
+            if rec.get("write") is True:
+                writes.add(rec.get("op") or "")
             continue
         code = outcome_code(str(kind))
         if code is None:
@@ -157,6 +171,7 @@ def build_ops_index(record: RunRecord) -> OpsIndex:
                     nonce=result.get("nonce"),
                     order_id=result.get("order_id"),
                     block=result.get("block"),
+                    block_hash=result.get("block_hash"),
                 )
             )
     idx.invokes = invokes

@@ -25,6 +25,7 @@ from l2chaos.errors import HarnessError
 
 __all__ = [
     "AUDIT",
+    "CHAIN",
     "AuditHeader",
     "FaultRecord",
     "RecordError",
@@ -59,6 +60,14 @@ class AUDIT:
     BRIDGE_MESSAGES = "audit/bridge_messages.jsonl"
     BRIDGE_STATE = "audit/bridge_state.json"
     ORACLE = "audit/oracle_reference.jsonl"
+
+
+class CHAIN:
+    """The built-in chain record of a JSON-RPC node (under `chain/`, l2chaos.chainrecord)."""
+
+    HEADS = "chain/heads.jsonl"
+    REORGS = "chain/reorgs.jsonl"
+    BLOCKS = "chain/blocks.jsonl"
 
 
 class RecordError(HarnessError):
@@ -451,6 +460,18 @@ class RunRecord:
             return frozenset(int(b["seq"]) for b in self.blocks() if b.get("canonical", True))
 
         return self.memo("canonical_seqs", compute)
+
+    def chain_heads(self) -> Iterator[dict[str, Any]]:
+        """chain/heads.jsonl: each new head the probes saw, in time order."""
+        return self.jsonl(CHAIN.HEADS)
+
+    def chain_reorgs(self) -> Iterator[dict[str, Any]]:
+        """chain/reorgs.jsonl: each step back or rewrite of the head the probes saw."""
+        return self.jsonl(CHAIN.REORGS)
+
+    def chain_blocks(self) -> Iterator[dict[str, Any]]:
+        """chain/blocks.jsonl: the node's final canonical chain, in number order."""
+        return self.jsonl(CHAIN.BLOCKS)
 
     def declared_rollbacks(self) -> list[FaultRecord]:
         """Rollbacks the scenario declared (chain.rollback faults that were injected)."""

@@ -115,9 +115,8 @@ class SteadyState(Checker):
             checked,
             found,
             work=in_scope,
-            what="operations (all of them inside fault windows)"
-            if in_scope and succeeded
-            else "operations",
+            what="operations (all of them inside fault windows)" if in_scope else "operations",
+            attempted=in_scope,
             succeeded=succeeded,
             details={
                 "overall": overall,

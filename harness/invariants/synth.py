@@ -262,8 +262,10 @@ class RecordWriter:
         args: dict[str, Any] | None = None,
         persona: str = "taker",
         process: str | None = None,
+        write: bool = False,
     ) -> None:
-        """An operation: its invoke and (unless done_s is None) its completion."""
+        """An operation: its invoke and (unless done_s is None) its completion; `write`
+        marks it a write as the load does for any protocol's writes."""
         proc = process or f"p-{op_id}"
         common = {
             "op_id": op_id,
@@ -273,6 +275,8 @@ class RecordWriter:
             "account": account,
             "op": op,
         }
+        if write:
+            common["write"] = True
         self._history.append(
             {"type": "invoke", **common, "args": args or {}, "t_ns": self.t(invoke_s), "mono_ns": 0}
         )

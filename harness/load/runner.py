@@ -175,6 +175,7 @@ class LoadRunner:
         self.options = dict(options or {})
         self.stack_accounts = list(accounts)
         self.data: Mapping[str, Any] = {}
+        self._prepared = False
 
         needs = self.protocol.endpoints_needed(plan.counts)
         missing = sorted(needs - set(self.endpoints))
@@ -297,8 +298,11 @@ class LoadRunner:
             data=self.data,
         )
 
-    def _prepare(self) -> None:
-        """The protocol's set-up before Locust starts (evm: fund the users' keys)."""
+    def prepare(self) -> None:
+        """The protocol's set-up (evm: fund the users' keys); `start` does it when it
+        was not done before. LoadError when it fails."""
+        if self._prepared:
+            return
         prepared = self.protocol.prepare(
             SetupArgs(
                 endpoints=self.endpoints,
@@ -314,6 +318,7 @@ class LoadRunner:
             self.slices = split_accounts(
                 prepared.accounts, self.plan.users, self.plan.total_workers
             )
+        self._prepared = True
 
     def start(self) -> None:
         """Start Locust and return once every local process runs users (its history
@@ -327,7 +332,7 @@ class LoadRunner:
             self.history_dir.mkdir(parents=True, exist_ok=True)
             for old in self.history_dir.glob("worker-*.jsonl"):
                 old.unlink()
-            self._prepare()
+            self.prepare()
             ctx = self._context()
             data = ctx.to_json()
             sweep_secret_files(self.context_dir)  # left by a harness that was killed

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +156,29 @@ def _range(*series: Sequence[tuple[float, float]], zero: bool = True) -> tuple[f
     return (max(0.0, lo - pad) if lo >= 0 else lo - pad), hi + pad
 
 
+def _liquidation_panel(tl: Timeline, panel: Callable[[str, float, float], _Panel]) -> None:
+    """Liquidations over time: executed up, blocked down (stacks with markets only)."""
+    n = int(tl.end_s / tl.bucket_s) + 1
+    ex = [0] * n
+    bl = [0] * n
+    for pt in tl.liquidations:
+        ex[min(n - 1, int(pt["t_s"] / tl.bucket_s))] += 1
+    for pt in tl.blocked:
+        bl[min(n - 1, int(pt["t_s"] / tl.bucket_s))] += 1
+    peak = max([*ex, *bl, 1])
+    p = panel("liquidations (up) and blocked attempts (down) per bucket", -peak, peak)
+    for i in range(n):
+        for count, color, sign in ((ex[i], "#c62828", 1), (bl[i], "#2e7d32", -1)):
+            if count:
+                x0 = p.x(i * tl.bucket_s)
+                w = max(1.5, p.x((i + 1) * tl.bucket_s) - x0)
+                y0, y1 = p.y(0), p.y(sign * count)
+                p.parts.append(
+                    f'<rect x="{x0:.1f}" y="{min(y0, y1):.1f}" width="{w:.1f}" height="{abs(y1 - y0):.1f}" '
+                    f'fill="{color}"><title>{count} at {i * tl.bucket_s:.1f}s</title></rect>'
+                )
+
+
 def render_timeline_svg(tl: Timeline) -> str:
     panels: list[_Panel] = []
     top = float(_TOP)
@@ -203,26 +226,8 @@ def render_timeline_svg(tl: Timeline) -> str:
                 ("blocked", "#2e7d32"),
             ]
         )
-    # liquidations over time: executed up, blocked down
-    n = int(tl.end_s / tl.bucket_s) + 1
-    ex = [0] * n
-    bl = [0] * n
-    for pt in tl.liquidations:
-        ex[min(n - 1, int(pt["t_s"] / tl.bucket_s))] += 1
-    for pt in tl.blocked:
-        bl[min(n - 1, int(pt["t_s"] / tl.bucket_s))] += 1
-    peak = max([*ex, *bl, 1])
-    p = panel("liquidations (up) and blocked attempts (down) per bucket", -peak, peak)
-    for i in range(n):
-        for count, color, sign in ((ex[i], "#c62828", 1), (bl[i], "#2e7d32", -1)):
-            if count:
-                x0 = p.x(i * tl.bucket_s)
-                w = max(1.5, p.x((i + 1) * tl.bucket_s) - x0)
-                y0, y1 = p.y(0), p.y(sign * count)
-                p.parts.append(
-                    f'<rect x="{x0:.1f}" y="{min(y0, y1):.1f}" width="{w:.1f}" height="{abs(y1 - y0):.1f}" '
-                    f'fill="{color}"><title>{count} at {i * tl.bucket_s:.1f}s</title></rect>'
-                )
+    if tl.oracle or tl.used or tl.liquidations or tl.blocked:  # an exchange's record
+        _liquidation_panel(tl, panel)
     lo, hi = _range(tl.height, zero=False)
     p = panel("block height", max(0.0, lo), hi)
     p.line(tl.height, _COLORS[4], "block height")
@@ -287,11 +292,13 @@ def render_html(outcome: CheckOutcome, tl: Timeline) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; img-src data:\">",
-        f"<title>l2chaos: {_e(outcome.scenario)} ({_e(outcome.profile)})</title>",
+        f"<title>l2chaos: {_e(outcome.scenario)}"
+        + (f" ({_e(outcome.profile)})" if outcome.profile else "")
+        + "</title>",
         f"<style>{_CSS}</style></head><body>",
         f'<h1>{_e(outcome.scenario)} <span class="badge {verdict_cls}" id="verdict">'
         f"{_e(outcome.verdict)}</span></h1>",
-        f'<div class="meta">profile <b>{_e(outcome.profile)}</b> · backend {_e(outcome.backend)} · '
+        f'<div class="meta">profile <b>{_e(outcome.profile or "-")}</b> · backend {_e(outcome.backend)} · '
         f"seed {_e(outcome.seed)} · run {_e(outcome.run_id)} · exit code "
         f'<b id="exit-code">{outcome.exit_code}</b></div>',
         f"<p>expectation: <b>{_e(exp.text)}</b>: {'met' if exp.met else 'not met'}</p>",

@@ -32,7 +32,6 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from eth_utils.address import to_checksum_address
 from l2chaos.errors import LoadError
 from l2chaos.jsonrpc import RpcCallError, RpcClient, quantity
 from l2chaos.params import Param, Where
@@ -149,6 +148,8 @@ class _Setup:
         addr = receipt.get("contractAddress")
         if not isinstance(addr, str) or quantity(receipt.get("status")) != 1:
             raise LoadError(f"deploying the storage contract failed: receipt {receipt}")
+        from eth_utils.address import to_checksum_address  # slow to import: only here
+
         return to_checksum_address(addr)
 
     def _nonce(self, address: str) -> int:
@@ -231,9 +232,10 @@ class _Sender(JsonRpcDriver):
             self.send("contract_call", fields)
         return think
 
-    def send(self, op: str, fields: Mapping[str, Any]) -> None:
+    def send(self, op: str, fields: Mapping[str, Any]) -> Outcome:
+        """Sign, send and wait for the receipt of one transaction, recorded as `op`."""
         args = {"from": self.address, **fields}
-        self.op(op, args, lambda: self._send(fields))
+        return self.op(op, args, lambda: self._send(fields))[0]
 
     def _send(self, fields: Mapping[str, Any]) -> tuple[Outcome, Mapping[str, Any] | None]:
         if self.nonce is None:
@@ -267,11 +269,12 @@ class _Sender(JsonRpcDriver):
                 return Outcome("ok"), res
             if r.outcome.type != "ok":
                 last_error = r.outcome.error or r.outcome.type
-            if time.monotonic() >= deadline or self.args.stopping():
+            # (while the load stops, Locust's stop_timeout bounds this wait: a receipt
+            # still missing then makes the operation `info`, interrupted)
+            if time.monotonic() >= deadline:
                 self.nonce = None  # it may still be mined, or dropped: ask the node again
-                why = "stopping" if self.args.stopping() else f"{self.wait_s:g}s"
                 return (
-                    Outcome("info", f"sent, no receipt within {why} ({last_error})"),
+                    Outcome("info", f"sent, no receipt within {self.wait_s:g}s ({last_error})"),
                     {"tx_hash": tx_hash, "status": "pending"},
                 )
             time.sleep(self.poll_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from l2chaos.probe import ProbeLoop
@@ -13,6 +14,8 @@ from l2chaos.rundir import RunDir
 
 class Answers:
     """Samples like a Prober whose stack answers something it cannot read, then recovers."""
+
+    spec = SimpleNamespace(probes={})  # no order probe: no thread of its own
 
     def __init__(self, bad: int) -> None:
         self.bad = bad

@@ -4,7 +4,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from l2chaos.errors import StackSpecError
+from l2chaos.errors import InputError, StackSpecError
 from l2chaos.stackspec import StackRun, load_stack, render
 
 BASE = """\
@@ -101,3 +101,46 @@ def test_bad_stack_files(tmp_path: Path, change: tuple[str, str], message: str) 
         load(tmp_path, text)
     shown = str(info.value).replace(str(tmp_path / "stack.yaml"), "stack.yaml")
     assert message in shown
+
+
+RPC_PARTS = """\
+hooks:
+  rollback: {service: api, jsonrpc: debug_setHead, params: ["{to_block:hex}"], head: eth_blockNumber}
+probes:
+  chain: {service: api, api: evm, timeout: 2s}
+  order: {service: web, path: /probe, interval: 1s}
+load: {rpc: api, protocol: evm, options: {funding: none, fund_eth: 5}}
+"""
+
+
+def test_json_rpc_hooks_chain_probe_and_load_protocol(tmp_path: Path) -> None:
+    spec = load(tmp_path, BASE + RPC_PARTS)
+    hook = spec.hooks["rollback"]
+    assert (hook.jsonrpc, hook.params, hook.head, hook.path) == (
+        "debug_setHead", ("{to_block:hex}",), "eth_blockNumber", "/",
+    )  # fmt: skip
+    assert spec.probes["chain"]["api"] == "evm"
+    assert spec.load == {"rpc": "api"}
+    assert spec.load_protocol == "evm"
+    assert spec.load_options["funding"] == "none"
+    assert spec.load_options["fund_eth"] == 5.0
+    assert spec.load_options["max_fee_gwei"] == 100.0  # defaults filled in
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("api: evm", "api: solana"), "probes.chain.api: expected evm or starknet"),
+        (("timeout: 2s", "timeout: soon"), "probes.chain.timeout:"),
+        (("protocol: evm", "protocol: ftp"), "load.protocol: unknown load protocol 'ftp'"),
+        (("fund_eth: 5", "fund_eht: 5"), "load.options.fund_eht: unknown parameter"),
+        (
+            ("jsonrpc: debug_setHead, ", "jsonrpc: debug_setHead, verb: GET, "),
+            "hooks.rollback.verb",
+        ),
+    ],
+)
+def test_bad_json_rpc_parts(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    with pytest.raises(InputError) as info:
+        load(tmp_path, BASE + RPC_PARTS.replace(*change))
+    assert message in str(info.value)

@@ -146,10 +146,19 @@ def test_deposits_without_bridge_log_are_vacuous(rw: RecordWriter, check: Check)
     assert "checked nothing although the run had 1 acknowledged writes" in v.reason
 
 
-def test_no_ok_writes_is_no_work(rw: RecordWriter, check: Check) -> None:
+def test_writes_none_acknowledged_fail(rw: RecordWriter, check: Check) -> None:
     chain(rw)
     rw.touch("audit/transactions.jsonl")
     order(rw, 1, t=1.0, tx=None, outcome="info")
+    v = check("acknowledged_writes_durable")
+    assert v.status == "fail"
+    assert v.reason == "none of the 1 operations the run gave it succeeded"
+
+
+def test_no_writes_is_no_work(rw: RecordWriter, check: Check) -> None:
+    chain(rw)
+    rw.touch("audit/transactions.jsonl")
+    rw.op("r0", "get_account", invoke_s=1.0, done_s=1.1)
     v = check("acknowledged_writes_durable")
     assert v.status == "pass"
     assert v.no_work

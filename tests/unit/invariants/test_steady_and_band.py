@@ -239,5 +239,5 @@ def test_steady_fails_when_no_operation_succeeded(rw: RecordWriter, check: Check
     rw.touch("faults.jsonl")
     v = check("steady_state")
     assert v.status == "fail"
-    assert v.reason == f"the run gave it {n} operations and none of them succeeded"
+    assert v.reason == f"none of the {n} operations the run gave it succeeded"
     assert not v.no_work

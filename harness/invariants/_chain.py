@@ -1,0 +1,125 @@
+"""The built-in chain record (chain/*.jsonl, l2chaos.chainrecord) as checkers read it:
+the final canonical chain, the reorgs the probes saw, the rollbacks the scenario
+declared, and what explains a block leaving the chain.
+
+A block of number N seen at time t (the head then, or the block of a write's receipt)
+may leave the canonical chain only through
+
+- a declared rollback (a `chain.rollback` fault) injected after t to a block below N;
+- an observed reorg (chain/reorgs.jsonl) recorded after t whose common ancestor is
+  below N, no deeper than `max_reorg_depth` (a single sequencer reorgs never: 0), and
+  not itself the work of a declared rollback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .record import CHAIN, RecordError, RunRecord
+
+__all__ = ["ChainView", "Reorg", "Rollback", "chain_view"]
+
+
+@dataclass(frozen=True)
+class Rollback:
+    t_ns: int
+    to_block: int | None
+    label: str
+
+
+@dataclass(frozen=True)
+class Reorg:
+    t_ns: int
+    from_number: int
+    from_hash: str
+    to_number: int
+    to_hash: str
+    ancestor: int  # highest block kept (the common ancestor, or a lower bound)
+    depth: int
+    declared: Rollback | None  # the declared rollback that made it, if one did
+
+    def evidence(self) -> dict[str, Any]:
+        return {
+            "t_ns": self.t_ns,
+            "from": {"number": self.from_number, "hash": self.from_hash},
+            "to": {"number": self.to_number, "hash": self.to_hash},
+            "common_ancestor": self.ancestor,
+            "depth": self.depth,
+        }
+
+
+@dataclass
+class ChainView:
+    by_number: dict[int, str] = field(default_factory=dict)
+    parents: dict[int, str] = field(default_factory=dict)
+    tx_block: dict[str, int] = field(default_factory=dict)
+    rollbacks: list[Rollback] = field(default_factory=list)
+    reorgs: list[Reorg] = field(default_factory=list)
+
+    @property
+    def head(self) -> int | None:
+        return max(self.by_number, default=None)
+
+    def explain(self, number: int, after_t_ns: int, max_depth: int) -> tuple[str, Any] | None:
+        """Why block `number`, seen at `after_t_ns`, may have left the chain:
+        ("rollback", Rollback) or ("reorg", Reorg); None when nothing explains it."""
+        for rb in self.rollbacks:
+            if rb.t_ns >= after_t_ns and (rb.to_block is None or rb.to_block < number):
+                return "rollback", rb
+        for rg in self.reorgs:
+            fits = rg.t_ns >= after_t_ns and rg.ancestor < number and rg.declared is None
+            if fits and rg.depth <= max_depth:
+                return "reorg", rg
+        return None
+
+
+def _declared(record: RunRecord) -> list[Rollback]:
+    out: list[Rollback] = []
+    for f in record.declared_rollbacks():
+        details = f.details if isinstance(f.details, dict) else {}
+        declared = details.get("declared") or details.get("answer") or {}
+        to = declared.get("to_block") if isinstance(declared, dict) else None
+        out.append(Rollback(f.inject_t_ns or 0, to if isinstance(to, int) else None, f.label))
+    return out
+
+
+def chain_view(record: RunRecord, settle_ns: int) -> ChainView:
+    """The chain record read once per record (a reorg within `settle_ns` after a
+    declared rollback, going no lower than its target, is that rollback's work)."""
+
+    def compute() -> ChainView:
+        view = ChainView(rollbacks=_declared(record))
+        path = record.path(CHAIN.BLOCKS)
+        for i, b in enumerate(record.chain_blocks(), 1):
+            try:
+                n, h, p = int(b["number"]), str(b["hash"]), str(b["parent_hash"])
+            except (KeyError, TypeError, ValueError):
+                raise RecordError("expected number, hash, parent_hash", file=path, line=i) from None
+            view.by_number[n] = h
+            view.parents[n] = p
+            for tx in b.get("tx_hashes") or ():
+                view.tx_block[str(tx).lower()] = n
+        for r in record.chain_reorgs():
+            to_number = int(r["to_number"])
+            anc = r.get("ancestor_at_most", r.get("common_ancestor"))
+            ancestor = int(anc) if isinstance(anc, int) else to_number - 1
+            t = int(r["t_ns"])
+            made_by = next(
+                (
+                    rb
+                    for rb in view.rollbacks
+                    if rb.t_ns <= t <= rb.t_ns + settle_ns
+                    and (rb.to_block is None or rb.to_block <= ancestor)
+                ),
+                None,
+            )
+            view.reorgs.append(
+                Reorg(
+                    t, int(r["from_number"]), str(r["from_hash"]), to_number,
+                    str(r["to_hash"]), ancestor, int(r["depth"]), made_by,
+                )
+            )  # fmt: skip
+        return view
+
+    return record.memo(f"chain_view:{settle_ns}", compute)

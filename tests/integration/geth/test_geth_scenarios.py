@@ -1,0 +1,42 @@
+"""Shipped geth scenarios end to end: their expectations are what geth does."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from l2chaos.invariants import check_run
+from l2chaos.invariants.base import Verdict
+from l2chaos.runner import RunOptions, run_scenario
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def run(name: str, tmp: Path) -> tuple[int, dict[str, Verdict], str]:
+    stream = io.StringIO()
+    res = run_scenario(
+        ROOT / "scenarios" / f"{name}.yaml",
+        RunOptions(out_dir=tmp, progress=True, stream=stream),
+    )
+    assert res.run_dir is not None, stream.getvalue()
+    verdicts = {v.name: v for v in check_run(res.run_dir).verdicts}
+    return res.exit_code, verdicts, res.summary + stream.getvalue()
+
+
+def test_sigkill_loses_acknowledged_transactions(tmp_path: Path) -> None:
+    code, v, out = run("geth-sigkill-restart", tmp_path)
+    assert code == 0, out  # the expectation: the three invariants violated
+    lost = v["acknowledged_writes_durable"].violations[0].evidence
+    assert lost["tx_hash"].startswith("0x")
+    assert isinstance(lost["block"], int)
+    assert lost["step_back"]["to"]["number"] < lost["block"]
+
+
+def test_a_declared_sethead_rollback_holds(tmp_path: Path) -> None:
+    code, v, out = run("geth-rollback-sethead", tmp_path)
+    assert code == 0, out
+    assert v["acknowledged_writes_durable"].checked["durable"] > 0
+    assert v["chain_consistency"].checked["reorgs"] >= 1
