@@ -50,9 +50,13 @@ def gc_all() -> list[str]:
     from l2chaos.load import gc as load_gc
     from l2chaos.registry import platforms
 
+    from .ports import remove_unused_locks
     from .procs import gc_runs
 
     lines = gc_runs()
     for cls in platforms().values():
         lines += cls.gc()
+    unused = remove_unused_locks()
+    if unused:
+        lines.append(f"removed {unused} unused port lock file(s)")
     return lines + load_gc()

@@ -40,6 +40,7 @@ __all__ = [
     "ephemeral_range",
     "parse_port_range",
     "port_is_free",
+    "remove_unused_locks",
     "wait_listening",
 ]
 
@@ -183,6 +184,28 @@ class PortAllocator:
 
     def reserve_one(self) -> PortReservation:
         return self.reserve(1)[0]
+
+
+def remove_unused_locks(lock_dir: Path | None = None) -> int:
+    """Delete lock files nobody holds (left by versions that never deleted them); the
+    same protocol as `release`, so a run reserving a port meanwhile is never hurt."""
+    directory = lock_dir if lock_dir is not None else cache_dir() / "ports"
+    removed = 0
+    for path in directory.glob("*.lock") if directory.is_dir() else ():
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                path.unlink()
+                removed += 1
+        except OSError:
+            pass  # held by a live run, or already gone
+        finally:
+            os.close(fd)
+    return removed
 
 
 def wait_listening(port: int, timeout_s: float, host: str = "127.0.0.1") -> bool:

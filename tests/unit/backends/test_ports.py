@@ -132,3 +132,13 @@ def test_a_port_found_bound_leaves_no_lock_file(tmp_path: Path) -> None:
         taken = s.getsockname()[1]
         assert PortAllocator(tmp_path, [taken])._try(taken) is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_gc_removes_unused_lock_files_and_never_a_held_one(tmp_path: Path) -> None:
+    from l2chaos.backends.ports import remove_unused_locks
+
+    held = PortAllocator(tmp_path, _free_pool(1)).reserve_one()
+    (tmp_path / "12345.lock").write_text("999\n")  # left by an older version
+    assert remove_unused_locks(tmp_path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [f"{held.port}.lock"]
+    held.release()
