@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from l2chaos.errors import StackError
 
-from .base import Endpoint
 from .orchestrator import OrchestratedStack, StackOrchestrator
-from .platform import TOXIPROXY, Platform, PlatformContext, UnitState
+from .platform import LOOPBACK as HOST
+from .platform import TOXIPROXY, LoopbackPlatform, PlatformContext, UnitState
 from .postgres import PgInstall, create_database, make_data_dir, postgres_argv
 from .procs import RUN_ID_ENV, GroupProcess, kill_run_processes, make_run_tempdir
 from .toxiproxy import ToxiproxyClient, find_toxiproxy_server
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HOST", "LocalBackend", "LocalPlatform", "LocalStack"]
 
-HOST = "127.0.0.1"
 log = logging.getLogger(__name__)
 
 
@@ -59,7 +58,7 @@ def _tail(path: Path, lines: int = 30, max_bytes: int = 64 * 1024) -> str:
     return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
 
-class LocalPlatform(Platform):
+class LocalPlatform(LoopbackPlatform):
     """Units as local process groups; see the module docstring."""
 
     name = "local"
@@ -177,18 +176,6 @@ class LocalPlatform(Platform):
             create_database(self._pg, self.ctx.ports[service], pg, HOST)
 
     # ---------------------------------------------------------------- addresses
-
-    def peer_address(self, service: str) -> str:
-        return f"{HOST}:{self.ctx.ports[service]}"
-
-    def proxy_address(self, link: str) -> str:
-        return f"{HOST}:{self.ctx.ports[link]}"
-
-    def proxy_listen(self, link: str) -> str:
-        return self.proxy_address(link)
-
-    def reach(self, port: int) -> Endpoint:
-        return Endpoint(HOST, port)
 
     def host_data_dir(self, service: str) -> Path | None:
         return self.tempdir / service if self.tempdir is not None else None

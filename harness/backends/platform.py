@@ -19,17 +19,13 @@ disabling every Toxiproxy link of the service.
 
 A minimal platform (tests/unit/backends/memplatform.py runs it, without processes)::
 
-    class MemoryPlatform(Platform):
+    class MemoryPlatform(LoopbackPlatform):   # addresses: 127.0.0.1:<reserved port>
         name = "memory"
         capabilities = frozenset({"kill", "stop", "pause"})
 
         def open(self, ctx):            self.ctx, self.up = ctx, {}
         def start_toxiproxy(self, api_port, listen_ports, seed):
             return MemoryProxies()
-        def peer_address(self, service): return f"127.0.0.1:{self.ctx.ports[service]}"
-        def proxy_address(self, link):   return f"127.0.0.1:{self.ctx.ports[link]}"
-        def proxy_listen(self, link):    return self.proxy_address(link)
-        def reach(self, port):           return Endpoint("127.0.0.1", port)
         def inside_values(self, service):
             return {"python": "python3", "host": "127.0.0.1",
                     "port": str(self.ctx.ports[service])}
@@ -63,9 +59,18 @@ if TYPE_CHECKING:
 
     from .teardown import Teardown
 
-__all__ = ["TOXIPROXY", "Platform", "PlatformContext", "ProxyApi", "UnitState"]
+__all__ = [
+    "LOOPBACK",
+    "TOXIPROXY",
+    "LoopbackPlatform",
+    "Platform",
+    "PlatformContext",
+    "ProxyApi",
+    "UnitState",
+]
 
 TOXIPROXY = "toxiproxy"
+LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -280,3 +285,25 @@ class Platform(ABC):
     @abstractmethod
     def remove_all(self, teardown: Teardown) -> None:
         """Remove everything of the run (containers, networks, stray processes, scratch)."""
+
+
+class LoopbackPlatform(Platform):
+    """A platform whose units share this host's network (local processes, in-process
+    test doubles): every unit and every proxy listens on 127.0.0.1 at the port reserved
+    for it, so the inside view of an address is the host view."""
+
+    @property
+    @abstractmethod
+    def ctx(self) -> PlatformContext: ...
+
+    def peer_address(self, service: str) -> str:
+        return f"{LOOPBACK}:{self.ctx.ports[service]}"
+
+    def proxy_address(self, link: str) -> str:
+        return f"{LOOPBACK}:{self.ctx.ports[link]}"
+
+    def proxy_listen(self, link: str) -> str:
+        return self.proxy_address(link)
+
+    def reach(self, port: int) -> Endpoint:
+        return Endpoint(LOOPBACK, port)

@@ -57,14 +57,19 @@ _POLL_S = 0.01
 # ------------------------------------------------------------------ /proc helpers
 
 
-def process_start_time(pid: int) -> int | None:
-    """Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
+def _stat_fields(pid: int) -> list[str]:
+    """Fields 3.. of /proc/<pid>/stat (state first); empty when `pid` does not exist."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return None
+        return []
     # comm (field 2) may hold spaces and parentheses: fields resume after the last ')'.
-    rest = text[text.rfind(")") + 2 :].split()
+    return text[text.rfind(")") + 2 :].split()
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
+    rest = _stat_fields(pid)
     try:
         return int(rest[19])
     except (IndexError, ValueError):
@@ -73,11 +78,7 @@ def process_start_time(pid: int) -> int | None:
 
 def process_state(pid: int) -> str | None:
     """One-letter state (R, S, T, Z, ...) of `pid`, None when it does not exist."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    rest = text[text.rfind(")") + 2 :].split()
+    rest = _stat_fields(pid)
     return rest[0] if rest else None
 
 

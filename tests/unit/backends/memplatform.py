@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
-from l2chaos.backends.base import Endpoint, Toxic
-from l2chaos.backends.platform import TOXIPROXY, Platform, PlatformContext, UnitState
+from l2chaos.backends.base import Toxic
+from l2chaos.backends.platform import TOXIPROXY, LoopbackPlatform, PlatformContext, UnitState
 from l2chaos.backends.teardown import Teardown
 
 __all__ = ["MemoryPlatform", "MemoryProxies"]
@@ -130,7 +130,7 @@ class _Service:
         self.paused = False
 
 
-class MemoryPlatform(Platform):
+class MemoryPlatform(LoopbackPlatform):
     """Services as in-process HTTP servers; see the module docstring."""
 
     name = "memory"
@@ -174,18 +174,6 @@ class MemoryPlatform(Platform):
         self.created[service] = (command, env)
         port = self.ctx.ports.get(service)
         self.units[service] = _Service(port, self.ready_after.get(service, 0))
-
-    def peer_address(self, service: str) -> str:
-        return f"{HOST}:{self.ctx.ports[service]}"
-
-    def proxy_address(self, link: str) -> str:
-        return f"{HOST}:{self.ctx.ports[link]}"
-
-    def proxy_listen(self, link: str) -> str:
-        return self.proxy_address(link)
-
-    def reach(self, port: int) -> Endpoint:
-        return Endpoint(HOST, port)
 
     def inside_values(self, service: str) -> dict[str, str]:
         port = self.ctx.ports.get(service)
