@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,9 @@ def test_a_reused_pid_is_not_the_holder() -> None:
     )
     try:
         start = process_start_time(holder.pid)
+        deadline = time.monotonic() + 30  # until the child has exec'd (its command line)
+        while not holder_alive(holder.pid, start) and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert holder_alive(holder.pid, start)
         assert not holder_alive(holder.pid, (start or 0) + 1)  # another process, same pid
     finally:
