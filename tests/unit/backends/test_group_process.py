@@ -23,6 +23,15 @@ def _proc(tmp_path: Path, script: str, **kw: object) -> GroupProcess:
     )
 
 
+def _started(tmp_path: Path) -> None:
+    """Until the script says its traps are set (it echoes `ready` after them)."""
+    log = tmp_path / "logs" / "t.log"
+    deadline = time.monotonic() + 30
+    while not (log.exists() and "ready" in log.read_text()):
+        assert time.monotonic() < deadline, "the script never started"
+        time.sleep(0.02)
+
+
 def _members(p: GroupProcess) -> list[int]:
     return pids_of_run(p.env["L2CHAOS_RUN_ID"])
 
@@ -56,20 +65,20 @@ def test_kill_takes_the_whole_group(tmp_path: Path) -> None:
 
 
 def test_stop_escalates_to_sigkill(tmp_path: Path) -> None:
-    p = _proc(tmp_path, "trap '' TERM; while true; do sleep 0.05; done")
+    p = _proc(tmp_path, "trap '' TERM; echo ready; while true; do sleep 0.05; done")
     p.start()
-    time.sleep(0.2)
+    _started(tmp_path)
     t0 = time.monotonic()
     rc = p.stop(timeout_s=0.5)
-    assert 0.5 <= time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 >= 0.5  # SIGTERM was given its time first
     assert rc == -signal.SIGKILL
     assert _members(p) == []
 
 
 def test_graceful_stop_and_restart(tmp_path: Path) -> None:
-    p = _proc(tmp_path, "trap 'exit 7' TERM; while true; do sleep 0.05; done")
+    p = _proc(tmp_path, "trap 'exit 7' TERM; echo ready; while true; do sleep 0.05; done")
     first = p.start()
-    time.sleep(0.2)
+    _started(tmp_path)
     assert p.stop(timeout_s=5) == 7
     second = p.start()
     try:
@@ -81,9 +90,9 @@ def test_graceful_stop_and_restart(tmp_path: Path) -> None:
 
 
 def test_stop_of_a_paused_process_still_works(tmp_path: Path) -> None:
-    p = _proc(tmp_path, "trap 'exit 0' TERM; while true; do sleep 0.05; done")
+    p = _proc(tmp_path, "trap 'exit 0' TERM; echo ready; while true; do sleep 0.05; done")
     pid = p.start()
-    time.sleep(0.2)
+    _started(tmp_path)
     p.signal_group(signal.SIGSTOP)
     assert p.wait_stopped(True, 2)
     assert process_state(pid) == "T"
@@ -92,10 +101,11 @@ def test_stop_of_a_paused_process_still_works(tmp_path: Path) -> None:
 
 def test_stop_leader_only_spares_the_rest_until_the_end(tmp_path: Path) -> None:
     # like the postmaster: the leader gets the signal, the group is cleaned after it exits
-    p = _proc(tmp_path, "sleep 30 & trap 'exit 0' INT; while true; do sleep 0.05; done")
+    script = "sleep 30 & trap 'exit 0' INT; echo ready; while true; do sleep 0.05; done"
+    p = _proc(tmp_path, script)
     p.stop_signal, p.stop_leader_only = signal.SIGINT, True
     p.start()
-    time.sleep(0.3)
+    _started(tmp_path)
     assert p.stop(timeout_s=5) == 0
     assert _members(p) == []
 

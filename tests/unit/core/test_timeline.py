@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from l2chaos.scenario import FaultUse
 from l2chaos.timeline import Timeline
 
 NONE: Any = None  # the timeline's faults here touch nothing of the context
+MS = 1_000_000
 
 
 class Recording(Fault):
@@ -23,17 +25,13 @@ class Recording(Fault):
     summary = "records calls"
     window = Window.OPTIONAL
 
-    def __init__(
-        self, label: str, calls: list[tuple[str, str, float]], inject_s: float = 0.0
-    ) -> None:
+    def __init__(self, label: str, calls: list[tuple[str, str, float]]) -> None:
         super().__init__(Target(TargetKind.NONE), {}, None)
         self.label = label
         self.calls = calls
-        self.inject_s = inject_s
         self.lock = threading.Lock()
 
     def inject(self, ctx: FaultContext) -> dict[str, Any]:
-        time.sleep(self.inject_s)
         with self.lock:
             self.calls.append(("inject", self.label, time.monotonic()))
         ctx.note(step="inside", label=self.label)
@@ -56,9 +54,17 @@ def use(i: int, fault: Fault, at_ms: int, for_ms: int | None) -> FaultUse:
     )
 
 
+def wait_for(cond: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
 def run(
-    tmp_path: Path, uses: list[FaultUse], wait_s: float
+    tmp_path: Path, uses: list[FaultUse], until: Callable[[Timeline], bool] | None = None
 ) -> tuple[list[dict[str, Any]], Timeline, int]:
+    """Play `uses` until every entry has played out (or `until` holds), then heal_all."""
     rd = RunDir.create(tmp_path, "t")
     t0 = time.monotonic_ns()
     tl = Timeline(
@@ -68,7 +74,10 @@ def run(
         t0,
     )
     tl.start()
-    time.sleep(wait_s)
+    if until is None:
+        assert tl.wait_done(30), "the timeline never played out"
+    else:
+        wait_for(lambda: until(tl))
     tl.heal_all()
     rd.close()
     records = [json.loads(x) for x in (rd.path / "faults.jsonl").read_text().splitlines()]
@@ -78,33 +87,72 @@ def run(
 def test_schedule_lateness_and_heal_after_window(tmp_path: Path) -> None:
     calls: list[tuple[str, str, float]] = []
     a, b = Recording("a", calls), Recording("b", calls)
-    records, tl, t0 = run(tmp_path, [use(0, a, 100, 300), use(1, b, 200, None)], 0.7)
-    order = [(kind, label) for kind, label, _ in calls]
-    assert order == [("inject", "a"), ("inject", "b"), ("heal", "b"), ("heal", "a")]
+    records, tl, t0 = run(tmp_path, [use(0, a, 100, 300), use(1, b, 200, None)])
     t = {(kind, label): (when * 1e9 - t0) / 1e6 for kind, label, when in calls}
-    assert 100 <= t[("inject", "a")] < 100 + 200
-    assert 400 <= t[("heal", "a")] < 400 + 200
+    assert len(t) == 4
+    assert t[("inject", "a")] >= 100  # never before its time
+    assert t[("heal", "a")] >= 400  # nor healed before its window is over
+    assert t[("inject", "b")] >= 200
+    assert t[("heal", "b")] >= t[("inject", "b")]  # no window: healed right after
     injects = [r for r in records if r["action"] == "inject"]
-    assert [r["label"] for r in injects] == ["f0", "f1"]
-    assert all(r["ok"] and r["lateness_ms"] >= 0 and r["scheduled_ns"] is not None for r in injects)
+    assert sorted(r["label"] for r in injects) == ["f0", "f1"]
+    for r in records:
+        if r["action"] in ("inject", "heal"):  # lateness is measured, on the run's clock
+            assert r["ok"]
+            assert r["lateness_ms"] >= 0
+            assert r["lateness_ms"] == round((r["mono_ns"] - t0 - r["scheduled_ns"]) / 1e6, 3)
+    due = {r["action"]: r["scheduled_ns"] for r in records if r["label"] == "f0"}
+    assert due == {"inject": 100 * MS, "note": None, "heal": 400 * MS}
     notes = [r for r in records if r["action"] == "note"]
-    assert [n["details"]["label"] for n in notes] == ["a", "b"]
+    assert sorted(n["details"]["label"] for n in notes) == ["a", "b"]
     assert tl.errors() == []
 
 
+class Blocking(Recording):
+    """An inject that returns only once `release` is set (or 30 s passed)."""
+
+    def __init__(self, label: str, calls: list[tuple[str, str, float]]) -> None:
+        super().__init__(label, calls)
+        self.release = threading.Event()
+        self.released = False
+
+    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+        self.released = self.release.wait(30)
+        return super().inject(ctx)
+
+
+class Releasing(Recording):
+    """An inject that releases another entry's blocked inject."""
+
+    def __init__(self, label: str, calls: list[tuple[str, str, float]], other: Blocking) -> None:
+        super().__init__(label, calls)
+        self.other = other
+
+    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+        self.other.release.set()
+        return super().inject(ctx)
+
+
 def test_a_slow_inject_does_not_delay_the_next_fault(tmp_path: Path) -> None:
+    """The slow inject can only end once the next entry was injected: on a timeline
+    that played entries one after another it would wait out its 30 s instead."""
     calls: list[tuple[str, str, float]] = []
-    slow, fast = Recording("slow", calls, inject_s=1.0), Recording("fast", calls)
-    _, _, t0 = run(tmp_path, [use(0, slow, 0, 1500), use(1, fast, 100, 100)], 1.8)
-    t = {(kind, label): (when * 1e9 - t0) / 1e6 for kind, label, when in calls}
-    assert t[("inject", "fast")] < 400  # not behind the 1 s inject
-    assert t[("heal", "slow")] >= t[("inject", "slow")]  # a heal never overtakes its inject
+    slow = Blocking("slow", calls)
+    fast = Releasing("fast", calls, slow)
+    run(tmp_path, [use(0, slow, 0, 100), use(1, fast, 100, 100)])
+    assert slow.released, "the next entry's inject waited behind the slow one"
+    order = [(kind, label) for kind, label, _ in calls]
+    assert order.index(("inject", "slow")) < order.index(("heal", "slow"))  # never overtaken
 
 
 def test_heal_all_heals_what_is_still_injected_and_failures_are_recorded(tmp_path: Path) -> None:
     calls: list[tuple[str, str, float]] = []
     long, broken = Recording("long", calls), Broken("broken", calls)
-    records, tl, _ = run(tmp_path, [use(0, long, 0, 60_000), use(1, broken, 50, 1000)], 0.3)
+    records, tl, _ = run(
+        tmp_path,
+        [use(0, long, 0, 60_000), use(1, broken, 50, 60_000)],
+        until=lambda tl: bool(tl.errors()) and bool(calls),  # both injects were tried
+    )
     # A failed inject is healed too (a partial inject must be cleaned up), newest first.
     assert [(k, lbl) for k, lbl, _ in calls] == [
         ("inject", "long"),
@@ -123,9 +171,11 @@ def test_heal_all_heals_what_is_still_injected_and_failures_are_recorded(tmp_pat
 def test_nothing_runs_after_heal_all(tmp_path: Path) -> None:
     calls: list[tuple[str, str, float]] = []
     late = Recording("late", calls)
-    run(tmp_path, [use(0, late, 5000, 100)], 0.1)
-    time.sleep(0.2)
+    records, tl, _ = run(tmp_path, [use(0, late, 5000, 100)], until=lambda tl: True)
+    assert tl.wait_done(0)  # its thread has ended: nothing can inject it any more
     assert calls == []
+    assert [r["action"] for r in records] == ["missed"]
+    assert tl.active() == []
 
 
 class Exclusive(Recording):
@@ -149,7 +199,7 @@ class Exclusive(Recording):
 def test_back_to_back_faults_on_one_resource_do_not_race(tmp_path: Path) -> None:
     calls: list[tuple[str, str, float]] = []
     first, second = Exclusive("first", calls, heal_s=0.3), Exclusive("second", calls)
-    run(tmp_path, [use(0, first, 0, 200), use(1, second, 200, 300)], 0.9)
+    run(tmp_path, [use(0, first, 0, 200), use(1, second, 200, 300)])
     order = [(kind, label) for kind, label, _ in calls]
     assert order == [
         ("inject", "first"),
@@ -234,7 +284,7 @@ class FailsInside(Recording):
 
 def test_an_error_in_a_note_is_a_failure_of_the_fault(tmp_path: Path) -> None:
     calls: list[tuple[str, str, float]] = []
-    records, tl, _ = run(tmp_path, [use(0, FailsInside("n", calls), 0, None)], 0.3)
+    records, tl, _ = run(tmp_path, [use(0, FailsInside("n", calls), 0, None)])
     assert tl.errors() == ["f0: inject: toxiproxy refused"]
     note = next(r for r in records if r["action"] == "note")
     assert note["ok"] is False
