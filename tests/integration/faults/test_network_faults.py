@@ -66,24 +66,37 @@ def rtt(ts: Any, hostport: str, path: str = SMALL, n: int = 3) -> float:
     return statistics.median(times)
 
 
-def healed(stack: Any, ts: Any, via: str) -> None:
+def faster_than(ts: Any, hostport: str, seconds: float, path: str = SMALL) -> bool:
+    """Whether a request comes back in less than `seconds` (tried until one does, or
+    30 s): a latency toxic of that size makes every one slower, so one fast answer
+    shows there is none on the way, however busy the machine."""
+
+    def once() -> bool:
+        status, _, _, elapsed = ts.http_get(hostport, path)
+        assert status == 200
+        return bool(elapsed < seconds)
+
+    return bool(ts.wait_until(once, timeout=30))
+
+
+def healed(stack: Any, ts: Any, via: str, slowed_by: float = 0.1) -> None:
+    """No toxic left, the link enabled, and nothing slows it by `slowed_by` any more."""
     assert stack.links.toxics(LINK) == []
     assert stack.links.is_enabled(LINK)
-    assert rtt(ts, via) < 0.15
+    assert faster_than(ts, via, slowed_by)
 
 
 def test_latency_is_added_and_removed(stack: Any, ts: Any, via: str, ctx: Any) -> None:
-    assert rtt(ts, via) < 0.15
     fault = make(Latency, {"latency": "300ms"})
     details = fault.inject(ctx)
     try:
         assert [t["stream"] for t in details["toxics"]] == ["downstream"]
         assert rtt(ts, via) >= 0.3
         # the direct address (control traffic) is untouched
-        assert rtt(ts, stack.direct_endpoint("api").hostport) < 0.15
+        assert faster_than(ts, stack.direct_endpoint("api").hostport, 0.3)
     finally:
         fault.heal(ctx)
-    healed(stack, ts, via)
+    healed(stack, ts, via, 0.3)
 
 
 def test_stream_both_adds_one_toxic_per_direction(stack: Any, ts: Any, via: str, ctx: Any) -> None:
@@ -96,13 +109,11 @@ def test_stream_both_adds_one_toxic_per_direction(stack: Any, ts: Any, via: str,
         assert rtt(ts, via) >= 0.2  # once each way
     finally:
         fault.heal(ctx)
-    healed(stack, ts, via)
+    healed(stack, ts, via, 0.2)
 
 
 def test_bandwidth_limits_throughput(stack: Any, ts: Any, via: str, ctx: Any) -> None:
     size = 96 * 1024
-    _, body, _, fast = ts.http_get(via, f"/bytes?n={size}")
-    assert len(body) == size
     fault = make(Bandwidth, {"rate": 48})
     fault.inject(ctx)
     try:
@@ -111,8 +122,9 @@ def test_bandwidth_limits_throughput(stack: Any, ts: Any, via: str, ctx: Any) ->
         fault.heal(ctx)
     assert len(body) == size
     kb_s = size / 1024 / slow
-    assert 30 <= kb_s <= 70, f"{kb_s:.1f} KB/s through a 48 KB/s link"
-    assert size / 1024 / fast > 10 * kb_s
+    assert kb_s <= 70, f"{kb_s:.1f} KB/s through a 48 KB/s link"  # a busy machine is slower
+    # healed: the same transfer comes back faster than 48 KB/s allows (2 s)
+    assert faster_than(ts, via, size / 1024 / 48, f"/bytes?n={size}")
     healed(stack, ts, via)
 
 
@@ -135,8 +147,8 @@ def test_timeout_closes_the_connection_after_it(stack: Any, ts: Any, via: str, c
         status, body, _, elapsed = ts.http_get(via, SMALL, timeout=5.0)
     finally:
         fault.heal(ctx)
-    assert (status, body) == (0, b"")  # closed without an answer
-    assert 0.45 <= elapsed < 3.0
+    assert (status, body) == (0, b"")  # closed without an answer (not a client timeout)
+    assert elapsed >= 0.45
     healed(stack, ts, via)
 
 
@@ -204,7 +216,7 @@ def test_down_refuses_connections(stack: Any, ts: Any, via: str, ctx: Any) -> No
         assert not stack.links.is_enabled(LINK)
         with pytest.raises(ConnectionRefusedError):
             ts.http_get(via, SMALL)
-        assert rtt(ts, stack.direct_endpoint("api").hostport) < 0.15  # control traffic works
+        assert ts.http_get(stack.direct_endpoint("api").hostport, SMALL)[0] == 200  # control works
     finally:
         fault.heal(ctx)
     healed(stack, ts, via)
@@ -215,12 +227,13 @@ def test_toxicity_affects_only_some_connections(stack: Any, ts: Any, via: str, c
     fault.inject(ctx)
     try:
         times = [ts.http_get(via, SMALL)[3] for _ in range(30)]
+        # each connection is drawn with p=0.5: none slowed has probability 0.5**30; and
+        # one comes back faster than the latency allows, so not every one is slowed
+        assert any(t >= 0.15 for t in times), times
+        assert faster_than(ts, via, 0.15)
     finally:
         fault.heal(ctx)
-    slow = sum(t >= 0.15 for t in times)
-    # each connection is drawn with p=0.5: all-or-nothing has probability 2 * 0.5**30
-    assert 0 < slow < 30, times
-    healed(stack, ts, via)
+    healed(stack, ts, via, 0.15)
 
 
 def _link_works(stack: Any, ts: Any, link: str) -> bool:
