@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -182,10 +181,8 @@ def test_a_service_that_exits_fails_the_start_and_nothing_stays(tmp_path: Path, 
 def test_a_service_that_never_gets_ready_times_out(tmp_path: Path, ts: Any) -> None:
     path = ts.write_stack(tmp_path / "def", mode="unready", ready_timeout="1s")
     run_id = ts.new_run_id("unready")
-    t0 = time.monotonic()
     with pytest.raises(StackError) as err:
         LocalBackend().up(ts.stack_run(path), run_id=run_id, run_dir=tmp_path / "run", env={})
-    assert time.monotonic() - t0 < 15
     assert str(err.value).startswith("api: not ready after 1s (GET http://127.0.0.1:")
     assert "503: not ready on purpose" in str(err.value)
     assert pids_of_run(run_id) == []

@@ -37,6 +37,29 @@ def ops(path: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     return out
 
 
+def live(run_dir: Path) -> list[dict[str, Any]]:
+    """The records the workers have flushed so far (a line still being written is not
+    counted)."""
+    out = []
+    for f in sorted((run_dir / "history").glob("worker-*.jsonl")):
+        text = f.read_text()
+        out += [json.loads(x) for x in text[: text.rfind("\n") + 1].splitlines()]
+    return out
+
+
+def wait_until(cond: Any, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def via_ui(op: str) -> bool:
+    """Ops through ui-api that reach rpc (deposits go to the bridge; readers' rpc_*
+    calls go to rpc directly)."""
+    return not op.startswith("rpc_") and op != "deposit"
+
+
 def test_short_run_gives_a_well_formed_history(perp: Any) -> None:
     runner = perp.runner({"users": 10, "spawn_rate": 20, "personas": ALL}, duration_s=8)
     with runner:
@@ -101,31 +124,45 @@ def test_timeouts_under_a_toxiproxy_timeout_are_info(perp: Any) -> None:
         "users": 8, "spawn_rate": 20, "request_timeout": "1500ms",
         "personas": {"maker": 2, "taker": 3, "leveraged": 1, "bridger": 1, "reader": 1},
     }  # fmt: skip
-    runner = perp.runner(section, duration_s=16)
+    runner = perp.runner(section, duration_s=120)
     links = perp.stack.links
+    run_dir = runner.run_dir
     with runner:
-        time.sleep(4)
+        wait_until(  # the load is under way
+            lambda: any(r["type"] == "ok" and via_ui(r["op"]) for r in live(run_dir)),
+            "an operation through ui-api to succeed",
+        )
         t_on = time.time_ns()
         for stream in ("upstream", "downstream"):
             links.add_toxic(
                 "ui-api->rpc", Toxic(f"load-it-{stream}", "timeout", stream, 1.0, {"timeout": 0})
             )
-        try:
-            time.sleep(6)
+        try:  # until five ops through ui-api went out while it could not reach rpc, and
+            # had their 1.5 s to time out before the heal
+            wait_until(
+                lambda: len([
+                    r for r in live(run_dir)
+                    if r["type"] == "invoke" and via_ui(r["op"])
+                    and t_on + 200_000_000 < r["t_ns"] < time.time_ns() - 1_600_000_000
+                ]) >= 5,
+                "five operations cut off by the toxic",
+            )  # fmt: skip
         finally:
             t_off = time.time_ns()
             links.reset()
-        assert runner.wait(timeout=60) == 0
+        wait_until(  # trading resumes after the heal
+            lambda: any(
+                r["type"] == "ok" and via_ui(r["op"]) and r["t_ns"] > t_off + 2_000_000_000
+                for r in live(run_dir)
+            ),
+            "an operation through ui-api to succeed after the heal",
+        )
+    assert runner.result is not None
+    assert runner.result.killed == []
     chk = check_history(runner.run_dir / "history.jsonl")
     assert chk.ok, chk.problems
 
-    # every op through ui-api reaches rpc, except deposits (ui-api -> bridge); readers'
-    # rpc_* calls go to rpc directly
-    through_ui = [
-        (i, d)
-        for i, d in ops(runner.run_dir / "history.jsonl")
-        if not i["op"].startswith("rpc_") and i["op"] != "deposit"
-    ]
+    through_ui = [(i, d) for i, d in ops(run_dir / "history.jsonl") if via_ui(i["op"])]
     # invoked while ui-api could not reach rpc, and would have timed out before the heal
     cut = [(i, d) for i, d in through_ui if t_on + 200_000_000 < i["t_ns"] < t_off - 1_600_000_000]
     assert len(cut) >= 5, len(cut)
@@ -139,7 +176,7 @@ def test_timeouts_under_a_toxiproxy_timeout_are_info(perp: Any) -> None:
     writes = [d for _, d in cut if d["op"] in ("place_order", "cancel_order", "withdraw")]
     assert all(d["type"] == "info" for d in writes)
     # a process that saw info is never used again (checked by check_history), and
-    # trading resumes after the heal
+    # trading resumed after the heal
     after = [d for i, d in through_ui if i["t_ns"] > t_off + 2_000_000_000]
     assert any(d["type"] == "ok" for d in after)
 
@@ -211,12 +248,10 @@ def test_stop_early_is_graceful(perp: Any) -> None:
     runner = perp.runner({"users": 4, "personas": {"taker": 1, "reader": 1}}, duration_s=120)
     try:
         runner.start()
-        time.sleep(3)
-        t = time.monotonic()
+        wait_until(lambda: any(r["type"] == "ok" for r in live(runner.run_dir)), "load")
     finally:
         result = runner.stop()
-    assert time.monotonic() - t < 15
-    assert result.killed == []
+    assert result.killed == []  # stopped gracefully, not killed at the deadline
     assert result.exit_codes == {"standalone": 0}
     assert runner.stop() is result  # idempotent
     assert not runner.alive()
@@ -231,16 +266,13 @@ def test_a_hung_locust_is_killed_at_the_deadline(perp: Any) -> None:
         "personas": {"taker": 1, "reader": 1},
     }
     runner = perp.runner(section, duration_s=2)
-    t = time.monotonic()
     try:
         runner.start()
         os.killpg(runner.pids["standalone"], signal.SIGSTOP)  # Locust will never stop by itself
         code = runner.wait(timeout=60)
-        elapsed = time.monotonic() - t
     finally:
         result = runner.stop()
-    assert code == -signal.SIGKILL
-    assert elapsed < 2 + 3 + 1 + 5  # duration + start budget + grace + slack
+    assert code == -signal.SIGKILL  # killed by the deadline, before the wait gave up
     assert result.deadline_hit
     assert result.killed == ["standalone"]
     assert not runner.alive()

@@ -220,10 +220,17 @@ class Perp:
             fh.write(json.dumps(record) + "\n")
         return r
 
-    def restart_db(self, downtime_s: float = 4.0) -> None:
+    def restart_db(self) -> None:
+        """Stop the database until the sequencer has seen it gone (a block commit failed
+        and is being retried: its head says `stalled`), then start it again."""
         self.stack.control.stop("db")
-        time.sleep(downtime_s)
+        self.wait("the sequencer to stall on the database", lambda: self.head()["stalled"])
         self.stack.control.start("db")
+
+    def blocks_pass(self, n: int) -> None:
+        """Until `n` more blocks are committed: time passed, in the chain's own terms."""
+        target = self.head()["number"] + n
+        self.wait(f"{n} more blocks", lambda: self.head()["number"] >= target)
 
     def audit(self) -> Path:
         out = self.run_dir / "audit"

@@ -5,7 +5,6 @@ and the trader API answering 503 when the chain is unavailable."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -23,36 +22,37 @@ def reference(p: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def ticks_after(p: Any, t_ns: int, market: str, n: int = 3) -> list[dict[str, Any]]:
+def ticks_after(p: Any, tick: int, market: str, n: int = 3) -> list[dict[str, Any]]:
+    """The first `n` ticks of `market` after oracle tick `tick`."""
     rows: list[dict[str, Any]] = p.wait(
         f"{n} oracle ticks",
         lambda: (
-            (rows := [r for r in reference(p) if r["host_ts_ns"] > t_ns and r["market"] == market])
+            (rows := [r for r in reference(p) if r["tick"] > tick and r["market"] == market])
             and len(rows) >= n
             and rows
         ),
     )
-    return rows
+    return rows[:n]
 
 
 def test_oracle_modes_and_restart(perpdex: Any) -> None:
     with perpdex("vulnerable", settings={"oracle_vol_bps": 20.0}) as p:
         model = PriceModel(SEED, 250, 20.0)
-        rows = ticks_after(p, 0, BTC)
+        rows = ticks_after(p, -1, BTC)
         assert all(r["model_price"] == model.price(BTC, r["tick"]) for r in rows)
         assert all(r["published_price"] == r["model_price"] for r in rows[1:])
 
         def mode(body: dict[str, Any]) -> list[dict[str, Any]]:
-            """Set a mode; the last two ticks published under it."""
-            assert p.hook("oracle", "/admin/chaos/oracle", body).status_code == 200
-            time.sleep(0.3)
-            rows = ticks_after(p, time.time_ns(), body["markets"][0])[-2:]
-            assert len(rows) == 2
-            return rows
+            """Set a mode; two ticks published under it (every tick after the one the
+            answer names reads the new mode)."""
+            r = p.hook("oracle", "/admin/chaos/oracle", body)
+            assert r.status_code == 200
+            return ticks_after(p, r.json()["tick"], body["markets"][0], 2)
 
         for r in mode({"mode": "zero", "markets": [BTC]}):
             assert (r["mode"], r["published_price"]) == ("zero", 0)
-        assert p.seq_markets()[BTC]["index_price"] == 0  # vulnerable: taken at face value
+        # vulnerable: taken at face value
+        p.wait("the zero price in force", lambda: p.seq_markets()[BTC]["index_price"] == 0)
         for r in mode({"mode": "spike", "markets": [ETH], "factor": 2.0}):
             assert r["published_price"] == round(r["model_price"] * 2)
         for r in mode({"mode": "stale", "markets": [BTC]}):
@@ -67,7 +67,7 @@ def test_oracle_modes_and_restart(perpdex: Any) -> None:
         last = reference(p)[-1]["tick"]
         p.stack.control.restart("oracle")
         p.stack.control.wait_ready("oracle", 30)
-        rows = ticks_after(p, time.time_ns(), BTC)
+        rows = ticks_after(p, last, BTC)
         assert rows[0]["tick"] > last
         assert all(r["model_price"] == model.price(BTC, r["tick"]) for r in rows)
 
@@ -78,7 +78,7 @@ def test_relayer_stall_clock_halt_and_unavailable_chain(perpdex: Any) -> None:
             "stalled": True
         }
         nonce = p.ui("POST", "/v1/deposits", 8, json={"amount": "10"}).json()["nonce"]
-        time.sleep(1.5)
+        p.blocks_pass(20)  # the relayer, every 200 ms, would have brought it in by now
         assert not [e for e in p.events(["deposit_credited"]) if e["data"]["nonce"] == nonce]
         p.hook("bridge", "/admin/chaos/relayer", {"stalled": False})
         p.wait(
@@ -89,8 +89,10 @@ def test_relayer_stall_clock_halt_and_unavailable_chain(perpdex: Any) -> None:
         assert (
             p.hook("sequencer", "/admin/chaos/clock", {"offset_ms": 3_600_000}).status_code == 200
         )
-        time.sleep(0.5)
-        head = p.head()
+        head = p.wait(  # the next block is stamped with the skewed clock
+            "a block on the skewed clock",
+            lambda: (h := p.head())["chain_ts_ns"] - h["host_ts_ns"] > 0 and h,
+        )
         assert head["chain_ts_ns"] - head["host_ts_ns"] == 3_600_000 * 1_000_000
         p.hook("sequencer", "/admin/chaos/clock", {"offset_ms": 0})
 

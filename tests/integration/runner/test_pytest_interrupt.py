@@ -23,6 +23,14 @@ invariants: [chain_consistency]
 """
 
 
+def running(out: Path) -> bool:
+    for run_json in out.glob("*first*/run.json"):
+        probes = run_json.parent / "probes.jsonl"
+        if '"phase": "running"' in run_json.read_text() and probes.exists():
+            return probes.read_text().count("\n") >= 2
+    return False
+
+
 def test_ctrl_c_stops_the_session(tmp_path: Path) -> None:
     (tmp_path / "scenarios").mkdir()
     for name in ("first", "second"):
@@ -48,15 +56,10 @@ def test_ctrl_c_stops_the_session(tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 120
-        while not list(out.glob("*first*/history")) and time.monotonic() < deadline:
+        while not running(out):  # the first scenario's probes are sampling
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "the first scenario never got under way"
             time.sleep(0.3)
-        while time.monotonic() < deadline:  # wait for the running phase
-            runs = list(out.glob("*first*/run.json"))
-            if runs and '"phase": "running"' in runs[0].read_text():
-                break
-            time.sleep(0.3)
-        time.sleep(2)
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=180)
     finally:

@@ -43,20 +43,28 @@ def start_run(out: Path, *extra: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def under_way(run_dir: Path) -> bool:
+    """Probes have sampled and the load has flushed operations (not only started)."""
+    probes = run_dir / "probes.jsonl"
+    samples = probes.read_text().count("\n") if probes.exists() else 0
+    flushed = any(p.stat().st_size > 0 for p in run_dir.glob("history/worker-*.jsonl"))
+    return samples >= 2 and flushed
+
+
 def wait_running(
     out: Path, proc: subprocess.Popen[str], timeout_s: float = 180
 ) -> tuple[str, Path]:
-    """Wait until the run's load and faults are under way; return its run id and dir."""
+    """Wait until the run's load and probes are under way; return its run id and dir."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
         for run_json in out.glob("*/run.json"):
-            data = json.loads(run_json.read_text())
-            if data.get("phase") == "running" and (run_json.parent / "history").exists():
-                time.sleep(3)  # load and probes are going
-                return data["run_id"], run_json.parent
+            with contextlib.suppress(ValueError):  # caught mid-write
+                data = json.loads(run_json.read_text())
+                if data.get("phase") == "running" and under_way(run_json.parent):
+                    return data["run_id"], run_json.parent
         time.sleep(0.3)
-    raise AssertionError("the run never reached the running phase")
+    raise AssertionError("the run never got under way")
 
 
 def marker(run_id: str) -> dict[str, object] | None:
@@ -148,7 +156,6 @@ def test_gc_cleans_a_run_killed_with_sigkill(tmp_path: Path) -> None:
         ports = ports_of(m)
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)  # reaps it and closes its pipe
-        time.sleep(1)
         assert pids_of_run(run_id), "SIGKILL leaves the run's processes behind"
         done = subprocess.run(
             [sys.executable, "-m", "l2chaos.cli", "gc"],
