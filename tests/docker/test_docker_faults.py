@@ -7,7 +7,6 @@ PostgreSQL container, crash_loop, and disconnect/reconnect from the run's networ
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -61,8 +60,9 @@ def test_stop_is_graceful_and_heal_starts_it(stack: Any, ds: Any) -> None:
     ctx = ds.fault_context(stack)
     old_boot = ds.boot(stack, "api")
     fault = make(Stop, "api", {"stop_timeout": "5s"}, 1 * S)
-    d = fault.inject(ctx)
-    assert d["stopped_ms"] < 4000  # SIGTERM was enough, no SIGKILL after the timeout
+    fault.inject(ctx)
+    # SIGTERM was enough: no SIGKILL (137) after the timeout
+    assert stack.platform.container("api").attrs["State"]["ExitCode"] != 137
     assert not stack.control.is_running("api")
     assert stack.control.pid("api") is None
     assert status(stack, ds, "front", "/via?path=/boot") == 502  # its client sees it gone
@@ -135,7 +135,6 @@ def test_restart_race_on_postgres(stack: Any, ds: Any, how: str, log_line: str) 
     code = stack.platform.container("db").attrs["State"]["ExitCode"]
     assert code == 0  # fast and immediate shutdowns both end the postmaster cleanly
     assert status(stack, ds, "api", "/db") == 502  # its client keeps trying and fails
-    time.sleep(1)
     h = fault.heal(ctx)
     assert h["ready"] is True
     assert h["pid"] != old
