@@ -58,6 +58,8 @@ def cpu_by_part(run_id: str) -> dict[str, float]:
             part = cmd.split("l2chaos.stacks.perpdex.")[1].split()[0]
         elif "toxiproxy" in cmd:
             part = "toxiproxy"
+        elif "l2chaos.l7proxy" in cmd:
+            part = "l7proxy"
         else:
             part = "postgres"
         out[part] = out.get(part, 0.0) + t

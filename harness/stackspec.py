@@ -72,7 +72,7 @@ SETTING_KINDS = ("duration", "int", "float", "str", "bool", "json")
 _SETTING_TEXT_MAX = 65_536  # a setting becomes an environment variable
 CLIENTS = "clients"  # `clients -> svc`: the harness's own load and probes reach svc via a proxy
 # names a service cannot take: the link pseudo-client and the orchestrator's own units
-RESERVED_NAMES = frozenset({CLIENTS, "toxiproxy"})
+RESERVED_NAMES = frozenset({CLIENTS, "toxiproxy", "l7proxy"})
 
 
 def link_name(client: str, server: str) -> str:

@@ -40,11 +40,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import io
 import math
 import os
 import re
 import shutil
 import socket
+import tarfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,6 +54,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from l2chaos.errors import StackError
+from l2chaos.l7proxy import launch as l7launch
+from l2chaos.l7proxy.launch import L7PROXY
 from l2chaos.safety import ensure_allowed, is_loopback
 
 from .base import Endpoint
@@ -89,6 +93,9 @@ LABEL_STACK = "l2chaos.stack"
 LABEL_SERVICE = "l2chaos.service"
 TOXIPROXY_API_PORT = 8474
 LINK_PORT_BASE = 20000
+L7_PORT_BASE = 21000  # the L7 proxy's listeners, one per `layer: http` link
+L7_CONTROL_PORT = 8475
+L7_DECISIONS = "/l2chaos/l7/l7.jsonl"
 PG_PORT = 5432
 DATA_DIR = "/l2chaos/data"
 STACK_DIR = "/l2chaos/stack"
@@ -221,6 +228,7 @@ class DockerPlatform(Platform):
         self._network: Network | None = None
         self._containers: dict[str, Container] = {}
         self._link_ports: dict[str, int] = {}  # link -> proxy port inside the network
+        self._l7_ports: dict[str, int] = {}  # link -> L7 listener port inside the network
         self._forward: dict[int, int] = {}  # published port -> local end of the ssh tunnel
         self._tunnel: GroupProcess | None = None
         self._tunnel_ports: list[PortReservation] = []
@@ -378,6 +386,23 @@ class DockerPlatform(Platform):
         self._run(TOXIPROXY, self.plan.toxiproxy, command=command, ports=ports).start()
         return ToxiproxyClient(self.reach(api_port).hostport)
 
+    def start_l7proxy(self, control_port: int, listen_ports: Mapping[str, int], token: str) -> None:
+        assert self.plan is not None
+        assert self.plan.l7proxy is not None
+        self._l7_ports = {lk: L7_PORT_BASE + i for i, lk in enumerate(listen_ports)}
+        command = ["--control", f"0.0.0.0:{L7_CONTROL_PORT}", "--decisions", L7_DECISIONS]
+        ports = {f"{L7_CONTROL_PORT}/tcp": (self.settings.bind, control_port)}
+        env = {l7launch.TOKEN_ENV: token, RUN_ID_ENV: self.ctx.run_id}
+        self._run(L7PROXY, self.plan.l7proxy, command=command, environment=env, ports=ports).start()
+
+    def _save_decisions(self, c: Container) -> None:
+        """Copy the L7 proxy's decision log out of its (stopped) container."""
+        stream, _ = c.get_archive(L7_DECISIONS)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile(tar.getmembers()[0])
+            assert member is not None
+            (self.ctx.run_dir / l7launch.DECISIONS_FILE).write_bytes(member.read())
+
     def _volume(self, service: str, kind: str) -> str:
         name = docker_name(self.ctx.run_id, f"{service}-{kind}")
         self.client.volumes.create(name, labels={**self._labels, LABEL_SERVICE: service})
@@ -432,6 +457,12 @@ class DockerPlatform(Platform):
 
     def proxy_listen(self, link: str) -> str:
         return f"0.0.0.0:{self._link_ports[link]}"
+
+    def l7_listen(self, link: str) -> str:
+        return f"0.0.0.0:{self._l7_ports[link]}"
+
+    def l7_address(self, link: str) -> str:
+        return f"{L7PROXY}:{self._l7_ports[link]}"
 
     def reach(self, port: int) -> Endpoint:
         return Endpoint(self._host, self._forward.get(port, port))
@@ -572,7 +603,13 @@ class DockerPlatform(Platform):
         return {
             "engine": self.engine.host if self._engine is not None else None,
             "network": self.network_name,
-            "images": (dict(plan.services) | {TOXIPROXY: plan.toxiproxy}) if plan else {},
+            "images": (
+                dict(plan.services)
+                | {TOXIPROXY: plan.toxiproxy}
+                | ({L7PROXY: plan.l7proxy} if plan.l7proxy else {})
+            )
+            if plan
+            else {},
             "image_mode": plan.mode if plan else None,
         }
 
@@ -596,6 +633,8 @@ class DockerPlatform(Platform):
                 self._unpause(c)
             teardown.step(f"stopping {unit}", lambda: c.stop(timeout=max(1, math.ceil(timeout_s))))
             teardown.step(f"saving the log of {unit}", self._save_log, unit, c)
+            if unit == L7PROXY:
+                teardown.step("saving the L7 decisions", self._save_decisions, c)
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(stop, units))

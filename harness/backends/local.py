@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from l2chaos.errors import StackError
+from l2chaos.l7proxy import launch as l7launch
+from l2chaos.l7proxy.launch import L7PROXY
 
 from .orchestrator import OrchestratedStack, StackOrchestrator
 from .platform import LOOPBACK as HOST
@@ -131,6 +133,19 @@ class LocalPlatform(LoopbackPlatform):
         proc.start()
         return ToxiproxyClient(f"{HOST}:{api_port}")
 
+    def start_l7proxy(self, control_port: int, listen_ports: Mapping[str, int], token: str) -> None:
+        control = f"{HOST}:{control_port}"
+        decisions = str(self.ctx.run_dir / l7launch.DECISIONS_FILE)
+        proc = GroupProcess(
+            name=L7PROXY,
+            argv=l7launch.command(sys.executable, control, decisions),
+            env={**self._host_env(), l7launch.TOKEN_ENV: token},
+            cwd=self._scratch(f"_{L7PROXY}"),
+            log_path=self.ctx.log_path(L7PROXY),
+        )
+        self._procs[L7PROXY] = proc
+        proc.start()
+
     def create(self, service: str, command: list[str], env: dict[str, str]) -> None:
         spec = self.ctx.service(service)
         port = self.ctx.ports[service]
@@ -207,7 +222,7 @@ class LocalPlatform(LoopbackPlatform):
             proc.stop(0)  # reap a crashed leader and anything left in its group
         elif not immediate:
             proc.stop(timeout_s)
-        elif service != TOXIPROXY and self.ctx.service(service).postgres is not None:
+        elif service not in (TOXIPROXY, L7PROXY) and self.ctx.service(service).postgres is not None:
             proc.stop(timeout_s, sig=signal.SIGQUIT)
         else:
             proc.kill()

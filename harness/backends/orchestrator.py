@@ -7,7 +7,8 @@
 2. lets the platform prepare the run (`Platform.open`: images, network, scratch);
 3. runs Toxiproxy through the platform and creates one proxy per link, from
    `Platform.proxy_listen` to `Platform.peer_address` of its server (an application
-   proxy per link, when there is one, goes between the two in `_wire`);
+   proxy per link, when there is one, goes between the two in `_wire`: a link declared
+   ``layer: http`` goes client -> Toxiproxy -> L7 proxy -> server, see `_start_l7proxy`);
 4. starts services in dependency waves (every service whose dependencies are ready,
    together), each with its command rendered from the inside view of the platform,
    and waits for its readiness check (readiness.py) with its timeout.
@@ -33,10 +34,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 from l2chaos.errors import L2ChaosError, StackError
+from l2chaos.l7proxy import launch
+from l2chaos.l7proxy.client import L7Client
+from l2chaos.l7proxy.launch import L7PROXY
 from l2chaos.stackspec import ServiceSpec, StackRun, StackSpec, render
 
 from .base import Backend, Endpoint, RunningStack
@@ -48,6 +52,9 @@ from .procs import RUN_ID_ENV, MarkerStore, RunMarker
 from .readiness import ReadyTarget, attempt_for
 from .teardown import Teardown
 from .toxiproxy import proxy_name
+
+if TYPE_CHECKING:
+    from l2chaos.l7proxy.client import L7Links
 
 __all__ = ["OrchestratedStack", "StackControl", "StackOrchestrator"]
 
@@ -251,6 +258,7 @@ class OrchestratedStack(RunningStack, Generic[P]):
         self._units = {n: _Unit(n, run.spec.services[n]) for n in self._order}
         self._ports: dict[str, PortReservation] = {}
         self._proxy_api: ProxyApi | None = None
+        self._l7: L7Links | None = None
         self._links: StackLinks | None = None
         self._versions: dict[str, str] = {}
         self._store = MarkerStore()
@@ -300,6 +308,10 @@ class OrchestratedStack(RunningStack, Generic[P]):
         return self.link_endpoint(lk.name) if lk is not None else self.direct_endpoint(service)
 
     @property
+    def messages(self) -> L7Links | None:
+        return self._l7
+
+    @property
     def links(self) -> StackLinks:
         if self._links is None:
             raise StackError("Toxiproxy is not running for this stack")
@@ -318,12 +330,12 @@ class OrchestratedStack(RunningStack, Generic[P]):
         return [lk.name for lk in self.spec.links_of(service)]
 
     def log_path(self, service: str) -> Path:
-        if service != TOXIPROXY:
+        if service not in (TOXIPROXY, L7PROXY):
             self._unit(service)
         return self.logs_dir / f"{service}.log"
 
     def log_tail(self, service: str, lines: int = 30) -> str:
-        if service != TOXIPROXY:
+        if service not in (TOXIPROXY, L7PROXY):
             self._unit(service)
         with contextlib.suppress(Exception):
             return self.platform.log_tail(service, lines)
@@ -440,7 +452,8 @@ class OrchestratedStack(RunningStack, Generic[P]):
         spec = self.spec
         self._save_marker()  # first, so gc finds whatever follows if this process dies
         published = [n for n in self._order if self.platform.publishes(spec.services[n])]
-        names = [TOXIPROXY, *spec.link_names, *published]
+        l7 = [launch.listen_unit(lk.name) for lk in spec.links if lk.layer == "http"]
+        names = [TOXIPROXY, *spec.link_names, *published, *([L7PROXY, *l7] if l7 else [])]
         reserved = PortAllocator().reserve(len(names))
         self._ports = dict(zip(names, reserved, strict=True))
         self._save_marker()
@@ -458,6 +471,7 @@ class OrchestratedStack(RunningStack, Generic[P]):
         )
         self.platform.open(self._ctx)
         self._save_marker()
+        self._start_l7proxy()
         self._start_toxiproxy()
         self._start_services()
 
@@ -495,8 +509,40 @@ class OrchestratedStack(RunningStack, Generic[P]):
         link chains in here: Toxiproxy's upstream becomes the L7 proxy's listen address."""
         name = proxy_name(link)
         server = link.split("->", 1)[1]
-        api.create_proxy(name, self.platform.proxy_listen(link), self.platform.peer_address(server))
+        upstream = (
+            self.platform.l7_address(link)
+            if self._l7 is not None and link in self._l7.links()
+            else self.platform.peer_address(server)
+        )
+        api.create_proxy(name, self.platform.proxy_listen(link), upstream)
         return name
+
+    def _start_l7proxy(self) -> None:
+        """The L7 proxy (l2chaos.l7proxy) for the `layer: http` links, with a per-run
+        token; its listener for a link forwards to the link's server."""
+        http = [lk for lk in self.spec.links if lk.layer == "http"]
+        if not http:
+            return
+        token = secrets.token_urlsafe(24)
+        control = self._ports[L7PROXY].port
+        listen = {lk.name: self._ports[launch.listen_unit(lk.name)].port for lk in http}
+        self.platform.start_l7proxy(control, listen, token)
+        self._save_marker()
+        client = L7Client(self.platform.reach(control).hostport, token)
+        routes = {
+            lk.name: (self.platform.l7_listen(lk.name), self.platform.peer_address(lk.server))
+            for lk in http
+        }
+        try:
+            self._l7 = launch.connect(
+                client,
+                routes,
+                lambda: self.platform.state(L7PROXY).running,
+                lambda: self.log_tail(L7PROXY),
+            )
+        except BaseException:
+            client.close()
+            raise
 
     def _start_services(self) -> None:
         """Start services in waves: each wave is every service whose dependencies are
@@ -629,11 +675,14 @@ class OrchestratedStack(RunningStack, Generic[P]):
         td = Teardown(self.run_id)
         created = [n for n in reversed(self._order) if self._units[n].created]
         units = created + ([TOXIPROXY] if self._proxy_api is not None else [])
+        units += [L7PROXY] if self._l7 is not None else []
         if self._ctx is not None:
             td.step("stopping the stack", self.platform.stop_all, units, self._stop_timeout_s, td)
             td.step("removing the stack", self.platform.remove_all, td)
         if self._proxy_api is not None:
             td.step("closing the toxiproxy client", self._proxy_api.close)
+        if self._l7 is not None:
+            td.step("closing the L7 proxy client", self._l7.client.close)
         td.step("closing the http client", self._http.close)
         for r in self._ports.values():
             td.step(f"releasing port {r.port}", r.release)

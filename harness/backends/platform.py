@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from l2chaos.errors import StackError
+from l2chaos.l7proxy.launch import listen_unit
 
 from .base import Endpoint, Toxic
 
@@ -198,6 +199,21 @@ class Platform(ABC):
     def proxy_listen(self, link: str) -> str:
         """host:port the proxy of `link` listens on, inside Toxiproxy."""
 
+    def start_l7proxy(self, control_port: int, listen_ports: Mapping[str, int], token: str) -> None:
+        """Run the L7 proxy (``python -m l2chaos.l7proxy``, token in ``L2CHAOS_L7_TOKEN``)
+        with its control API on the reserved host port `control_port` and its decisions
+        going to the run's ``l7.jsonl``; `listen_ports` are the host ports reserved for
+        its per-link listeners (`l7_listen`). The unit is called `L7PROXY`."""
+        raise StackError(f"the {self.name} platform cannot run the L7 proxy (layer: http links)")
+
+    def l7_listen(self, link: str) -> str:
+        """host:port the L7 proxy listens on for `link`, inside its unit."""
+        raise StackError(f"the {self.name} platform cannot run the L7 proxy")
+
+    def l7_address(self, link: str) -> str:
+        """host:port where Toxiproxy reaches the L7 proxy's listener for `link`."""
+        raise StackError(f"the {self.name} platform cannot run the L7 proxy")
+
     @abstractmethod
     def reach(self, port: int) -> Endpoint:
         """Where this host connects to a reserved (published) port."""
@@ -304,6 +320,12 @@ class LoopbackPlatform(Platform):
 
     def proxy_listen(self, link: str) -> str:
         return self.proxy_address(link)
+
+    def l7_listen(self, link: str) -> str:
+        return f"{LOOPBACK}:{self.ctx.ports[listen_unit(link)]}"
+
+    def l7_address(self, link: str) -> str:
+        return self.l7_listen(link)
 
     def reach(self, port: int) -> Endpoint:
         return Endpoint(LOOPBACK, port)

@@ -28,6 +28,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _serve(args: argparse.Namespace, token: str) -> None:
+    if args.decisions is not None:
+        args.decisions.parent.mkdir(parents=True, exist_ok=True)
     server = L7Server(DecisionLog(args.decisions), max_body=args.max_body)
     runner = web.AppRunner(server.control_app(token), access_log=None)
     await runner.setup()

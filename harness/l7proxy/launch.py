@@ -15,16 +15,33 @@ from collections.abc import Callable, Mapping
 
 from l2chaos.errors import StackError
 
-from ..backends.toxiproxy import proxy_name
 from .client import L7Client, L7Links
 
-__all__ = ["DECISIONS_FILE", "L7PROXY", "TOKEN_ENV", "command", "connect"]
+__all__ = [
+    "DECISIONS_FILE",
+    "L7PROXY",
+    "TOKEN_ENV",
+    "command",
+    "connect",
+    "listen_unit",
+    "proxy_name",
+]
 
 L7PROXY = "l7proxy"
 TOKEN_ENV = "L2CHAOS_L7_TOKEN"
 DECISIONS_FILE = "l7.jsonl"
 _READY_S = 30.0
 _POLL_S = 0.05
+
+
+def listen_unit(link: str) -> str:
+    """The name a link's L7 listener has among a run's reserved ports."""
+    return f"{L7PROXY}:{link}"
+
+
+def proxy_name(link: str) -> str:
+    """The link's name in the proxy, as in Toxiproxy: ``a->b`` -> ``a.b``."""
+    return link.replace(" ", "").replace("->", ".")
 
 
 def command(python: str, control: str, decisions: str) -> list[str]:

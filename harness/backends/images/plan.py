@@ -13,7 +13,9 @@ For every service the plan names the image it runs:
 
 Toxiproxy is ``ghcr.io/shopify/toxiproxy:<version>`` with a registry, else
 ``l2chaos/toxiproxy:<key>`` built from ``images/toxiproxy/Dockerfile`` with the host's
-``toxiproxy-server``.
+``toxiproxy-server``. When a link is ``layer: http``, the L7 proxy is
+``l2chaos/l7proxy:<key>``, built from ``images/l7proxy/Dockerfile`` with the wheelhouse
+(in both modes: it is this checkout's code).
 
 Two modes. ``registry``: Dockerfiles build on their public defaults (BASE_IMAGE unset).
 ``offline``: ``BASE_IMAGE=l2chaos/base:<key>`` (debootstrap, see base.py) for every
@@ -181,7 +183,10 @@ class ImagePlan:
     builds: list[BuildTarget]
     services: dict[str, str]
     toxiproxy: str
-    given: list[str]  # images used as they are (the user's, or public ones)
+    given: list[str]
+    l7proxy: str | None = (
+        None  # built when a link is `layer: http`  # images used as they are (the user's, or public ones)
+    )
 
     def all_images(self) -> list[str]:
         out = [b.tag for b in self.builds] + list(self.given)
@@ -298,6 +303,21 @@ def plan_images(
     else:
         toxiproxy = PUBLIC_TOXIPROXY
         given.append(PUBLIC_TOXIPROXY)
+    l7proxy = None
+    if any(lk.layer == "http" for lk in spec.links):
+        l7_dir = IMAGES_DIR / "l7proxy"
+        key = _h("l7proxy/1", _tree_hash(l7_dir), base or "", wheelhouse_key(arch, src_root))
+        l7proxy = add(
+            BuildTarget(
+                name="l7proxy",
+                tag=f"l2chaos/l7proxy:{key}",
+                key=key,
+                dockerfile=l7_dir / "Dockerfile",
+                context=l7_dir,
+                base_image=base,
+                wheels=True,
+            )
+        )
     return ImagePlan(
         mode=mode,
         arch=arch,
@@ -306,6 +326,7 @@ def plan_images(
         services=services,
         toxiproxy=toxiproxy,
         given=list(dict.fromkeys(given)),
+        l7proxy=l7proxy,
     )
 
 
