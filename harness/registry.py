@@ -5,8 +5,9 @@ Built-ins are every `Fault` subclass in the modules of `l2chaos.faults`, every
 subclass in the modules of `l2chaos.load.protocols` and the `Platform` subclasses of
 `l2chaos.backends.local` and `.docker`. Plugins come from the entry point groups
 ``l2chaos.faults``, ``l2chaos.invariants``, ``l2chaos.protocols``,
-``l2chaos.platforms`` (each entry a module or a class) and ``l2chaos.stacks`` (each
-entry a path to a stack.yaml, or an object with a `STACK_FILE` attribute).
+``l2chaos.platforms`` (each entry a module or a class), ``l2chaos.stacks`` (each
+entry a path to a stack.yaml, or an object with a `STACK_FILE` attribute) and
+``l2chaos.listeners`` (each entry a callable given every run's `l2chaos.events.Events`).
 ``L2CHAOS_NO_PLUGINS=1`` loads built-ins only.
 """
 
@@ -16,7 +17,7 @@ import importlib
 import inspect
 import os
 import pkgutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any, TypeVar, cast
 
 from .errors import UsageError
 
-__all__ = ["checkers", "faults", "platforms", "protocols", "stack_files"]
+__all__ = ["checkers", "faults", "listeners", "platforms", "protocols", "stack_files"]
 
 T = TypeVar("T")
 
@@ -145,3 +146,19 @@ def stack_files() -> dict[str, Path]:
             path = Path(getattr(obj, "STACK_FILE", obj))
             out[ep.name] = path
     return out
+
+
+@cache
+def listeners() -> dict[str, Callable[[Any], object]]:
+    """Plug-in listeners by entry point name: `register(events)` adds its listeners to
+    a run's lifecycle events (l2chaos.events)."""
+    out: dict[str, Callable[[Any], object]] = {}
+    for ep in entry_points(group="l2chaos.listeners") if _plugins_enabled() else ():
+        try:
+            obj: Any = ep.load()
+        except Exception as exc:
+            raise UsageError(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+        if not callable(obj):
+            raise UsageError(f"plugin {ep.name!r} in l2chaos.listeners is not callable")
+        out[ep.name] = obj
+    return dict(sorted(out.items()))

@@ -26,12 +26,12 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
 
@@ -46,11 +46,13 @@ from .errors import (
     ScenarioError,
     StackError,
 )
+from .events import Events, Problems, report_thread_deaths
 from .eventsource import EventPoller
 from .hooks import HttpHookClient
 from .jsonrpc import RpcCallError
 from .probe import ProbeLoop, Prober, baseline_check
 from .progress import Progress
+from .registry import listeners as listener_plugins
 from .rundir import RunDir
 from .safety import Trust
 from .scenario import FaultUse, Scenario, load_scenario
@@ -58,6 +60,10 @@ from .signals import ChainHeights, EventFeed, ProbeEvents, Signals
 from .stackspec import render
 from .timeline import Timeline
 from .triggers import AtBlock, OnEvent
+
+if TYPE_CHECKING:
+    from .invariants.check import CheckOutcome
+    from .load import LoadRunner
 
 __all__ = ["RunOptions", "RunResult", "backend_for", "run_loaded", "run_scenario"]
 
@@ -77,6 +83,8 @@ class RunOptions:
     progress: bool = True
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     baseline_timeout_s: float = 60.0
+    # Called with the run's Events before it starts, like the l2chaos.listeners plug-ins.
+    listeners: Sequence[Callable[[Events], object]] = ()
 
 
 @dataclass
@@ -165,7 +173,10 @@ def _signals_raise_interrupted() -> Iterator[_SignalGuard]:
 
 
 class _Run:
-    """State of one run; `execute` drives it."""
+    """One run. `execute` reads top to bottom: start the record, bring the parts up in
+    order (each registers how it winds down), run to the end, wind down in reverse
+    order, check, finish. The parts live in an ExitStack, so an abort anywhere winds
+    down exactly what was brought up."""
 
     def __init__(self, scenario: Scenario, opts: RunOptions) -> None:
         self.sc = scenario
@@ -174,6 +185,8 @@ class _Run:
         self.run_dir = RunDir.create(opts.out_dir, scenario.name, scenario.profile)
         self.admin_token = secrets.token_urlsafe(24)
         self.run_dir.redactor.add(self.admin_token)
+        self.problems = Problems()
+        self.events = Events(self.problems)
         self.progress = Progress(
             opts.stream,
             scenario.name,
@@ -181,23 +194,36 @@ class _Run:
             scenario.duration_ns,
             enabled=opts.progress,
         )
-        self.stack: RunningStack | None = None
-        self.timeline: Timeline | None = None
-        self.events: EventPoller | None = None
-        self.probe: ProbeLoop | None = None
-        self.prober: Prober | None = None
-        self.load: Any = None
-        self.hooks: HttpHookClient | None = None
-        self.accounts: list[dict[str, Any]] = []
-        self.t0_ns = 0
-        self.t0_mono = 0
-        self.problems: list[str] = []
-        self.reached_end = False
+        self.progress.listen(self.events)
+        self.events.verdict.add_listener(_write_reports)
+        for register in [*listener_plugins().values(), *opts.listeners]:
+            register(self.events)
         self.signals = _SignalGuard()
+        self.reached_end = False
 
-    # ------------------------------------------------------------------ phases
+    # ------------------------------------------------------------------ the run
 
     def execute(self) -> RunResult:
+        self._start_record()
+        self.events.run_started.fire(
+            run_id=self.run_dir.run_id,
+            run_dir=self.run_dir.path,
+            scenario=self.sc,
+            backend=self.backend.name,
+        )
+        exit_code, error = self._play()
+        if exit_code is not None:
+            result = self._aborted(exit_code, error)
+        else:
+            self.run_dir.update_json("run.json", phase="finished")
+            try:
+                result = self._check()
+            except KeyboardInterrupt:  # Ctrl-C while checking: the record stays whole
+                error = "interrupted while checking; `l2chaos check` gives the verdict later"
+                result = self._result(EXIT_INTERRUPTED, error=error)
+        return self._finish(result)
+
+    def _start_record(self) -> None:
         rd = self.run_dir
         rd.write_json("scenario.resolved.json", self.sc.resolved_json())
         if self.sc.path is not None and self.sc.path.is_file():  # what `l2chaos shrink` replays
@@ -218,134 +244,158 @@ class _Run:
                 "pid": os.getpid(),
             },
         )
-        self.progress.line(
-            f"run {rd.run_id} on the {self.backend.name} backend; record in {rd.path}"
-        )
-        exit_code: int | None = None
-        error: str | None = None
+
+    def _play(self) -> tuple[int | None, str | None]:
+        """Up, run, wind down. (exit code, error) of an aborted run, else (None, None)."""
         try:
-            with _signals_raise_interrupted() as signals:
+            with _signals_raise_interrupted() as signals, report_thread_deaths(self.problems):
                 self.signals = signals
-                try:
-                    self._up_and_run()
-                finally:
-                    signals.defer()
-                    self._wind_down()
+                with contextlib.ExitStack() as parts:
+                    try:
+                        self._up_and_run(parts)
+                    finally:  # the parts wind down as the ExitStack closes
+                        signals.defer()
+                        self.run_dir.update_json("run.json", phase="winding down")
             if signals.fired is not None:
-                exit_code, error = EXIT_INTERRUPTED, signals.message
+                return EXIT_INTERRUPTED, signals.message
         except Interrupted as exc:
-            exit_code, error = EXIT_INTERRUPTED, str(exc)
+            return EXIT_INTERRUPTED, str(exc)
         except InputError as exc:  # found only once the stack was up (a block already passed)
-            exit_code, error = EXIT_BAD_INPUT, str(exc)
+            return EXIT_BAD_INPUT, str(exc)
         except HarnessError as exc:
-            exit_code, error = exc.exit_code, str(exc)
+            return exc.exit_code, str(exc)
         except Exception as exc:  # a bug: recorded like any abort, never left as "running"
-            exit_code, error = EXIT_HARNESS_BROKE, f"internal error: {type(exc).__name__}: {exc}"
             self._keep_traceback()
+            return EXIT_HARNESS_BROKE, f"internal error: {type(exc).__name__}: {exc}"
         finally:
-            rd.close()
-        if exit_code is not None:
+            self.run_dir.close()
+        return None, None
+
+    def _up_and_run(self, parts: contextlib.ExitStack) -> None:
+        rd, spec = self.run_dir, self.sc.stack.spec
+        stack = self._stack_up(parts)
+        hooks = parts.enter_context(
+            contextlib.closing(HttpHookClient(spec.hooks, stack.direct_url, stack.admin_token))
+        )
+        accounts = self._fetch_accounts(stack)
+
+        self.progress.phase("baseline")
+        prober = parts.enter_context(contextlib.closing(Prober(spec, stack, run_dir=rd.path)))
+        parts.callback(self._step, "recording the chain", self._record_chain, prober)
+        probes_log = rd.jsonl("probes.jsonl")
+        base = baseline_check(prober, probes_log, timeout_s=self.opts.baseline_timeout_s)
+        check_blocks_ahead(self.sc, base.block_height)
+        heights = ChainHeights(prober.block_height)
+        heights.observe(base.block_height, base.mono_ns)
+        poller = self._event_poller(stack)
+        load = self._prepare_load(stack, accounts)
+        try:
+            t0_ns, t0_mono = time.time_ns(), time.monotonic_ns()
             rd.update_json(
                 "run.json",
-                phase="aborted",
-                error=error,
-                exit_code=exit_code,
-                ended_t_ns=time.time_ns(),
+                phase="running",
+                t0_ns=t0_ns,
+                t0_mono_ns=t0_mono,
+                baseline_block=base.block_height,
             )
-            self._report_aborted()
-            return RunResult(exit_code, self.sc.name, self.sc.profile, rd.path, error=error)
-        rd.update_json("run.json", phase="finished")
-        try:
-            return self._check()
-        except KeyboardInterrupt:  # Ctrl-C while checking: the record stays whole (finished)
-            error = "interrupted while checking; `l2chaos check` gives the verdict later"
-            return RunResult(EXIT_INTERRUPTED, self.sc.name, self.sc.profile, rd.path, error=error)
+            self.events.baseline_passed.fire(sample=base, t0_ns=t0_ns)
+            probe = ProbeLoop(prober, probes_log)
+            probe.subscribe(lambda sample: heights.observe(sample.block_height, sample.mono_ns))
+            probe.subscribe(lambda sample: self.events.probe_sample.fire(sample=sample))
+            feed = self._event_feed(t0_ns, probe, poller)
+            probe.start()
+            parts.callback(self._step, "stopping probes", self._stop_probes, probe, poller)
+        finally:  # registered here so the load stops before the probes do
+            if load is not None:
+                parts.callback(self._step, "stopping load", self._stop_load, load)
+        timeline = Timeline(
+            self.sc.timeline,
+            lambda use, note: self._fault_context(stack, hooks, accounts, use, note),
+            rd.jsonl("faults.jsonl"),
+            t0_mono,
+            Signals(heights, feed, base.block_height),
+            on_action=self.events.fault_acted,
+        )
+        timeline.start()  # before the load, whose start takes seconds
+        parts.callback(self._step, "healing faults", self._heal_all, timeline)
+        if load is not None:
+            load.t0_ns = t0_ns
+            load.start()
+            self.events.load_started.fire(plan=load.plan)
+        self.progress.phase("running")
+        self._wait_for_end(t0_mono, load)
+        self.reached_end = True
 
-    def _keep_traceback(self) -> None:
-        path = self.run_dir.path / "harness-traceback.txt"
-        with contextlib.suppress(OSError):
-            path.write_text(self.run_dir.redactor.text(traceback.format_exc()), encoding="utf-8")
+    # ------------------------------------------------------------------ parts
 
-    def _report_aborted(self) -> None:
-        """An aborted run still gets result.json and junit.xml (no verdict, exit 3 in
-        them), so a CI job that publishes reports shows what broke."""
-        from .invariants import check_run
-        from .report import write_reports
-
-        try:
-            write_reports(self.run_dir.path, check_run(self.run_dir.path))
-        except Exception as exc:  # the abort's own error is what matters; note this one
-            self.run_dir.update_json("run.json", report_error=str(exc))
-
-    def _up_and_run(self) -> None:
+    def _stack_up(self, parts: contextlib.ExitStack) -> RunningStack:
+        """The stack, with what its wind-down needs: the audit export, the hold of
+        --keep-up, and (last of all) the stack going down."""
         rd = self.run_dir
         self.progress.phase("starting stack")
-        self.stack = self.backend.up(
+        stack = self.backend.up(
             self.sc.stack,
             run_id=rd.run_id,
             run_dir=rd.path,
             env={"L2CHAOS_ADMIN_TOKEN": self.admin_token},
         )
-        rd.update_json(
-            "run.json",
-            phase="stack up",
-            stack=self.stack.describe(),
-            versions=_versions(self.stack),
-        )
-        self.progress.line(
-            "versions: " + ", ".join(f"{k} {v}" for k, v in _versions(self.stack).items())
-        )
-        spec = self.sc.stack.spec
-        self.hooks = HttpHookClient(spec.hooks, self.stack.direct_url, self.stack.admin_token)
-        self.accounts = self._fetch_accounts()
+        parts.callback(self._stack_down, stack)
+        if self.opts.keep_up:
+            parts.callback(self._hold_up, stack)
+        parts.callback(self._step, "exporting audit", self._export_audit, stack)
+        versions = _versions(stack)
+        rd.update_json("run.json", phase="stack up", stack=stack.describe(), versions=versions)
+        self.events.stack_ready.fire(stack=stack, versions=versions)
+        return stack
 
-        self.progress.phase("baseline")
-        self.prober = Prober(spec, self.stack, run_dir=rd.path)
-        probes_log = rd.jsonl("probes.jsonl")
-        base = baseline_check(self.prober, probes_log, timeout_s=self.opts.baseline_timeout_s)
-        check_blocks_ahead(self.sc, base.block_height)
-        heights = ChainHeights(self.prober.block_height)
-        heights.observe(base.block_height, base.mono_ns)
-        self.events = self._event_poller()
+    def _step(self, label: str, step: Callable[..., object], *args: Any) -> None:
+        """One step of the wind-down: a failure is a problem (exit 3), never a reason to
+        skip the steps after it."""
+        self.progress.phase(label)
+        try:
+            step(*args)
+        except Exception as exc:
+            self.problems.add(f"{label}: {exc}")
+            self.progress.line(f"{label} failed: {exc}")
 
-        self._prepare_load()
-        self.t0_ns, self.t0_mono = time.time_ns(), time.monotonic_ns()
-        rd.update_json(
-            "run.json",
-            phase="running",
-            t0_ns=self.t0_ns,
-            t0_mono_ns=self.t0_mono,
-            baseline_block=base.block_height,
-        )
-        self.probe = ProbeLoop(self.prober, probes_log)
-        self.probe.subscribe(lambda sample: heights.observe(sample.block_height, sample.mono_ns))
-        signals = Signals(heights, self._event_feed(), base.block_height)
-        self.probe.start()
-        self.timeline = Timeline(
-            self.sc.timeline,
-            self._fault_context,
-            rd.jsonl("faults.jsonl"),
-            self.t0_mono,
-            signals,
-        )
-        self.timeline.start()  # before the load, whose start takes seconds
-        self._start_load()
-        self.progress.phase("running")
-        self._wait_for_end()
-        self.reached_end = True
+    def _stack_down(self, stack: RunningStack) -> None:
+        self.progress.phase("stopping stack")
+        rd = self.run_dir
+        try:
+            self.backend.down(stack)
+        finally:
+            self.problems.extend([f"teardown: {p}" for p in stack.teardown_problems])
+            rd.redact_files(p for p in (rd.path / "logs").glob("*") if p.is_file())
+            rd.update_json("run.json", ended_t_ns=time.time_ns(), problems=self.problems.items())
+
+    def _heal_all(self, timeline: Timeline) -> None:
+        timeline.heal_all()
+        self.problems.extend([f"fault {e}" for e in timeline.errors()])
+        if self.reached_end:  # an aborted run says why it stopped instead
+            self.problems.extend([f"fault {e}" for e in timeline.missed()])
+
+    def _stop_load(self, load: LoadRunner) -> None:
+        self.events.load_stopped.fire(result=load.stop())
+
+    def _stop_probes(self, probe: ProbeLoop, poller: EventPoller | None) -> None:
+        if poller is not None:
+            poller.stop()
+        probe.stop()
+        problem = probe.problem()
+        if problem is not None:
+            self.problems.add(problem)
 
     def _wanted_events(self) -> list[str]:
         return sorted({u.trigger.event for u in self.sc.timeline if isinstance(u.trigger, OnEvent)})
 
-    def _event_poller(self) -> EventPoller | None:
+    def _event_poller(self, stack: RunningStack) -> EventPoller | None:
         """The stack's event stream, primed (what is already there never fires), when a
         trigger waits for one of its events."""
-        assert self.stack is not None
         source = self.sc.stack.spec.events
         wanted = [n for n in self._wanted_events() if source is not None and n in source.names()]
         if source is None or not wanted:
             return None
-        url = self.stack.direct_url(source.service, source.path)
+        url = stack.direct_url(source.service, source.path)
         poller = EventPoller(source, url, wanted)
         try:
             poller.prime()
@@ -354,24 +404,24 @@ class _Run:
             raise StackError(f"could not read the stack's event stream at {url}: {exc}") from exc
         return poller
 
-    def _event_feed(self) -> EventFeed | None:
+    def _event_feed(
+        self, t0_ns: int, probe: ProbeLoop, poller: EventPoller | None
+    ) -> EventFeed | None:
         """Events for the triggers: the stream's (started here) and the probes'."""
         wanted = self._wanted_events()
         if not wanted:
             return None
-        feed = EventFeed(self.t0_ns, wanted)
-        assert self.probe is not None
-        self.probe.subscribe(ProbeEvents(feed))
-        if self.events is not None:
-            self.events.start(feed)
+        feed = EventFeed(t0_ns, wanted)
+        probe.subscribe(ProbeEvents(feed))
+        if poller is not None:
+            poller.start(feed)
         return feed
 
-    def _fetch_accounts(self) -> list[dict[str, Any]]:
-        assert self.stack is not None
+    def _fetch_accounts(self, stack: RunningStack) -> list[dict[str, Any]]:
         acc = self.sc.stack.spec.accounts
         if acc is None:
             return []
-        url = self.stack.direct_url(acc["service"], acc["path"])
+        url = stack.direct_url(acc["service"], acc["path"])
         try:
             resp = httpx.get(
                 url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=30
@@ -389,21 +439,22 @@ class _Run:
         )
         return [dict(a) for a in data if isinstance(a, Mapping)]
 
-    def _endpoints(self) -> dict[str, str]:
-        assert self.stack is not None
-        return {role: self.stack.client_url(svc) for role, svc in self.sc.stack.spec.load.items()}
+    def _endpoints(self, stack: RunningStack) -> dict[str, str]:
+        return {role: stack.client_url(svc) for role, svc in self.sc.stack.spec.load.items()}
 
-    def _prepare_load(self) -> None:
+    def _prepare_load(
+        self, stack: RunningStack, accounts: list[dict[str, Any]]
+    ) -> LoadRunner | None:
         """Before t0: the load protocol's set-up (evm: funding the users' keys takes a
         few blocks), so the faults' schedule does not wait for it."""
         if self.sc.load is None:
-            return  # no `load:`: no Locust at all
+            return None  # no `load:`: no Locust at all
         from .load import LoadRunner
 
-        self.load = LoadRunner(
+        load = LoadRunner(
             self.sc.load,
-            endpoints=self._endpoints(),
-            accounts=self.accounts,
+            endpoints=self._endpoints(stack),
+            accounts=accounts,
             seed=self.sc.seed,
             run_dir=self.run_dir.path,
             duration_s=self.sc.duration_ns / 1e9,
@@ -412,104 +463,60 @@ class _Run:
             run_id=self.run_dir.run_id,
             options=self.sc.stack.spec.load_options,
         )
-        self.load.prepare()
+        try:
+            load.prepare()
+        except BaseException:
+            load.stop()
+            raise
+        return load
 
-    def _start_load(self) -> None:
-        if self.load is not None:
-            self.load.t0_ns = self.t0_ns
-            self.load.start()
-
-    def _fault_context(self, use: FaultUse, note: Any) -> Any:
+    def _fault_context(
+        self,
+        stack: RunningStack,
+        hooks: HttpHookClient,
+        accounts: list[dict[str, Any]],
+        use: FaultUse,
+        note: Any,
+    ) -> Any:
         from l2chaos.faults.base import FaultContext
 
-        assert self.stack is not None
-        assert self.hooks is not None
         return FaultContext(
-            stack=self.stack,
-            links=self.stack.links,
-            control=self.stack.control,
-            hooks=self.hooks,
+            stack=stack,
+            links=stack.links,
+            control=stack.control,
+            hooks=hooks,
             rng=random.Random(f"{self.sc.seed}:{use.index}"),
             time_scale=self.sc.time_scale,
             note=note,
-            endpoints=self._endpoints(),
-            accounts=self.accounts,
+            endpoints=self._endpoints(stack),
+            accounts=accounts,
         )
 
-    def _wait_for_end(self) -> None:
-        end = self.t0_mono + self.sc.duration_ns
+    def _wait_for_end(self, t0_mono: int, load: LoadRunner | None) -> None:
+        end = t0_mono + self.sc.duration_ns
         while True:
             now = time.monotonic_ns()
             if now >= end:
                 return
-            if self.load is not None and not self.load.alive() and now < end - 2_000_000_000:
+            if load is not None and not load.alive() and now < end - 2_000_000_000:
                 raise HarnessError(
                     "the load generator stopped before the end of the run; see load/locust.log"
                 )
-            active = self.timeline.active() if self.timeline is not None else []
-            self.progress.tick(now - self.t0_mono, active, self.probe.last if self.probe else None)
+            self.progress.tick(now - t0_mono)
             time.sleep(min(0.5, (end - now) / 1e9))
 
-    def _wind_down(self) -> None:
-        """Heal, stop load and probes, export the audit, bring the stack down: always."""
-        rd = self.run_dir
-        rd.update_json("run.json", phase="winding down")
-        steps: list[tuple[str, Any]] = [
-            ("healing faults", lambda: self.timeline.heal_all() if self.timeline else None),
-            ("stopping load", lambda: self.load.stop() if self.load is not None else None),
-            ("stopping probes", self._stop_probes),
-            ("recording the chain", self._record_chain),
-            ("exporting audit", self._export_audit),
-        ]
-        for label, step in steps:
-            self.progress.phase(label)
-            try:
-                step()
-            except Exception as exc:  # one failed step must not skip the teardown
-                self.problems.append(f"{label}: {exc}")
-                self.progress.line(f"{label} failed: {exc}")
-        if self.timeline is not None:
-            self.problems.extend(f"fault {e}" for e in self.timeline.errors())
-            if self.reached_end:  # an aborted run says why it stopped instead
-                self.problems.extend(f"fault {e}" for e in self.timeline.missed())
-        probe_problem = self.probe.problem() if self.probe is not None else None
-        if probe_problem is not None:
-            self.problems.append(probe_problem)
-        if self.opts.keep_up and self.stack is not None:
-            self._hold_up()
-        self.progress.phase("stopping stack")
-        try:
-            if self.stack is not None:
-                self.backend.down(self.stack)
-        finally:
-            if self.stack is not None:
-                self.problems.extend(f"teardown: {p}" for p in self.stack.teardown_problems)
-            for closer in (self.prober, self.hooks):
-                if closer is not None:
-                    with contextlib.suppress(Exception):
-                        closer.close()
-            rd.redact_files(p for p in (rd.path / "logs").glob("*") if p.is_file())
-            rd.update_json("run.json", ended_t_ns=time.time_ns(), problems=self.problems)
-
-    def _stop_probes(self) -> None:
-        if self.events is not None:
-            self.events.stop()
-        if self.probe is not None:
-            self.probe.stop()
-
-    def _hold_up(self) -> None:
-        assert self.stack is not None
+    def _hold_up(self, stack: RunningStack) -> None:
         self.progress.line("--keep-up: the stack stays up until Ctrl-C")
-        for svc in self.stack.services:
-            self.progress.line(f"  {svc}: {self.stack.direct_url(svc)}")
+        for svc in stack.services:
+            self.progress.line(f"  {svc}: {stack.direct_url(svc)}")
         self.progress.line(f"  admin token: {self.admin_token}")
         self.signals.hold()
 
-    def _record_chain(self) -> None:
+    def _record_chain(self, prober: Prober) -> None:
         """The node's final canonical chain into chain/blocks.jsonl (stacks with a
         `chain` probe; see l2chaos.chainrecord)."""
-        chain = self.prober.chain if self.prober is not None else None
-        if chain is None or self.stack is None:
+        chain = prober.chain
+        if chain is None:
             return
         try:
             n = chain.scan()
@@ -517,16 +524,14 @@ class _Run:
             raise StackError(f"could not read the final chain from the node: {exc}") from None
         self.progress.line(f"chain record: {n} canonical blocks, {chain.reorgs} reorg(s) seen")
 
-    def _export_audit(self) -> None:
-        if self.stack is None:
-            return
+    def _export_audit(self, stack: RunningStack) -> None:
         spec = self.sc.stack.spec
         if spec.audit is None:
             self.progress.line(
                 "the stack has no audit export; checkers that need it report not_applicable"
             )
             return
-        values = self.stack.template_values(out=self.run_dir.path / "audit")
+        values = stack.template_values(out=self.run_dir.path / "audit")
         argv = [render(part, values) for part in spec.audit]
         env = dict(os.environ, L2CHAOS_ADMIN_TOKEN=self.admin_token)
         log = self.run_dir.path / "logs" / "audit-export.log"
@@ -539,26 +544,68 @@ class _Run:
             raise StackError(f"audit export exited {done.returncode}; see {log}")
         self.run_dir.redact_files(p for p in (self.run_dir.path / "audit").glob("*") if p.is_file())
 
+    def _keep_traceback(self) -> None:
+        path = self.run_dir.path / "harness-traceback.txt"
+        with contextlib.suppress(OSError):
+            path.write_text(self.run_dir.redactor.text(traceback.format_exc()), encoding="utf-8")
+
     # ------------------------------------------------------------------ verdict
+
+    def _result(self, code: int, *, summary: str = "", error: str | None = None) -> RunResult:
+        return RunResult(code, self.sc.name, self.sc.profile, self.run_dir.path, summary, error)
+
+    def _aborted(self, exit_code: int, error: str | None) -> RunResult:
+        """No verdict; still result.json and junit.xml (exit 3 in them), so a CI job that
+        publishes reports shows what broke."""
+        from .invariants import check_run
+
+        rd = self.run_dir
+        rd.update_json(
+            "run.json", phase="aborted", error=error, exit_code=exit_code, ended_t_ns=time.time_ns()
+        )
+        try:
+            outcome = check_run(rd.path)
+        except Exception as exc:  # the abort's own error is what matters; note this one
+            rd.update_json("run.json", report_error=str(exc))
+        else:
+            self.events.verdict.fire(run_dir=rd.path, outcome=outcome)
+        return self._result(exit_code, error=error)
 
     def _check(self) -> RunResult:
         from .invariants import check_run
-        from .report import render_summary, write_reports
+        from .report import render_summary
 
         rd = self.run_dir
         self.progress.phase("checking")
         outcome = check_run(rd.path)
-        write_reports(rd.path, outcome)
-        summary = render_summary(outcome, rd.path)
-        code = int(outcome.exit_code)
-        if self.problems:
-            summary += "\nThe harness or the stack broke during the run (exit 3):\n" + "\n".join(
-                f"  - {p}" for p in self.problems
-            )
-            code = EXIT_HARNESS_BROKE
-        rd.update_json("run.json", phase="checked", exit_code=code)
+        self.events.verdict.fire(run_dir=rd.path, outcome=outcome)
         self.progress.done()
-        return RunResult(code, self.sc.name, self.sc.profile, rd.path, summary=summary)
+        rd.update_json("run.json", phase="checked", exit_code=int(outcome.exit_code))
+        return self._result(int(outcome.exit_code), summary=render_summary(outcome, rd.path))
+
+    def _finish(self, result: RunResult) -> RunResult:
+        """run_finished; then whatever broke beside the verdict (a wind-down step, a
+        listener, a thread) makes it exit 3, in run.json too."""
+        self.events.run_finished.fire(
+            run_dir=self.run_dir.path, exit_code=result.exit_code, error=result.error
+        )
+        problems = self.problems.items()
+        if not problems:
+            return result
+        if result.summary:
+            result.summary += "\nThe harness or the stack broke during the run (exit 3):\n"
+            result.summary += "\n".join(f"  - {p}" for p in problems)
+        if result.exit_code in (0, 1):
+            result.exit_code = EXIT_HARNESS_BROKE
+        self.run_dir.update_json("run.json", problems=problems, exit_code=result.exit_code)
+        return result
+
+
+def _write_reports(*, run_dir: Path, outcome: CheckOutcome, **_: object) -> None:
+    """The reports listen to the verdict."""
+    from .report import write_reports
+
+    write_reports(run_dir, outcome)
 
 
 def check_blocks_ahead(scenario: Scenario, baseline: int | None) -> None:

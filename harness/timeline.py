@@ -5,7 +5,8 @@ height, another entry's inject or heal, an event; see `l2chaos.triggers`), injec
 waits out the window and heals, so a slow action (a database restart) never delays
 another entry. Every action is recorded in faults.jsonl with its trigger, its
 scheduled time, actual time and lateness on the run's shared clock, and the block
-height it happened at (with the lateness in blocks for block and event triggers).
+height it happened at (with the lateness in blocks for block and event triggers), and
+handed to `on_action` (the run's fault_injected / fault_healed events).
 
 Entries that need the same resource never act at once: an inject waits until every
 other entry holding one of its resources has healed (back-to-back faults: the earlier
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .rundir import JsonlWriter
+from .rundir.faults import FaultAction
 from .scenario import FaultUse
 from .signals import Signals
 from .triggers import AfterFault, AtBlock, AtTime, OnEvent
@@ -65,8 +67,10 @@ class Timeline:
         log: JsonlWriter,
         t0_mono_ns: int,
         signals: Signals | None = None,
+        on_action: Callable[[FaultAction], None] | None = None,
     ) -> None:
         self._uses = list(uses)
+        self._on_action = on_action
         self._context_for = context_for
         self._log = log
         self._t0 = t0_mono_ns
@@ -199,27 +203,29 @@ class Timeline:
         start = started_mono if started_mono is not None else mono
         lateness = None if scheduled_ns is None else (start - self._t0 - scheduled_ns) / 1e6
         heights = self._signals.heights
-        self._log.write(
-            {
-                "fault_id": st.use.index,
-                "label": st.use.label,
-                "name": st.use.name,
-                "target": str(st.use.fault.target),
-                "action": action,
-                "params": st.use.fault.p,
-                "scheduled_ns": scheduled_ns,
-                "t_ns": t_ns - (mono - start),
-                "mono_ns": start,
-                "done_mono_ns": mono,
-                "lateness_ms": None if lateness is None else round(lateness, 3),
-                "took_ms": round((mono - start) / 1e6, 3),
-                "block": None if heights is None else heights.latest(),
-                "ok": ok,
-                "error": error,
-                "details": details,
-                **(extra or {}),
-            }
+        fields: dict[str, Any] = {"block": None if heights is None else heights.latest()}
+        fields.update(extra or {})
+        record = FaultAction(
+            fault_id=st.use.index,
+            label=st.use.label,
+            name=st.use.name,
+            target=str(st.use.fault.target),
+            action=action,
+            params=st.use.fault.p,
+            scheduled_ns=scheduled_ns,
+            t_ns=t_ns - (mono - start),
+            mono_ns=start,
+            done_mono_ns=mono,
+            lateness_ms=None if lateness is None else round(lateness, 3),
+            took_ms=round((mono - start) / 1e6, 3),
+            ok=ok,
+            error=error,
+            details=details,
+            **fields,
         )
+        self._log.write(record.to_json())
+        if self._on_action is not None:
+            self._on_action(record)
 
     def _holders(self, st: FaultState) -> list[FaultState]:
         """Other entries holding one of this entry's resources right now."""

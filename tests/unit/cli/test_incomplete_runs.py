@@ -79,7 +79,7 @@ def test_a_bug_during_a_run_is_recorded_as_an_abort(
 
     sc = load_scenario_text("name: buggy\nstack: perpdex\nduration: 30s\n", "buggy.yaml")
 
-    def bug(self: Any) -> None:
+    def bug(self: Any, parts: Any) -> None:
         raise KeyError("name")  # what a bug looks like from outside
 
     monkeypatch.setattr(runner._Run, "_up_and_run", bug)

@@ -209,22 +209,38 @@ def test_back_to_back_faults_on_one_resource_do_not_race(tmp_path: Path) -> None
     ]
 
 
-def test_progress_prints_each_fault_change_once() -> None:
+def test_progress_prints_each_fault_change_as_it_happens(tmp_path: Path) -> None:
+    """Progress listens to the run's events: a fault's inject and heal get a line each,
+    at the time the timeline recorded them."""
     import io
 
+    from l2chaos.events import Events
     from l2chaos.progress import Progress
 
     out = io.StringIO()
     p = Progress(out, "demo", "hardened", 60_000_000_000)
-    p.tick(24_000_000_000, [], None)
-    p.tick(25_000_000_000, ["process.restart_race(db)"], None)
-    p.tick(26_000_000_000, ["process.restart_race(db)"], None)
-    p.tick(29_000_000_000, [], None)
+    events = Events()
+    p.listen(events)
+    calls: list[tuple[str, str, float]] = []
+    rd = RunDir.create(tmp_path, "t")
+    t0 = time.monotonic_ns()
+    tl = Timeline(
+        [use(0, Recording("db", calls), 0, 100)],
+        lambda u, note: FaultContext(NONE, NONE, NONE, NONE, NONE, note=note),
+        rd.jsonl("faults.jsonl"),
+        t0,
+        on_action=events.fault_acted,
+    )
+    tl.start()
+    assert tl.wait_done(30)
+    tl.heal_all()
+    rd.close()
     lines = [ln for ln in out.getvalue().splitlines() if "injected" in ln or "healed" in ln]
     assert lines == [
-        "[l2chaos] 00:25 injected process.restart_race(db)",
-        "[l2chaos] 00:29 healed process.restart_race(db)",
-    ]
+        "[l2chaos] 00:00 injected test.recording(-)",
+        "[l2chaos] 00:00 healed test.recording(-)",
+    ], out.getvalue()
+    assert events.problems.items() == []
 
 
 class SignallingHeal(Exclusive):

@@ -1,0 +1,68 @@
+"""faults.jsonl: one line per action of a timeline entry (docs/architecture.md,
+"faults.jsonl"). The timeline writes `FaultAction`s; the lifecycle events hand the
+same objects to listeners."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["FaultAction"]
+
+
+@dataclass(frozen=True)
+class FaultAction:
+    """An inject, heal, note (a step inside a fault) or missed (its trigger never fired)."""
+
+    fault_id: int
+    label: str
+    name: str
+    target: str
+    action: str
+    params: Any
+    scheduled_ns: int | None  # offset from time zero at which it was due
+    t_ns: int  # when it started, host UTC
+    mono_ns: int
+    done_mono_ns: int
+    lateness_ms: float | None
+    took_ms: float
+    block: int | None  # the chain height when it happened
+    ok: bool
+    error: str | None
+    details: Any
+    # inject and missed: the entry's trigger; inject: when it fired
+    trigger: dict[str, Any] | None = None
+    trigger_text: str | None = None
+    target_block: int | None = None
+    lateness_blocks: int | None = None
+    fired_by: dict[str, Any] | None = None
+    waited_for: list[str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "fault_id": self.fault_id,
+            "label": self.label,
+            "name": self.name,
+            "target": self.target,
+            "action": self.action,
+            "params": self.params,
+            "scheduled_ns": self.scheduled_ns,
+            "t_ns": self.t_ns,
+            "mono_ns": self.mono_ns,
+            "done_mono_ns": self.done_mono_ns,
+            "lateness_ms": self.lateness_ms,
+            "took_ms": self.took_ms,
+            "block": self.block,
+            "ok": self.ok,
+            "error": self.error,
+            "details": self.details,
+        }
+        if self.trigger is not None:
+            out["trigger"] = self.trigger
+            out["trigger_text"] = self.trigger_text
+        if self.action == "inject":
+            out["target_block"] = self.target_block
+            out["lateness_blocks"] = self.lateness_blocks
+            out["fired_by"] = self.fired_by
+            out["waited_for"] = self.waited_for
+        return out
