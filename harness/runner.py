@@ -2,9 +2,13 @@
 
     validate → stack up (every link behind Toxiproxy) → baseline check → probes, load and
     the fault timeline from t0 → at the end (or on abort) heal everything → stop load →
-    audit export → stack down (always) → check invariants → write reports
+    stop probes → audit export → stack down (always) → check invariants → reports
 
-Teardown is guaranteed: the stack goes down in a `finally`, SIGINT/SIGTERM raise
+Each part registers its wind-down in an ExitStack as it comes up, so the teardown
+undoes exactly what was up, in reverse order, whatever ended the run. The run's
+lifecycle events (l2chaos.events) feed the progress display, the reports and
+plug-ins; a failed wind-down step, a listener that raised or a thread that died is a
+problem of the run (run.json `problems`, exit 3). SIGINT/SIGTERM raise
 `Interrupted` in the main thread while the run is under way; during the wind-down a
 signal is only noted (and later ones ignored), so the teardown completes, and the run
 then ends as interrupted all the same (exit 130, in run.json and result.json alike).
