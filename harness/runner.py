@@ -314,7 +314,7 @@ class _Run:
                 parts.callback(self._step, "stopping load", self._stop_load, load)
         timeline = Timeline(
             self.sc.timeline,
-            lambda use, note: self._fault_context(stack, hooks, accounts, use, note),
+            self._fault_contexts(stack, hooks, accounts),
             rd.jsonl("faults.jsonl"),
             t0_mono,
             Signals(heights, feed, base.block_height),
@@ -474,27 +474,26 @@ class _Run:
             raise
         return load
 
-    def _fault_context(
-        self,
-        stack: RunningStack,
-        hooks: HttpHookClient,
-        accounts: list[dict[str, Any]],
-        use: FaultUse,
-        note: Any,
-    ) -> Any:
+    def _fault_contexts(
+        self, stack: RunningStack, hooks: HttpHookClient, accounts: list[dict[str, Any]]
+    ) -> Callable[[FaultUse, Any], Any]:
+        """What each timeline entry acts through (its own seeded random draws)."""
         from l2chaos.faults.base import FaultContext
 
-        return FaultContext(
-            stack=stack,
-            links=stack.links,
-            control=stack.control,
-            hooks=hooks,
-            rng=random.Random(f"{self.sc.seed}:{use.index}"),
-            time_scale=self.sc.time_scale,
-            note=note,
-            endpoints=self._endpoints(stack),
-            accounts=accounts,
-        )
+        def context(use: FaultUse, note: Any) -> FaultContext:
+            return FaultContext(
+                stack=stack,
+                links=stack.links,
+                control=stack.control,
+                hooks=hooks,
+                rng=random.Random(f"{self.sc.seed}:{use.index}"),
+                time_scale=self.sc.time_scale,
+                note=note,
+                endpoints=self._endpoints(stack),
+                accounts=accounts,
+            )
+
+        return context
 
     def _wait_for_end(self, t0_mono: int, load: LoadRunner | None) -> None:
         end = t0_mono + self.sc.duration_ns
