@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITE = (
     "paradex-2026-01-19-db-restart-race",
     "paradex-2026-01-19-funding-reset",
+    "crash-2025-10-10-liquidation-cascade",
     "chain-rollback-recovery",
     "sequencer-crash-restart",
     "bridge-relayer-stall",
@@ -116,15 +117,37 @@ MUTANTS: tuple[Mutant, ...] = (
         (("cover = min(deficit, max(0, ins.cash))", "cover = deficit"),),
     ),
     Mutant(
+        "liq-fee-to-vault", "liquidation", "the liquidation fee goes to the liquidator vault, not the insurance fund",
+        "stacks/perpdex/engine/exchange.py",
+        (("            ins.cash += fee\n", "            vault.cash += fee\n"),
+         ("[[acct.id, notional - fee], [LIQUIDATOR, -notional], [INSURANCE, fee]]",
+          "[[acct.id, notional - fee], [LIQUIDATOR, -notional + fee]]")),
+    ),
+    Mutant(
+        "shortfall-silent", "liquidation", "a deficit the insurance fund cannot cover is left without a declared shortfall",
+        "stacks/perpdex/engine/exchange.py",
+        (("            if cover < deficit:\n", "            if cover < deficit and False:\n"),),
+    ),
+    Mutant(
         "fill-at-taker-price", "engine", "fills execute at the taker's limit instead of the resting price",
         "stacks/perpdex/engine/exchange.py",
         (("fills.append(self._fill(maker, taker, maker.price, qty, tx))",
           "fills.append(self._fill(maker, taker, taker.price or maker.price, qty, tx))"),),
     ),
+    # The relayer sends a retried deposit with the same bytes, so the sequencer's hash
+    # dedup (3000 blocks) answers it before the engine's consumed-nonce check: a mutant
+    # removing that check ("deposit-replay") is dead code. These bridge and rollback
+    # paths are live:
     Mutant(
-        "deposit-replay", "bridge", "a retried deposit delivery is credited again (the consumed-nonce check is gone)",
-        "stacks/perpdex/engine/exchange.py",
-        (("if nonce in self.consumed:", "if nonce in self.consumed and False:"),),
+        "rollback-keeps-consumed", "rollback", "the rollback restores every table but the consumed L1 messages: a deposit re-relayed after it is refused",
+        "stacks/perpdex/db/chain.py",
+        (('"DELETE FROM consumed_messages WHERE block_seq = ANY($1::bigint[])", orphaned',
+          '"DELETE FROM consumed_messages WHERE block_seq = ANY($1::bigint[]) AND false", orphaned'),),
+    ),
+    Mutant(
+        "rollback-drops-deposits", "bridge", "deposits credited in orphaned blocks are dropped like withdrawals, never relayed again",
+        "stacks/perpdex/bridge.py",
+        (("UPDATE l1.messages SET status = 'pending', l2_tx = NULL", "UPDATE l1.messages SET status = 'dropped', l2_tx = NULL"),),
     ),
     Mutant(
         "release-before-final", "bridge", "withdrawals are released on L1 at once, not after finality",

@@ -88,3 +88,33 @@ class OracleLag(_OracleFault):
 
     def extra(self) -> dict[str, Any]:
         return {"lag_ms": self.p["by"] // 1_000_000}
+
+
+class OracleDrift(HookedFault):
+    name = "oracle.drift"
+    summary = (
+        "The market moves: the oracle's model price goes `pct` percent up or down, linearly "
+        "over the window (a step without `for`), and stays there (a crash, a sustained "
+        "trend). A genuine move, not a bad feed: the reference log records it as the truth."
+    )
+    hook = "oracle_drift"
+    resource = "oracle-drift"
+    target_kind = TargetKind.NONE
+    window = Window.OPTIONAL
+    needs_hooks = ("oracle_drift",)
+    params = (
+        _MARKETS,
+        Param("pct", "float", min=-99.0, max=1000.0, help="the move in percent, e.g. -15"),
+    )
+
+    def resources(self) -> set[str]:
+        return set()  # moves compose (a crash and a rebound may overlap)
+
+    def inject_body(self) -> Mapping[str, Any]:
+        body: dict[str, Any] = {
+            "pct": self.p["pct"],
+            "duration_ms": (self.duration_ns or 0) // 1_000_000,
+        }
+        if self.p.get("markets"):
+            body["markets"] = list(self.p["markets"])
+        return body

@@ -53,6 +53,11 @@ _EVENT_COUNTERS = {
     "price_rejected": "price_rejected",
     "mode_changes": "mode_change",
     "orders_accepted": "order_accepted",
+    "insurance_covers": "insurance_cover",
+    "insurance_shortfalls": "insurance_shortfall",
+    "deposits_credited": "deposit_credited",
+    "withdrawals": "withdrawal",
+    "rollbacks": "rollback",
 }
 _OP_COUNTERS = ("ops", "ops_ok", "ops_fail", "ops_info", "writes_ok")
 COUNTERS = (

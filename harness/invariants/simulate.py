@@ -108,6 +108,8 @@ class _Sim:
         self.l1_seq = 0
         self.escrow = 0
         self.pending_credit: list[tuple[int, int, int, int]] = []  # (due block, nonce, acct, amt)
+        # the bridge's message per deposit nonce: [account, amount, credited block seq]
+        self.messages: dict[int, list[Any]] = {}
         self.pending_release: list[tuple[int, int, int, int]] = []
         self.history: list[tuple[int, int, dict[str, Any]]] = []
         self.hseq = 0
@@ -218,8 +220,10 @@ class _Sim:
             },
         )
         self.pending_credit.append((self.seq + credit_in, self.nonce, acct, amount))
+        self.messages[self.nonce] = [acct, amount, None]
 
     def credit(self, nonce: int, acct: int, amount: int, t: float) -> None:
+        self.messages[nonce][2] = self.seq
         self.emit(
             "deposit_credited",
             t,
@@ -518,8 +522,22 @@ class _Sim:
         self._faults_and_probes(windows, names, targets, end_s)
         self._run_files(end_s)
         self.out.close()
+        with (self.dir / "audit/bridge_messages.jsonl").open("w", encoding="utf-8") as fh:
+            for nonce, (acct, amount, at) in sorted(self.messages.items()):
+                status = "pending" if at is None else "credited"
+                msg = {
+                    "nonce": nonce,
+                    "direction": "l1_to_l2",
+                    "account": acct,
+                    "amount": amount,
+                    "status": status,
+                    "l2_block_seq": at,
+                    "attempts": 1,
+                }
+                fh.write(json.dumps(msg) + "\n")
         (self.dir / "audit/bridge_state.json").write_text(
-            json.dumps({"escrow_balance": self.escrow}) + "\n", encoding="utf-8"
+            json.dumps({"escrow_balance": self.escrow, "event_cursor": self.ev_seq - 1}) + "\n",
+            encoding="utf-8",
         )
         return self.stats
 

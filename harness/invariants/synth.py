@@ -445,8 +445,37 @@ class RecordWriter:
             },
         )
 
-    def bridge_state(self, escrow_balance: int) -> None:
-        self.write_json("audit/bridge_state.json", {"escrow_balance": escrow_balance})
+    def bridge_state(self, escrow_balance: int, event_cursor: int | None = None) -> None:
+        state: dict[str, Any] = {"escrow_balance": escrow_balance}
+        if event_cursor is not None:
+            state["event_cursor"] = event_cursor
+        self.write_json("audit/bridge_state.json", state)
+
+    def bridge_message(
+        self,
+        nonce: Any,
+        *,
+        account: int,
+        amount: int,
+        status: str,
+        l2_block_seq: int | None = None,
+        attempts: int = 1,
+        direction: str = "l1_to_l2",
+    ) -> None:
+        self.append(
+            "audit/bridge_messages.jsonl",
+            {
+                "nonce": nonce,
+                "direction": direction,
+                "account": account,
+                "amount": amount,
+                "status": status,
+                "l2_tx": None,
+                "l2_block": None,
+                "l2_block_seq": l2_block_seq,
+                "attempts": attempts,
+            },
+        )
 
     def oracle(
         self,

@@ -162,7 +162,12 @@ def export(db: str, oracle: str | None, token: str | None, out: Path) -> dict[st
     if l1 is not None:
         _write_json(
             out / "bridge_state.json",
-            {"escrow_balance": l1["escrow_balance"], "source": "l1.state in the export's snapshot"},
+            {
+                "escrow_balance": l1["escrow_balance"],
+                # the last L2 event the bridge's follower applied (credits, rollbacks)
+                "event_cursor": l1["event_cursor"],
+                "source": "l1.state in the export's snapshot",
+            },
         )
     if oracle:
         try:

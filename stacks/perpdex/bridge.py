@@ -70,7 +70,8 @@ class BridgeConfig:
     layout: AccountLayout
     finality_blocks: int
     genesis_user: int  # quote quanta per user account
-    genesis_system: int  # insurance fund and liquidator vault
+    genesis_system: int  # liquidator vault
+    genesis_insurance: int  # insurance fund
     relay_interval_ms: int
     retry_after_ms: int
     batch: int
@@ -80,7 +81,8 @@ class BridgeConfig:
     def from_env(cls, env: Mapping[str, str]) -> BridgeConfig:
         user = env_int(env, "PERPDEX_GENESIS_USD", 100_000, min=0)
         system = env_int(env, "PERPDEX_GENESIS_SYSTEM_USD", 10_000_000, min=0)
-        if user * QUOTE_SCALE >= 2**62 or system * QUOTE_SCALE >= 2**62:
+        insurance = env_int(env, "PERPDEX_INSURANCE_FUND_USD", system, min=0)
+        if max(user, system, insurance) * QUOTE_SCALE >= 2**62:
             raise ConfigError("PERPDEX_GENESIS_USD", "too large")
         return cls(
             common=Common.from_env("bridge", env),
@@ -90,6 +92,7 @@ class BridgeConfig:
             finality_blocks=env_int(env, "PERPDEX_FINALITY_BLOCKS", 50, min=1),
             genesis_user=user * QUOTE_SCALE,
             genesis_system=system * QUOTE_SCALE,
+            genesis_insurance=insurance * QUOTE_SCALE,
             relay_interval_ms=env_int(env, "PERPDEX_RELAY_INTERVAL_MS", 200, min=10),
             retry_after_ms=env_int(env, "PERPDEX_RELAY_RETRY_MS", 3000, min=10),
             batch=env_int(env, "PERPDEX_RELAY_BATCH", 250, min=1, max=1000),
@@ -157,7 +160,10 @@ class BridgeService(Service):
             if done:
                 return
             funds = [(a, self.cfg.genesis_user) for a in self.cfg.layout.users()]
-            funds += [(INSURANCE, self.cfg.genesis_system), (LIQUIDATOR, self.cfg.genesis_system)]
+            funds += [
+                (INSURANCE, self.cfg.genesis_insurance),
+                (LIQUIDATOR, self.cfg.genesis_system),
+            ]
             for account, amount in funds:
                 if amount > 0:
                     await self._lock(conn, account, amount)

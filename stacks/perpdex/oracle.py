@@ -4,11 +4,17 @@ oracle's key (common/signing.py).
 The model: a seeded random walk per market (log-normal steps of PERPDEX_ORACLE_VOL_BPS
 per tick, rounded to the market's tick P), plus an optional scripted drift list
 PERPDEX_ORACLE_DRIFT = [{"at_ms", "duration_ms", "market", "pct"}] (a linear move of
-`pct` percent over the window, kept afterwards: crash scenarios), or a recorded series
-PERPDEX_ORACLE_CSV (columns offset_ms,<market>,... in USD; the last row at or before
-the tick applies). The price at tick k is a pure function of the seed (or file) and k,
-and k counts from the origin kept in the data dir, so a restarted oracle continues the
-same path.
+`pct` percent over the window, kept afterwards; at_ms counts from the oracle's start),
+or a recorded series PERPDEX_ORACLE_CSV (columns offset_ms,<market>,... in USD; the
+last row at or before the tick applies). The price at tick k is a pure function of the
+seed (or file), the drifts and k, and k counts from the origin kept in the data dir,
+so a restarted oracle continues the same path.
+
+A move timed against a run (hook POST /admin/chaos/drift {pct, duration_ms?,
+markets?}, the `oracle.drift` fault) starts at the tick the call arrives: a scenario
+times it from the run's t0 or a trigger, never from when the oracle happened to start
+(seconds earlier on a loaded machine). Started moves are kept in the data dir
+(oracle_drifts.json), so a restarted oracle continues them.
 
 Chaos hook POST /admin/chaos/oracle {mode: normal|stale|zero|spike|lag, markets?,
 factor? (0..MAX_FACTOR), lag_ms? (0..MAX_LAG_MS)}: stale publishes nothing, zero publishes 0, spike publishes the
@@ -61,6 +67,7 @@ __all__ = ["Drift", "OracleService", "PriceModel"]
 MODES = ("normal", "stale", "zero", "spike", "lag")
 MAX_FACTOR = 1_000_000  # a spike of x1e6 still gives prices far below 2**62
 MAX_LAG_MS = 86_400_000  # a day
+MAX_DRIFT_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -225,6 +232,7 @@ class OracleService(Service):
         self.signing_key = KeyRing(cfg.common.seed, cfg.common.admin_token).signing_key("oracle")
         self.data_dir = Path(cfg.common.data_dir)
         self.ref_path = self.data_dir / "oracle_reference.jsonl"
+        self.drifts_path = self.data_dir / "oracle_drifts.json"
         self.origin_ns = 0
         self.tick = -1
         self.pushed = 0
@@ -234,6 +242,7 @@ class OracleService(Service):
         # observed_ts_ns of recent ticks, for lag mode
         self._tick_ts: dict[int, int] = {}
         self.app.router.add_post("/admin/chaos/oracle", self.admin_mode)
+        self.app.router.add_post("/admin/chaos/drift", self.admin_drift)
         self.app.router.add_get("/admin/reference", self.admin_reference)
         self.app.router.add_get("/prices", self.get_prices)
 
@@ -257,8 +266,22 @@ class OracleService(Service):
             os.replace(tmp, path)
             return origin
 
+    def _load_drifts(self) -> None:
+        """Moves started through the hook before a restart, on top of the configured ones."""
+        try:
+            raw = json.loads(self.drifts_path.read_text())
+        except (OSError, ValueError):
+            return
+        self.model.drifts = [*self.cfg.drifts, *parse_drift(raw, str(self.drifts_path))]
+
+    def _save_drifts(self, started: list[Drift]) -> None:
+        tmp = self.drifts_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps([d.__dict__ for d in started]))
+        os.replace(tmp, self.drifts_path)
+
     async def start(self) -> None:
         self.origin_ns = self._origin()
+        self._load_drifts()
         self._ref = open(self.ref_path, "a", buffering=1)  # noqa: SIM115 - closed in stop
         timeout = aiohttp.ClientTimeout(total=max(1.0, self.cfg.interval_ms / 1000), connect=1)
         self.http = aiohttp.ClientSession(
@@ -373,13 +396,7 @@ class OracleService(Service):
         mode = body.get("mode")
         if mode not in MODES:
             raise ApiError(400, "invalid", f"mode must be one of {', '.join(MODES)}", "mode")
-        markets = body.get("markets") or list(MARKET_NAMES)
-        if not isinstance(markets, list) or any(
-            not isinstance(m, str) or m not in MARKETS for m in markets
-        ):
-            raise ApiError(
-                400, "invalid", f"markets must be a list of {', '.join(MARKETS)}", "markets"
-            )
+        markets = _markets(body)
         factor = body.get("factor", 1.0)
         lag_ms = body.get("lag_ms", 0)
         if (
@@ -407,6 +424,33 @@ class OracleService(Service):
             {"modes": {m: self.modes[m].mode for m in MARKET_NAMES}, "tick": self.tick}
         )
 
+    async def admin_drift(self, request: web.Request) -> web.Response:
+        """Start a market move now: `pct` percent over `duration_ms`, kept afterwards."""
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid", "expected {pct, duration_ms?, markets?}", "(body)")
+        markets = _markets(body)
+        pct, duration_ms = body.get("pct"), body.get("duration_ms", 0)
+        if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not -100 < pct <= 1000:
+            raise ApiError(400, "invalid", "pct must be a number in (-100, 1000]", "pct")
+        if (
+            isinstance(duration_ms, bool)
+            or not isinstance(duration_ms, int)
+            or not 0 <= duration_ms <= MAX_DRIFT_MS
+        ):
+            raise ApiError(
+                400, "invalid", f"duration_ms must be an integer from 0 to {MAX_DRIFT_MS}",
+                "duration_ms",
+            )  # fmt: skip
+        at_ms = (time.time_ns() - self.origin_ns) // 1_000_000
+        new = [Drift(at_ms, duration_ms, m, float(pct)) for m in markets]
+        started = self.model.drifts[len(self.cfg.drifts) :] + new
+        self._save_drifts(started)
+        self.model.drifts = [*self.cfg.drifts, *started]
+        self.log.warning("market move started", markets=markets, pct=pct, at_ms=at_ms,
+                         duration_ms=duration_ms)  # fmt: skip
+        return json_response({"tick": self.tick, "at_ms": at_ms, "markets": markets})
+
     async def admin_reference(self, request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await resp.prepare(request)
@@ -427,6 +471,16 @@ class OracleService(Service):
                 "modes": {m: self.modes[m].mode for m in MARKET_NAMES},
             }
         )
+
+
+def _markets(body: dict[str, Any]) -> list[str]:
+    """The body's `markets` (every market when absent or empty), validated."""
+    markets = body.get("markets") or list(MARKET_NAMES)
+    if not isinstance(markets, list) or any(
+        not isinstance(m, str) or m not in MARKETS for m in markets
+    ):
+        raise ApiError(400, "invalid", f"markets must be a list of {', '.join(MARKETS)}", "markets")
+    return markets
 
 
 def main() -> None:

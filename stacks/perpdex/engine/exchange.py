@@ -99,6 +99,7 @@ class Guards:
     market_data_validation: bool = False
     max_price_age_ns: int = 3_000_000_000
     max_price_jump_bps: int = 1000
+    max_mark_deviation_bps: int = 100  # price_validation: the mark within ±1% of the index
     break_fee_path: bool = False  # test only: fees charged to traders vanish
 
     @classmethod
@@ -685,7 +686,8 @@ class Exchange:
             dt = ctx.chain_ts_ns - md.funding_ts_ns
             delta = funding_delta(md.mark_price, md.index_price, dt)
             book = self.books[q.market]
-            mark = mark_price(q.price, book.best_bid(), book.best_ask())
+            bound = self.guards.max_mark_deviation_bps if self.guards.price_validation else None
+            mark = mark_price(q.price, book.best_bid(), book.best_ask(), bound)
             new = md.with_(
                 index_price=q.price,
                 index_ts_ns=q.observed_ts_ns,

@@ -27,8 +27,17 @@ def funding_delta(mark: int, index: int, dt_ns: int) -> int:
     return premium(mark, index) * _FUNDING_SCALE * dt_ns // FUNDING_PERIOD_NS
 
 
-def mark_price(index: int, best_bid: int | None, best_ask: int | None) -> int:
-    """median(index, best bid, best ask); a missing side counts as the index."""
+def mark_price(
+    index: int, best_bid: int | None, best_ask: int | None, bound_bps: int | None = None
+) -> int:
+    """median(index, best bid, best ask); a missing side counts as the index. With
+    `bound_bps` the mark stays within ±bound_bps of the index (floor/ceil), so a stale
+    or thin book cannot drag liquidation prices away from the oracle."""
     bid = index if best_bid is None else best_bid
     ask = index if best_ask is None else best_ask
-    return sorted((index, bid, ask))[1]
+    mark = sorted((index, bid, ask))[1]
+    if bound_bps is None:
+        return mark
+    lo = index - index * bound_bps // 10_000
+    hi = index + index * bound_bps // 10_000
+    return max(lo, min(hi, mark))

@@ -128,6 +128,10 @@ def test_mark_is_the_median_of_index_bid_ask() -> None:
     assert mark_price(90000, 89000, 89010) == 89010
     assert mark_price(90000, 89990, 90010) == 90000
     assert mark_price(90000, None, 80000) == 90000  # one side missing counts as the index
+    # bounded (price_validation): a stale book keeps the mark within ±1% of the index
+    assert mark_price(90000, 95000, 95100, 100) == 90900
+    assert mark_price(90000, 80000, 80100, 100) == 89100
+    assert mark_price(90000, 90450, 90460, 100) == 90450
 
 
 def test_account_layout_roles() -> None:
