@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # The CI suite (docs/ci.md) and the funding-reset replay, the likeliest catchers first.
 SUITE = (
     "paradex-2026-01-19-db-restart-race",
-    "paradex-2026-01-19-funding-reset",
     "crash-2025-10-10-liquidation-cascade",
     "chain-rollback-recovery",
+    "paradex-2026-01-19-funding-reset",
     "sequencer-crash-restart",
     "bridge-relayer-stall",
     "paradex-2026-01-19-post-only-band",
