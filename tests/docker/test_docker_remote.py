@@ -6,6 +6,7 @@ ssh tunnel, on local ports that differ from the published ones."""
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -87,6 +88,24 @@ def find_sshd(prefer_system: bool = True) -> tuple[Path | None, str, dict[str, s
     return cached, "extracted", env
 
 
+def ensure_privsep_user() -> None:
+    """sshd refuses to start without its unprivileged `sshd` user, which Debian's package
+    creates in a maintainer script the extracted copy never runs: create it as that
+    script does (a system user without a shell or a home)."""
+    try:
+        pwd.getpwnam("sshd")
+        return
+    except KeyError:
+        pass
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("sshd needs its privilege separation user `sshd`; creating it needs root")
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--home-dir", "/run/sshd",
+         "--shell", "/usr/sbin/nologin", "sshd"],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def ssh_engine(engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     if shutil.which("ssh") is None:
@@ -122,6 +141,7 @@ def ssh_engine(engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     wrapper.write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F {d / "ssh_config"} "$@"\n')
     wrapper.chmod(0o755)
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
+    ensure_privsep_user()
     log = open(d / "sshd.log", "wb")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
         [sshd, "-D", "-e", "-f", str(d / "sshd_config")],
@@ -131,11 +151,15 @@ def ssh_engine(engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     )
     try:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
             except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    why = (d / "sshd.log").read_text(errors="replace")[-500:]
+                    pytest.fail(f"the test's sshd never listened on {port}: {why}")
                 time.sleep(0.05)
         monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
         monkeypatch.setenv("DOCKER_HOST", f"ssh://root@127.0.0.1:{port}")
