@@ -95,6 +95,20 @@ class Stack:
             {"name": "fund_conservation", "params": {}},
             {"name": "chain_consistency", "params": {}},
         ]
+        # what a run's wind-down leaves: without it the record is incomplete (no verdict)
+        (self.run_dir / "run.json").write_text(
+            json.dumps(
+                {
+                    "run_id": self.run_dir.name,
+                    "scenario": "fee-path",
+                    "profile": "hardened",
+                    "backend": "local",
+                    "seed": 11,
+                    "phase": "finished",
+                    "problems": [],
+                }
+            )
+        )
         (self.run_dir / "scenario.resolved.json").write_text(
             json.dumps(
                 {
