@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from l2chaos.errors import EXIT_INTERRUPTED, UsageError
+from l2chaos.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, UsageError
 from l2chaos.registry import checkers as checker_registry
 
 from .base import Checker, Verdict
@@ -254,9 +254,13 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
     if sometimes is not None and sometimes.status == "error" and harness_error is None:
         harness_error = f"sometimes: {sometimes.reason}"
     result = evaluate(expectation, ran_profile, verdicts, sometimes, harness_error)
-    if info.get("phase") == "aborted" and info.get("exit_code") == EXIT_INTERRUPTED:
-        # an interrupted run: its own exit code and the check's agree
-        result.exit_code = EXIT_INTERRUPTED
+    if info.get("phase") == "aborted" and info.get("exit_code") in (
+        EXIT_INTERRUPTED,
+        EXIT_BAD_INPUT,
+    ):
+        # an interrupted run, or one stopped by input found bad only once the stack was
+        # up (a block trigger already passed): its own exit code and the check's agree
+        result.exit_code = info["exit_code"]
     t0 = info.get("t0_ns")
     start_ns, end_ns = record.run_bounds()
     try:

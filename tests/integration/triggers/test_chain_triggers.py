@@ -78,3 +78,7 @@ def test_an_absolute_block_already_passed_is_bad_input(tmp_path: Path) -> None:
     assert (
         f"{path}:6: timeline[0].at.block: block 1 is at or below the chain's height" in result.error
     )
+    # the record agrees with the exit code: no verdict, and the reason is bad input
+    assert result.run_dir is not None
+    recorded = json.loads((result.run_dir / "result.json").read_text())
+    assert recorded["exit_code"] == 2, recorded
