@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,27 @@ def test_a_declared_sethead_rollback_holds(tmp_path: Path) -> None:
     assert code == 0, out
     assert v["acknowledged_writes_durable"].checked["durable"] > 0
     assert v["chain_consistency"].checked["reorgs"] >= 1
+
+
+def test_a_lost_send_answer_is_unknown_and_mined(tmp_path: Path) -> None:
+    """The L7 proxy on `clients -> geth` drops the answers of a third of the sends: the
+    senders record them as `info` with the hash they signed, and geth mined them."""
+    code, v, out = run("geth-tx-answer-lost", tmp_path)
+    assert code == 0, out
+    run_dir = next(tmp_path.glob("*-geth-tx-answer-lost-*"))
+    dropped = [
+        d
+        for d in map(json.loads, (run_dir / "l7.jsonl").read_text().splitlines())
+        if d["call"]["method"] == "eth_sendRawTransaction" and d["hit"]
+    ]
+    ops = [json.loads(x) for x in (run_dir / "history.jsonl").read_text().splitlines()]
+    unknown = {o["result"]["tx_hash"] for o in ops if o["type"] == "info" and o.get("write")}
+    assert len(unknown) >= 3, out
+    assert len(dropped) >= len(unknown)
+    mined = {
+        h
+        for b in map(json.loads, (run_dir / "chain" / "blocks.jsonl").read_text().splitlines())
+        for h in b["tx_hashes"]
+    }
+    assert unknown <= mined, sorted(unknown - mined)[:3]
+    assert v["acknowledged_writes_durable"].checked["lost"] == 0
