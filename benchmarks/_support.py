@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -11,15 +10,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def tinystack() -> ModuleType:
-    """The backend tests' small stack (Postgres and two tiny HTTP services), by path."""
-    path = ROOT / "tests" / "integration" / "backends" / "tinystack.py"
-    spec = importlib.util.spec_from_file_location("bench_tinystack", path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_tinystack"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    """The backend tests' small stack (Postgres and two tiny HTTP services), imported as
+    the tests import it (from the repository root)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.integration.backends import tinystack
+
+    return tinystack
 
 
 def percentile(values: list[float], q: float) -> float:

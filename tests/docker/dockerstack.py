@@ -1,24 +1,21 @@
 """The docker tests' stack (teststack/) and helpers to observe it from outside.
 
-Loaded by path from tests/docker/conftest.py and by benchmarks/bench_docker.py.
+Offered to the docker tests as fixtures by tests/docker/conftest.py.
 """
 
 from __future__ import annotations
 
-import random
 import shutil
 import socket
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 from l2chaos.backends.docker import DockerBackend, DockerStack
-from l2chaos.faults.base import FaultContext
-from l2chaos.hooks import HttpHookClient
 from l2chaos.stackspec import StackRun, load_stack
+
+from tests._support import stacks
+from tests._support.stacks import fault_context as fault_context
+from tests._support.stacks import wait_until as wait_until
 
 HERE = Path(__file__).resolve().parent
 TESTSTACK = HERE / "teststack"
@@ -51,37 +48,17 @@ def stack_run(path: Path = TESTSTACK / "stack.yaml", seed: int = 1) -> StackRun:
 
 
 def new_run_id(prefix: str = "dtest") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+    return stacks.new_run_id(prefix)
 
 
-@contextmanager
 def up_stack(
     folder: Path,
     run: StackRun | None = None,
     run_id: str | None = None,
     stop_timeout_s: float = 5.0,
-) -> Iterator[DockerStack]:
+) -> AbstractContextManager[DockerStack]:
     backend = DockerBackend(stop_timeout_s=stop_timeout_s)
-    stack = backend.up(
-        run or stack_run(), run_id=run_id or new_run_id(), run_dir=folder / "run", env={}
-    )
-    try:
-        yield stack
-    finally:
-        backend.down(stack)
-
-
-def fault_context(stack: DockerStack, notes: list[dict[str, Any]] | None = None) -> FaultContext:
-    hooks = HttpHookClient({}, stack.direct_url, stack.admin_token)
-    sink = notes if notes is not None else []
-    return FaultContext(
-        stack=stack,
-        links=stack.links,
-        control=stack.control,
-        hooks=hooks,
-        rng=random.Random(0),
-        note=lambda **kw: sink.append(kw),
-    )
+    return stacks.stack_up(backend, run or stack_run(), folder, run_id or new_run_id())
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
@@ -137,15 +114,6 @@ def psql(stack: DockerStack, sql: str) -> str:
     out = res.output.decode(errors="replace").strip()
     assert res.exit_code == 0, out
     return out
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 10.0, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
 
 def tcp_answers(host: str, port: int, timeout: float = 1.0) -> bool:

@@ -183,8 +183,8 @@ def test_gc_removes_what_a_killed_run_left_and_nothing_else(
             f"""
             import sys, time
             from pathlib import Path
-            sys.path.insert(0, {str(ds.HERE)!r})
-            import dockerstack as ds
+            sys.path.insert(0, {str(ds.HERE.parents[1])!r})
+            from tests.docker import dockerstack as ds
             from l2chaos.backends.docker import DockerBackend
             st = DockerBackend().up(ds.stack_run(), run_id=sys.argv[1], run_dir=Path(sys.argv[2]), env={{}})
             print("UP", flush=True)

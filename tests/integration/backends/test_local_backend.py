@@ -24,6 +24,8 @@ from l2chaos.backends.procs import MarkerStore, pids_of_run, read_environ
 from l2chaos.backends.toxiproxy import find_toxiproxy_server
 from l2chaos.errors import StackError
 
+from tests._support.modules import ROOT
+
 pytestmark = pytest.mark.integration
 
 
@@ -237,8 +239,8 @@ def test_two_runs_at_once_never_collide(tmp_path: Path, ts: Any) -> None:
 CHILD = """
 import json, sys, time
 from pathlib import Path
-sys.path.insert(0, {here!r})
-import tinystack
+sys.path.insert(0, {root!r})
+from tests.integration.backends import tinystack
 from l2chaos.backends.local import LocalBackend
 from l2chaos.backends.postgres import PgInstall, can_traverse, find_pg_bin
 run = tinystack.stack_run(tinystack.write_stack(Path({folder!r}) / "def"))
@@ -251,7 +253,7 @@ time.sleep(120)
 
 def test_gc_cleans_a_run_whose_owner_was_killed(tmp_path: Path, ts: Any) -> None:
     run_id = ts.new_run_id("orphan")
-    code = CHILD.format(here=str(Path(ts.__file__).parent), folder=str(tmp_path), run_id=run_id)
+    code = CHILD.format(root=str(ROOT), folder=str(tmp_path), run_id=run_id)
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None

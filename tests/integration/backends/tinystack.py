@@ -1,25 +1,22 @@
 """The backend tests' stack (teststack.yaml) and helpers to observe it from outside.
 
-Loaded by path from the conftest files of tests/integration/backends and
-tests/integration/faults, and by benchmarks/bench_backend.py.
+Used by the tests on the local backend (tests/_support/tiny.py offers it as fixtures)
+and by benchmarks/bench_backend.py and bench_timeline.py.
 """
 
 from __future__ import annotations
 
-import random
 import socket
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from l2chaos.backends.local import LocalBackend, LocalStack
 from l2chaos.backends.procs import pids_of_run
-from l2chaos.faults.base import FaultContext
-from l2chaos.hooks import HttpHookClient
 from l2chaos.stackspec import StackRun, load_stack
+
+from tests._support.stacks import fault_context, new_run_id, stack_up, wait_until
 
 HERE = Path(__file__).resolve().parent
 TINYSVC = HERE / "tinysvc.py"
@@ -43,34 +40,12 @@ def stack_run(path: Path, seed: int = 1) -> StackRun:
     return StackRun(spec=load_stack(path), profile=None, switches={}, settings={}, seed=seed)
 
 
-def new_run_id(prefix: str = "test") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-@contextmanager
 def up_stack(
     folder: Path, mode: str = "normal", run_id: str | None = None, stop_timeout_s: float = 10.0
-) -> Iterator[LocalStack]:
+) -> AbstractContextManager[LocalStack]:
     run = stack_run(write_stack(folder / "stackdef", mode))
     backend = LocalBackend(stop_timeout_s=stop_timeout_s)
-    stack = backend.up(run, run_id=run_id or new_run_id(), run_dir=folder / "run", env={})
-    try:
-        yield stack
-    finally:
-        backend.down(stack)
-
-
-def fault_context(stack: LocalStack, notes: list[dict[str, object]] | None = None) -> FaultContext:
-    hooks = HttpHookClient({}, stack.direct_url, stack.admin_token)
-    sink = notes if notes is not None else []
-    return FaultContext(
-        stack=stack,
-        links=stack.links,
-        control=stack.control,
-        hooks=hooks,
-        rng=random.Random(0),
-        note=lambda **kw: sink.append(kw),
-    )
+    return stack_up(backend, run, folder, run_id or new_run_id())
 
 
 # ---------------------------------------------------------------- observing traffic
@@ -153,15 +128,6 @@ def leftovers(run_id: str, ports: list[int], tempdir: Path | None) -> list[str]:
     if tempdir is not None and tempdir.exists():
         found.append(f"dir {tempdir}")
     return found
-
-
-def wait_until(pred: object, timeout: float = 10.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return True
-        time.sleep(step)
-    return False
 
 
 __all__ = [

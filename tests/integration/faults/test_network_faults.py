@@ -24,7 +24,8 @@ from l2chaos.faults.network import (
     SlowClose,
     Timeout,
 )
-from l2chaos.params import Where, bind_params
+
+from tests._support.faults import make_fault
 
 pytestmark = pytest.mark.integration
 
@@ -34,10 +35,7 @@ SMALL = "/bytes?n=10"
 
 def make(cls: type[Fault], params: dict[str, Any], links: tuple[str, ...] = (LINK,)) -> Fault:
     kind = TargetKind.LINKS if cls is Partition else TargetKind.LINK
-    target = Target(kind, links=links, text=", ".join(links))
-    fault = cls(target, bind_params(cls.params, params, Where(None, "with")), 1_000_000_000)
-    assert fault.validate({"db", "api", "front"}, {"api->db", "front->api", "front->db"}) is None
-    return fault
+    return make_fault(cls, Target(kind, links=links, text=", ".join(links)), params, 1_000_000_000)
 
 
 @pytest.fixture

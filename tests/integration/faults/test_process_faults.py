@@ -19,7 +19,8 @@ from l2chaos.faults.process import (
     RestartRace,
     Stop,
 )
-from l2chaos.params import Where, bind_params
+
+from tests._support.faults import make_fault
 
 pytestmark = pytest.mark.integration
 
@@ -27,12 +28,9 @@ S = 1_000_000_000
 
 
 def make(cls: type[Fault], service: str, params: dict[str, Any], for_ns: int | None) -> Fault:
-    target = Target(TargetKind.SERVICE, services=(service,), text=service)
-    fault = cls(target, bind_params(cls.params, params, Where(None, "with")), for_ns)
-    if for_ns is None:
-        fault.duration_ns = fault.implied_duration_ns()
-    assert fault.validate({"db", "api", "front"}, {"api->db", "front->api", "front->db"}) is None
-    return fault
+    return make_fault(
+        cls, Target(TargetKind.SERVICE, services=(service,), text=service), params, for_ns
+    )
 
 
 def api_pid(stack: Any, ts: Any) -> int:

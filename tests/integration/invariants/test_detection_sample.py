@@ -6,12 +6,12 @@ hours and is run by hand)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests._support.modules import load_module
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -20,14 +20,7 @@ FLAGSHIP = "paradex-2026-01-19-db-restart-race"
 
 
 def _bench() -> ModuleType:
-    path = ROOT / "benchmarks" / "bench_detection.py"
-    spec = importlib.util.spec_from_file_location("bench_detection", path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_detection"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module("bench_detection", ROOT / "benchmarks" / "bench_detection.py")
 
 
 @pytest.mark.parametrize(

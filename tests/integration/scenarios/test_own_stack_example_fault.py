@@ -4,16 +4,16 @@ go during the window, and after the heal it works and stays up."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from l2chaos.faults.base import Target, TargetKind
 from l2chaos.params import Where, bind_params
+
+from tests._support.modules import load_module
+from tests.integration.backends import tinystack
 
 pytestmark = pytest.mark.integration
 
@@ -22,22 +22,7 @@ LINK = "front->api"
 MS = 1_000_000
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tinystack = _load(
-    "l2chaos_tests_tinystack", ROOT / "tests" / "integration" / "backends" / "tinystack.py"
-)
-example_faults = _load(
+example_faults = load_module(
     "l2chaos_example_faults_test",
     ROOT / "docs" / "own-stack" / "example" / "l2chaos_example" / "faults.py",
 )

@@ -3,8 +3,6 @@ readiness strategies, restarts, proxies while a service is down, and teardown.""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,15 +14,7 @@ from l2chaos.backends.procs import MarkerStore
 from l2chaos.errors import StackError
 from l2chaos.stackspec import StackRun, load_stack
 
-_spec = importlib.util.spec_from_file_location(
-    "memplatform", Path(__file__).with_name("memplatform.py")
-)
-assert _spec is not None
-assert _spec.loader is not None
-mem = importlib.util.module_from_spec(_spec)
-sys.modules["memplatform"] = mem
-_spec.loader.exec_module(mem)
-MemoryPlatform = mem.MemoryPlatform
+from tests.unit.backends.memplatform import MemoryPlatform
 
 STACK = """
 name: mem

@@ -8,7 +8,6 @@ importlib.metadata finds it exactly as after `pip install`."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -22,6 +21,8 @@ from typing import Any
 
 import pytest
 from l2chaos.invariants import RunRecord, run_checker
+
+from tests._support.modules import load_module
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "docs" / "own-stack" / "example"
@@ -102,13 +103,9 @@ def test_without_the_plugin_the_names_are_unknown(site: Path) -> None:
 
 @pytest.fixture(scope="module")
 def invariants_module() -> ModuleType:
-    path = EXAMPLE / "l2chaos_example" / "invariants.py"
-    spec = importlib.util.spec_from_file_location("l2chaos_example_invariants_test", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(
+        "l2chaos_example_invariants_test", EXAMPLE / "l2chaos_example" / "invariants.py"
+    )
 
 
 def _record(tmp: Path, heights: Sequence[int | None], fault: tuple[float, float] | None) -> Path:
