@@ -55,10 +55,10 @@ if __name__ != "__main__" and os.environ.get(CTX_ENV):
         """The recording path left out: no record is formatted or written."""
 
         def __init__(self) -> None:
-            self.counts = {}
+            pass
 
         def invoke(self, **_kw: Any) -> OpHandle:
-            return OpHandle("", "", "", None, "", 0, "")
+            return OpHandle("", 0, "")
 
         def complete(self, handle: OpHandle, type_: str, *_a: Any, **_kw: Any) -> None:
             return

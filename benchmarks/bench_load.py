@@ -1,19 +1,24 @@
 """How much the operation history costs Locust, and how Locust scales with workers.
 
-    .venv/bin/python benchmarks/bench_load.py [--seconds 10] [--users 20] [--repeat 3]
+    .venv/bin/python benchmarks/bench_load.py [--seconds 12] [--users 20] [--repeat 3]
 
 Starts one trivial HTTP endpoint on 127.0.0.1 (a raw asyncio server in its own process
 answering every GET with a small JSON body over keep-alive) and runs Locust against it,
-closed loop (no think time), headless, reading requests/s from Locust's own CSV stats:
+closed loop (no think time), headless:
 
-1. a plain `FastHttpUser` (``self.client.get``) against the same user recording every
-   request through l2chaos's history path (`Trader.call`: invoke record, response
-   parsed and classified, completion record, buffered file); prints both and the ratio
-   (target >= 0.9);
+1. in one Locust process, the same users alternating every second (a seeded random order
+   per cycle) between three ways of making the same request: a plain `FastHttpUser`
+   (``self.client.get``), the same decoding the JSON body, and the request recorded
+   through l2chaos's history path (`Trader.call`: invoke record, response decoded,
+   classified and summarised, completion record, buffered file). The process samples
+   its own CPU time and request count at each switch; summed per mode over the run
+   (the first 2 s left out) this gives requests/s and requests per CPU-second of each,
+   side by side under the same machine load. Goal: recorded / plain per CPU-second
+   >= 0.95 (CPU-seconds are the robust figure on a shared machine);
 2. the recording user with a Locust master and 1 worker against a master and 2 workers.
 
-Variants alternate and repeat; the median of each is reported. Numbers only, no
-assertions. This file is also the locustfile of those runs (Locust imports it).
+Rounds repeat; the median of each figure is reported. Numbers only, no assertions.
+This file is also the locustfile of those runs (Locust imports it).
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import itertools
 import os
-import resource
+import random
 import signal
 import socket
 import statistics
@@ -31,8 +37,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 BODY = b'{"account":1,"cash":"10000.000000","equity":"10250.125000","free_collateral":"9000.5"}'
 RESPONSE = (
@@ -43,6 +51,11 @@ RESPONSE = (
 )
 PORT_ENV = "BENCH_LOAD_PORT"
 HISTORY_ENV = "BENCH_LOAD_HISTORY"
+SAMPLES_ENV = "BENCH_LOAD_SAMPLES"
+PHASE_S = 1.0
+MODES = ("plain", "plain+json", "recorded")
+_MODE = ["recorded"]  # what Bench users do now (the distributed runs stay recording)
+TARGET = 0.95
 
 
 # --------------------------------------------------------------------- the endpoint
@@ -94,6 +107,7 @@ if __name__ != "__main__" and os.environ.get(PORT_ENV):
     _WHERE = Where(None, "bench")
     _HOST = f"http://127.0.0.1:{os.environ[PORT_ENV]}"
     _WRITER: list[HistoryWriter] = []
+    _KEY = {"X-API-Key": "bench-key"}
 
     def _writer() -> HistoryWriter:
         if not _WRITER:
@@ -108,50 +122,70 @@ if __name__ != "__main__" and os.environ.get(PORT_ENV):
 
     events.quit.add_listener(_close)  # type: ignore[no-untyped-call]
 
-    class Plain(FastHttpUser):
-        host = _HOST
-        wait_time = constant(0)
+    def _switcher(environment: Any) -> None:
+        """Every PHASE_S: this process's monotonic time, CPU time and requests so far,
+        then the next mode (every mode once per cycle, in a seeded random order)."""
+        import gevent
 
-        @task
-        def get_account(self) -> None:
-            # the same request as the recording user's, API key header included
-            self.client.get("/v1/account", name="get_account", headers={"X-API-Key": "bench-key"})
+        rng = random.Random(7)
+        with open(os.environ[SAMPLES_ENV], "a", encoding="utf-8") as f:
+            while True:
+                order = list(MODES)
+                rng.shuffle(order)
+                for mode in order:
+                    _MODE[0] = mode
+                    total = environment.runner.stats.total.num_requests
+                    f.write(f"{time.monotonic()} {time.process_time()} {total} {mode}\n")
+                    f.flush()
+                    gevent.sleep(PHASE_S)
 
-    class PlainJson(FastHttpUser):
-        """The plain user that also decodes the JSON body, as any trading client must."""
+    def _on_start(environment: Any, **_kw: object) -> None:
+        if os.environ.get(SAMPLES_ENV):
+            import gevent
 
-        host = _HOST
-        wait_time = constant(0)
+            gevent.spawn(_switcher, environment)
 
-        @task
-        def get_account(self) -> None:
-            self.client.get(
-                "/v1/account", name="get_account", headers={"X-API-Key": "bench-key"}
-            ).json()
+    events.test_start.add_listener(_on_start)  # type: ignore[no-untyped-call]
 
-    class Recorded(FastHttpUser):
+    class Bench(FastHttpUser):
+        """One user, three ways of making the same request (the mode of the moment):
+        plain `self.client.get`; the same decoding the JSON body (as a trading client
+        must); recorded through `Trader.call` as the bridger's balance read (invoke,
+        body decoded, classified and summarised, completion, buffered file)."""
+
         host = _HOST
         wait_time = constant(0)
         _n = 0
 
         def on_start(self) -> None:
-            Recorded._n += 1
+            Bench._n += 1
             settings = bind_params(PERSONA_PARAMS["bridger"], {}, _WHERE)
             self.trader = Trader(
                 session=self.client,
                 history=_writer(),
-                brain=make_brain("bridger", settings, seed=1, worker=0, ordinal=Recorded._n),
-                account=Account(Recorded._n, "bench-key"),
+                brain=make_brain("bridger", settings, seed=1, worker=0, ordinal=Bench._n),
+                account=Account(Bench._n, "bench-key"),
                 endpoints={"ui": _HOST},
                 worker=0,
-                uid=Recorded._n,
-                ordinal=Recorded._n,
+                uid=Bench._n,
+                ordinal=Bench._n,
                 run_tag="bench",
             )
+            self._ops: dict[str, Callable[[], object]] = {
+                "plain": self._plain,
+                "plain+json": self._plain_json,
+                "recorded": self.trader.get_account,
+            }
+
+        def _plain(self) -> object:
+            return self.client.get("/v1/account", name="get_account", headers=_KEY)
+
+        def _plain_json(self) -> object:
+            return self.client.get("/v1/account", name="get_account", headers=_KEY).json()
 
         @task
         def get_account(self) -> None:
-            self.trader.get_account()
+            self._ops[_MODE[0]]()
 
 
 # ------------------------------------------------------------------- the driver
@@ -163,23 +197,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _rps(csv_prefix: Path) -> tuple[float, int, int]:
-    with open(f"{csv_prefix}_stats.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            if row["Name"] == "Aggregated":
-                return (
-                    float(row["Requests/s"]),
-                    int(row["Request Count"]),
-                    int(row["Failure Count"]),
-                )
-    raise RuntimeError(f"no Aggregated row in {csv_prefix}_stats.csv")
+@dataclass
+class _Run:
+    """One Locust run (standalone, or a master with workers) and where it writes."""
+
+    label: str
+    out: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    cpu0: float = 0.0
+
+    @property
+    def samples(self) -> Path:
+        return self.out / "samples.txt"
 
 
-def _locust(
-    user: str, *, port: int, users: int, seconds: int, workers: int, out: Path
-) -> tuple[float, int, int, float]:
-    """One Locust run: (requests/s, requests, failures, CPU seconds Locust used)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def _start(
+    label: str, user: str, *, port: int, users: int, seconds: int, workers: int, out: Path
+) -> _Run:
+    out.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
     env[PORT_ENV] = str(port)
     env[HISTORY_ENV] = str(out / "history")
@@ -189,11 +224,12 @@ def _locust(
         "--run-time", f"{seconds}s", "--csv", str(out / "stats"), "--only-summary",
         "--exit-code-on-error", "0", user,
     ]  # fmt: skip
-    procs: list[subprocess.Popen[bytes]] = []
+    r = _Run(label, out)
     log = open(out / "locust.log", "ab")  # noqa: SIM115
     try:
         if workers == 0:
-            procs.append(
+            env[SAMPLES_ENV] = str(r.samples)
+            r.procs.append(
                 subprocess.Popen(
                     base + run, env=env, stdout=log, stderr=log, start_new_session=True
                 )
@@ -202,15 +238,23 @@ def _locust(
             mport = _free_port()
             master = [*base, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
                       str(mport), "--expect-workers", str(workers), "--expect-workers-max-wait", "30", *run]  # fmt: skip
-            procs.append(
+            r.procs.append(
                 subprocess.Popen(master, env=env, stdout=log, stderr=log, start_new_session=True)
             )
             for _ in range(workers):
                 w = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(mport)]
-                procs.append(
+                r.procs.append(
                     subprocess.Popen(w, env=env, stdout=log, stderr=log, start_new_session=True)
                 )
-        deadline = time.monotonic() + seconds + 60
+    finally:
+        log.close()
+    return r
+
+
+def _wait(runs: list[_Run], seconds: int) -> None:
+    deadline = time.monotonic() + seconds + 60
+    procs = [p for r in runs for p in r.procs]
+    try:
         while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
@@ -219,94 +263,165 @@ def _locust(
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGKILL)
             p.wait()
-        log.close()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return (*_rps(out / "stats"), cpu)
+
+
+def _stats(out: Path) -> tuple[float, int, int]:
+    """(requests/s, requests, failures) of the whole run, from Locust's CSV."""
+    with open(out / "stats_stats.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["Name"] == "Aggregated":
+                return (
+                    float(row["Requests/s"]),
+                    int(row["Request Count"]),
+                    int(row["Failure Count"]),
+                )
+    raise RuntimeError(f"no Aggregated row in {out}/stats_stats.csv")
+
+
+@dataclass
+class _Mode:
+    """What one mode did over its phases: requests, CPU-seconds, seconds."""
+
+    requests: int = 0
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def rps(self) -> float:
+        return self.requests / max(self.wall_s, 1e-9)
+
+    @property
+    def per_cpu(self) -> float:
+        return self.requests / max(self.cpu_s, 1e-9)
+
+
+def _phases(samples: Path, warmup_s: float = 2.0) -> dict[str, _Mode]:
+    """Per mode, its phases summed (the warm-up and the last, cut, phase left out)."""
+    rows = [line.split() for line in samples.read_text().splitlines() if line.strip()]
+    out = {m: _Mode() for m in MODES}
+    t_first = float(rows[0][0])
+    for a, b in itertools.pairwise(rows):
+        if float(a[0]) < t_first + warmup_s:
+            continue
+        m = out[a[3]]
+        m.requests += int(b[2]) - int(a[2])
+        m.cpu_s += float(b[1]) - float(a[1])
+        m.wall_s += float(b[0]) - float(a[0])
+    return out
+
+
+def _records(tmp: Path) -> int:
+    """History records written by every recording run."""
+    n = 0
+    for p in tmp.glob("*/history/*.jsonl"):
+        with open(p, "rb") as f:
+            n += sum(1 for _ in f)
+    return n
+
+
+def _ab_run(args: argparse.Namespace, port: int, tmp: Path, n: int) -> dict[str, _Mode]:
+    r = _start(f"modes {n}", "Bench", port=port, users=args.users, seconds=args.seconds,
+               workers=0, out=tmp / f"run-{n}-modes")  # fmt: skip
+    _wait([r], args.seconds)
+    _rps, count, failures = _stats(r.out)
+    if failures:
+        print(f"  warning: {failures} of {count} requests failed")
+    modes = _phases(r.samples)
+    print(
+        f"  run {n}: "
+        + ", ".join(f"{k} {m.per_cpu:.0f}/CPU-s {m.rps:.0f}/s" for k, m in modes.items())
+        + f"; recorded / plain per CPU-second {modes['recorded'].per_cpu / modes['plain'].per_cpu:.3f}",
+        flush=True,
+    )
+    return modes
+
+
+def _distributed(args: argparse.Namespace, port: int, tmp: Path, n: int, workers: int) -> float:
+    r = _start(f"{workers} worker(s)", "Bench", port=port, users=args.users,
+               seconds=args.seconds, workers=workers, out=tmp / f"run-{n}-w{workers}")  # fmt: skip
+    _wait([r], args.seconds)
+    rps, count, failures = _stats(r.out)
+    if failures:
+        print(f"  warning: {r.label}: {failures} of {count} requests failed")
+    print(f"  master + {workers} worker(s): {rps:7.0f} req/s", flush=True)
+    return rps
+
+
+def _serve(n: int) -> tuple[list[int], list[subprocess.Popen[bytes]]]:
+    ports = [_free_port() for _ in range(n)]
+    servers = [
+        subprocess.Popen([sys.executable, __file__, "--serve", str(p)], start_new_session=True)
+        for p in ports
+    ]
+    for port in ports:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
+                break
+            time.sleep(0.05)
+    return ports, servers
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--seconds", type=int, default=10, help="run time of each Locust run")
+    ap.add_argument("--seconds", type=int, default=30, help="run time of each Locust run")
     ap.add_argument("--users", type=int, default=20, help="concurrent users (closed loop)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per variant (median reported)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each kind (median reported)")
     ap.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve is not None:
         serve(args.serve)
         return
 
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(port)], start_new_session=True
-    )
+    ports, servers = _serve(1)
     try:
-        for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
-                break
-            time.sleep(0.05)
-        results: dict[str, list[float]] = {}
-        per_cpu: dict[str, list[float]] = {}
+        runs: list[dict[str, _Mode]] = []
+        dist: dict[int, list[float]] = {1: [], 2: []}
         with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
-            variants = [("plain", "Plain", 0), ("plain+json", "PlainJson", 0), ("recorded", "Recorded", 0),
-                        ("1 worker", "Recorded", 1), ("2 workers", "Recorded", 2)]  # fmt: skip
-            n = 0
-            for _ in range(args.repeat):
-                for label, user, workers in variants:
-                    out = Path(tmp) / f"run-{n}"
-                    out.mkdir()
-                    n += 1
-                    rps, count, failures, cpu = _locust(
-                        user,
-                        port=port,
-                        users=args.users,
-                        seconds=args.seconds,
-                        workers=workers,
-                        out=out,
-                    )
-                    if failures:
-                        print(f"  warning: {label}: {failures} of {count} requests failed")
-                    results.setdefault(label, []).append(rps)
-                    per_cpu.setdefault(label, []).append(count / cpu if cpu > 0 else 0.0)
-                    print(
-                        f"  {label:<10} {rps:9.0f} req/s  {count:8d} requests  "
-                        f"{count / max(cpu, 1e-9):8.0f} req per Locust CPU-second",
-                        flush=True,
-                    )
-            recorded_lines = sum(
-                len(p.read_bytes().splitlines()) for p in Path(tmp).glob("run-*/history/*.jsonl")
-            )
-        med = {k: statistics.median(v) for k, v in results.items()}
-        eff = {k: statistics.median(v) for k, v in per_cpu.items()}
-        print()
-        print(f"cpus: {os.cpu_count()}, users: {args.users}, {args.seconds}s per run, "
-              f"median of {args.repeat}; history records written: {recorded_lines}")  # fmt: skip
-        print(f"plain FastHttpUser, 1 process:        {med['plain']:9.0f} req/s")
-        print(f"plain, decoding the JSON body:        {med['plain+json']:9.0f} req/s")
-        print(f"with history recording, 1 process:    {med['recorded']:9.0f} req/s")
-        print(
-            f"ratio recorded / plain:               {med['recorded'] / med['plain']:9.3f}  (target >= 0.9)"
-        )
-        print(
-            f"  same, per Locust CPU-second:        {eff['recorded'] / eff['plain']:9.3f}  "
-            f"({eff['plain']:.0f} vs {eff['recorded']:.0f} requests per CPU-second)"
-        )
-        print(
-            f"ratio recorded / plain+json:           {med['recorded'] / med['plain+json']:9.3f}  "
-            f"(per CPU-second {eff['recorded'] / eff['plain+json']:.3f})"
-        )
-        print(f"recording, master + 1 worker:         {med['1 worker']:9.0f} req/s")
-        print(f"recording, master + 2 workers:        {med['2 workers']:9.0f} req/s")
-        print(f"ratio 2 workers / 1 worker:           {med['2 workers'] / med['1 worker']:9.3f}")
+            for n in range(args.repeat):
+                runs.append(_ab_run(args, ports[0], Path(tmp), n))
+                for workers in (1, 2):
+                    dist[workers].append(_distributed(args, ports[0], Path(tmp), n, workers))
+            records = _records(Path(tmp))
+        load = os.getloadavg()
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        for server in servers:
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+    def med(label: str, what: str) -> float:
+        return float(statistics.median(getattr(r[label], what) for r in runs))
+
+    def ratio(a: str, b: str, what: str) -> float:
+        return float(statistics.median(getattr(r[a], what) / getattr(r[b], what) for r in runs))
+
+    per_cpu = ratio("recorded", "plain", "per_cpu")
+    print()
+    print(f"cpus: {os.cpu_count()}, load average {load[0]:.1f} / {load[1]:.1f} (1 / 5 min), "
+          f"users: {args.users}, {args.seconds}s per run, median of {args.repeat} runs; "
+          f"history records written: {records}")  # fmt: skip
+    print(f"in one Locust process, the modes alternating every {PHASE_S:.0f} s:")
+    for label in MODES:
+        print(
+            f"  {label:<14} {med(label, 'rps'):8.0f} req/s  {med(label, 'per_cpu'):8.0f} req per CPU-second"
+        )
+    verdict = "meets" if per_cpu >= TARGET else "MISSES"
+    print(f"ratio recorded / plain, per CPU-second:  {per_cpu:6.3f}  (goal >= {TARGET}: {verdict})")
+    print(f"ratio recorded / plain, req/s:           {ratio('recorded', 'plain', 'rps'):6.3f}")
+    print(
+        "ratio recorded / plain+json, per CPU-second: "
+        f"{ratio('recorded', 'plain+json', 'per_cpu'):6.3f}"
+    )
+    one, two = statistics.median(dist[1]), statistics.median(dist[2])
+    print(f"recording, master + 1 worker:         {one:9.0f} req/s")
+    print(f"recording, master + 2 workers:        {two:9.0f} req/s")
+    print(f"ratio 2 workers / 1 worker:           {two / one:9.3f}")
 
 
 if __name__ == "__main__":

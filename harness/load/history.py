@@ -27,6 +27,8 @@ from pathlib import Path
 from time import monotonic_ns, time_ns
 from typing import IO, Any, NamedTuple
 
+import orjson
+
 __all__ = [
     "COMPLETIONS",
     "READ_OPS",
@@ -41,6 +43,7 @@ __all__ = [
     "classify_rpc",
     "describe_error",
     "merge_histories",
+    "parse_json",
     "write_id",
 ]
 
@@ -72,8 +75,8 @@ class Outcome(NamedTuple):
 
 
 def _make_encoder() -> Callable[[Any], str]:
-    """A compact JSON encoder built once (json.dumps builds one per call, which is most
-    of its cost for the small objects of a history record)."""
+    """A compact JSON encoder built once (json.dumps builds one per call): the fallback
+    of `_enc` for what orjson refuses (integers beyond 64 bits, non-string keys)."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is not None:
         chunks = make(
@@ -87,31 +90,43 @@ def _make_encoder() -> Callable[[Any], str]:
     return json.JSONEncoder(separators=(",", ":"), default=str).encode  # pragma: no cover
 
 
-_enc = _make_encoder()
+_enc_std = _make_encoder()
 _str = json.encoder.encode_basestring_ascii
 _IDENT_CACHE_MAX = 10_000
+
+
+def _enc(obj: Any) -> str:
+    """Compact JSON of `obj` (values JSON has no type for, such as Decimal, as text):
+    orjson, five times faster than the standard library on a record's small objects."""
+    try:
+        return orjson.dumps(obj, default=str).decode()
+    except TypeError:
+        return _enc_std(obj)
+
+
+def parse_json(content: bytes | None) -> Any:
+    """The JSON value of a response body, None when it is empty or not JSON (orjson;
+    what it refuses, such as integers beyond 64 bits or NaN, through the standard
+    library)."""
+    if not content:
+        return None
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(content)
+    except ValueError:  # UnicodeDecodeError included
+        return None
 
 
 class OpHandle:
     """An invoked operation that still needs its completion."""
 
-    __slots__ = ("account", "done", "ident", "mono_ns", "op", "op_id", "persona", "process")
+    __slots__ = ("done", "ident", "mono_ns", "op_id")
 
-    def __init__(
-        self,
-        op_id: str,
-        process: str,
-        persona: str,
-        account: int | None,
-        op: str,
-        mono_ns: int,
-        ident: str,
-    ) -> None:
+    def __init__(self, op_id: str, mono_ns: int, ident: str) -> None:
         self.op_id = op_id
-        self.process = process
-        self.persona = persona
-        self.account = account
-        self.op = op
         self.mono_ns = mono_ns
         self.ident = ident
         self.done = False
@@ -144,10 +159,10 @@ class HistoryWriter:
         self._next = 0
         self._prefix = f"w{self.worker}-"
         self._idents: dict[tuple[str, str, int | None, str], str] = {}
-        self.counts = {"invoke": 0, "ok": 0, "fail": 0, "info": 0}
-        self.open_ops = 0
 
-    def _ident(self, process: str, persona: str, account: int | None, op: str) -> str:
+    def ident(self, process: str, persona: str, account: int | None, op: str) -> str:
+        """The encoded fields an operation's records repeat (process, worker, persona,
+        account, op, write); a caller may keep it for `invoke_as` (it is plain text)."""
         key = (process, persona, account, op)
         ident = self._idents.get(key)
         if ident is None:
@@ -159,7 +174,6 @@ class HistoryWriter:
             )
             if op in self.write_ops:
                 ident += ',"write":true'
-
             self._idents[key] = ident
         return ident
 
@@ -174,11 +188,14 @@ class HistoryWriter:
         step: int | None = None,
     ) -> OpHandle:
         """Record an invoke now; return the handle to complete it with."""
+        return self.invoke_as(self.ident(process, persona, account, op), args, step)
+
+    def invoke_as(self, ident: str, args: Mapping[str, Any], step: int | None = None) -> OpHandle:
+        """`invoke` with the fields of `ident(...)` (a caller that keeps it saves a lookup)."""
         if self._f is None:
             raise ValueError(f"history {self.path} is closed")
         op_id = f"{self._prefix}{self._next}"
         self._next += 1
-        ident = self._ident(process, persona, account, op)
         a = _enc(args) if args else "{}"
         tail = "}\n" if step is None else f',"step":{int(step)}}}\n'
         t, m = time_ns(), monotonic_ns()
@@ -188,9 +205,7 @@ class HistoryWriter:
         )
         if len(buf) >= self._buffer_lines:
             self._drain()
-        self.counts["invoke"] += 1
-        self.open_ops += 1
-        return OpHandle(op_id, process, persona, account, op, m, ident)
+        return OpHandle(op_id, m, ident)
 
     def complete(
         self,
@@ -218,8 +233,6 @@ class HistoryWriter:
         )
         if len(buf) >= self._buffer_lines:
             self._drain()
-        self.counts[type_] += 1
-        self.open_ops -= 1
 
     def _drain(self) -> None:
         if self._f is not None and self._buf:

@@ -30,6 +30,7 @@ from .history import (
     classify_http,
     classify_rpc,
     describe_error,
+    parse_json,
     write_id,
 )
 from .personas import (
@@ -220,20 +221,6 @@ def summarise(op: str, body: Any) -> dict[str, Any]:
 
 
 _OK = Outcome("ok")
-_decoder = json.JSONDecoder()
-
-
-def _parse_json(content: bytes) -> Any:
-    """The JSON value of a response body, None if it is not JSON. The fast path skips
-    json.loads's encoding detection and whitespace scans; odd bodies take the full one."""
-    try:
-        text = content.decode("utf-8")
-        value, end = _decoder.raw_decode(text)
-        if end == len(text):
-            return value
-        return _decoder.decode(text)
-    except ValueError:
-        return None
 
 
 def _judge_write(op: str, result: Mapping[str, Any]) -> Outcome:
@@ -287,6 +274,7 @@ class Trader:
         self.recent_tx: deque[str] = deque(maxlen=_MAX_RECENT_TX)
         self.head: int | None = None
         self._headers = {"X-API-Key": account.api_key}
+        self._idents: dict[str, str] = {}  # op -> the history's ident for this process
         self._step = -1
         self._sub = 0
         self._markets_at = -1e18
@@ -297,6 +285,7 @@ class Trader:
 
     def _retire(self) -> None:
         """After an `info` the process may have a write in limbo: use a new one."""
+        self._idents.clear()
         self._incarnation += 1
         self.process = f"{self.base_process}.{self._incarnation}"
 
@@ -316,14 +305,11 @@ class Trader:
         if self.stopping():
             raise Stopping()
         self.calls += 1
-        h = self.history.invoke(
-            process=self.process,
-            persona=self.persona,
-            account=self.account.account,
-            op=op,
-            args=args,
-            step=self._step if self._step >= 0 else None,
-        )
+        ident = self._idents.get(op)
+        if ident is None:
+            ident = self.history.ident(self.process, self.persona, self.account.account, op)
+            self._idents[op] = ident
+        h = self.history.invoke_as(ident, args, self._step if self._step >= 0 else None)
         result: dict[str, Any] | None = None
         try:
             if rpc:  # a JSON-RPC error with HTTP 200 is a failure in Locust's statistics too
@@ -367,7 +353,7 @@ class Trader:
             except Exception as broken:  # the body was cut short: the connection broke
                 content, cut = None, broken
             if content:
-                parsed = _parse_json(content)
+                parsed = parse_json(content)
         if cut is not None:
             return Outcome("info", f"response cut short: {describe_error(cut)}"), parsed
         if 200 <= status < 300:

@@ -10,16 +10,13 @@ count an HTTP 200 a success).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .history import Outcome, classify_http, describe_error
+from .history import Outcome, classify_http, describe_error, parse_json
 
 __all__ = ["RpcReply", "classify_strict", "post"]
-
-_decoder = json.JSONDecoder()
 
 
 def classify_strict(body: Any) -> Outcome:
@@ -45,17 +42,6 @@ class RpcReply:
         return self.body.get("result") if isinstance(self.body, Mapping) else None
 
 
-def _parse(content: bytes | None) -> Any:
-    if not content:
-        return None
-    try:
-        text = content.decode("utf-8")
-        value, end = _decoder.raw_decode(text)
-        return value if end == len(text) else _decoder.decode(text)
-    except ValueError:
-        return None
-
-
 def post(
     session: Any,
     url: str,
@@ -74,7 +60,7 @@ def post(
         cut: Exception | None = None
         if status:
             try:
-                parsed = _parse(resp.content)
+                parsed = parse_json(resp.content)
             except Exception as broken:  # the body was cut short: the connection broke
                 cut = broken
         if cut is not None:

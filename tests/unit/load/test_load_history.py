@@ -15,12 +15,39 @@ from l2chaos.load.history import (
     classify_rpc,
     describe_error,
     merge_histories,
+    parse_json,
     write_id,
 )
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_writer_keeps_what_orjson_refuses(tmp_path: Path) -> None:
+    """Integers beyond 64 bits (EVM values), non-string keys and Decimals are written
+    exactly, through the standard library's encoder when orjson refuses them."""
+    from decimal import Decimal
+
+    w = HistoryWriter(tmp_path / "worker-0.jsonl", 0)
+    big = 2**70 + 1
+    h = w.invoke(process="p", persona="sender", account=1, op="send", args={"value": big})
+    result: dict[Any, Any] = {1: "one", "price": Decimal("1.50"), "naïve": "é"}
+    w.complete(h, "ok", result)
+    w.close()
+    inv, ok = lines(tmp_path / "worker-0.jsonl")
+    assert inv["args"] == {"value": big}
+    assert ok["result"] == {"1": "one", "price": "1.50", "naïve": "é"}
+
+
+def test_parse_json_falls_back_and_refuses_what_is_not_json() -> None:
+    assert parse_json(b'{"a": [1, 2.5, "x"]}') == {"a": [1, 2.5, "x"]}
+    assert parse_json(str(2**70).encode()) == 2**70  # beyond orjson's 64 bits
+    assert parse_json(b"<html>busy</html>") is None
+    assert parse_json(b'{"a": 1} trailing') is None
+    assert parse_json(b"\xff\xfe") is None
+    assert parse_json(b"") is None
+    assert parse_json(None) is None
 
 
 def test_writer_records_invoke_and_completion(tmp_path: Path) -> None:
