@@ -20,6 +20,7 @@ from decimal import Context, Decimal
 from typing import Any
 
 from l2chaos.stacks.perpdex.common.inputs import MAX_DECIMAL_CHARS, InputError, parse_decimal
+from l2chaos.stacks.perpdex.common.jsonfields import fields_json
 
 __all__ = [
     "ADVERSARY_COUNT",
@@ -110,16 +111,7 @@ class Market:
 
     def header(self) -> dict[str, int]:
         """The market's parameters as the audit header lists them."""
-        return {
-            "size_decimals": self.size_decimals,
-            "price_decimals": self.price_decimals,
-            "imf_bps": self.imf_bps,
-            "mmf_bps": self.mmf_bps,
-            "maker_fee_bps": self.maker_fee_bps,
-            "taker_fee_bps": self.taker_fee_bps,
-            "liquidation_fee_bps": self.liquidation_fee_bps,
-            "band_bps": self.band_bps,
-        }
+        return fields_json(self, omit=("name", "ref_usd"))
 
 
 MARKETS: dict[str, Market] = {

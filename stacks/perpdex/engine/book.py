@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from l2chaos.stacks.perpdex.common.jsonfields import fields_json
+
 __all__ = ["Book", "Order"]
 
 
@@ -30,22 +32,7 @@ class Order:
     created_block_seq: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "order_id": self.id,
-            "account": self.account,
-            "market": self.market,
-            "side": self.side,
-            "type": self.type,
-            "price": self.price,
-            "size": self.size,
-            "remaining": self.remaining,
-            "post_only": self.post_only,
-            "reduce_only": self.reduce_only,
-            "client_id": self.client_id,
-            "tx": self.tx,
-            "status": self.status,
-            "reason": self.reason,
-        }
+        return fields_json(self, omit=("created_block_seq",), rename={"id": "order_id"})
 
 
 class _Side:

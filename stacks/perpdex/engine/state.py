@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from l2chaos.stacks.perpdex.markets import MARKET_NAMES
@@ -67,14 +67,7 @@ class MarketData:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "market": self.market,
-            "index_price": self.index_price,
-            "index_ts_ns": self.index_ts_ns,
-            "mark_price": self.mark_price,
-            "funding_index": self.funding_index,
-            "funding_ts_ns": self.funding_ts_ns,
-        }
+        return asdict(self)
 
 
 class MarketCache:

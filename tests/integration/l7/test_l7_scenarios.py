@@ -9,16 +9,11 @@ from typing import Any
 
 import pytest
 
+from tests.integration.scenarios.conftest import met
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RunProfiles = Callable[..., dict[str, Any]]
-
-
-def _met(runs: dict[str, Any]) -> tuple[Any, Any]:
-    for r in runs.values():
-        assert r.exit_code == 0, f"[{r.profile}] exit code {r.exit_code}\n{r.output[-6000:]}"
-        assert r.result()["sometimes"]["status"] == "pass"
-    return runs["vulnerable"], runs["hardened"]
 
 
 def _hits(run: Any, label: str) -> list[dict[str, Any]]:
@@ -35,7 +30,7 @@ def _hits(run: Any, label: str) -> list[dict[str, Any]]:
 
 
 def test_order_answer_lost(run_profiles: RunProfiles) -> None:
-    for r in _met(run_profiles("order-answer-lost")):
+    for r in met(run_profiles("order-answer-lost")):
         for inv in r.result()["invariants"]:
             assert inv["status"] == "pass", (inv["name"], inv["violations"][:3])
         for label, effect in (("answers-dropped", "drop"), ("answers-cut", "cut")):

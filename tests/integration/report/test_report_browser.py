@@ -5,17 +5,17 @@ violation in the violation table; a screenshot is saved in the run directory."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from l2chaos.invariants import check_run
 from l2chaos.invariants.simulate import generate_run
 from l2chaos.report import write_reports
+
+from tests._support.records import add_zero_price_liquidations
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -46,37 +46,10 @@ def _run(profile_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _bad_liquidations(run: Path, accounts: list[int]) -> None:
-    lines = (run / "audit/events.jsonl").read_text().splitlines()
-    last = json.loads(lines[-1])
-    for i, account in enumerate(accounts):
-        ev: dict[str, Any] = {
-            **{k: last[k] for k in ("block", "block_seq", "host_ts_ns", "chain_ts_ns")},
-            "seq": last["seq"] + 1 + i,
-            "kind": "liquidation",
-            "tx": None,
-            "data": {
-                "account": account,
-                "market": "BTC-USD-PERP",
-                "size": 1000,
-                "price": 0,
-                "oracle_price": 0,
-                "mark_price": 0,
-                "guard": None,
-                "cash": 5_000_000_000,
-                "positions": {"BTC-USD-PERP": [1000, 0]},
-                "markets": {},
-                "fee": 0,
-            },
-        }
-        lines.append(json.dumps(ev))
-    (run / "audit/events.jsonl").write_text("\n".join(lines) + "\n")
-
-
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     run = tmp_path / "run"
     generate_run(run, ops=4_000, blocks=1_200, seed=11)
-    _bad_liquidations(run, [501, 502, 503])
+    add_zero_price_liquidations(run, [501, 502, 503], cash=5_000_000_000)
     outcome = check_run(run)
     write_reports(run, outcome)
     faults = len(outcome.faults)

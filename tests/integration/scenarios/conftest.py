@@ -68,6 +68,15 @@ class Run:
         return str(json.loads((self.run_dir / "run.json").read_text())["run_id"])
 
 
+def met(runs: dict[str, Run]) -> tuple[Run, Run]:
+    """(vulnerable, hardened), once every run ended with exit code 0 and its
+    sometimes-assertions passed."""
+    for r in runs.values():
+        assert r.exit_code == 0, f"[{r.profile}] exit code {r.exit_code}\n{r.output[-6000:]}"
+        assert r.result()["sometimes"]["status"] == "pass", r.result()["sometimes"]
+    return runs["vulnerable"], runs["hardened"]
+
+
 def _start(scenario: Path, profile: str, out: Path) -> subprocess.Popen[str]:
     out.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(

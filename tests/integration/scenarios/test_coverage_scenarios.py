@@ -12,20 +12,15 @@ from typing import Any
 
 import pytest
 
+from tests.integration.scenarios.conftest import met
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RunProfiles = Callable[..., dict[str, Any]]
 
 
-def _met(runs: dict[str, Any]) -> tuple[Any, Any]:
-    for r in runs.values():
-        assert r.exit_code == 0, f"[{r.profile}] exit code {r.exit_code}\n{r.output[-6000:]}"
-        assert r.result()["sometimes"]["status"] == "pass"
-    return runs["vulnerable"], runs["hardened"]
-
-
 def test_sequencer_db_partition(run_profiles: RunProfiles) -> None:
-    vuln, hard = _met(run_profiles("sequencer-db-partition"))
+    vuln, hard = met(run_profiles("sequencer-db-partition"))
     zero = vuln.verdict("no_zero_price_liquidations")
     assert zero["status"] == "fail", zero
     assert zero["violation_count"] >= 1, zero
@@ -40,7 +35,7 @@ def test_sequencer_db_partition(run_profiles: RunProfiles) -> None:
 
 
 def test_bridge_relayer_stall(run_profiles: RunProfiles) -> None:
-    for r in _met(run_profiles("bridge-relayer-stall")):
+    for r in met(run_profiles("bridge-relayer-stall")):
         for inv in r.result()["invariants"]:
             assert inv["status"] == "pass", (inv["name"], inv["violations"][:3])
         messages = [
@@ -59,7 +54,7 @@ def test_bridge_relayer_stall(run_profiles: RunProfiles) -> None:
 
 
 def test_crash_liquidation_cascade(run_profiles: RunProfiles) -> None:
-    for r in _met(run_profiles("crash-2025-10-10-liquidation-cascade")):
+    for r in met(run_profiles("crash-2025-10-10-liquidation-cascade")):
         for inv in r.result()["invariants"]:
             assert inv["status"] == "pass", (inv["name"], inv["violations"][:3])
         flows = r.verdict("value_flows")["checked"]

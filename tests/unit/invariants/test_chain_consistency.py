@@ -11,6 +11,8 @@ from collections.abc import Callable
 from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
 
+from tests._support.records import first_deposit
+
 Check = Callable[..., Verdict]
 BTC = "BTC-USD-PERP"
 
@@ -35,14 +37,7 @@ def pay(rw: RecordWriter, number: int, seq: int, ledger: dict[str, object]) -> N
 def straight_chain(rw: RecordWriter) -> list[dict[str, object]]:
     rw.header()
     blocks = [rw.block(0, host_s=0.0, state_root=R1)]
-    rw.event(
-        "deposit_credited",
-        block=0,
-        block_seq=0,
-        host_s=0.0,
-        data={"nonce": 1, "account": 1, "amount": 100},
-        ledger={"cash": [[1, 100]]},
-    )
+    first_deposit(rw)
     blocks.append(rw.block(1, host_s=1.0, state_root=R2))
     pay(rw, 1, 1, {"cash": [[1, -10], [2, 10]]})
     blocks.append(rw.block(2, host_s=2.0, state_root=R2))  # an empty block
@@ -88,14 +83,7 @@ def test_tampered_hash_is_caught(rw: RecordWriter, check: Check) -> None:
 def test_wrong_recorded_root_is_caught_by_the_replay(rw: RecordWriter, check: Check) -> None:
     rw.header()
     rw.block(0, host_s=0.0, state_root=root("1|101|"))  # the stack claims 101
-    rw.event(
-        "deposit_credited",
-        block=0,
-        block_seq=0,
-        host_s=0.0,
-        data={"nonce": 1, "account": 1, "amount": 100},
-        ledger={"cash": [[1, 100]]},
-    )
+    first_deposit(rw)
     v = check("chain_consistency")
     assert v.status == "fail"
     ev = v.violations[0].evidence
@@ -124,14 +112,7 @@ def rollback_chain(
     """Blocks 0..3, then 4 and 5 are rolled back to 3, and production continues at 4."""
     rw.header()
     b0 = rw.block(0, host_s=0.0, state_root=R1)
-    rw.event(
-        "deposit_credited",
-        block=0,
-        block_seq=0,
-        host_s=0.0,
-        data={"nonce": 1, "account": 1, "amount": 100},
-        ledger={"cash": [[1, 100]]},
-    )
+    first_deposit(rw)
     rw.block(1, host_s=1.0, state_root=R1)
     rw.block(2, host_s=2.0, state_root=R1)
     b3 = rw.block(3, host_s=3.0, state_root=R1)
@@ -170,14 +151,7 @@ def test_declared_rollback_holds(rw: RecordWriter, check: Check) -> None:
 def test_rollback_to_the_head_orphans_nothing(rw: RecordWriter, check: Check) -> None:
     rw.header()
     rw.block(0, host_s=0.0, state_root=R1)
-    rw.event(
-        "deposit_credited",
-        block=0,
-        block_seq=0,
-        host_s=0.0,
-        data={"nonce": 1, "account": 1, "amount": 100},
-        ledger={"cash": [[1, 100]]},
-    )
+    first_deposit(rw)
     b1 = rw.block(1, host_s=1.0, state_root=R1)
     rw.fault(0, "chain.rollback", target="", inject_s=1.5, heal_s=1.5)
     rw.block(2, host_s=2.0, state_root=R1)

@@ -9,6 +9,8 @@ from typing import Any
 from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
 
+from tests._support.records import first_deposit
+
 BTC = "BTC-USD-PERP"
 Check = Callable[..., Verdict]
 FEES, INS, DUST = -1, -2, -4
@@ -314,14 +316,7 @@ def test_malformed_ledger_is_a_violation(rw: RecordWriter, check: Check) -> None
 def test_no_canonical_block_is_vacuous(rw: RecordWriter, check: Check) -> None:
     rw.header()
     rw.touch("audit/blocks.jsonl")  # the export lost every block
-    rw.event(
-        "deposit_credited",
-        block=0,
-        block_seq=0,
-        host_s=0.0,
-        data={"nonce": 1, "account": 1, "amount": 5},
-        ledger={"cash": [[1, 5]]},
-    )
+    first_deposit(rw, amount=5)
     v = check("fund_conservation")
     assert v.status == "fail"
     assert "checked nothing" in v.reason
