@@ -46,6 +46,14 @@ class Chain:
         )
         return int(ev["seq"])
 
+    def orphan_credit_1(self) -> int:
+        """Block 0, block 1 crediting deposit 1, and the rollback that orphans block 1;
+        the rollback event's seq."""
+        self.block(0, 0)
+        self.block(1, 1, canonical=False)
+        self.credit(1, block=1, seq=1)
+        return self.rollback(seq=2, orphaned=[1])
+
     def message(self, nonce: int, status: str, at: int | None = None, attempts: int = 1) -> None:
         self.rw.bridge_message(
             nonce, account=nonce, amount=DEP, status=status, l2_block_seq=at, attempts=attempts
@@ -85,10 +93,7 @@ def test_an_orphaned_credit_kept_credited_on_the_bridge_is_lost(
 ) -> None:
     c = Chain(rw)
     c.lock(1)
-    c.block(0, 0)
-    c.block(1, 1, canonical=False)
-    c.credit(1, block=1, seq=1)
-    rb = c.rollback(seq=2, orphaned=[1])
+    rb = c.orphan_credit_1()
     c.block(1, 2)
     c.message(1, "credited", 1)  # the bridge never put it back to pending
     rw.bridge_state(DEP, event_cursor=rb)
@@ -124,10 +129,7 @@ def test_pending_after_an_orphaned_credit_is_fine_with_its_reason(
     c = Chain(rw)
     for n in (1, 2, 3):
         c.lock(n)
-    c.block(0, 0)
-    c.block(1, 1, canonical=False)
-    c.credit(1, block=1, seq=1)
-    c.rollback(seq=2, orphaned=[1])
+    c.orphan_credit_1()
     c.message(1, "pending", attempts=1)
     c.message(2, "pending", attempts=3)
     c.message(3, "pending", attempts=0)
@@ -211,10 +213,7 @@ def test_a_deposit_refused_as_consumed_without_a_credit_is_lost(
 ) -> None:
     c = Chain(rw)
     c.lock(1)
-    c.block(0, 0)
-    c.block(1, 1, canonical=False)
-    c.credit(1, block=1, seq=1)
-    c.rollback(seq=2, orphaned=[1])
+    c.orphan_credit_1()
     c.block(1, 2)
     # the rollback forgot that the orphaned block consumed the message: relayed again,
     # the deposit is refused, and the bridge waits for a credit that never comes

@@ -200,15 +200,18 @@ def test_dust_snapshot_is_in_micro_quanta(rw: RecordWriter, check: Check) -> Non
     assert any('"account":-4,"cash":433000' in line for line in lines)
 
 
+# the insurance fund covers account 2's loss of DEP + 5 with the DEP it holds
+COVER_PAST_THE_FUND = {
+    "kind": "insurance_cover",
+    "data": {"account": 2},
+    "ledger": {"cash": [[INS, -DEP - 5], [2, DEP + 5]], "pos": [], "dust_micro": 0},
+}
+
+
 def test_negative_insurance_fund_needs_a_declared_shortfall(rw: RecordWriter, check: Check) -> None:
     story(rw)
     lg = Ledger(rw)
-    cover = {
-        "kind": "insurance_cover",
-        "data": {"account": 2},
-        "ledger": {"cash": [[INS, -DEP - 5], [2, DEP + 5]], "pos": [], "dust_micro": 0},
-    }
-    lg.block(4, 4, [cover], snapshots=False)
+    lg.block(4, 4, [COVER_PAST_THE_FUND], snapshots=False)
     v = check("fund_conservation")
     neg = [x for x in v.violations if "insurance fund is negative" in x.message]
     assert len(neg) == 1
@@ -219,12 +222,12 @@ def test_negative_insurance_fund_needs_a_declared_shortfall(rw: RecordWriter, ch
 def test_declared_shortfall_allows_a_negative_fund(rw: RecordWriter, check: Check) -> None:
     story(rw)
     lg = Ledger(rw)
-    cover = {
-        "kind": "insurance_cover",
-        "data": {"account": 2},
-        "ledger": {"cash": [[INS, -DEP - 5], [2, DEP + 5]], "pos": [], "dust_micro": 0},
-    }
-    lg.block(4, 4, [cover, {"kind": "insurance_shortfall", "data": {"amount": 5}}], snapshots=False)
+    lg.block(
+        4,
+        4,
+        [COVER_PAST_THE_FUND, {"kind": "insurance_shortfall", "data": {"amount": 5}}],
+        snapshots=False,
+    )
     assert check("fund_conservation").status == "pass"
 
 

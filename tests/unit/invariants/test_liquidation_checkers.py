@@ -57,8 +57,11 @@ def setup(rw: RecordWriter, ref: int = 90_000, markets: tuple[str, ...] = (BTC,)
             rw.oracle(float(t), m, ref if m == BTC else 3_000)
 
 
-def liquidation(rw: RecordWriter, t: float = 30.5, block: int = 5, **kw: Any) -> None:
-    rw.event("liquidation", block=block, block_seq=block, host_s=t, data=liq_data(**kw))
+def liquidation(
+    rw: RecordWriter, t: float = 30.5, block: int = 5, kind: str = "liquidation", **kw: Any
+) -> None:
+    """A liquidation event (or `kind`: liquidation_blocked) with liq_data(**kw)."""
+    rw.event(kind, block=block, block_seq=block, host_s=t, data=liq_data(**kw))
 
 
 # ------------------------------------------------------ no_zero_price_liquidations
@@ -107,12 +110,8 @@ def test_negative_mark_price_is_caught(rw: RecordWriter, check: Check) -> None:
 
 def test_blocked_attempts_count_as_checked(rw: RecordWriter, check: Check) -> None:
     setup(rw)
-    rw.event(
-        "liquidation_blocked",
-        block=5,
-        block_seq=5,
-        host_s=30.0,
-        data=liq_data(price=0, oracle_price=0, guard="readiness_gate"),
+    liquidation(
+        rw, 30.0, kind="liquidation_blocked", price=0, oracle_price=0, guard="readiness_gate"
     )
     v = check("no_zero_price_liquidations")
     assert v.status == "pass"
@@ -267,13 +266,7 @@ def test_cross_margin_uses_every_position(rw: RecordWriter, check: Check) -> Non
 
 def test_blocked_only_is_checked_not_vacuous(rw: RecordWriter, check: Check) -> None:
     setup(rw)
-    rw.event(
-        "liquidation_blocked",
-        block=5,
-        block_seq=5,
-        host_s=30.0,
-        data=liq_data(price=0, guard="readiness_gate"),
-    )
+    liquidation(rw, 30.0, kind="liquidation_blocked", price=0, guard="readiness_gate")
     v = check("liquidations_justified")
     assert v.status == "pass"
     assert v.checked["blocked_attempts"] == 1

@@ -173,6 +173,7 @@ def test_remote_worker_command_line_errors_exit_2(
 
     ctx_file = tmp_path / "ctx.json"
     ctx_file.write_text(json.dumps(_runner(tmp_path)._context().to_json()))
+    worker_0 = ["worker", "--master", "h:1", "--context", str(ctx_file), "--index", "0"]
     cases = [
         (
             ["worker", "--master", "nohost", "--context", str(ctx_file), "--index", "0"],
@@ -186,32 +187,9 @@ def test_remote_worker_command_line_errors_exit_2(
             ["worker", "--master", "h:1", "--context", str(ctx_file), "--index", "3"],
             "--index: worker index 3 is outside 0..0",
         ),
+        ([*worker_0, "--endpoint", "ui"], "--endpoint: expected ROLE=URL"),
         (
-            [
-                "worker",
-                "--master",
-                "h:1",
-                "--context",
-                str(ctx_file),
-                "--index",
-                "0",
-                "--endpoint",
-                "ui",
-            ],
-            "--endpoint: expected ROLE=URL",
-        ),
-        (
-            [
-                "worker",
-                "--master",
-                "h:1",
-                "--context",
-                str(ctx_file),
-                "--index",
-                "0",
-                "--endpoint",
-                "ui=http://10.9.9.9:80",
-            ],
+            [*worker_0, "--endpoint", "ui=http://10.9.9.9:80"],
             "refusing to send load to 'http://10.9.9.9:80'",
         ),
         (["merge", str(tmp_path)], "RUN_DIR: no history files"),
