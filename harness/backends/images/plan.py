@@ -52,7 +52,7 @@ from l2chaos.stackspec import ServiceSpec, StackSpec
 
 from ..paths import cache_dir, ensure_dir
 from .base import base_tag, ensure_base_image
-from .wheels import IMAGE_PYTHON, ensure_wheelhouse, wheelhouse_key
+from .wheels import IMAGE_PYTHON, digest, ensure_wheelhouse, wheelhouse_key
 
 if TYPE_CHECKING:
     import docker
@@ -83,11 +83,30 @@ _REGISTRY_PROBE_S = 20.0
 
 
 def _h(*parts: str | bytes) -> str:
-    d = hashlib.sha256()
-    for p in parts:
-        d.update(p if isinstance(p, bytes) else p.encode())
-        d.update(b"\0")
-    return d.hexdigest()[:16]
+    return digest(*parts)[:16]
+
+
+def _own_image(
+    name: str,
+    base: str | None,
+    *key_parts: str,
+    wheels: bool = False,
+    extra: Mapping[str, Path] | None = None,
+) -> BuildTarget:
+    """One of the harness's own images (images/<name>/), tagged by its key: the folder's
+    content and `key_parts` (what else goes into the image)."""
+    folder = IMAGES_DIR / name
+    key = _h(f"{name}/1", _tree_hash(folder), *key_parts)
+    return BuildTarget(
+        name=name,
+        tag=f"l2chaos/{name}:{key}",
+        key=key,
+        dockerfile=folder / "Dockerfile",
+        context=folder,
+        base_image=base,
+        wheels=wheels,
+        extra=extra or {},
+    )
 
 
 def has_tag(image: str) -> bool:
@@ -232,22 +251,11 @@ def plan_images(
         builds.setdefault(target.tag, target)
         return target.tag
 
-    pg_dir = IMAGES_DIR / "postgres"
     for name in spec.start_order():
         svc = spec.services[name]
         if svc.postgres is not None:
             pg_base = base if offline else svc.postgres.image
-            key = _h("postgres/1", _tree_hash(pg_dir), pg_base or "")
-            services[name] = add(
-                BuildTarget(
-                    name="postgres",
-                    tag=f"l2chaos/postgres:{key}",
-                    key=key,
-                    dockerfile=pg_dir / "Dockerfile",
-                    context=pg_dir,
-                    base_image=pg_base,
-                )
-            )
+            services[name] = add(_own_image("postgres", pg_base, pg_base or ""))
             continue
         dockerfile = _service_dockerfile(spec, svc)
         if dockerfile is None:
@@ -287,16 +295,12 @@ def plan_images(
         )
     if offline:
         binary = _toxiproxy_binary()
-        tp_dir = IMAGES_DIR / "toxiproxy"
-        key = _h("toxiproxy/1", _tree_hash(tp_dir), _file_hash(binary), base or "")
         toxiproxy = add(
-            BuildTarget(
-                name="toxiproxy",
-                tag=f"l2chaos/toxiproxy:{key}",
-                key=key,
-                dockerfile=tp_dir / "Dockerfile",
-                context=tp_dir,
-                base_image=base,
+            _own_image(
+                "toxiproxy",
+                base,
+                _file_hash(binary),
+                base or "",
                 extra={"toxiproxy-server": binary},
             )
         )
@@ -305,19 +309,8 @@ def plan_images(
         given.append(PUBLIC_TOXIPROXY)
     l7proxy = None
     if any(lk.layer == "http" for lk in spec.links):
-        l7_dir = IMAGES_DIR / "l7proxy"
-        key = _h("l7proxy/1", _tree_hash(l7_dir), base or "", wheelhouse_key(arch, src_root))
-        l7proxy = add(
-            BuildTarget(
-                name="l7proxy",
-                tag=f"l2chaos/l7proxy:{key}",
-                key=key,
-                dockerfile=l7_dir / "Dockerfile",
-                context=l7_dir,
-                base_image=base,
-                wheels=True,
-            )
-        )
+        wheel_key = wheelhouse_key(arch, src_root)
+        l7proxy = add(_own_image("l7proxy", base, base or "", wheel_key, wheels=True))
     return ImagePlan(
         mode=mode,
         arch=arch,

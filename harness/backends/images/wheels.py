@@ -54,7 +54,8 @@ _SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 _PIP_TIMEOUT_S = 900
 
 
-def _h(*parts: str | bytes) -> str:
+def digest(*parts: str | bytes) -> str:
+    """sha256 (hex) of the parts, each ended by a NUL (so ('ab', 'c') != ('a', 'bc'))."""
     d = hashlib.sha256()
     for p in parts:
         d.update(p if isinstance(p, bytes) else p.encode())
@@ -96,7 +97,7 @@ def platform_tags(arch: str) -> list[str]:
 
 
 def deps_key(requirements: Iterable[str], platform: str) -> str:
-    return _h("deps/1", IMAGE_PYTHON, platform, *sorted(requirements))[:16]
+    return digest("deps/1", IMAGE_PYTHON, platform, *sorted(requirements))[:16]
 
 
 def source_root() -> Path:
@@ -257,11 +258,11 @@ def ensure_wheelhouse(
     with _locked(base / ".lock"):
         deps = _ensure_deps(base, requirements, arch, say)
         own = _ensure_l2chaos(base, src_root, say)
-    return Wheelhouse(deps, own, _h(deps.name, own.name)[:16])
+    return Wheelhouse(deps, own, digest(deps.name, own.name)[:16])
 
 
 def wheelhouse_key(arch: str, root: Path | None = None) -> str:
     """The key `ensure_wheelhouse` would return, computed without fetching anything."""
     src_root = root if root is not None else source_root()
     deps = f"deps-{deps_key(pinned_requirements(), platform_tag(arch))}"
-    return _h(deps, f"l2chaos-{source_key(src_root)}")[:16]
+    return digest(deps, f"l2chaos-{source_key(src_root)}")[:16]
