@@ -32,6 +32,7 @@ from ..errors import L2ChaosError, UsageError
 from ..safety import ensure_allowed
 from .context import CONTEXT_ENV, HISTORY_DIR_ENV, WORKER_ENV, LoadContext, write_secret_json
 from .history import check_history, merge_histories
+from .rate import RATE_FILE, WORKER_RATE_GLOB, merge_rates
 from .runner import LOCUSTFILE
 
 __all__ = ["main"]
@@ -114,6 +115,10 @@ def merge(args: argparse.Namespace) -> int:
     if not files:
         raise UsageError(f"no history files in {run_dir / 'history'}", field="RUN_DIR")
     stats = merge_histories(files, run_dir / "history.jsonl")
+    rates = sorted((run_dir / "history").glob(WORKER_RATE_GLOB))
+    if rates:  # an open-loop load: the workers' per-second arrivals too
+        (run_dir / "load").mkdir(exist_ok=True)
+        merge_rates(rates, run_dir / "load" / RATE_FILE)
     chk = check_history(run_dir / "history.jsonl")
     print(
         json.dumps({"merge": stats.to_json(), "well_formed": chk.ok, "problems": chk.problems[:10]})
@@ -139,7 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--allow-target", action="append", default=[], help="a non-loopback host that is yours"
     )
     m = sub.add_parser(
-        "merge", help="rebuild RUN_DIR/history.jsonl from RUN_DIR/history/worker-*.jsonl"
+        "merge",
+        help="rebuild RUN_DIR/history.jsonl from RUN_DIR/history/worker-*.jsonl (and "
+        "RUN_DIR/load/rate.jsonl from rate-*.jsonl)",
     )
     m.add_argument("run_dir", metavar="RUN_DIR")
     args = ap.parse_args(argv)

@@ -11,7 +11,9 @@ worker, not the master) opens its history file ``worker-<n>.jsonl`` and takes it
 share of accounts.
 
 Each user is a protocol `Driver` (its state and the calls it makes, each recorded);
-its one task is one step, and its wait time is the think time the step chose.
+its one task is one step, and its wait time is the think time the step chose. With
+`load.rate` (open loop, `rate.py`) a step waits instead for an arrival of the worker's
+`Pacer`; the master splits the rate among the workers with a custom message.
 """
 
 from __future__ import annotations
@@ -27,16 +29,19 @@ import gevent
 from l2chaos.load.context import CONTEXT_ENV, HISTORY_DIR_ENV, WORKER_ENV, Account, LoadContext
 from l2chaos.load.history import HistoryWriter
 from l2chaos.load.ops import Stopping
+from l2chaos.load.pacer import Pacer
 from l2chaos.load.protocols import Driver, DriverArgs, TraderProtocol, protocol
+from l2chaos.load.rate import SHARE_INTERVAL_S, split_shares
 from l2chaos.load.runner import locust_class
 from l2chaos.safety import ensure_allowed
 from locust import FastHttpUser, events, task
 from locust.exception import StopUser
-from locust.runners import MasterRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 log = logging.getLogger("l2chaos.load")
 
 FLUSH_INTERVAL_S = 0.5
+SHARE_MESSAGE = "l2chaos_rate_share"
 
 
 def _run_tag(t0_ns: int) -> str:
@@ -77,6 +82,11 @@ class _Worker:
         self.next_uid = 0
         self.ordinals: dict[str, int] = {}
         self.run_tag = _run_tag(ctx.t0_ns)
+        self.pacer: Pacer | None = None
+        if ctx.plan.rate is not None:
+            # until the master says otherwise, an equal share of the workers it expects
+            share = 1 / ctx.plan.total_workers
+            self.pacer = Pacer(ctx.plan.rate, ctx.t0_ns, share, hdir / f"rate-{worker}.jsonl")
         self._closed = False
         self._flusher = gevent.spawn(self._flush_loop)
 
@@ -87,12 +97,16 @@ class _Worker:
 
     def flush(self) -> None:
         self.history.flush()
+        if self.pacer is not None:
+            self.pacer.flush()
         if self.trace is not None:
             self.trace.flush()
 
     def close(self) -> None:
         self._closed = True
         self._flusher.kill(block=False)
+        if self.pacer is not None:
+            self.pacer.close()
         self.history.close()
         if self.trace is not None:
             self.trace.close()
@@ -126,7 +140,9 @@ def _configure(environment: Any) -> None:
     if isinstance(environment.runner, MasterRunner):
         return  # the master runs no users and writes no history
     worker = int(os.environ.get(WORKER_ENV, "0"))
-    _STATE["worker"] = _Worker(ctx, worker)
+    _STATE["worker"] = w = _Worker(ctx, worker)
+    if isinstance(environment.runner, WorkerRunner) and w.pacer is not None:
+        environment.runner.register_message(SHARE_MESSAGE, _on_share)
     log.info(
         "l2chaos worker %d: %d accounts, history in %s",
         worker,
@@ -143,8 +159,36 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         sys.exit(2)
 
 
-def _on_test_start(**_kw: Any) -> None:
+def _on_share(msg: Any, **_kw: Any) -> None:
+    """The master's split of the rate: this worker's share of it."""
+    w: _Worker | None = _STATE["worker"]
+    share = msg.data.get("share") if isinstance(msg.data, dict) else None
+    if w is not None and w.pacer is not None and isinstance(share, (int, float)):
+        w.pacer.share = float(share)
+
+
+def _share_loop(runner: MasterRunner) -> None:
+    """On the master: split the rate among the connected workers in proportion to the
+    users each runs, again every SHARE_INTERVAL_S (a worker that joins or leaves moves
+    its share to the others; one that misses heartbeats gets none)."""
+    while True:
+        clients = runner.clients.ready + runner.clients.spawning + runner.clients.running
+        users = {c.id: sum(c.user_classes_count.values()) for c in clients}
+        for client_id, share in split_shares(users).items():
+            runner.send_message(SHARE_MESSAGE, {"share": share}, client_id=client_id)
+        gevent.sleep(SHARE_INTERVAL_S)
+
+
+def _on_test_start(environment: Any, **_kw: Any) -> None:
     _STATE["stopping"] = False
+    w: _Worker | None = _STATE["worker"]
+    if w is not None and w.pacer is not None:
+        w.pacer.start()
+    ctx: LoadContext | None = _STATE["ctx"]
+    runner = environment.runner
+    open_loop = ctx is not None and ctx.plan.rate is not None
+    if open_loop and isinstance(runner, MasterRunner) and _STATE.get("sharer") is None:
+        _STATE["sharer"] = gevent.spawn(_share_loop, runner)
 
 
 def _on_test_stopping(**_kw: Any) -> None:
@@ -161,6 +205,9 @@ def _on_test_stop(**_kw: Any) -> None:
 
 def _on_quit(**_kw: Any) -> None:
     # `quit` fires after the runner has stopped every user, so nothing writes after this.
+    sharer = _STATE.pop("sharer", None)
+    if sharer is not None:
+        sharer.kill(block=False)
     w = _STATE["worker"]
     if w is not None:
         w.close()
@@ -230,11 +277,17 @@ class PersonaUser(FastHttpUser):
 
     @task
     def act(self) -> None:
-        if self.driver is not None:
-            try:
-                self._think = self.driver.step()
-            except Stopping:
-                raise StopUser() from None
+        if self.driver is None:
+            return
+        w: _Worker | None = _STATE["worker"]
+        pacer = w.pacer if w is not None else None
+        if pacer is not None and not pacer.take(_stopping):
+            raise StopUser()
+        try:
+            think = self.driver.step()
+        except Stopping:
+            raise StopUser() from None
+        self._think = 0.0 if pacer is not None else think  # open loop: the pacer paces
 
     def wait_time(self) -> float:
         return self._think

@@ -27,6 +27,7 @@ from ..errors import UsageError
 from ..params import Param, Where, bind_params
 from ..safety import require_host
 from ..yamlsrc import LocDict, line_of
+from .rate import RatePlan, parse_rate
 
 __all__ = [
     "LOAD_PARAMS",
@@ -87,6 +88,12 @@ LOAD_PARAMS: tuple[Param, ...] = (
         min=1 * _S,
     ),
     Param(
+        "rate", "mapping", {},
+        "open loop: a target arrival rate of steps across all workers, e.g. {shape: constant, "
+        "ops: 100}; shapes constant, ramp, spike, csv (docs/load.md, 'Open-loop rate'); "
+        "users are then the pool of operations in flight and think times are not used",
+    ),
+    Param(
         "trace_decisions", "bool", False,
         "write every persona decision to load/decisions/worker-<n>.jsonl (replay debugging)",
     ),
@@ -140,6 +147,7 @@ class LoadPlan:
     trace_decisions: bool
     personas: tuple[PersonaPlan, ...]
     protocol: str = "perpdex"
+    rate: RatePlan | None = None  # open loop: the target arrival rate (else closed loop)
 
     @property
     def distributed(self) -> bool:
@@ -212,6 +220,7 @@ class LoadPlan:
             "trace_decisions": self.trace_decisions,
             "personas": [p.to_json() for p in self.personas],
             "protocol": self.protocol,
+            "rate": self.rate.to_json() if self.rate else None,
         }
 
     @classmethod
@@ -231,6 +240,7 @@ class LoadPlan:
             trace_decisions=bool(data["trace_decisions"]),
             personas=tuple(PersonaPlan.from_json(p) for p in data["personas"]),
             protocol=str(data.get("protocol") or "perpdex"),
+            rate=RatePlan.from_json(data["rate"]) if data.get("rate") else None,
         )
 
 
@@ -342,6 +352,7 @@ def parse_load(
         trace_decisions=bool(bound["trace_decisions"]),
         personas=tuple(personas),
         protocol=name,
+        rate=parse_rate(section["rate"], where.child("rate")) if "rate" in section else None,
     )
 
 

@@ -56,6 +56,7 @@ from .history import MergeStats, merge_histories
 from .plan import LoadPlan
 from .protocols import SetupArgs
 from .protocols import protocol as find_protocol
+from .rate import RATE_FILE, WORKER_RATE_GLOB, RateSummary, merge_rates
 
 __all__ = ["LOCUSTFILE", "LoadResult", "LoadRunner", "locust_class"]
 
@@ -92,6 +93,7 @@ class LoadResult:
     exceptions: int = 0  # errors raised inside user code (stats_exceptions.csv)
     started_t_ns: int = 0
     stopped_t_ns: int = 0
+    rate: RateSummary | None = None  # open loop: target and achieved arrivals
 
     @property
     def clean(self) -> bool:
@@ -113,6 +115,7 @@ class LoadResult:
             "exceptions": self.exceptions,
             "started_t_ns": self.started_t_ns,
             "stopped_t_ns": self.stopped_t_ns,
+            "rate": self.rate.to_json() if self.rate else None,
             "clean": self.clean,
         }
 
@@ -330,8 +333,9 @@ class LoadRunner:
             self._started_t_ns = time.time_ns()
             self.load_dir.mkdir(parents=True, exist_ok=True)
             self.history_dir.mkdir(parents=True, exist_ok=True)
-            for old in self.history_dir.glob("worker-*.jsonl"):
-                old.unlink()
+            for pattern in ("worker-*.jsonl", WORKER_RATE_GLOB):
+                for old in self.history_dir.glob(pattern):
+                    old.unlink()
             self.prepare()
             ctx = self._context()
             data = ctx.to_json()
@@ -582,6 +586,9 @@ class LoadRunner:
                 files = sorted(self.history_dir.glob("worker-*.jsonl"), key=_worker_number)
                 result.merge = merge_histories(files, self.history_path, end_t_ns=stopped)
                 result.history = self.history_path
+                if self.plan.rate is not None:
+                    rates = sorted(self.history_dir.glob(WORKER_RATE_GLOB), key=_worker_number)
+                    result.rate = RateSummary.of(merge_rates(rates, self.load_dir / RATE_FILE))
                 result.exceptions = _count_exceptions(self.load_dir / "stats_exceptions.csv")
                 (self.load_dir / "summary.json").write_text(
                     json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8"

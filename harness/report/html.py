@@ -228,6 +228,11 @@ def render_timeline_svg(tl: Timeline) -> str:
         )
     if tl.oracle or tl.used or tl.liquidations or tl.blocked:  # an exchange's record
         _liquidation_panel(tl, panel)
+    if tl.rate_target:  # an open-loop load
+        p = panel("open-loop rate (steps/s)", *_range(tl.rate_target, tl.rate_achieved))
+        p.line(tl.rate_target, _COLORS[0], "target", dash="4 2")
+        p.line(tl.rate_achieved, _COLORS[1], "achieved")
+        p.legend([("target", _COLORS[0]), ("achieved", _COLORS[1])])
     lo, hi = _range(tl.height, zero=False)
     p = panel("block height", max(0.0, lo), hi)
     p.line(tl.height, _COLORS[4], "block height")

@@ -15,7 +15,9 @@ from typing import Any
 from l2chaos.invariants.ops import OPEN, ops_index
 from l2chaos.invariants.record import AUDIT, RunRecord
 
-__all__ = ["Timeline", "build_timeline"]
+__all__ = ["RATE_RECORD", "Timeline", "build_timeline"]
+
+RATE_RECORD = "load/rate.jsonl"  # seconds since the run's t0 (l2chaos.load.rate)
 
 
 @dataclass
@@ -36,6 +38,9 @@ class Timeline:
     liquidations: list[dict[str, Any]] = field(default_factory=list)
     blocked: list[dict[str, Any]] = field(default_factory=list)
     height: list[tuple[float, float]] = field(default_factory=list)
+    # open-loop load (load/rate.jsonl): arrivals/s the target asked for and users started
+    rate_target: list[tuple[float, float]] = field(default_factory=list)
+    rate_achieved: list[tuple[float, float]] = field(default_factory=list)
 
 
 def _thin(points: Sequence[tuple[float, float]], max_points: int) -> list[tuple[float, float]]:
@@ -148,6 +153,16 @@ def build_timeline(
         if t is not None and isinstance(m, str) and isinstance(p, (int, float)):
             used.setdefault(m, []).append((sec(t), float(p)))
     tl.used = {m: _thin(sorted(v), max_points) for m, v in sorted(used.items())}
+
+    for sec_rec in record.jsonl(RATE_RECORD):
+        t_s, target, achieved = (sec_rec.get(k) for k in ("t_s", "target", "achieved"))
+        if isinstance(t_s, int) and isinstance(target, (int, float)):
+            x = float(t_s)  # the load counts from the run's t0 too
+            tl.rate_target.append((x, float(target)))
+            if isinstance(achieved, int):
+                tl.rate_achieved.append((x, float(achieved)))
+    tl.rate_target = _thin(tl.rate_target, max_points)
+    tl.rate_achieved = _thin(tl.rate_achieved, max_points)
 
     cap = 2000
     for ev in record.events(kinds=("liquidation", "liquidation_blocked")):

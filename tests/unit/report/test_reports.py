@@ -7,8 +7,10 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from l2chaos.invariants import check_run
 from l2chaos.invariants.check import CheckOutcome
 from l2chaos.invariants.expectations import Expectation, evaluate
+from l2chaos.invariants.simulate import generate_run
 from l2chaos.report import render_summary, write_reports
 from l2chaos.report.junit import junit_tree
 
@@ -292,3 +294,27 @@ def test_reports_of_a_run_that_broke_early(tmp_path: Path) -> None:
     assert html.count('class="fault-band"') == 0
     assert "harness error: sequencer: exited 1 before ready" in html
     assert "harness error: sequencer: exited 1 before ready" in paths["summary"].read_text()
+
+
+def test_html_plots_an_open_loop_rate_target_and_achieved(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    generate_run(run, ops=300, blocks=80, seed=5)
+    out = check_run(run)
+    write_reports(run, out)
+    assert "open-loop rate" not in (run / "report.html").read_text()  # closed loop
+    (run / "load").mkdir(exist_ok=True)
+    (run / "load" / "rate.jsonl").write_text(
+        "".join(
+            json.dumps({"t_s": t, "target": 100.0, "offered": 100, "achieved": a, "dropped": 0})
+            + "\n"
+            for t, a in ((1, 100), (2, 97), (3, 60))
+        )
+    )
+    write_reports(run, out)
+    html = (run / "report.html").read_text()
+    assert "open-loop rate (steps/s)" in html
+    target = re.search(r'data-series="target"[^>]*points="([^"]*)"', html)
+    achieved = re.search(r'data-series="achieved"[^>]*points="([^"]*)"', html)
+    assert target is not None
+    assert achieved is not None
+    assert len(target.group(1).split()) == len(achieved.group(1).split()) == 3
