@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import ScenarioError
 from ..params import REQUIRED, Param, Where, bind_params
 
 __all__ = [
@@ -163,19 +165,17 @@ def _read_csv(name: str, where: Where, section: Mapping[str, Any]) -> list[tuple
         cells = [c.strip() for c in row]
         if not cells or not any(cells) or cells[0].startswith("#"):
             continue
-        at = Where(str(path), f"line {n}")
+        at = functools.partial(ScenarioError, file=str(path), line=n, field=where.path)
         try:
             t, r = (float(c) for c in cells)
         except ValueError:
             if n == 1 and not points:
                 continue  # a header row
-            raise at.error(
-                f"expected `seconds,ops` (two numbers), got {','.join(cells)!r}"
-            ) from None
+            raise at(f"expected `seconds,ops` (two numbers), got {','.join(cells)!r}") from None
         if not (math.isfinite(t) and math.isfinite(r)) or t < 0 or not 0 <= r <= _MAX_OPS:
-            raise at.error(f"expected seconds >= 0 and 0 <= ops <= {_MAX_OPS:.0f}, got {t}, {r}")
+            raise at(f"expected seconds >= 0 and 0 <= ops <= {_MAX_OPS:.0f}, got {t}, {r}")
         if points and t <= points[-1][0]:
-            raise at.error(f"seconds must increase: {t} after {points[-1][0]}")
+            raise at(f"seconds must increase: {t} after {points[-1][0]}")
         if points:
             points.append((t, points[-1][1]))  # the previous rate holds until here
         points.append((t, r))

@@ -111,11 +111,11 @@ def test_csv_errors_name_the_csv_line(tmp_path: Path) -> None:
     text = "load:\n  rate: {shape: csv, file: r.csv}\n"
     assert "cannot read the rate file" in error(text, scn)
     (tmp_path / "r.csv").write_text("0,10\n5,ten\n")
-    assert f"{tmp_path / 'r.csv'}: line 2: expected `seconds,ops`" in error(text, scn)
+    assert f"{tmp_path / 'r.csv'}:2: load.rate.file: expected `seconds,ops`" in error(text, scn)
     (tmp_path / "r.csv").write_text("0,10\n5,20\n5,30\n")
-    assert "line 3: seconds must increase" in error(text, scn)
+    assert "r.csv:3: load.rate.file: seconds must increase" in error(text, scn)
     (tmp_path / "r.csv").write_text("0,-3\n")
-    assert "line 1: expected seconds >= 0 and 0 <= ops" in error(text, scn)
+    assert "r.csv:1: load.rate.file: expected seconds >= 0 and 0 <= ops" in error(text, scn)
     (tmp_path / "r.csv").write_text("seconds,ops\n")
     assert "has no `seconds,ops` rows" in error(text, scn)
 
