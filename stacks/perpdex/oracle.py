@@ -1,54 +1,54 @@
-"""Index prices for every market, pushed to the sequencer every tick, signed with the
-oracle's key (common/signing.py).
+"""Index prices for every market: read from the price source (pricefeed.py) over the
+link oracle -> pricefeed, signed with the oracle's key (common/signing.py) and pushed to
+the sequencer, every tick.
 
-The model: a seeded random walk per market (log-normal steps of PERPDEX_ORACLE_VOL_BPS
-per tick, rounded to the market's tick P), plus an optional scripted drift list
-PERPDEX_ORACLE_DRIFT = [{"at_ms", "duration_ms", "market", "pct"}] (a linear move of
-`pct` percent over the window, kept afterwards; at_ms counts from the oracle's start),
-or a recorded series PERPDEX_ORACLE_CSV (columns offset_ms,<market>,... in USD; the
-last row at or before the tick applies). The price at tick k is a pure function of the
-seed (or file), the drifts and k, and k counts from the origin kept in the data dir,
-so a restarted oracle continues the same path.
+Tick k is k x PERPDEX_ORACLE_INTERVAL_MS after the origin kept in the data dir (a
+restarted oracle continues). Each tick the oracle asks the source for tick k
+(`feed_getPrices`, JSON-RPC id k), reads every market's USD price (a decimal string or
+number, rounded to the market's tick P) and pushes what it read, as it read it: like a
+real oracle it checks nothing (a zero or a spike from the source is signed and pushed;
+price validation is the sequencer's switch). A market the source did not answer with a
+number is not pushed that tick. Without PERPDEX_PRICEFEED_URL the oracle is its own
+source (the same model, in process: stacks that run no price source).
 
-A move timed against a run (hook POST /admin/chaos/drift {pct, duration_ms?,
-markets?}, the `oracle.drift` fault) starts at the tick the call arrives: a scenario
-times it from the run's t0 or a trigger, never from when the oracle happened to start
-(seconds earlier on a loaded machine). Started moves are kept in the data dir
-(oracle_drifts.json), so a restarted oracle continues them.
+A market move timed against a run (hook POST /admin/chaos/drift {pct, duration_ms?,
+markets?}, the `oracle.drift` fault) starts at the tick the call arrives (the model's
+drifts, pricemodel.py): the oracle hands the started moves to its source first
+(POST /admin/drifts on the pricefeed, over the same link), so the market the source
+serves and the truth the oracle logs move together; a source it cannot reach fails the
+hook (502) and nothing moves. Started moves are kept in the data dir
+(oracle_drifts.json; the source keeps its own copy), so a restart continues them.
 
 Chaos hook POST /admin/chaos/oracle {mode: normal|stale|zero|spike|lag, markets?,
-factor? (0..MAX_FACTOR), lag_ms? (0..MAX_LAG_MS)}: stale publishes nothing, zero publishes 0, spike publishes the
-price x factor, lag publishes the model price of lag_ms ago with its old observed_ts.
-The model keeps running in every mode. The reference log (data dir
-oracle_reference.jsonl, GET /admin/reference) has one line per tick and market:
-model_price, published_price (null when nothing was delivered), observed_ts_ns, mode.
+factor? (0..MAX_FACTOR), lag_ms? (0..MAX_LAG_MS)}: the oracle's own faults, on top of
+what the source said. stale publishes nothing, zero publishes 0, spike the source's
+price x factor, lag the source's price of lag_ms ago (asked for in the same batch) with
+its old observed_ts.
+
+The reference log (data dir oracle_reference.jsonl, GET /admin/reference) has one line
+per tick and market: model_price, the true price (the seeded model the source serves,
+computed here from the same settings, never read over the link, so it stays the truth
+when the source or the link lies), source_price (what the source answered; null when
+the read failed or gave no number, then source_error says why), published_price (null
+when nothing was delivered), observed_ts_ns, mode, push_error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import json
-import math
 import os
-import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
+from decimal import ROUND_HALF_EVEN
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from l2chaos.stacks.perpdex.common.config import (
-    Common,
-    ConfigError,
-    env_int,
-    env_json,
-    env_str,
-    env_url,
-)
+from l2chaos.stacks.perpdex.common.config import Common, env_url
 from l2chaos.stacks.perpdex.common.http import (
     ApiError,
     Service,
@@ -57,131 +57,20 @@ from l2chaos.stacks.perpdex.common.http import (
     read_json,
     run_main,
 )
+from l2chaos.stacks.perpdex.common.inputs import MAX_INT, InputError, parse_decimal
 from l2chaos.stacks.perpdex.common.keys import KeyRing
 from l2chaos.stacks.perpdex.common.log import JsonLog
 from l2chaos.stacks.perpdex.common.signing import sign
 from l2chaos.stacks.perpdex.markets import MARKET_NAMES, MARKETS
+from l2chaos.stacks.perpdex.pricefeed import METHOD
+from l2chaos.stacks.perpdex.pricemodel import Drift, ModelConfig, StartedMoves
 
-__all__ = ["Drift", "OracleService", "PriceModel"]
+__all__ = ["OracleService", "SourceRead", "source_price"]
 
 MODES = ("normal", "stale", "zero", "spike", "lag")
 MAX_FACTOR = 1_000_000  # a spike of x1e6 still gives prices far below 2**62
 MAX_LAG_MS = 86_400_000  # a day
 MAX_DRIFT_MS = 86_400_000
-
-
-@dataclass(frozen=True)
-class Drift:
-    at_ms: int
-    duration_ms: int
-    market: str
-    pct: float
-
-    def factor(self, t_ms: int) -> float:
-        if t_ms <= self.at_ms:
-            return 1.0
-        done = 1.0 if self.duration_ms <= 0 else min(1.0, (t_ms - self.at_ms) / self.duration_ms)
-        return 1.0 + self.pct / 100.0 * done
-
-
-def parse_drift(raw: Any, name: str = "PERPDEX_ORACLE_DRIFT") -> list[Drift]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise ConfigError(name, "expected a JSON list of {at_ms, duration_ms, market, pct}")
-    out = []
-    for i, d in enumerate(raw):
-        if not isinstance(d, dict):
-            raise ConfigError(name, f"[{i}] expected an object")
-        if d.get("market") not in MARKETS:
-            raise ConfigError(name, f"[{i}].market must be one of {', '.join(MARKETS)}")
-        try:
-            out.append(
-                Drift(
-                    int(d.get("at_ms", 0)),
-                    int(d.get("duration_ms", 0)),
-                    d["market"],
-                    float(d["pct"]),
-                )
-            )
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError(name, f"[{i}] needs numeric at_ms, duration_ms and pct") from None
-        if out[-1].pct <= -100:
-            raise ConfigError(name, f"[{i}].pct must be > -100")
-    return out
-
-
-def load_csv(path: str) -> list[tuple[int, dict[str, float]]]:
-    rows: list[tuple[int, dict[str, float]]] = []
-    try:
-        with open(path, newline="") as fh:
-            for i, rec in enumerate(csv.DictReader(fh)):
-                try:
-                    rows.append(
-                        (
-                            int(rec["offset_ms"]),
-                            {m: float(rec[m]) for m in MARKET_NAMES if rec.get(m)},
-                        )
-                    )
-                except (KeyError, ValueError):
-                    raise ConfigError(
-                        "PERPDEX_ORACLE_CSV", f"{path} row {i + 2}: bad offset_ms or price"
-                    ) from None
-    except OSError as exc:
-        raise ConfigError("PERPDEX_ORACLE_CSV", f"cannot read {path}: {exc}") from None
-    if not rows:
-        raise ConfigError("PERPDEX_ORACLE_CSV", f"{path} has no rows")
-    return sorted(rows, key=lambda r: r[0])
-
-
-class PriceModel:
-    """Model price of each market at tick k (integer P), a pure function of (seed, k)."""
-
-    def __init__(
-        self,
-        seed: int,
-        interval_ms: int,
-        vol_bps: float,
-        drifts: list[Drift] | None = None,
-        series: list[tuple[int, dict[str, float]]] | None = None,
-    ) -> None:
-        self.interval_ms = interval_ms
-        self.sigma = vol_bps / 10_000
-        self.drifts = drifts or []
-        self.series = series
-        self._rngs = {m: random.Random(f"{seed}:{m}:oracle") for m in MARKET_NAMES}
-        start_rng = random.Random(f"{seed}:oracle-start")
-        self._log = {
-            m: [math.log(float(MARKETS[m].ref_usd)) + start_rng.uniform(-0.02, 0.02)]
-            for m in MARKET_NAMES
-        }
-
-    def _walk(self, market: str, k: int) -> float:
-        path = self._log[market]
-        rng = self._rngs[market]
-        while len(path) <= k:
-            path.append(path[-1] + rng.gauss(0.0, self.sigma))
-        return path[k]
-
-    def usd(self, market: str, k: int) -> float:
-        t_ms = k * self.interval_ms
-        if self.series is not None:
-            price = None
-            for off, prices in self.series:
-                if off > t_ms:
-                    break
-                if market in prices:
-                    price = prices[market]
-            base = price if price is not None else float(MARKETS[market].ref_usd)
-        else:
-            base = math.exp(self._walk(market, k))
-        for d in self.drifts:
-            if d.market == market:
-                base *= d.factor(t_ms)
-        return base
-
-    def price(self, market: str, k: int) -> int:
-        return max(1, round(self.usd(market, k) * MARKETS[market].price_scale))
 
 
 @dataclass
@@ -195,50 +84,97 @@ class MarketMode:
 class OracleConfig:
     common: Common
     sequencer_url: str
-    interval_ms: int
-    vol_bps: float
-    drifts: list[Drift] = field(default_factory=list)
-    csv_path: str | None = None
+    pricefeed_url: str | None  # None: the oracle is its own source (the model in process)
+    model: ModelConfig
+
+    @property
+    def interval_ms(self) -> int:
+        return self.model.interval_ms
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OracleConfig:
-        vol_raw = env.get("PERPDEX_ORACLE_VOL_BPS", "5")
-        try:
-            vol = float(vol_raw)
-        except ValueError:
-            raise ConfigError(
-                "PERPDEX_ORACLE_VOL_BPS", f"expected a number, got {vol_raw!r}"
-            ) from None
-        if not 0 <= vol <= 2000:
-            raise ConfigError("PERPDEX_ORACLE_VOL_BPS", "expected 0..2000 (bps per tick)")
-        csv_path = env.get("PERPDEX_ORACLE_CSV") or None
+        common = Common.from_env("oracle", env)
         return cls(
-            common=Common.from_env("oracle", env),
+            common=common,
             sequencer_url=env_url(env, "PERPDEX_SEQUENCER_URL"),
-            interval_ms=env_int(env, "PERPDEX_ORACLE_INTERVAL_MS", 500, min=10, max=60_000),
-            vol_bps=vol,
-            drifts=parse_drift(env_json(env, "PERPDEX_ORACLE_DRIFT", None)),
-            csv_path=env_str(env, "PERPDEX_ORACLE_CSV", csv_path) if csv_path else None,
+            pricefeed_url=(
+                env_url(env, "PERPDEX_PRICEFEED_URL") if env.get("PERPDEX_PRICEFEED_URL") else None
+            ),
+            model=ModelConfig.from_env(env, common.seed),
         )
+
+
+def source_price(market: str, raw: Any) -> int:
+    """A source's USD price (decimal string or number) as the market's integer P,
+    rounded half-even to the tick; InputError when it is not a number below 2**62."""
+    usd = parse_decimal(raw, f"{market} price")
+    p = int((usd * MARKETS[market].price_scale).to_integral_value(ROUND_HALF_EVEN))
+    if abs(p) >= MAX_INT:
+        raise InputError(f"{market} price {raw!r} is out of range")
+    return p
+
+
+@dataclass
+class SourceRead:
+    """What one read of the source gave: prices (P) per tick and market, and why the
+    rest is missing."""
+
+    prices: dict[int, dict[str, int]]
+    errors: dict[int, dict[str, str]]
+    error: str | None = None  # the read as a whole failed
+
+    def price(self, tick: int, market: str) -> int | None:
+        return self.prices.get(tick, {}).get(market)
+
+    def why(self, tick: int, market: str) -> str | None:
+        return self.error or self.errors.get(tick, {}).get(market)
+
+    @classmethod
+    def failed(cls, error: str) -> SourceRead:
+        return cls({}, {}, error)
+
+    @classmethod
+    def parse(cls, ticks: list[int], doc: Any) -> SourceRead:
+        """The JSON-RPC answer (one call, or a batch) for `ticks`."""
+        read = cls({}, {})
+        answers = {
+            a["id"]: a
+            for a in (doc if isinstance(doc, list) else [doc])
+            if isinstance(a, dict) and isinstance(a.get("id"), int)
+        }
+        for t in ticks:
+            a = answers.get(t, {})
+            result = a.get("result")
+            prices = result.get("prices") if isinstance(result, dict) else None
+            if not isinstance(prices, dict):
+                reason = f"no prices for tick {t}: {dumps(a.get('error', a))[:200]}"
+                read.errors[t] = dict.fromkeys(MARKET_NAMES, reason)
+                continue
+            for m in MARKET_NAMES:
+                try:
+                    read.prices.setdefault(t, {})[m] = source_price(m, prices.get(m))
+                except InputError as exc:
+                    read.errors.setdefault(t, {})[m] = str(exc)
+        return read
 
 
 class OracleService(Service):
     def __init__(self, cfg: OracleConfig, log: JsonLog) -> None:
         super().__init__(cfg.common, log)
         self.cfg = cfg
-        series = load_csv(cfg.csv_path) if cfg.csv_path else None
-        self.model = PriceModel(cfg.common.seed, cfg.interval_ms, cfg.vol_bps, cfg.drifts, series)
+        self.model = cfg.model.model()  # the truth, for the reference log only
         self.modes = {m: MarketMode() for m in MARKET_NAMES}
         self.signing_key = KeyRing(cfg.common.seed, cfg.common.admin_token).signing_key("oracle")
         self.data_dir = Path(cfg.common.data_dir)
         self.ref_path = self.data_dir / "oracle_reference.jsonl"
-        self.drifts_path = self.data_dir / "oracle_drifts.json"
+        self.moves = StartedMoves(self.model, self.data_dir / "oracle_drifts.json")
         self.origin_ns = 0
         self.tick = -1
         self.pushed = 0
         self._task: asyncio.Task[None] | None = None
         self._ref: Any = None
         self.http: aiohttp.ClientSession | None = None
+        self.source: aiohttp.ClientSession | None = None
         # observed_ts_ns of recent ticks, for lag mode
         self._tick_ts: dict[int, int] = {}
         self.app.router.add_post("/admin/chaos/oracle", self.admin_mode)
@@ -266,27 +202,18 @@ class OracleService(Service):
             os.replace(tmp, path)
             return origin
 
-    def _load_drifts(self) -> None:
-        """Moves started through the hook before a restart, on top of the configured ones."""
-        try:
-            raw = json.loads(self.drifts_path.read_text())
-        except (OSError, ValueError):
-            return
-        self.model.drifts = [*self.cfg.drifts, *parse_drift(raw, str(self.drifts_path))]
-
-    def _save_drifts(self, started: list[Drift]) -> None:
-        tmp = self.drifts_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([d.__dict__ for d in started]))
-        os.replace(tmp, self.drifts_path)
-
     async def start(self) -> None:
         self.origin_ns = self._origin()
-        self._load_drifts()
+        self.moves.load()
         self._ref = open(self.ref_path, "a", buffering=1)  # noqa: SIM115 - closed in stop
         timeout = aiohttp.ClientTimeout(total=max(1.0, self.cfg.interval_ms / 1000), connect=1)
         self.http = aiohttp.ClientSession(
             base_url=self.cfg.sequencer_url, timeout=timeout, json_serialize=dumps
         )
+        if self.cfg.pricefeed_url is not None:
+            self.source = aiohttp.ClientSession(
+                base_url=self.cfg.pricefeed_url, timeout=timeout, json_serialize=dumps
+            )
         self._task = asyncio.create_task(self._run())
         self.log.info("oracle started", origin_ns=self.origin_ns, interval_ms=self.cfg.interval_ms)
 
@@ -294,8 +221,9 @@ class OracleService(Service):
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self.http is not None:
-            await self.http.close()
+        for session in (self.http, self.source):
+            if session is not None:
+                await session.close()
         if self._ref is not None:
             self._ref.close()
 
@@ -316,76 +244,110 @@ class OracleService(Service):
             await self._tick(k)
             k += 1
 
-    def quotes(self, k: int, now_ns: int) -> list[tuple[str, int, int | None, int, str]]:
-        """(market, model price, price to publish or None, observed_ts_ns, mode) at tick k."""
+    def _lag_tick(self, k: int, mm: MarketMode) -> int:
+        back = max(0, -(-mm.lag_ms * 1_000_000 // (self.cfg.interval_ms * 1_000_000)))
+        return max(0, k - back)
+
+    def ticks_to_read(self, k: int) -> list[int]:
+        """Tick k, and the older ticks lagging markets publish."""
+        lagged = {self._lag_tick(k, mm) for mm in self.modes.values() if mm.mode == "lag"}
+        return [k, *sorted(lagged - {k})]
+
+    async def read_source(self, ticks: list[int]) -> SourceRead:
+        """One call for tick k (id k), a batch when lagging markets need older ticks."""
+        if self.source is None:  # no source configured: the model in process
+            prices = {t: {m: self.model.price(m, t) for m in MARKET_NAMES} for t in ticks}
+            return SourceRead(prices, {})
+        calls = [
+            {"jsonrpc": "2.0", "id": t, "method": METHOD, "params": {"tick": t}} for t in ticks
+        ]
+        try:
+            async with self.source.post("/", json=calls[0] if len(calls) == 1 else calls) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return SourceRead.failed(repr(exc))
+        if status != 200:
+            return SourceRead.failed(f"status {status}")
+        try:
+            return SourceRead.parse(ticks, json.loads(raw))
+        except ValueError:
+            return SourceRead.failed(f"not JSON: {raw[:200]!r}")
+
+    def quotes(self, k: int, now_ns: int, read: SourceRead) -> list[dict[str, Any]]:
+        """Per market at tick k: the model (true) price, the source's, the price to
+        publish (None: nothing), observed_ts_ns and mode."""
         out = []
-        interval_ns = self.cfg.interval_ms * 1_000_000
         for m in MARKET_NAMES:
-            model = self.model.price(m, k)
             mm = self.modes[m]
+            source = read.price(k, m)
             observed = now_ns
-            publish: int | None = model
+            publish = source
             if mm.mode == "stale":
                 publish = None
             elif mm.mode == "zero":
                 publish = 0
             elif mm.mode == "spike":
-                publish = max(0, round(model * mm.factor))
+                publish = None if source is None else max(0, round(source * mm.factor))
             elif mm.mode == "lag":
-                back = max(0, -(-mm.lag_ms * 1_000_000 // interval_ns))
-                j = max(0, k - back)
-                publish = self.model.price(m, j)
-                observed = self._tick_ts.get(j, self.origin_ns + j * interval_ns)
-            out.append((m, model, publish, observed, mm.mode))
+                j = self._lag_tick(k, mm)
+                publish = read.price(j, m)
+                observed = self._tick_ts.get(
+                    j, self.origin_ns + j * self.cfg.interval_ms * 1_000_000
+                )
+            out.append(
+                {
+                    "market": m,
+                    "model_price": self.model.price(m, k),
+                    "source_price": source,
+                    "source_error": read.why(k, m) if source is None else None,
+                    "publish": publish,
+                    "observed_ts_ns": observed,
+                    "mode": mm.mode,
+                }
+            )
         return out
+
+    async def push(self, k: int, quotes: list[dict[str, Any]]) -> tuple[bool, str | None]:
+        """Sign and push the prices there are; (delivered, error)."""
+        prices = [
+            {"market": q["market"], "price": q["publish"], "observed_ts_ns": q["observed_ts_ns"]}
+            for q in quotes
+            if q["publish"] is not None
+        ]
+        if not prices:
+            return False, None
+        assert self.http is not None
+        update = {"kind": "price", "prices": prices, "nonce": k}
+        try:
+            async with self.http.post(
+                "/oracle/prices", json=sign(self.signing_key, update)
+            ) as resp:
+                await resp.read()
+                if resp.status == 202:
+                    return True, None
+                return False, f"status {resp.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return False, repr(exc)
 
     async def _tick(self, k: int) -> None:
         now = time.time_ns()
         self.tick = k
         self._tick_ts[k] = now
         self._tick_ts.pop(k - 100_000, None)
-        quotes = self.quotes(k, now)
-        prices = [
-            {"market": m, "price": p, "observed_ts_ns": ts}
-            for m, _, p, ts, _ in quotes
-            if p is not None
-        ]
-        delivered = False
-        error = None
-        if prices:
-            assert self.http is not None
-            try:
-                update = {"kind": "price", "prices": prices, "nonce": k}
-                async with self.http.post(
-                    "/oracle/prices", json=sign(self.signing_key, update)
-                ) as resp:
-                    await resp.read()
-                    delivered = resp.status == 202
-                    if not delivered:
-                        error = f"status {resp.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                error = repr(exc)
+        quotes = self.quotes(k, now, await self.read_source(self.ticks_to_read(k)))
+        delivered, error = await self.push(k, quotes)
         if delivered:
             self.pushed += 1
         lines = []
-        for m, model, p, ts, mode in quotes:
-            lines.append(
-                dumps(
-                    {
-                        "host_ts_ns": now,
-                        "tick": k,
-                        "market": m,
-                        "model_price": model,
-                        "published_price": p if delivered and p is not None else None,
-                        "observed_ts_ns": ts,
-                        "mode": mode,
-                        "push_error": error,
-                    }
-                )
-            )
+        for q in quotes:
+            publish = q.pop("publish")
+            q["published_price"] = publish if delivered else None
+            lines.append(dumps({"host_ts_ns": now, "tick": k, **q, "push_error": error}))
         self._ref.write("\n".join(lines) + "\n")
-        if error is not None and k % 20 == 0:
-            self.log.warning("price push failed", tick=k, error=error)
+        if k % 20 == 0:
+            for why in {error, *(q["source_error"] for q in quotes)} - {None}:
+                self.log.warning("price tick incomplete", tick=k, error=why)
 
     # ------------------------------------------------------------------ API
 
@@ -443,13 +405,38 @@ class OracleService(Service):
                 "duration_ms",
             )  # fmt: skip
         at_ms = (time.time_ns() - self.origin_ns) // 1_000_000
-        new = [Drift(at_ms, duration_ms, m, float(pct)) for m in markets]
-        started = self.model.drifts[len(self.cfg.drifts) :] + new
-        self._save_drifts(started)
-        self.model.drifts = [*self.cfg.drifts, *started]
+        started = [
+            *self.moves.started(),
+            *(Drift(at_ms, duration_ms, m, float(pct)) for m in markets),
+        ]
+        await self._move_source(started)
+        self.moves.save(started)
         self.log.warning("market move started", markets=markets, pct=pct, at_ms=at_ms,
                          duration_ms=duration_ms)  # fmt: skip
         return json_response({"tick": self.tick, "at_ms": at_ms, "markets": markets})
+
+    async def _move_source(self, started: list[Drift]) -> None:
+        """The source's market moves first: the truth never moves without it."""
+        if self.source is None:
+            return
+        token = self.cfg.common.admin_token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        body = {"drifts": [asdict(d) for d in started]}
+        try:
+            async with self.source.post("/admin/drifts", json=body, headers=headers) as resp:
+                text = await resp.text()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiError(
+                502, "source_unreachable", f"the price source: {exc!r}", "(source)"
+            ) from None
+        if status != 200:
+            raise ApiError(
+                502,
+                "source_refused",
+                f"the price source answered {status}: {text[:200]}",
+                "(source)",
+            )
 
     async def admin_reference(self, request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})

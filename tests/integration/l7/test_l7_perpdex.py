@@ -153,3 +153,68 @@ def test_http_status_on_deposits_reaches_the_trader(perpdex: Any) -> None:
             ({"verb": "POST", "path": "/deposits"}, "status")
         ]
         assert p.ui("POST", "/v1/deposits", 1, json={"amount": "10"}).status_code in (200, 201, 202)
+
+
+FEED = "oracle->pricefeed"
+BTC, ETH = "BTC-USD-PERP", "ETH-USD-PERP"
+
+
+def oracle_reference(p: Any) -> list[dict[str, Any]]:
+    text = p.http.get(p.url("oracle", "/admin/reference"), headers=p.admin).text
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+@pytest.mark.parametrize("profile", ["vulnerable", "hardened"])
+def test_a_zero_from_the_price_source_is_signed_and_reaches_the_sequencer(
+    perpdex: Any, profile: str
+) -> None:
+    """The oracle signs what its source said: a zero answered on oracle -> pricefeed is
+    pushed with a valid signature. vulnerable takes it as the index; hardened's price
+    validation rejects it (price_rejected) and keeps the last good index."""
+    with perpdex(profile) as p:
+        p.wait("a BTC index", lambda: p.seq_markets()[BTC]["index_price"] > 0)
+        zero = {'result.prices["BTC-USD-PERP"]': 0}
+        with fault(p, "rpc.corrupt", FEED, methods=["feed_getPrices"], set=zero) as d:
+            rows = p.wait(
+                "a zero read from the source, signed and delivered",
+                lambda: [
+                    r
+                    for r in oracle_reference(p)
+                    if r["market"] == BTC and r["source_price"] == 0 and r["published_price"] == 0
+                ],
+            )
+            assert all(r["model_price"] > 0 for r in rows)  # the truth stays in the log
+            if profile == "vulnerable":
+                p.wait("the zero index", lambda: p.seq_markets()[BTC]["index_price"] == 0)
+            else:
+                p.wait(
+                    "the zero price rejected",
+                    lambda: [
+                        e
+                        for e in p.events(kinds=["price_rejected"])
+                        if e["data"]["market"] == BTC and e["data"]["price"] == 0
+                    ],
+                )
+                assert p.seq_markets()[BTC]["index_price"] > 0
+            tick = rows[-1]["tick"]
+            (eth,) = [r for r in oracle_reference(p) if r["tick"] == tick and r["market"] == ETH]
+            assert eth["source_price"] == eth["model_price"] == eth["published_price"]
+        hits = decisions(p, d["rule"])
+        assert len(hits) >= len(rows)
+        assert {(r["call"]["method"], r["effect"]) for r in hits} == {
+            ("feed_getPrices", "corrupted")
+        }
+        assert all(r["details"]["fields_set"] == 1 for r in hits)
+        # healed: the source's own price again, and the index follows it
+        last = oracle_reference(p)[-1]["tick"]
+        p.wait(
+            "the source's own price again",
+            lambda: [
+                r
+                for r in oracle_reference(p)
+                if r["tick"] > last
+                and r["market"] == BTC
+                and r["published_price"] == r["model_price"]
+            ],
+        )
+        p.wait("a positive BTC index", lambda: p.seq_markets()[BTC]["index_price"] > 0)

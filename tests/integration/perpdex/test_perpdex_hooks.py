@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from l2chaos.stacks.perpdex.oracle import PriceModel
+from l2chaos.stacks.perpdex.pricemodel import PriceModel
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from l2chaos.stacks.perpdex.engine.exchange import BlockContext, Exchange, Guard
 from l2chaos.stacks.perpdex.engine.state import MarketCache, MarketData
 from l2chaos.stacks.perpdex.engine.txs import TxError, parse_tx
 from l2chaos.stacks.perpdex.markets import AccountLayout
-from l2chaos.stacks.perpdex.oracle import Drift, PriceModel, load_csv, parse_drift
+from l2chaos.stacks.perpdex.pricemodel import Drift, PriceModel, load_csv, parse_drift
 from l2chaos.stacks.perpdex.sequencer.node import genesis_funding_index
 
 LAYOUT = AccountLayout(10)
