@@ -22,7 +22,13 @@ from l2chaos.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, UsageError
 from l2chaos.registry import checkers as checker_registry
 
 from .base import Checker, Verdict
-from .coverage import Coverage, SometimesRule, check_sometimes, compute_coverage
+from .coverage import (
+    Coverage,
+    SometimesRule,
+    check_sometimes,
+    compute_coverage,
+    implicit_rules,
+)
 from .expectations import Expectation, ExpectationResult, evaluate
 from .record import SCENARIO_JSON, RecordError, RunRecord
 
@@ -242,6 +248,7 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
     try:
         cov: Coverage = compute_coverage(record)
         cov_json = cov.to_json()
+        rules += implicit_rules(record)
         if incomplete is None:
             sometimes = check_sometimes(record, cov, rules, ran_profile)
     except RecordError as exc:

@@ -18,6 +18,12 @@ or `liquidations_blocked.<guard>`. `at_least` (default 1) and optionally `at_mos
 `extend`: the window goes on this long after the heal (default 0s). `profiles`: the
 rule applies only when one of these profiles ran (default: always). A rule that does
 not hold fails the run like an invariant (reported as `sometimes`).
+
+`l7_hits` counts the calls a message-level fault acted on (l7.jsonl decisions that hit
+and had an effect; docs/l7.md), and `l7_hits.<rule>` those of one fault's rule. Every
+message fault the run injected carries an implicit rule, "its own rule hit at least one
+call in its window" (`implicit_rules`): a fault that never touched a message proves
+nothing, so the run cannot pass on it.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from l2chaos.params import Where
 
 from .base import Findings, Verdict
 from .ops import OPEN, ops_index
-from .record import RunRecord
+from .record import L7, FaultRecord, RunRecord
 
 __all__ = [
     "COUNTERS",
@@ -42,6 +48,7 @@ __all__ = [
     "SometimesRule",
     "check_sometimes",
     "compute_coverage",
+    "implicit_rules",
     "parse_sometimes",
 ]
 
@@ -65,7 +72,12 @@ COUNTERS = (
     *_EVENT_COUNTERS,
     "liquidation_attempts",
     "blocks",
+    "l7_hits",
 )
+L7_HITS = "l7_hits"
+# Decisions that did nothing to the call: the probability draw missed (hit false) or
+# the hit call had nothing to act on.
+_L7_NO_EFFECT = "no_effect"
 _RULE_KEYS = ("during", "count", "at_least", "at_most", "extend", "profiles")
 RUN = "run"
 ALL_FAULTS = "all_faults"
@@ -82,6 +94,7 @@ class SometimesRule:
     at_most: int | None = None
     extend_ns: int = 0
     profiles: tuple[str, ...] | None = None
+    why: str = ""  # set on implicit rules: why the harness requires it
 
     def applies_to(self, profile: str | None) -> bool:
         return self.profiles is None or (profile is not None and profile in self.profiles)
@@ -94,7 +107,8 @@ class SometimesRule:
             self.during, f"during {self.during}"
         )
         ext = f" (+{format_duration(self.extend_ns)} after heal)" if self.extend_ns else ""
-        return f"{self.count} {bound} {where}{ext}"
+        why = f" ({self.why})" if self.why else ""
+        return f"{self.count} {bound} {where}{ext}{why}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -128,7 +142,7 @@ def _valid_counter(name: Any) -> bool:
     if name in COUNTERS:
         return True
     base, _, guard = name.partition(".")
-    return base == "liquidations_blocked" and bool(guard)
+    return base in ("liquidations_blocked", L7_HITS) and bool(guard)
 
 
 def parse_sometimes(
@@ -262,6 +276,7 @@ class Coverage:
     has_history: bool = False
     has_events: bool = False
     has_blocks: bool = False
+    has_l7: bool = False
     windows: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
     _record: RunRecord | None = None
@@ -280,6 +295,9 @@ class Coverage:
             return None if a is None or b is None else a + b
         if counter == "blocks":
             if not self.has_blocks:
+                return None
+        elif counter.partition(".")[0] == L7_HITS:
+            if not self.has_l7:
                 return None
         elif not self.has_events:
             return None
@@ -327,6 +345,14 @@ def compute_coverage(record: RunRecord) -> Coverage:
                 guard = data.get("guard") if isinstance(data, dict) else None
                 if guard:
                     collected.setdefault(f"liquidations_blocked.{guard}", []).append(t)
+    if record.has(L7):
+        cov.has_l7 = True
+        collected[L7_HITS] = []
+        for d in record.l7_decisions():
+            t = d.get("t_ns")
+            if d.get("hit") is True and d.get("effect") != _L7_NO_EFFECT and isinstance(t, int):
+                collected[L7_HITS].append(t)
+                collected.setdefault(f"{L7_HITS}.{d.get('rule')}", []).append(t)
     if record.has(AUDIT.BLOCKS):
         cov.has_blocks = True
         collected["blocks"] = [
@@ -363,6 +389,26 @@ def compute_coverage(record: RunRecord) -> Coverage:
             }
         )
     return cov
+
+
+def _l7_rule(fr: FaultRecord) -> str | None:
+    """The L7 proxy rule a message fault added (its inject record's details.rule)."""
+    rule = fr.details.get("rule") if isinstance(fr.details, dict) else None
+    return rule if isinstance(rule, str) and fr.details.get("link") else None
+
+
+def implicit_rules(record: RunRecord) -> list[SometimesRule]:
+    """One rule per injected message fault: its own rule hit at least one call."""
+    return [
+        SometimesRule(
+            during=fr.label,
+            fault_index=fr.fault_id,
+            count=f"{L7_HITS}.{rule}",
+            why=f"implicit: {fr.name} on {fr.target} must act on a call",
+        )
+        for fr, _, _ in record.fault_windows()
+        if (rule := _l7_rule(fr)) is not None
+    ]
 
 
 def merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -45,6 +45,7 @@ SCENARIO_JSON = "scenario.resolved.json"
 FAULTS = "faults.jsonl"
 PROBES = "probes.jsonl"
 HISTORY = "history.jsonl"
+L7 = "l7.jsonl"  # the L7 proxy's decisions (docs/l7.md)
 
 
 class AUDIT:
@@ -350,6 +351,9 @@ class RunRecord:
 
     def bridge_messages(self) -> Iterator[dict[str, Any]]:
         return self.jsonl(AUDIT.BRIDGE_MESSAGES)
+
+    def l7_decisions(self) -> Iterator[dict[str, Any]]:
+        return self.jsonl(L7)
 
     def oracle_reference(self) -> Iterator[dict[str, Any]]:
         return self.jsonl(AUDIT.ORACLE)

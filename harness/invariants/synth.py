@@ -496,3 +496,19 @@ class RecordWriter:
                 "mode": mode,
             },
         )
+
+    def l7(self, t_s: float, rule: str, *, hit: bool = True, effect: str = "corrupted") -> None:
+        """One decision of the L7 proxy (l7.jsonl) on a JSON-RPC call."""
+        self.append(
+            "l7.jsonl",
+            {
+                "t_ns": self.t(t_s),
+                "link": "oracle->pricefeed",
+                "rule": rule,
+                "fault": "rpc.corrupt",
+                "action": "rpc.corrupt",
+                "hit": hit,
+                "effect": effect if hit else "pass",
+                "call": {"id": 1, "method": "feed_getPrices"},
+            },
+        )

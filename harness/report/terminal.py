@@ -23,6 +23,7 @@ _COVERAGE_KEYS = (
     "liquidations",
     "liquidations_blocked",
     "blocks",
+    "l7_hits",  # calls the message-level faults acted on
 )
 
 
@@ -111,15 +112,17 @@ def render_summary(outcome: CheckOutcome, run_dir: Path | str | None = None) -> 
             lines.append(f"  {f['label']} ({f['name']} -> {f['target'] or '-'}): {_fault_line(f)}")
 
     windows = outcome.coverage.get("windows") or []
+    run_totals = outcome.coverage.get("run") or {}
+    # l7_hits only where message faults acted (one that hit nothing fails `sometimes`)
+    keys = [k for k in _COVERAGE_KEYS if k != "l7_hits" or run_totals.get(k)]
     if windows:
         lines.append("coverage per fault window:")
         for w in windows:
             counts = w.get("counts", {})
-            text = ", ".join(f"{k} {counts[k]}" for k in _COVERAGE_KEYS if k in counts)
+            text = ", ".join(f"{k} {counts[k]}" for k in keys if k in counts)
             lines.append(f"  {w['label']}: {text or 'no data'}")
-    run_totals = outcome.coverage.get("run") or {}
     if run_totals:
-        text = ", ".join(f"{k} {run_totals[k]}" for k in _COVERAGE_KEYS if k in run_totals)
+        text = ", ".join(f"{k} {run_totals[k]}" for k in keys if k in run_totals)
         lines.append(f"coverage over the run: {text}")
 
     verdict = "MET" if exp.met else "NOT MET"

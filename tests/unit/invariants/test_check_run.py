@@ -272,3 +272,51 @@ def test_caught_requires_evidence() -> None:
     assert res.met
     assert res.exit_code == 0
     assert res.roles["fund_conservation"] == "reported"
+
+
+def l7_run(rw: RecordWriter, *, hits: int, sometimes: list[dict[str, Any]] | None = None) -> None:
+    """A message fault (rule r1, 10-14 s) whose decisions hit `hits` calls in its window;
+    a miss of the draw, a hit with nothing to act on and a later rule's hit do not count."""
+    incident(rw, zero=False)
+    details = {"link": "oracle->pricefeed", "rule": "r1"}
+    rw.fault(
+        1,
+        "rpc.corrupt",
+        inject_s=10.0,
+        heal_s=14.0,
+        label="zero",
+        target="oracle->pricefeed",
+        details=details,
+    )
+    rw.touch("l7.jsonl")
+    for i in range(hits):
+        rw.l7(10.5 + i * 0.5, "r1")
+    rw.l7(11.2, "r1", hit=False)
+    rw.l7(11.3, "r1", effect="no_effect")
+    rw.l7(20.0, "r2")
+    scenario(rw, profile="hardened", sometimes=sometimes)
+    rw.close()
+
+
+def test_l7_hits_are_counted_per_window_and_per_rule(rw: RecordWriter, run_dir: Path) -> None:
+    rule = {**ATTEMPT, "during": "zero", "fault_index": 1, "count": "l7_hits", "at_least": 3}
+    l7_run(rw, hits=3, sometimes=[rule])
+    out = check_run(run_dir)
+    assert out.exit_code == 0, out.expectation.problems
+    (w,) = [w for w in out.coverage["windows"] if w["label"] == "zero"]
+    assert w["counts"]["l7_hits"] == 3
+    assert w["counts"]["l7_hits.r1"] == 3
+    assert out.coverage["run"]["l7_hits"] == 4
+    assert out.sometimes is not None
+    texts = [r["rule"] for r in out.sometimes.details["rules"]]
+    assert any(t.startswith("l7_hits.r1 at least 1 during zero (implicit") for t in texts)
+
+
+def test_a_message_fault_that_hit_nothing_fails_the_run(rw: RecordWriter, run_dir: Path) -> None:
+    l7_run(rw, hits=0)  # no sometimes rule of its own: the implicit one still applies
+    out = check_run(run_dir)
+    assert out.exit_code == 1
+    assert out.sometimes is not None
+    (v,) = out.sometimes.violations
+    assert v.evidence["seen"] == 0
+    assert "rpc.corrupt on oracle->pricefeed must act on a call" in v.message
