@@ -54,3 +54,36 @@ def test_order_answer_lost(run_profiles: RunProfiles) -> None:
         durable = r.verdict("acknowledged_writes_durable")
         assert durable["status"] == "pass"
         assert durable["checked"]["durable"] >= 100
+
+
+def test_oracle_zero_price_answer(run_profiles: RunProfiles) -> None:
+    """The source's zero is signed and pushed on both profiles; vulnerable liquidates at
+    it, hardened rejects it. The coverage's l7_hits is what the proxy logged."""
+    for r in run_profiles("oracle-zero-price-answer").values():
+        assert r.exit_code == 0, f"[{r.profile}] exit code {r.exit_code}\n{r.output[-6000:]}"
+        rows = _hits(r, "zero-price-answer")
+        assert {(d["call"]["method"], d["effect"]) for d in rows} == {
+            ("feed_getPrices", "corrupted")
+        }
+        assert {d["details"]["fields_set"] for d in rows} == {3}  # every market
+        (window,) = r.result()["coverage"]["windows"]
+        assert window["counts"]["l7_hits"] == len(rows) >= 8
+        (inject,) = r.faults("zero-price-answer", "inject")
+        (heal,) = r.faults("zero-price-answer", "heal")
+        zeros = [
+            q
+            for q in r.jsonl("audit/oracle_reference.jsonl")
+            if inject["t_ns"] <= q["host_ts_ns"] <= heal["t_ns"] and q["source_price"] == 0
+        ]
+        assert zeros, "no zero read from the source"
+        assert all(q["model_price"] > 0 for q in zeros)  # the truth stays in the log
+        events = list(r.jsonl("audit/events.jsonl"))
+        liquidations = [e for e in events if e["kind"] == "liquidation"]
+        rejected = [e for e in events if e["kind"] == "price_rejected"]
+        if r.profile == "vulnerable":
+            assert any(e["data"]["price"] == 0 for e in liquidations)
+            assert r.verdict("no_zero_price_liquidations")["status"] == "fail"
+        else:
+            assert {e["data"]["reason"] for e in rejected} == {"non_positive"}
+            assert not liquidations
+            assert r.verdict("no_zero_price_liquidations")["status"] == "pass"
