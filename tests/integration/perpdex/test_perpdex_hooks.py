@@ -110,3 +110,24 @@ def test_relayer_stall_clock_halt_and_unavailable_chain(perpdex: Any) -> None:
         p.stack.control.start("sequencer")
         p.stack.control.wait_ready("sequencer", 30)
         p.wait_trading(account=9)
+
+
+def test_a_market_move_reaches_the_source_and_the_truth(perpdex: Any) -> None:
+    """The drift hook moves the price source's market and the oracle's reference
+    together: what the source answers stays the model price, 20% lower; after an oracle
+    restart the move continues."""
+    with perpdex("vulnerable") as p:
+        before = ticks_after(p, -1, BTC, 1)[0]["model_price"]
+        r = p.hook("oracle", "/admin/chaos/drift", {"pct": -20, "markets": [BTC]})
+        assert r.status_code == 200, r.text
+        rows = ticks_after(p, r.json()["tick"], BTC)
+        for row in rows:
+            assert row["source_price"] == row["model_price"] == row["published_price"]
+            assert row["model_price"] < before * 0.85
+        bad = p.hook("oracle", "/admin/chaos/drift", {"pct": -100})
+        assert bad.status_code == 400
+        last = reference(p)[-1]["tick"]
+        p.stack.control.restart("oracle")
+        p.stack.control.wait_ready("oracle", 30)
+        for row in ticks_after(p, last, BTC):
+            assert row["source_price"] == row["model_price"] < before * 0.85

@@ -1,11 +1,13 @@
 """The price source and the oracle's reading of it, as pure functions: the source's
-JSON-RPC answers for a call or a batch, and what the oracle takes from an answer
-(a number it signs as it is, a zero included; nothing from an error or a non-number)."""
+JSON-RPC answers for a call or a batch, what the oracle takes from an answer (a number
+it signs as it is, a zero included; nothing from an error or a non-number), and the
+market moves both keep for a restart."""
 
 from __future__ import annotations
 
 import io
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from l2chaos.stacks.perpdex.common.inputs import InputError
@@ -13,6 +15,7 @@ from l2chaos.stacks.perpdex.common.log import JsonLog
 from l2chaos.stacks.perpdex.markets import MARKET_NAMES, MARKETS
 from l2chaos.stacks.perpdex.oracle import SourceRead, source_price
 from l2chaos.stacks.perpdex.pricefeed import MAX_TICK, METHOD, PriceFeedService
+from l2chaos.stacks.perpdex.pricemodel import Drift, PriceModel, StartedMoves
 
 BTC, ETH = "BTC-USD-PERP", "ETH-USD-PERP"
 ENV = {"PERPDEX_PORT": "8005", "L2CHAOS_SEED": "7"}
@@ -78,3 +81,17 @@ def test_a_source_price_out_of_range_is_refused() -> None:
     with pytest.raises(InputError):
         source_price(BTC, "1e30")
     assert source_price(BTC, "-1") < 0  # a negative number passes: validation is the sequencer's
+
+
+def test_started_moves_are_kept_for_a_restart(tmp_path: Path) -> None:
+    configured = [Drift(0, 0, ETH, 5.0)]
+    model = PriceModel(7, 500, 0.0, list(configured))
+    moves = StartedMoves(model, tmp_path / "moves.json")
+    flat = model.price(BTC, 10)
+    moves.save([Drift(1000, 0, BTC, -50.0)])  # a step at 1 s: tick 2 on
+    assert model.price(BTC, 10) == round(flat / 2)
+    assert model.drifts == [*configured, Drift(1000, 0, BTC, -50.0)]
+    again = PriceModel(7, 500, 0.0, list(configured))
+    StartedMoves(again, tmp_path / "moves.json").load()
+    assert again.price(BTC, 10) == model.price(BTC, 10)
+    assert again.price(BTC, 1) == flat  # before the move
