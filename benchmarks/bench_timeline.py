@@ -23,7 +23,8 @@ from typing import Any
 
 from _support import percentile, tinystack
 from l2chaos.backends.local import LocalBackend
-from l2chaos.faults.base import FaultContext, Target, TargetKind
+from l2chaos.faults.base import FaultContext, NoParams, Target, TargetKind
+from l2chaos.params import Duration
 from l2chaos.registry import faults
 from l2chaos.rundir import RunDir
 from l2chaos.scenario import FaultUse
@@ -41,20 +42,19 @@ def build(n: int, gap_ms: int) -> list[FaultUse]:
         kind = rng.choice(["latency", "latency", "timeout", "down", "pause"])
         at = 200 + i * gap_ms
         hold = gap_ms * 2
+        window = Duration.of(ms=hold)
         if kind == "pause":
             # one pause at a time on one service: pauses never overlap each other
             if any(u.name == "process.pause" and u.end_ns > at * 1_000_000 for u in uses):
                 kind = "latency"
             else:
                 target = Target(TargetKind.SERVICE, services=("front",), text="front")
-                fault = catalogue["process.pause"](target, {}, hold * 1_000_000)
+                fault = catalogue["process.pause"](target, NoParams(), window)
         if kind != "pause":
             link = links[i % len(links)]
             target = Target(TargetKind.LINK, links=(link,), text=link)
             cls = catalogue[f"network.{kind}"]
-            params = {p.name: p.default for p in cls.params}
-            if kind == "latency":
-                params["latency"] = 50_000_000
+            given = {"latency": "50ms"} if kind == "latency" else {}
             if kind == "down":
                 # a down link per link at a time; fall back to a toxic when one is active
                 busy = any(
@@ -65,8 +65,8 @@ def build(n: int, gap_ms: int) -> list[FaultUse]:
                 )
                 if busy:
                     cls = catalogue["network.latency"]
-                    params = {p.name: p.default for p in cls.params} | {"latency": 50_000_000}
-            fault = cls(target, params, hold * 1_000_000)
+                    given = {"latency": "50ms"}
+            fault = cls.build(target, given, window)
         uses.append(FaultUse(i, f"f{i}", fault, at * 1_000_000, hold * 1_000_000))
     return uses
 

@@ -6,132 +6,125 @@ from the fault's own random stream (the scenario seed and its place in the timel
 so a replay with the same seed and the same call order hits the same calls. Heal
 returns the rule's counters (calls matched, calls hit) into the fault log; every
 decision is in the run's ``l7.jsonl`` under the rule id the inject record names.
+
+The parameter models carry what they mean for the proxy: which calls a fault matches
+(`RpcMatch`, `HttpMatch`) and the actions several faults share (`DelayFields`,
+`DropFields`, `CorruptFields`), so a fault combines them and names its action.
 """
 
 from __future__ import annotations
 
 import itertools
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 from l2chaos.errors import FaultError
 from l2chaos.l7proxy.rules import Action, Corrupt, Delay, DropResponse, Match, Rule, RuleError
-from l2chaos.params import Param, Where
+from l2chaos.params import Duration, JsonValue, Ratio, Where, param, params, required
 
-from .base import Fault, FaultContext, TargetKind, Window
+from .base import Details, Fault, FaultContext, Target, TargetKind, Window
 
 if TYPE_CHECKING:
     from l2chaos.backends.base import MessageControl
     from l2chaos.stackspec import StackSpec
 
 __all__ = [
-    "DELAY_PARAMS",
-    "DROP_MODE",
-    "MS",
-    "PROBABILITY",
-    "WHEN",
+    "CorruptFields",
+    "DelayFields",
+    "DropFields",
+    "HttpMatch",
     "MessageFault",
-    "corrupt_action",
-    "corrupt_params",
-    "delay_action",
-    "drop_action",
-    "methods_param",
-    "paths_params",
+    "RpcMatch",
 ]
 
-MS = 1_000_000
 _ids = itertools.count(1)
 
-PROBABILITY = Param(
-    "probability",
-    "ratio",
-    default=1.0,
-    help="share of matching calls hit, drawn from the scenario seed in call order",
-)
-WHEN = Param(
-    "when",
-    "enum",
-    default="before",
-    choices=("before", "after"),
-    help="before forwarding the call (it never reaches the server) or after (it did)",
-)
+When = Literal["before", "after"]
+WHEN_HELP = "before forwarding the call (it never reaches the server) or after (it did)"
 
 
-DELAY_PARAMS = (
-    Param("latency", "duration", default=500 * MS, min=0, help="delay added to each matching call"),
-    Param("jitter", "duration", default=0, min=0, help="random ± spread around the latency"),
-    WHEN,
-)
-DROP_MODE = Param(
-    "mode",
-    "enum",
-    default="drop",
-    choices=("drop", "cut"),
-    help="drop: close the connection with no answer; cut: after half of the answer",
-)
+@params
+class MatchParams:
+    """Which calls a rule hits, and how many of them."""
 
-
-def delay_action(p: dict[str, Any]) -> Action:
-    return Delay(latency_ms=p["latency"] / MS, jitter_ms=p["jitter"] / MS, when=p["when"])
-
-
-def drop_action(p: dict[str, Any]) -> Action:
-    return DropResponse(mode=p["mode"])
-
-
-def corrupt_params(example: str) -> tuple[Param, ...]:
-    return (
-        Param(
-            "set",
-            "mapping",
-            help=f"JSON paths to rewrite and their new values, e.g. {{{example}: 0}}",
-        ),
-        Param(
-            "in",
-            "enum",
-            default="response",
-            choices=("response", "request"),
-            help="rewrite the answer, or the request before it is forwarded",
-        ),
+    probability: Ratio = param(
+        1.0, "share of matching calls hit, drawn from the scenario seed in call order"
     )
 
+    def match(self) -> Match:
+        return Match()
 
-def corrupt_action(p: dict[str, Any]) -> Action:
-    return Corrupt(set=tuple((str(k), v) for k, v in p["set"].items()), target=p["in"])
 
-
-def methods_param(default: tuple[str, ...] = ()) -> Param:
-    return Param(
-        "methods",
-        "str_list",
-        default=list(default),
-        help="JSON-RPC methods hit, shell globs (eth_*); empty means every method",
+@params
+class RpcMatch(MatchParams):
+    methods: tuple[str, ...] = param(
+        (), "JSON-RPC methods hit, shell globs (eth_*); empty means every method"
     )
 
+    def match(self) -> Match:
+        return Match(methods=self.methods)
 
-def paths_params() -> tuple[Param, ...]:
-    return (
-        Param(
-            "paths",
-            "str_list",
-            default=[],
-            help="HTTP paths hit, shell globs (/v1/*); empty means every path",
-        ),
-        Param(
-            "verbs", "str_list", default=[], help="HTTP methods hit (POST, GET); empty means any"
-        ),
+
+@params
+class HttpMatch(MatchParams):
+    paths: tuple[str, ...] = param(
+        (), "HTTP paths hit, shell globs (/v1/*); empty means every path"
+    )
+    verbs: tuple[str, ...] = param((), "HTTP methods hit (POST, GET); empty means any")
+
+    def match(self) -> Match:
+        return Match(paths=self.paths, verbs=tuple(v.upper() for v in self.verbs))
+
+
+@params
+class DelayFields:
+    latency: Duration = param(
+        Duration.of(ms=500), "delay added to each matching call", min=Duration(0)
+    )
+    jitter: Duration = param(Duration(0), "random ± spread around the latency", min=Duration(0))
+    when: When = param("before", WHEN_HELP)
+
+    def delay(self) -> Action:
+        return Delay(latency_ms=self.latency.millis, jitter_ms=self.jitter.millis, when=self.when)
+
+
+@params
+class DropFields:
+    mode: Literal["drop", "cut"] = param(
+        "drop", "drop: close the connection with no answer; cut: after half of the answer"
     )
 
+    def drop(self) -> Action:
+        return DropResponse(mode=self.mode)
 
-class MessageFault(Fault):
+
+@params
+class CorruptFields:
+    set: Mapping[str, JsonValue] = required(
+        'JSON paths to rewrite and their new values, e.g. {"result.status": 0}: from the '
+        "call's object (rpc) or the body's root (http)"
+    )
+    in_: Literal["response", "request"] = param(
+        "response", "rewrite the answer, or the request before it is forwarded", key="in"
+    )
+
+    def corrupt(self) -> Action:
+        return Corrupt(set=tuple((str(k), v) for k, v in self.set.items()), target=self.in_)
+
+
+MP = TypeVar("MP", bound=MatchParams)
+
+
+class MessageFault(Fault[MP]):
     """A rule of the L7 proxy on one link for the fault's window."""
 
     target_kind = TargetKind.LINK
     window = Window.REQUIRED
     family_name: ClassVar[str]  # rpc | http
 
-    def __init__(self, target: Any, params: Any, duration_ns: int | None) -> None:
-        super().__init__(target, params, duration_ns)
+    def __init__(self, target: Target, params: MP, duration: Duration | None) -> None:
+        super().__init__(target, params, duration)
         self.rule_id = f"{self.name.replace('.', '-')}-{next(_ids)}"
 
     @property
@@ -142,21 +135,13 @@ class MessageFault(Fault):
     def action(self) -> Action:
         """The proxy's action for a hit call."""
 
-    def match(self) -> Match:
-        if self.family_name == "rpc":
-            return Match(methods=tuple(self.p.get("methods", ())))
-        return Match(
-            paths=tuple(self.p.get("paths", ())),
-            verbs=tuple(v.upper() for v in self.p.get("verbs", ())),
-        )
-
     def rule(self, seed: int) -> Rule:
         return Rule(
             id=self.rule_id,
             family=self.family_name,
             action=self.action(),
-            match=self.match(),
-            probability=float(self.p.get("probability", 1.0)),
+            match=self.p.match(),
+            probability=self.p.probability,
             seed=seed,
             label=self.name,
         )
@@ -180,17 +165,17 @@ class MessageFault(Fault):
             raise FaultError(f"{self.name}: this stack has no L7 proxy (no link is layer: http)")
         return control
 
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+    def inject(self, ctx: FaultContext) -> Details:
         rule = self.rule(ctx.rng.getrandbits(63))
         answer = self._control(ctx).add_rule(self.link, rule)
-        details: dict[str, Any] = {"link": self.link, "rule": rule.id}
+        details: Details = {"link": self.link, "rule": rule.id}
         if "snapshot" in answer:
             details["snapshot"] = answer["snapshot"]
         return details
 
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+    def heal(self, ctx: FaultContext) -> Details:
         stats = self._control(ctx).remove_rule(self.link, self.rule_id)
-        out: dict[str, Any] = {"link": self.link, "rule": self.rule_id}
+        out: Details = {"link": self.link, "rule": self.rule_id}
         if stats is not None:
             out.update(matched=stats.get("matched", 0), hit=stats.get("hit", 0))
         return out

@@ -1,7 +1,9 @@
 """The one interface every fault implements.
 
 A fault is named ``family.kind`` (``network.latency``, ``process.restart_race``,
-``oracle.zero``), declares what it targets and its typed parameters, and does its work
+``oracle.zero``), declares what it targets and its parameters (a model from
+`l2chaos.params`, named as the class's type argument: ``class Latency(Fault[LatencyParams])``;
+the fault reads them typed, as ``self.p.latency``), and does its work
 in `inject` and `heal` through a `FaultContext` (links via Toxiproxy, services via the
 backend, domain hooks via the stack's admin API). Both return a dict of details that
 goes into the fault log, so the record says exactly what was done.
@@ -18,22 +20,29 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeAlias, TypeVar, cast
 
-from l2chaos.params import Param, Where
+from l2chaos.durations import Duration
+from l2chaos.params import JsonValue, NoParams, Where, bind, declared_model
 
 if TYPE_CHECKING:
     from l2chaos.backends.base import LinkControl, RunningStack, ServiceControl
     from l2chaos.stackspec import StackSpec
 
 __all__ = [
+    "Details",
     "Fault",
     "FaultContext",
     "HookClient",
+    "NoParams",
     "Target",
     "TargetKind",
     "Window",
 ]
+
+
+# What inject and heal return for the fault log: JSON values only.
+Details: TypeAlias = dict[str, JsonValue]
 
 
 class TargetKind(Enum):
@@ -93,13 +102,16 @@ class FaultContext:
     note: Callable[..., None] = field(default=lambda **_: None)
 
 
-class Fault(ABC):
-    """Base class. Subclasses set the class variables and implement inject/heal."""
+P = TypeVar("P")
+
+
+class Fault(ABC, Generic[P]):
+    """Base class. Subclasses set the class variables and implement inject/heal; the type
+    argument is the parameter model (`NoParams` for none)."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
     target_kind: ClassVar[TargetKind] = TargetKind.NONE
-    params: ClassVar[tuple[Param, ...]] = ()
     window: ClassVar[Window] = Window.REQUIRED
     needs_hooks: ClassVar[tuple[str, ...]] = ()
     # Backend capabilities this fault needs (e.g. "disconnect"); checked at validation.
@@ -107,16 +119,33 @@ class Fault(ABC):
     # Runs a command the scenario chose on this host: refused without --allow-exec.
     runs_commands: ClassVar[bool] = False
 
-    def __init__(self, target: Target, params: Mapping[str, Any], duration_ns: int | None) -> None:
+    def __init__(self, target: Target, params: P, duration: Duration | None) -> None:
         self.target = target
-        self.p: dict[str, Any] = dict(params)
-        self.duration_ns = duration_ns
+        self.p = params
+        # The window (`for`, or implied by the parameters); None for an instant.
+        self.duration = duration
+
+    @classmethod
+    def params_model(cls) -> type[P]:
+        """The parameter model: the class's type argument."""
+        return cast("type[P]", declared_model(cls, Fault))
+
+    @classmethod
+    def build(
+        cls, target: Target, given: Mapping[str, object], window: Duration | None = None
+    ) -> Self:
+        """A fault from parameters as a scenario writes them (``{"downtime": "1s"}``),
+        for tests and tools; without `window`, the one its parameters imply."""
+        fault = cls(target, bind(cls.params_model(), given, Where(None, "with")), window)
+        if window is None:
+            fault.duration = fault.implied_duration()
+        return fault
 
     @property
     def family(self) -> str:
         return self.name.split(".", 1)[0]
 
-    def implied_duration_ns(self) -> int | None:
+    def implied_duration(self) -> Duration | None:
         """A window length implied by parameters (e.g. restart_race's downtime)."""
         return None
 
@@ -138,10 +167,10 @@ class Fault(ABC):
         return
 
     @abstractmethod
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+    def inject(self, ctx: FaultContext) -> Details:
         """Make the fault happen. Return details for the fault log."""
 
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+    def heal(self, ctx: FaultContext) -> Details:
         """Undo the fault. Must be safe to call after a failed or partial inject."""
         return {}
 

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from l2chaos.params import NoParams
 
-from ._hooked import HookedFault
-from .base import TargetKind, Window
+from ._hooked import Body, HookedFault
 
 
-class RelayerStall(HookedFault):
+class RelayerStall(HookedFault[NoParams]):
     name = "bridge.relayer_stall"
     summary = "The bridge relayer stops delivering L1→L2 messages for the window, then catches up."
     hook = "relayer_stall"
     resource = "bridge-relayer"
-    target_kind = TargetKind.NONE
-    window = Window.REQUIRED
-    needs_hooks = ("relayer_stall",)
 
-    def inject_body(self) -> Mapping[str, Any]:
+    def inject_body(self) -> Body:
         return {"stalled": True}
 
-    def heal_body(self) -> Mapping[str, Any]:
+    def heal_body(self) -> Body:
         return {"stalled": False}

@@ -4,16 +4,19 @@ writes from rolled-back ones)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from l2chaos.params import param, params
 
-from l2chaos.params import Param
-
-from ._hooked import HookedFault
-from .base import TargetKind, Window
+from ._hooked import Body, HookedFault
+from .base import Details, FaultContext, Window
 
 
-class ChainRollback(HookedFault):
+@params
+class RollbackParams:
+    blocks_back: int = param(20, "how many blocks behind the head to go", min=1)
+    to_block: int | None = param(None, "an absolute block number instead of blocks_back", min=0)
+
+
+class ChainRollback(HookedFault[RollbackParams]):
     name = "chain.rollback"
     summary = (
         "Rolls the chain back to an earlier block, `blocks_back` behind the head "
@@ -21,28 +24,14 @@ class ChainRollback(HookedFault):
     )
     hook = "rollback"
     resource = "chain-head"
-    target_kind = TargetKind.NONE
     window = Window.INSTANT
-    needs_hooks = ("rollback",)
-    params = (
-        Param(
-            "blocks_back", "int", default=20, min=1, help="how many blocks behind the head to go"
-        ),
-        Param(
-            "to_block",
-            "int",
-            default=-1,
-            min=-1,
-            help="an absolute block number instead (-1: unused)",
-        ),
-    )
 
-    def inject_body(self) -> Mapping[str, Any]:
-        if self.p["to_block"] >= 0:
-            return {"to_block": self.p["to_block"]}
-        return {"blocks_back": self.p["blocks_back"]}
+    def inject_body(self) -> Body:
+        if self.p.to_block is not None:
+            return {"to_block": self.p.to_block}
+        return {"blocks_back": self.p.blocks_back}
 
-    def inject(self, ctx: Any) -> dict[str, Any]:
+    def inject(self, ctx: FaultContext) -> Details:
         details = super().inject(ctx)
         answer = details.get("answer")
         if isinstance(answer, dict):  # the declared target, for the durability checker

@@ -6,18 +6,31 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Any
+from collections.abc import Mapping
+from typing import Literal
 
 import httpx
 from l2chaos.errors import FaultError
-from l2chaos.params import Param
+from l2chaos.params import Duration, JsonValue, param, params, required
 
-from .base import Fault, FaultContext, TargetKind, Window
+from .base import Details, Fault, FaultContext, TargetKind, Window
 
-_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
-class HttpCall(Fault):
+@params
+class HttpCallParams:
+    path: str = required("path to call at inject, e.g. /admin/flush")
+    method: Method = param("POST", "HTTP method")
+    body: Mapping[str, JsonValue] = param({}, "JSON body")
+    heal_path: str = param("", "path to call at heal (empty: none)")
+    heal_method: Method = param("POST", "HTTP method at heal")
+    heal_body: Mapping[str, JsonValue] = param({}, "JSON body at heal")
+    auth: bool = param(True, "send Authorization: Bearer <admin token>")
+    timeout: Duration = param(Duration.of(s=10), "request timeout")
+
+
+class HttpCall(Fault[HttpCallParams]):
     name = "http.call"
     summary = (
         "Calls an HTTP endpoint of the target service directly (with the run's admin token), "
@@ -25,37 +38,26 @@ class HttpCall(Fault):
     )
     target_kind = TargetKind.SERVICE
     window = Window.OPTIONAL
-    params = (
-        Param("path", "str", help="path to call at inject, e.g. /admin/flush"),
-        Param("method", "enum", default="POST", choices=_METHODS, help="HTTP method"),
-        Param("body", "mapping", default={}, help="JSON body"),
-        Param("heal_path", "str", default="", help="path to call at heal (empty: none)"),
-        Param("heal_method", "enum", default="POST", choices=_METHODS, help="HTTP method at heal"),
-        Param("heal_body", "mapping", default={}, help="JSON body at heal"),
-        Param("auth", "bool", default=True, help="send Authorization: Bearer <admin token>"),
-        Param("timeout", "duration", default=10_000_000_000, help="request timeout"),
-    )
 
     def validate(self, services: set[str], links: set[str]) -> str | None:
-        for key in ("path", "heal_path"):
-            value = self.p[key]
-            if value and not str(value).startswith("/"):
+        for key, value in (("path", self.p.path), ("heal_path", self.p.heal_path)):
+            if value and not value.startswith("/"):
                 return f"with.{key}: expected a path starting with '/', got {value!r}"
         return None
 
     def _call(
-        self, ctx: FaultContext, method: str, path: str, body: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, ctx: FaultContext, method: str, path: str, body: Mapping[str, JsonValue]
+    ) -> Details:
         service = self.target.services[0]
         url = ctx.stack.direct_url(service, path)
-        headers = {"Authorization": f"Bearer {ctx.stack.admin_token}"} if self.p["auth"] else {}
+        headers = {"Authorization": f"Bearer {ctx.stack.admin_token}"} if self.p.auth else {}
         try:
             resp = httpx.request(
                 method,
                 url,
-                json=body if method != "GET" else None,
+                json=dict(body) if method != "GET" else None,
                 headers=headers,
-                timeout=self.p["timeout"] / 1e9,
+                timeout=self.p.timeout.seconds,
             )
         except httpx.HTTPError as exc:
             raise FaultError(f"http.call {method} {url} failed: {exc}") from exc
@@ -70,16 +72,23 @@ class HttpCall(Fault):
             "answer": resp.text[:1000],
         }
 
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
-        return self._call(ctx, self.p["method"], self.p["path"], self.p["body"])
+    def inject(self, ctx: FaultContext) -> Details:
+        return self._call(ctx, self.p.method, self.p.path, self.p.body)
 
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
-        if not self.p["heal_path"]:
+    def heal(self, ctx: FaultContext) -> Details:
+        if not self.p.heal_path:
             return {}
-        return self._call(ctx, self.p["heal_method"], self.p["heal_path"], self.p["heal_body"])
+        return self._call(ctx, self.p.heal_method, self.p.heal_path, self.p.heal_body)
 
 
-class ExecCommand(Fault):
+@params
+class ExecCommandParams:
+    command: tuple[str, ...] = required("argv to run at inject")
+    heal_command: tuple[str, ...] = param((), "argv to run at heal (empty: none)")
+    timeout: Duration = param(Duration.of(s=60), "how long a command may run")
+
+
+class ExecCommand(Fault[ExecCommandParams]):
     name = "exec.command"
     summary = (
         "Runs a command on this host (e.g. a script that breaks something of your own stack), "
@@ -89,14 +98,9 @@ class ExecCommand(Fault):
     target_kind = TargetKind.NONE
     window = Window.OPTIONAL
     runs_commands = True
-    params = (
-        Param("command", "str_list", help="argv to run at inject"),
-        Param("heal_command", "str_list", default=[], help="argv to run at heal (empty: none)"),
-        Param("timeout", "duration", default=60_000_000_000, help="how long a command may run"),
-    )
 
     def validate(self, services: set[str], links: set[str]) -> str | None:
-        if not self.p["command"]:
+        if not self.p.command:
             return "with.command: expected a non-empty list such as [./break-it.sh, --hard]"
         return None
 
@@ -109,14 +113,14 @@ class ExecCommand(Fault):
             env[key] = ctx.stack.direct_endpoint(service).hostport
         return env
 
-    def _run(self, ctx: FaultContext, argv: list[str]) -> dict[str, Any]:
+    def _run(self, ctx: FaultContext, argv: list[str]) -> Details:
         try:
             done = subprocess.run(
                 argv,
                 env=self._env(ctx),
                 capture_output=True,
                 text=True,
-                timeout=self.p["timeout"] / 1e9,
+                timeout=self.p.timeout.seconds,
                 check=False,
                 stdin=subprocess.DEVNULL,
             )
@@ -126,12 +130,12 @@ class ExecCommand(Fault):
             raise FaultError(
                 f"exec.command {argv!r} exited {done.returncode}: {(done.stderr or done.stdout)[-500:]}"
             )
-        return {"argv": argv, "exit": done.returncode, "stdout": done.stdout[-1000:]}
+        return {"argv": list(argv), "exit": done.returncode, "stdout": done.stdout[-1000:]}
 
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
-        return self._run(ctx, list(self.p["command"]))
+    def inject(self, ctx: FaultContext) -> Details:
+        return self._run(ctx, list(self.p.command))
 
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
-        if not self.p["heal_command"]:
+    def heal(self, ctx: FaultContext) -> Details:
+        if not self.p.heal_command:
             return {}
-        return self._run(ctx, list(self.p["heal_command"]))
+        return self._run(ctx, list(self.p.heal_command))

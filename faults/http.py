@@ -6,79 +6,85 @@ carries a wrong field. Every fault takes `paths` (shell globs), `verbs` and
 
 from __future__ import annotations
 
-from l2chaos.l7proxy.rules import Action, Status
-from l2chaos.params import Param
+from typing import TypeVar
 
-from ._message import (
-    DELAY_PARAMS,
-    DROP_MODE,
-    PROBABILITY,
-    MessageFault,
-    corrupt_action,
-    corrupt_params,
-    delay_action,
-    drop_action,
-    paths_params,
-)
+from l2chaos.l7proxy.rules import Action, Status
+from l2chaos.params import Duration, param, params
+
+from ._message import CorruptFields, DelayFields, DropFields, HttpMatch, MessageFault
 
 __all__ = ["HttpCorrupt", "HttpDelay", "HttpDropResponse", "HttpStatus"]
 
+HP = TypeVar("HP", bound=HttpMatch)
 
-class _HttpFault(MessageFault):
+
+class _HttpFault(MessageFault[HP]):
     family_name = "http"
 
 
-class HttpStatus(_HttpFault):
+@params
+class StatusParams(HttpMatch):
+    status: int = param(503, "the status answered", min=100, max=599)
+    retry_after: Duration = param(Duration(0), "Retry-After header (0: none)", min=Duration(0))
+    body: str = param("", "the answer's body")
+
+
+class HttpStatus(_HttpFault[StatusParams]):
     name = "http.status"
     summary = (
         "Answers matching requests with an HTTP status (429, 502, 503...) without "
         "forwarding them, optionally with Retry-After."
     )
-    params = (
-        *paths_params(),
-        Param("status", "int", default=503, min=100, max=599, help="the status answered"),
-        Param("retry_after", "duration", default=0, min=0, help="Retry-After header (0: none)"),
-        Param("body", "str", default="", help="the answer's body"),
-        PROBABILITY,
-    )
 
     def action(self) -> Action:
-        retry = self.p["retry_after"]
+        retry = self.p.retry_after
         return Status(
-            status=int(self.p["status"]),
-            retry_after_s=round(retry / 1e9) if retry else None,
-            body=self.p["body"],
+            status=self.p.status,
+            retry_after_s=round(retry.seconds) if retry else None,
+            body=self.p.body,
         )
 
 
-class HttpDelay(_HttpFault):
+@params
+class HttpDelayParams(DelayFields, HttpMatch):
+    pass
+
+
+class HttpDelay(_HttpFault[HttpDelayParams]):
     name = "http.delay"
     summary = "Delays matching HTTP requests only (latency ± jitter), before or after forwarding."
-    params = (*paths_params(), *DELAY_PARAMS, PROBABILITY)
 
     def action(self) -> Action:
-        return delay_action(self.p)
+        return self.p.delay()
 
 
-class HttpDropResponse(_HttpFault):
+@params
+class HttpDropParams(DropFields, HttpMatch):
+    pass
+
+
+class HttpDropResponse(_HttpFault[HttpDropParams]):
     name = "http.drop_response"
     summary = (
         "Forwards matching requests, then drops or cuts the answer (the server acted; the "
         "client cannot know)."
     )
-    params = (*paths_params(), DROP_MODE, PROBABILITY)
 
     def action(self) -> Action:
-        return drop_action(self.p)
+        return self.p.drop()
 
 
-class HttpCorrupt(_HttpFault):
+@params
+class HttpCorruptParams(CorruptFields, HttpMatch):
+    pass
+
+
+class HttpCorrupt(_HttpFault[HttpCorruptParams]):
     name = "http.corrupt"
     summary = (
         "Rewrites fields of matching JSON bodies through JSON paths from the body's root: "
         "in answers, or in requests before they are forwarded (e.g. a pushed price to 0)."
     )
-    params = (*paths_params(), *corrupt_params('"prices[*].price"'), PROBABILITY)
 
     def action(self) -> Action:
-        return corrupt_action(self.p)
+        return self.p.corrupt()

@@ -6,15 +6,33 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Mapping, Sequence
 
+from l2chaos.durations import Duration
 from l2chaos.errors import FaultError
-from l2chaos.params import Param, Where
+from l2chaos.fault_entry import FaultUse, parse_fault_entry
+from l2chaos.params import JsonValue, Where, param, params, required
+from l2chaos.stackspec import StackSpec
 
-from .base import Fault, FaultContext, TargetKind, Window
+from .base import Details, Fault, FaultContext, Target, TargetKind, Window
 
 
-class RandomNemesis(Fault):
+@params
+class NemesisParams:
+    faults: Sequence[Mapping[str, object]] = required(
+        "the catalogue to draw from: [{fault, target, with, for}]"
+    )
+    every: tuple[Duration, Duration] = param(
+        (Duration.of(s=5), Duration.of(s=15)), "pause between faults", schedule=True
+    )
+    hold: tuple[Duration, Duration] = param(
+        (Duration.of(s=2), Duration.of(s=8)),
+        "how long a drawn fault lasts when its entry has no `for`",
+        schedule=True,
+    )
+
+
+class RandomNemesis(Fault[NemesisParams]):
     name = "nemesis.random"
     summary = (
         "Over its window, every `every` (a random time within the range) injects one fault drawn "
@@ -23,41 +41,17 @@ class RandomNemesis(Fault):
     )
     target_kind = TargetKind.NONE
     window = Window.REQUIRED
-    params = (
-        Param(
-            "faults",
-            "mapping_list",
-            help="the catalogue to draw from: [{fault, target, with, for}]",
-        ),
-        Param(
-            "every",
-            "duration_range",
-            default=[5_000_000_000, 15_000_000_000],
-            help="pause between faults",
-            schedule=True,
-        ),
-        Param(
-            "hold",
-            "duration_range",
-            default=[2_000_000_000, 8_000_000_000],
-            help="how long a drawn fault lasts when its entry has no `for`",
-            schedule=True,
-        ),
-    )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._choices: list[Any] = []  # FaultUse of each catalogue entry
+    def __init__(self, target: Target, params: NemesisParams, duration: Duration | None) -> None:
+        super().__init__(target, params, duration)
+        self._choices: list[FaultUse] = []  # one per catalogue entry
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._active: Any = None
+        self._active: FaultUse | None = None
         self._lock = threading.Lock()
-        self.events: list[dict[str, Any]] = []
 
-    def prepare(self, stack: Any, where: Where, time_scale: float) -> None:
-        from l2chaos.scenario import parse_fault_entry
-
-        entries = self.p["faults"]
+    def prepare(self, stack: StackSpec, where: Where, time_scale: float) -> None:
+        entries = self.p.faults
         if not entries:
             raise where.child("faults").error("expected at least one fault to draw from", entries)
         for i, entry in enumerate(entries):
@@ -85,20 +79,21 @@ class RandomNemesis(Fault):
             out |= use.fault.resources()
         return out
 
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+    def inject(self, ctx: FaultContext) -> Details:
         if not self._choices:
             raise FaultError("nemesis.random has nothing to draw from")
         self._stop.clear()
-        deadline = time.monotonic() + (self.duration_ns or 0) / 1e9
+        deadline = time.monotonic() + (self.duration.seconds if self.duration else 0.0)
         self._thread = threading.Thread(
             target=self._loop, args=(ctx, deadline), name="nemesis", daemon=True
         )
         self._thread.start()
-        return {"catalogue": [u.label for u in self._choices]}
+        catalogue: list[JsonValue] = [u.label for u in self._choices]
+        return {"catalogue": catalogue}
 
     def _loop(self, ctx: FaultContext, deadline: float) -> None:
-        lo, hi = self.p["every"]
-        hold_lo, hold_hi = self.p["hold"]
+        lo, hi = (d.ns for d in self.p.every)
+        hold_lo, hold_hi = (d.ns for d in self.p.hold)
         for _ in range(100_000):  # bounded; the deadline ends it long before
             pause = ctx.rng.uniform(lo, hi) / 1e9
             if self._stop.wait(min(pause, max(0.0, deadline - time.monotonic()))):
@@ -112,7 +107,7 @@ class RandomNemesis(Fault):
                 return
             self._run_one(ctx, use, hold)
 
-    def _run_one(self, ctx: FaultContext, use: Any, hold: float) -> None:
+    def _run_one(self, ctx: FaultContext, use: FaultUse, hold: float) -> None:
         with self._lock:
             self._active = use
         # what `l2chaos shrink` needs to replay the draw as a timeline entry
@@ -146,7 +141,7 @@ class RandomNemesis(Fault):
                 step="heal", fault=use.fault.name, target=str(use.fault.target), error=str(exc)
             )
 
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+    def heal(self, ctx: FaultContext) -> Details:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)

@@ -14,12 +14,13 @@ disables several at once (a list of links, or a service: all of its links).
 from __future__ import annotations
 
 import itertools
-from typing import Any, ClassVar
+from abc import abstractmethod
+from typing import ClassVar, Literal, TypeVar
 
 from l2chaos.backends.base import Toxic
-from l2chaos.params import Param
+from l2chaos.params import Duration, JsonValue, NoParams, Ratio, param, params
 
-from .base import Fault, FaultContext, Target, TargetKind, Window
+from .base import Details, Fault, FaultContext, Target, TargetKind, Window
 
 __all__ = [
     "Bandwidth",
@@ -33,28 +34,19 @@ __all__ = [
     "Timeout",
 ]
 
-MS = 1_000_000
 _names = itertools.count(1)
 
-STREAM_CHOICES = ("upstream", "downstream", "both")
+Stream = Literal["upstream", "downstream", "both"]
+STREAM_HELP = "direction: upstream (client to server), downstream (server to client) or both"
+TOXICITY_HELP = "share of connections the toxic applies to (Toxiproxy draws per connection)"
 
 
-def _stream(default: str) -> Param:
-    return Param(
-        "stream",
-        "enum",
-        default=default,
-        choices=STREAM_CHOICES,
-        help="direction: upstream (client to server), downstream (server to client) or both",
-    )
+@params
+class ToxicParams:
+    """What every toxic takes: its direction and how many connections it applies to."""
 
-
-TOXICITY = Param(
-    "toxicity",
-    "ratio",
-    default=1.0,
-    help="share of connections the toxic applies to (Toxiproxy draws per connection)",
-)
+    stream: Stream = param("downstream", STREAM_HELP)
+    toxicity: Ratio = param(1.0, TOXICITY_HELP)
 
 
 def _touches(link: str, services: tuple[str, ...]) -> bool:
@@ -62,19 +54,22 @@ def _touches(link: str, services: tuple[str, ...]) -> bool:
     return client in services or server in services
 
 
-def _ms(ns: int) -> int:
-    return round(ns / MS)
+def _ms(d: Duration) -> int:
+    return round(d.millis)
 
 
-class ToxicFault(Fault):
+TP = TypeVar("TP", bound=ToxicParams)
+
+
+class ToxicFault(Fault[TP]):
     """A fault that adds one Toxiproxy toxic per stream to one link."""
 
     target_kind = TargetKind.LINK
     window = Window.REQUIRED
     toxic_type: ClassVar[str]
 
-    def __init__(self, target: Target, params: Any, duration_ns: int | None) -> None:
-        super().__init__(target, params, duration_ns)
+    def __init__(self, target: Target, params: TP, duration: Duration | None) -> None:
+        super().__init__(target, params, duration)
         self.base_name = f"l2c-{self.name.split('.', 1)[1]}-{next(_names)}"
 
     @property
@@ -82,14 +77,15 @@ class ToxicFault(Fault):
         return self.target.links[0]
 
     def streams(self) -> list[str]:
-        s = str(self.p.get("stream", "downstream"))
+        s = self.p.stream
         return ["upstream", "downstream"] if s == "both" else [s]
 
     def toxic_names(self) -> list[str]:
         return [f"{self.base_name}-{s[:2]}" for s in self.streams()]
 
+    @abstractmethod
     def attributes(self) -> dict[str, int]:
-        raise NotImplementedError
+        """The toxic's Toxiproxy attributes (times in ms)."""
 
     def toxics(self) -> list[Toxic]:
         attrs = self.attributes()
@@ -98,146 +94,148 @@ class ToxicFault(Fault):
                 name=name,
                 type=self.toxic_type,
                 stream=stream,
-                toxicity=float(self.p.get("toxicity", 1.0)),
+                toxicity=self.p.toxicity,
                 attributes=attrs,
             )
             for name, stream in zip(self.toxic_names(), self.streams(), strict=True)
         ]
 
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
-        added: list[dict[str, Any]] = []
+    def inject(self, ctx: FaultContext) -> Details:
+        added: list[JsonValue] = []
         for t in self.toxics():
             ctx.links.add_toxic(self.link, t)
             added.append(
                 {"name": t.name, "type": t.type, "stream": t.stream, "toxicity": t.toxicity}
             )
-        return {"link": self.link, "toxics": added, "attributes": self.attributes()}
+        return {"link": self.link, "toxics": added, "attributes": dict(self.attributes())}
 
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+    def heal(self, ctx: FaultContext) -> Details:
         for name in self.toxic_names():
             ctx.links.remove_toxic(self.link, name)
-        return {"link": self.link, "removed": self.toxic_names()}
+        return {"link": self.link, "removed": list(self.toxic_names())}
 
 
-class Latency(ToxicFault):
+@params
+class LatencyParams(ToxicParams):
+    latency: Duration = param(Duration.of(ms=500), "delay added to each chunk", min=Duration(0))
+    jitter: Duration = param(Duration(0), "random ± spread around the latency", min=Duration(0))
+
+
+class Latency(ToxicFault[LatencyParams]):
     name = "network.latency"
     summary = "Adds latency (± jitter) to every chunk of data on a link."
     toxic_type = "latency"
-    params = (
-        Param("latency", "duration", default=500 * MS, min=0, help="delay added to each chunk"),
-        Param("jitter", "duration", default=0, min=0, help="random ± spread around the latency"),
-        _stream("downstream"),
-        TOXICITY,
-    )
 
     def attributes(self) -> dict[str, int]:
-        return {"latency": _ms(self.p["latency"]), "jitter": _ms(self.p["jitter"])}
+        return {"latency": _ms(self.p.latency), "jitter": _ms(self.p.jitter)}
 
 
-class Bandwidth(ToxicFault):
+@params
+class BandwidthParams(ToxicParams):
+    rate: int = param(100, "KB per second that may pass", min=0)
+
+
+class Bandwidth(ToxicFault[BandwidthParams]):
     name = "network.bandwidth"
     summary = "Limits a link to `rate` KB/s."
     toxic_type = "bandwidth"
-    params = (
-        Param("rate", "int", default=100, min=0, help="KB per second that may pass"),
-        _stream("downstream"),
-        TOXICITY,
-    )
 
     def attributes(self) -> dict[str, int]:
-        return {"rate": int(self.p["rate"])}
+        return {"rate": self.p.rate}
 
 
-class Timeout(ToxicFault):
+@params
+class TimeoutParams(ToxicParams):
+    timeout: Duration = param(Duration(0), "when to close; 0 = never", min=Duration(0))
+    stream: Stream = param("both", STREAM_HELP)
+
+
+class Timeout(ToxicFault[TimeoutParams]):
     name = "network.timeout"
     summary = (
         "Stops all data on a link and closes the connection after `timeout`; with timeout 0 "
         "it is a black hole: nothing passes and nothing closes until healed."
     )
     toxic_type = "timeout"
-    params = (
-        Param("timeout", "duration", default=0, min=0, help="when to close; 0 = never"),
-        _stream("both"),
-        TOXICITY,
-    )
 
     def attributes(self) -> dict[str, int]:
-        return {"timeout": _ms(self.p["timeout"])}
+        return {"timeout": _ms(self.p.timeout)}
 
 
-class ResetPeer(ToxicFault):
+@params
+class ResetPeerParams(ToxicParams):
+    timeout: Duration = param(
+        Duration(0), "how long a connection lives; 0 = at once", min=Duration(0)
+    )
+    stream: Stream = param("upstream", STREAM_HELP)
+
+
+class ResetPeer(ToxicFault[ResetPeerParams]):
     name = "network.reset_peer"
     summary = "Resets connections on a link (TCP RST, 'connection reset by peer') after `timeout`."
     toxic_type = "reset_peer"
-    params = (
-        Param(
-            "timeout", "duration", default=0, min=0, help="how long a connection lives; 0 = at once"
-        ),
-        _stream("upstream"),
-        TOXICITY,
-    )
 
     def attributes(self) -> dict[str, int]:
-        return {"timeout": _ms(self.p["timeout"])}
+        return {"timeout": _ms(self.p.timeout)}
 
 
-class Slicer(ToxicFault):
+@params
+class SlicerParams(ToxicParams):
+    average_size: int = param(64, "average packet size in bytes", min=1)
+    size_variation: int = param(32, "± variation of the size in bytes", min=0)
+    delay: Duration = param(Duration.of(ms=10), "delay between packets", min=Duration(0))
+
+
+class Slicer(ToxicFault[SlicerParams]):
     name = "network.slicer"
     summary = "Slices data on a link into small packets with a delay between them."
     toxic_type = "slicer"
-    params = (
-        Param("average_size", "int", default=64, min=1, help="average packet size in bytes"),
-        Param("size_variation", "int", default=32, min=0, help="± variation of the size in bytes"),
-        Param("delay", "duration", default=10 * MS, min=0, help="delay between packets"),
-        _stream("downstream"),
-        TOXICITY,
-    )
 
     def validate(self, services: set[str], links: set[str]) -> str | None:
-        if self.p["size_variation"] >= self.p["average_size"]:
+        if self.p.size_variation >= self.p.average_size:
             return (
-                f"size_variation ({self.p['size_variation']}) must be smaller than "
-                f"average_size ({self.p['average_size']})"
+                f"size_variation ({self.p.size_variation}) must be smaller than "
+                f"average_size ({self.p.average_size})"
             )
         return None
 
     def attributes(self) -> dict[str, int]:
         return {
-            "average_size": int(self.p["average_size"]),
-            "size_variation": int(self.p["size_variation"]),
-            "delay": round(self.p["delay"] / 1000),  # microseconds
+            "average_size": self.p.average_size,
+            "size_variation": self.p.size_variation,
+            "delay": round(self.p.delay.ns / 1000),  # microseconds
         }
 
 
-class LimitData(ToxicFault):
+@params
+class LimitDataParams(ToxicParams):
+    bytes: int = param(1024, "bytes a connection may carry", min=0)
+
+
+class LimitData(ToxicFault[LimitDataParams]):
     name = "network.limit_data"
     summary = "Closes each connection on a link once `bytes` have passed."
     toxic_type = "limit_data"
-    params = (
-        Param("bytes", "int", default=1024, min=0, help="bytes a connection may carry"),
-        _stream("downstream"),
-        TOXICITY,
-    )
 
     def attributes(self) -> dict[str, int]:
-        return {"bytes": int(self.p["bytes"])}
+        return {"bytes": self.p.bytes}
 
 
-class SlowClose(ToxicFault):
+@params
+class SlowCloseParams(ToxicParams):
+    delay: Duration = param(Duration.of(s=5), "how long a close is held back", min=Duration(0))
+
+
+class SlowClose(ToxicFault[SlowCloseParams]):
     name = "network.slow_close"
     summary = "Delays the closing of connections on a link by `delay`."
     toxic_type = "slow_close"
-    params = (
-        Param("delay", "duration", default=5000 * MS, min=0, help="how long a close is held back"),
-        _stream("downstream"),
-        TOXICITY,
-    )
 
     def attributes(self) -> dict[str, int]:
-        return {"delay": _ms(self.p["delay"])}
+        return {"delay": _ms(self.p.delay)}
 
 
-class Down(Fault):
+class Down(Fault[NoParams]):
     name = "network.down"
     summary = "Takes a link down: its proxy refuses connections and cuts open ones."
     target_kind = TargetKind.LINK
@@ -252,17 +250,17 @@ class Down(Fault):
         # a service target built without the stack at hand: all of its links
         return [lk for lk in ctx.links.links() if _touches(lk, self.target.services)]
 
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+    def inject(self, ctx: FaultContext) -> Details:
         links = self._links(ctx)
         for lk in links:
             ctx.links.set_enabled(lk, False)
-        return {"disabled": links}
+        return {"disabled": list(links)}
 
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+    def heal(self, ctx: FaultContext) -> Details:
         links = self._links(ctx)
         for lk in links:
             ctx.links.set_enabled(lk, True)
-        return {"enabled": links}
+        return {"enabled": list(links)}
 
 
 class Partition(Down):

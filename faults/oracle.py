@@ -4,93 +4,93 @@ reference log records both, so checkers can compare)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar, TypeVar
 
-from l2chaos.params import Param
+from l2chaos.params import Duration, param, params, required
 
-from ._hooked import HookedFault
+from ._hooked import Body, HookedFault
 from .base import TargetKind, Window
 
-_MARKETS = Param(
-    "markets",
-    "str_list",
-    default=[],
-    help="markets to affect, e.g. [BTC-USD-PERP]; empty means all",
-)
+
+@params
+class MarketsParams:
+    markets: tuple[str, ...] = param((), "markets to affect, e.g. [BTC-USD-PERP]; empty means all")
 
 
-class _OracleFault(HookedFault):
+OP = TypeVar("OP", bound=MarketsParams)
+
+
+def _with_markets(p: MarketsParams, body: Body) -> Body:
+    if p.markets:
+        body["markets"] = list(p.markets)
+    return body
+
+
+class _OracleFault(HookedFault[OP]):
     hook = "oracle_mode"
     resource = "oracle-mode"
-    target_kind = TargetKind.NONE
-    window = Window.REQUIRED
-    needs_hooks = ("oracle_mode",)
     mode: ClassVar[str]
 
-    def extra(self) -> dict[str, Any]:
+    def extra(self) -> Body:
         return {}
 
-    def inject_body(self) -> Mapping[str, Any]:
-        body: dict[str, Any] = {"mode": self.mode, **self.extra()}
-        if self.p.get("markets"):
-            body["markets"] = list(self.p["markets"])
-        return body
+    def inject_body(self) -> Body:
+        return _with_markets(self.p, {"mode": self.mode, **self.extra()})
 
-    def heal_body(self) -> Mapping[str, Any]:
-        body: dict[str, Any] = {"mode": "normal"}
-        if self.p.get("markets"):
-            body["markets"] = list(self.p["markets"])
-        return body
+    def heal_body(self) -> Body:
+        return _with_markets(self.p, {"mode": "normal"})
 
 
-class OracleStale(_OracleFault):
+class OracleStale(_OracleFault[MarketsParams]):
     name = "oracle.stale"
     summary = "The oracle stops publishing; the last price goes stale while the market moves."
     mode = "stale"
-    params = (_MARKETS,)
 
 
-class OracleZero(_OracleFault):
+class OracleZero(_OracleFault[MarketsParams]):
     name = "oracle.zero"
     summary = "The oracle publishes a price of zero."
     mode = "zero"
-    params = (_MARKETS,)
 
 
-class OracleSpike(_OracleFault):
+@params
+class SpikeParams(MarketsParams):
+    factor: float = param(1.5, "multiplier applied to the true price", min=0.0)
+
+
+class OracleSpike(_OracleFault[SpikeParams]):
     name = "oracle.spike"
     summary = (
         "The oracle publishes the price multiplied by `factor` (a bad feed, an x1000 unit error)."
     )
     mode = "spike"
-    params = (
-        _MARKETS,
-        Param("factor", "float", default=1.5, min=0.0, help="multiplier applied to the true price"),
-    )
 
-    def extra(self) -> dict[str, Any]:
-        return {"factor": self.p["factor"]}
+    def extra(self) -> Body:
+        return {"factor": self.p.factor}
 
 
-class OracleLag(_OracleFault):
+@params
+class LagParams(MarketsParams):
+    by: Duration = param(Duration.of(s=10), "how far behind the published price is")
+
+
+class OracleLag(_OracleFault[LagParams]):
     name = "oracle.lag"
     summary = (
         "The oracle publishes the price from `by` ago with its old timestamp (a lagging feed)."
     )
     mode = "lag"
-    params = (
-        _MARKETS,
-        Param(
-            "by", "duration", default=10_000_000_000, help="how far behind the published price is"
-        ),
-    )
 
-    def extra(self) -> dict[str, Any]:
-        return {"lag_ms": self.p["by"] // 1_000_000}
+    def extra(self) -> Body:
+        return {"lag_ms": self.p.by.ns // 1_000_000}
 
 
-class OracleDrift(HookedFault):
+@params
+class DriftParams(MarketsParams):
+    pct: float = required("the move in percent, e.g. -15", min=-99.0, max=1000.0)
+
+
+class OracleDrift(HookedFault[DriftParams]):
     name = "oracle.drift"
     summary = (
         "The market moves: the oracle's model price goes `pct` percent up or down, linearly "
@@ -101,20 +101,10 @@ class OracleDrift(HookedFault):
     resource = "oracle-drift"
     target_kind = TargetKind.NONE
     window = Window.OPTIONAL
-    needs_hooks = ("oracle_drift",)
-    params = (
-        _MARKETS,
-        Param("pct", "float", min=-99.0, max=1000.0, help="the move in percent, e.g. -15"),
-    )
 
     def resources(self) -> set[str]:
         return set()  # moves compose (a crash and a rebound may overlap)
 
-    def inject_body(self) -> Mapping[str, Any]:
-        body: dict[str, Any] = {
-            "pct": self.p["pct"],
-            "duration_ms": (self.duration_ns or 0) // 1_000_000,
-        }
-        if self.p.get("markets"):
-            body["markets"] = list(self.p["markets"])
-        return body
+    def inject_body(self) -> Body:
+        ms = self.duration.ns // 1_000_000 if self.duration is not None else 0
+        return _with_markets(self.p, {"pct": self.p.pct, "duration_ms": ms})

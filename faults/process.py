@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Literal, TypeVar
 
 from l2chaos.errors import L2ChaosError
-from l2chaos.params import Param
+from l2chaos.params import Duration, JsonValue, NoParams, param, params
 
-from .base import Fault, FaultContext, TargetKind, Window
+from .base import Details, Fault, FaultContext, Target, TargetKind, Window
 
 __all__ = [
     "CrashLoop",
@@ -32,27 +32,31 @@ __all__ = [
     "Stop",
 ]
 
-S = 1_000_000_000
+READY_HELP = "how long to wait for the service's readiness probe when it comes back"
+STOP_HELP = "how long a graceful stop may take before SIGKILL"
 
-READY_TIMEOUT = Param(
-    "ready_timeout",
-    "duration",
-    default=60 * S,
-    help="how long to wait for the service's readiness probe when it comes back",
-)
-STOP_TIMEOUT = Param(
-    "stop_timeout",
-    "duration",
-    default=10 * S,
-    help="how long a graceful stop may take before SIGKILL",
-)
+
+@params
+class ReadyParams:
+    """A fault that brings its service back waits this long for it to be ready."""
+
+    ready_timeout: Duration = param(Duration.of(s=60), READY_HELP)
+
+
+@params
+class StopParams(ReadyParams):
+    stop_timeout: Duration = param(Duration.of(s=10), STOP_HELP)
 
 
 def _ms_since(t0: float) -> float:
     return round((time.monotonic() - t0) * 1000, 1)
 
 
-class ProcessFault(Fault):
+PP = TypeVar("PP")
+RP = TypeVar("RP", bound=ReadyParams)
+
+
+class ProcessFault(Fault[PP]):
     """A fault on one service's process."""
 
     target_kind = TargetKind.SERVICE
@@ -64,10 +68,14 @@ class ProcessFault(Fault):
     def resources(self) -> set[str]:
         return {f"service:{self.service}"}
 
-    def _ready(self, ctx: FaultContext, t0: float) -> dict[str, Any]:
+
+class Revived(ProcessFault[RP]):
+    """A process fault that brings its service back and waits until it is ready."""
+
+    def _ready(self, ctx: FaultContext, t0: float) -> Details:
         """Wait for readiness; the details to record (never raises for a slow service)."""
         try:
-            ctx.control.wait_ready(self.service, self.p["ready_timeout"] / S)
+            ctx.control.wait_ready(self.service, self.p.ready_timeout.seconds)
         except L2ChaosError as exc:
             return {
                 "ready": False,
@@ -76,76 +84,70 @@ class ProcessFault(Fault):
             }
         return {"ready": True, "ready_ms": _ms_since(t0)}
 
-    def _bring_back(self, ctx: FaultContext) -> dict[str, Any]:
+    def _bring_back(self, ctx: FaultContext) -> Details:
         """Resume and start it if needed, then wait until it is ready."""
         ctx.control.resume(self.service)  # harmless when not paused
         was_running = ctx.control.is_running(self.service)
         t0 = time.monotonic()
         if not was_running:
             ctx.control.start(self.service)
-        details: dict[str, Any] = {"started": not was_running, "pid": ctx.control.pid(self.service)}
+        details: Details = {"started": not was_running, "pid": ctx.control.pid(self.service)}
         details.update(self._ready(ctx, t0))
         return details
 
+    def heal(self, ctx: FaultContext) -> Details:
+        return self._bring_back(ctx)
 
-class Kill(ProcessFault):
+
+class Kill(Revived[ReadyParams]):
     name = "process.kill"
     summary = (
         "SIGKILLs a service (its whole process group; docker kill). With `for` it is started "
         "again after the window, without `for` right away."
     )
     window = Window.OPTIONAL
-    params = (READY_TIMEOUT,)
 
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+    def inject(self, ctx: FaultContext) -> Details:
         old = ctx.control.pid(self.service)
         ctx.control.kill(self.service)
         return {"old_pid": old, "running": ctx.control.is_running(self.service)}
 
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
-        return self._bring_back(ctx)
 
-
-class Stop(ProcessFault):
+class Stop(Revived[StopParams]):
     name = "process.stop"
     summary = (
         "Stops a service gracefully (SIGTERM, PostgreSQL: fast shutdown; SIGKILL after "
         "`stop_timeout`) and starts it again at the end of the window."
     )
     window = Window.REQUIRED
-    params = (STOP_TIMEOUT, READY_TIMEOUT)
 
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+    def inject(self, ctx: FaultContext) -> Details:
         old = ctx.control.pid(self.service)
         t0 = time.monotonic()
-        ctx.control.stop(self.service, self.p["stop_timeout"] / S)
+        ctx.control.stop(self.service, self.p.stop_timeout.seconds)
         return {"old_pid": old, "stopped_ms": _ms_since(t0)}
 
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
-        return self._bring_back(ctx)
 
-
-class Restart(ProcessFault):
+class Restart(Revived[StopParams]):
     name = "process.restart"
     summary = "Restarts a service at an instant (graceful stop, start) and waits until it is ready."
     window = Window.INSTANT
-    params = (STOP_TIMEOUT, READY_TIMEOUT)
 
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+    def inject(self, ctx: FaultContext) -> Details:
         old = ctx.control.pid(self.service)
         t0 = time.monotonic()
-        ctx.control.restart(self.service, self.p["stop_timeout"] / S)
-        details: dict[str, Any] = {"old_pid": old, "new_pid": ctx.control.pid(self.service)}
+        ctx.control.restart(self.service, self.p.stop_timeout.seconds)
+        details: Details = {"old_pid": old, "new_pid": ctx.control.pid(self.service)}
         details.update(self._ready(ctx, t0))
         return details
 
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+    def heal(self, ctx: FaultContext) -> Details:
         if ctx.control.is_running(self.service):
             return {}
         return self._bring_back(ctx)  # the inject failed between stop and start
 
 
-class Pause(ProcessFault):
+class Pause(ProcessFault[NoParams]):
     name = "process.pause"
     summary = (
         "Freezes a service (SIGSTOP to its process group; docker pause) for the window: it "
@@ -153,16 +155,25 @@ class Pause(ProcessFault):
     )
     window = Window.REQUIRED
 
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+    def inject(self, ctx: FaultContext) -> Details:
         ctx.control.pause(self.service)
         return {"pid": ctx.control.pid(self.service)}
 
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+    def heal(self, ctx: FaultContext) -> Details:
         ctx.control.resume(self.service)
         return {"pid": ctx.control.pid(self.service)}
 
 
-class RestartRace(ProcessFault):
+@params
+class RestartRaceParams(StopParams):
+    downtime: Duration = param(Duration.of(s=4), "how long it stays down", schedule=True)
+    how: Literal["fast", "immediate"] = param(
+        "fast",
+        "fast: graceful stop; immediate: the crash path (PostgreSQL SIGQUIT, else SIGKILL)",
+    )
+
+
+class RestartRace(Revived[RestartRaceParams]):
     name = "process.restart_race"
     summary = (
         "The incident's shape: stops a service and brings it back after `downtime` while its "
@@ -170,75 +181,66 @@ class RestartRace(ProcessFault):
         "how=immediate the crash path (PostgreSQL: immediate shutdown, crash recovery on start)."
     )
     window = Window.REQUIRED
-    params = (
-        Param("downtime", "duration", default=4 * S, help="how long it stays down", schedule=True),
-        Param(
-            "how",
-            "enum",
-            default="fast",
-            choices=("fast", "immediate"),
-            help="fast: graceful stop; immediate: the crash path (PostgreSQL SIGQUIT, else SIGKILL)",
-        ),
-        STOP_TIMEOUT,
-        READY_TIMEOUT,
-    )
 
-    def implied_duration_ns(self) -> int | None:
-        return int(self.p["downtime"])
+    def implied_duration(self) -> Duration | None:
+        return self.p.downtime
 
     def validate(self, services: set[str], links: set[str]) -> str | None:
-        if self.duration_ns is not None and self.duration_ns != self.p["downtime"]:
+        if self.duration is not None and self.duration != self.p.downtime:
             return "process.restart_race lasts its downtime: set with.downtime instead of 'for'"
         return None
 
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+    def inject(self, ctx: FaultContext) -> Details:
         old = ctx.control.pid(self.service)
         t0 = time.monotonic()
-        immediate = self.p["how"] == "immediate"
-        ctx.control.stop(self.service, self.p["stop_timeout"] / S, immediate=immediate)
+        immediate = self.p.how == "immediate"
+        ctx.control.stop(self.service, self.p.stop_timeout.seconds, immediate=immediate)
         stopped_ms = _ms_since(t0)
         ctx.note(step="stopped", service=self.service, old_pid=old, stopped_ms=stopped_ms)
-        return {"old_pid": old, "how": self.p["how"], "stopped_ms": stopped_ms}
-
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
-        return self._bring_back(ctx)
+        return {"old_pid": old, "how": self.p.how, "stopped_ms": stopped_ms}
 
 
-class CrashLoop(ProcessFault):
+@params
+class CrashLoopParams(ReadyParams):
+    count: int = param(3, "how many kills", min=1, max=1000)
+    interval: Duration = param(Duration.of(s=2), "time between kills", schedule=True)
+
+
+class CrashLoop(Revived[CrashLoopParams]):
     name = "process.crash_loop"
     summary = (
         "Kills a service `count` times, every `interval`, starting it again right after each "
         "kill (a crash loop); at the end it is left running and ready."
     )
     window = Window.REQUIRED
-    params = (
-        Param("count", "int", default=3, min=1, max=1000, help="how many kills"),
-        Param("interval", "duration", default=2 * S, help="time between kills", schedule=True),
-        READY_TIMEOUT,
-    )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, target: Target, params: CrashLoopParams, duration: Duration | None) -> None:
+        super().__init__(target, params, duration)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._kills: list[dict[str, Any]] = []
+        self._kills: list[JsonValue] = []
         self._error: str | None = None
 
-    def implied_duration_ns(self) -> int | None:
-        return int(self.p["count"]) * int(self.p["interval"])
+    def implied_duration(self) -> Duration | None:
+        return self.p.interval * self.p.count
 
     def _loop(self, ctx: FaultContext) -> None:
-        interval_s = self.p["interval"] / S
+        interval_s = self.p.interval.seconds
         t0 = time.monotonic()
         try:
-            for i in range(int(self.p["count"])):
+            for i in range(self.p.count):
                 if self._stop.is_set():
                     return
                 old = ctx.control.pid(self.service)
                 ctx.control.kill(self.service)
                 ctx.control.start(self.service)
                 new = ctx.control.pid(self.service)
-                rec = {"kill": i + 1, "old_pid": old, "new_pid": new, "at_ms": _ms_since(t0)}
+                rec: Details = {
+                    "kill": i + 1,
+                    "old_pid": old,
+                    "new_pid": new,
+                    "at_ms": _ms_since(t0),
+                }
                 self._kills.append(rec)
                 ctx.note(step="killed", service=self.service, **rec)
                 if self._stop.wait(max(0.0, t0 + (i + 1) * interval_s - time.monotonic())):
@@ -247,26 +249,26 @@ class CrashLoop(ProcessFault):
             self._error = str(exc)
             ctx.note(step="crash loop", service=self.service, error=str(exc))
 
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+    def inject(self, ctx: FaultContext) -> Details:
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._loop, args=(ctx,), name=f"crash-loop-{self.service}", daemon=True
         )
         self._thread.start()
-        return {"count": self.p["count"], "interval_ms": self.p["interval"] / 1e6}
+        return {"count": self.p.count, "interval_ms": self.p.interval.millis}
 
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+    def heal(self, ctx: FaultContext) -> Details:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
-        details: dict[str, Any] = {"kills": list(self._kills)}
+        details: Details = {"kills": list(self._kills)}
         if self._error is not None:
             details["loop_error"] = self._error
         details.update(self._bring_back(ctx))
         return details
 
 
-class Disconnect(ProcessFault):
+class Disconnect(ProcessFault[NoParams]):
     name = "process.disconnect"
     summary = (
         "Cuts a service off the network for the window (docker: disconnected from the run's "
@@ -275,8 +277,8 @@ class Disconnect(ProcessFault):
     )
     window = Window.REQUIRED
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, target: Target, params: NoParams, duration: Duration | None) -> None:
+        super().__init__(target, params, duration)
         self._links: tuple[str, ...] = ()
 
     def validate(self, services: set[str], links: set[str]) -> str | None:
@@ -292,10 +294,10 @@ class Disconnect(ProcessFault):
         # on the local backend it holds the service's links, like a partition would
         return {f"service:{self.service}"} | {f"link:{lk}" for lk in self._links}
 
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+    def inject(self, ctx: FaultContext) -> Details:
         ctx.control.disconnect(self.service)
         return {"service": self.service}
 
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
+    def heal(self, ctx: FaultContext) -> Details:
         ctx.control.reconnect(self.service)
         return {"service": self.service}

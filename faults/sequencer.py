@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Literal
 
-from l2chaos.params import Param
+from l2chaos.params import Duration, NoParams, param, params, required
 
-from ._hooked import HookedFault
-from .base import TargetKind, Window
-
-MODES = ("normal", "cancel_only", "post_only", "halted")
+from ._hooked import Body, HookedFault
+from .base import Window
 
 
-class SequencerMode(HookedFault):
+@params
+class ModeParams:
+    mode: Literal["normal", "cancel_only", "post_only", "halted"] = required(
+        "the trading mode to set"
+    )
+
+
+class SequencerMode(HookedFault[ModeParams]):
     name = "sequencer.mode"
     summary = (
         "Sets the exchange's trading mode (an operator's staged reopen: cancel_only, post_only); "
@@ -21,59 +25,50 @@ class SequencerMode(HookedFault):
     )
     hook = "trading_mode"
     resource = "trading-mode"
-    target_kind = TargetKind.NONE
     window = Window.OPTIONAL
-    needs_hooks = ("trading_mode",)
-    params = (Param("mode", "enum", choices=MODES, help="the trading mode to set"),)
 
-    def inject_body(self) -> Mapping[str, Any]:
-        return {"mode": self.p["mode"]}
+    def inject_body(self) -> Body:
+        return {"mode": self.p.mode}
 
-    def heal_body(self) -> Mapping[str, Any] | None:
-        return None if self.duration_ns is None else {"mode": "normal"}
+    def heal_body(self) -> Body | None:
+        return None if self.duration is None else {"mode": "normal"}
 
 
-class SequencerHalt(HookedFault):
+class SequencerHalt(HookedFault[NoParams]):
     name = "sequencer.halt"
     summary = "Halts trading (no orders, no matching) for the window, then resumes normal mode."
     hook = "trading_mode"
     resource = "trading-mode"
-    target_kind = TargetKind.NONE
-    window = Window.REQUIRED
-    needs_hooks = ("trading_mode",)
 
-    def inject_body(self) -> Mapping[str, Any]:
+    def inject_body(self) -> Body:
         return {"mode": "halted"}
 
-    def heal_body(self) -> Mapping[str, Any]:
+    def heal_body(self) -> Body:
         return {"mode": "normal"}
 
 
-class ClockSkew(HookedFault):
+@params
+class SkewParams:
+    offset: Duration = param(
+        Duration.of(s=30),
+        "how far the clock is moved (at most 24h: the chain must come back from it)",
+        max=Duration.of(h=24),
+    )
+    direction: Literal["ahead", "behind"] = param("ahead", "which way")
+
+
+class ClockSkew(HookedFault[SkewParams]):
     name = "clock.skew"
     summary = "Skews the sequencer's chain clock ahead or behind by `offset` for the window."
     hook = "clock_offset"
     resource = "chain-clock"
-    target_kind = TargetKind.NONE
-    window = Window.REQUIRED
-    needs_hooks = ("clock_offset",)
-    params = (
-        Param(
-            "offset",
-            "duration",
-            default=30_000_000_000,
-            max=24 * 3_600_000_000_000,
-            help="how far the clock is moved (at most 24h: the chain must come back from it)",
-        ),
-        Param("direction", "enum", default="ahead", choices=("ahead", "behind"), help="which way"),
-    )
 
     def _offset_ms(self) -> int:
-        ms = int(self.p["offset"]) // 1_000_000
-        return ms if self.p["direction"] == "ahead" else -ms
+        ms = self.p.offset.ns // 1_000_000
+        return ms if self.p.direction == "ahead" else -ms
 
-    def inject_body(self) -> Mapping[str, Any]:
+    def inject_body(self) -> Body:
         return {"offset_ms": self._offset_ms()}
 
-    def heal_body(self) -> Mapping[str, Any]:
+    def heal_body(self) -> Body:
         return {"offset_ms": 0}

@@ -12,21 +12,31 @@ fault records.
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal
-from typing import Any
+from typing import Literal
 
 import httpx
+from l2chaos.durations import Duration
 from l2chaos.errors import FaultError
-from l2chaos.params import Param
+from l2chaos.params import JsonValue, Ratio, param, params, required
 from l2chaos.safety import ensure_allowed
 
-from .base import Fault, FaultContext, TargetKind, Window
+from .base import Details, Fault, FaultContext, Target, TargetKind, Window
 
 
 def _on_grid(value: Decimal, step: Decimal) -> Decimal:
     return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
 
 
-class AggressiveQuotes(Fault):
+@params
+class QuotesParams:
+    market: str = required("market to quote, e.g. PAXG-USD-PERP")
+    offset: Ratio = param(0.08, "distance of the near quote from the index (0.08 = 8%)")
+    direction: Literal["up", "down"] = param("up", "which way to push the mark")
+    size_usd: float = param(2000.0, "notional of each quote in USD", min=1.0)
+    gap: Ratio = param(0.005, "distance between the two quotes")
+
+
+class AggressiveQuotes(Fault[QuotesParams]):
     name = "trader.aggressive_quotes"
     summary = (
         "An adversarial trader rests post-only quotes on both sides `offset` away from the index "
@@ -34,31 +44,13 @@ class AggressiveQuotes(Fault):
     )
     target_kind = TargetKind.NONE
     window = Window.OPTIONAL
-    params = (
-        Param("market", "str", help="market to quote, e.g. PAXG-USD-PERP"),
-        Param(
-            "offset",
-            "ratio",
-            default=0.08,
-            help="distance of the near quote from the index (0.08 = 8%)",
-        ),
-        Param(
-            "direction",
-            "enum",
-            default="up",
-            choices=("up", "down"),
-            help="which way to push the mark",
-        ),
-        Param("size_usd", "float", default=2000.0, min=1.0, help="notional of each quote in USD"),
-        Param("gap", "ratio", default=0.005, help="distance between the two quotes"),
-    )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, target: Target, params: QuotesParams, duration: Duration | None) -> None:
+        super().__init__(target, params, duration)
         self._placed: list[str] = []
 
     def resources(self) -> set[str]:
-        return {f"adversary:{self.p['market']}"}
+        return {f"adversary:{self.p.market}"}
 
     def _client(self, ctx: FaultContext) -> httpx.Client:
         url = ctx.endpoints.get("ui")
@@ -76,26 +68,26 @@ class AggressiveQuotes(Fault):
             base_url=url, headers={"X-API-Key": str(keys[0]["api_key"])}, timeout=10
         )
 
-    def inject(self, ctx: FaultContext) -> dict[str, Any]:
+    def inject(self, ctx: FaultContext) -> Details:
         with self._client(ctx) as http:
             markets = http.get("/v1/markets").raise_for_status().json()
-            info = next((m for m in markets["markets"] if m["market"] == self.p["market"]), None)
+            info = next((m for m in markets["markets"] if m["market"] == self.p.market), None)
             if info is None:
                 names = ", ".join(m["market"] for m in markets["markets"])
-                raise FaultError(f"unknown market {self.p['market']!r}; the stack lists: {names}")
+                raise FaultError(f"unknown market {self.p.market!r}; the stack lists: {names}")
             index = Decimal(str(info["index_price"]))
             tick, step = Decimal(str(info["price_tick"])), Decimal(str(info["size_step"]))
-            sign = 1 if self.p["direction"] == "up" else -1
-            near = index * (1 + sign * Decimal(str(self.p["offset"])))
-            far = near * (1 + sign * Decimal(str(self.p["gap"])))
+            sign = 1 if self.p.direction == "up" else -1
+            near = index * (1 + sign * Decimal(str(self.p.offset)))
+            far = near * (1 + sign * Decimal(str(self.p.gap)))
             # Pushing up: the ask (far) first, then a bid under it that rests above the index.
             plan = [("sell", far), ("buy", near)] if sign > 0 else [("buy", far), ("sell", near)]
-            results = []
+            results: list[JsonValue] = []
             for side, price in plan:
                 price = _on_grid(price, tick)
-                size = _on_grid(Decimal(str(self.p["size_usd"])) / price, step)
-                body = {
-                    "market": self.p["market"],
+                size = _on_grid(Decimal(str(self.p.size_usd)) / price, step)
+                body: dict[str, JsonValue] = {
+                    "market": self.p.market,
                     "side": side,
                     "type": "limit",
                     "size": str(size),
@@ -109,10 +101,10 @@ class AggressiveQuotes(Fault):
                 results.append({"order": body, "status": resp.status_code, "answer": answer})
         return {"index": str(index), "quotes": results, "resting": len(self._placed)}
 
-    def heal(self, ctx: FaultContext) -> dict[str, Any]:
-        if self.duration_ns is None or not self._placed:
+    def heal(self, ctx: FaultContext) -> Details:
+        if self.duration is None or not self._placed:
             return {}
-        cancelled = []
+        cancelled: list[JsonValue] = []
         with self._client(ctx) as http:
             for order_id in self._placed:
                 resp = http.delete(f"/v1/orders/{order_id}")

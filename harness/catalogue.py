@@ -5,11 +5,12 @@ and a test keeps them equal, so the docs cannot drift from the code)."""
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .params import Param, describe_default
+from .faults.base import Fault
+from .params import rows
 from .registry import checkers, faults, stack_files
 from .stackspec import load_stack
 from .yamlsrc import load_yaml
@@ -17,31 +18,28 @@ from .yamlsrc import load_yaml
 __all__ = ["faults_text", "invariants_text", "scenario_files", "scenarios_text", "stacks_text"]
 
 
-def _param_rows(params: Sequence[Param]) -> list[tuple[str, str, str, str]]:
-    return [(p.name, p.allowed(), describe_default(p), p.help) for p in params]
-
-
 def _md_escape(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
-def _md_params(params: Sequence[Param]) -> list[str]:
-    if not params:
+def _md_params(model: type[object]) -> list[str]:
+    table = rows(model)
+    if not table:
         return ["No parameters.", ""]
     out = ["| parameter | allowed | default | meaning |", "|---|---|---|---|"]
-    for name, allowed, default, help_ in _param_rows(params):
+    for name, allowed, default, help_ in table:
         out.append(
             f"| `{name}` | {_md_escape(allowed)} | `{_md_escape(default)}` | {_md_escape(help_)} |"
         )
     return [*out, ""]
 
 
-def _text_params(params: Sequence[Param], indent: str = "    ") -> list[str]:
-    return [f"{indent}{n} = {d}  ({a}) {h}".rstrip() for n, a, d, h in _param_rows(params)]
+def _text_params(model: type[object], indent: str = "    ") -> list[str]:
+    return [f"{indent}{n} = {d}  ({a}) {h}".rstrip() for n, a, d, h in rows(model)]
 
 
-def _target_words(cls: Any) -> str:
-    kind = getattr(cls.target_kind, "value", str(cls.target_kind))
+def _target_words(cls: type[Fault[Any]]) -> str:
+    kind = cls.target_kind.value
     return {
         "none": "none (the whole stack)",
         "service": "a service",
@@ -51,17 +49,26 @@ def _target_words(cls: Any) -> str:
     }.get(kind, kind)
 
 
+def _text(entries: Iterable[tuple[str, str, list[str], type[object]]]) -> str:
+    """The terminal listing: per entry its title, summary, notes and parameters."""
+    lines: list[str] = []
+    for title, summary, notes, model in entries:
+        lines += [title, f"    {summary}", *(f"    {n}" for n in notes), *_text_params(model)]
+    return "\n".join(lines) + "\n"
+
+
 def faults_text(*, markdown: bool = False) -> str:
     catalogue = faults()
     if not markdown:
-        lines: list[str] = []
-        for name, cls in catalogue.items():
-            lines.append(f"{name}  [target: {_target_words(cls)}; window: {cls.window.value}]")
-            lines.append(f"    {cls.summary}")
-            if cls.needs_hooks:
-                lines.append(f"    needs stack hooks: {', '.join(cls.needs_hooks)}")
-            lines.extend(_text_params(cls.params))
-        return "\n".join(lines) + "\n"
+        return _text(
+            (
+                f"{name}  [target: {_target_words(cls)}; window: {cls.window.value}]",
+                cls.summary,
+                [f"needs stack hooks: {', '.join(cls.needs_hooks)}"] if cls.needs_hooks else [],
+                cls.params_model(),
+            )
+            for name, cls in catalogue.items()
+        )
     out = [
         "# Faults",
         "",
@@ -85,19 +92,14 @@ def faults_text(*, markdown: bool = False) -> str:
         if cls.needs_hooks:
             out.append(f" Needs the stack hooks: {', '.join(f'`{h}`' for h in cls.needs_hooks)}.")
         out.append("")
-        out += _md_params(cls.params)
+        out += _md_params(cls.params_model())
     return "\n".join(out).rstrip() + "\n"
 
 
 def invariants_text(*, markdown: bool = False) -> str:
     catalogue = checkers()
     if not markdown:
-        lines: list[str] = []
-        for name, cls in catalogue.items():
-            lines.append(name)
-            lines.append(f"    {cls.summary}")
-            lines.extend(_text_params(cls.params))
-        return "\n".join(lines) + "\n"
+        return _text((name, cls.summary, [], cls.params_model()) for name, cls in catalogue.items())
     out = [
         "# Invariants",
         "",
@@ -110,7 +112,7 @@ def invariants_text(*, markdown: bool = False) -> str:
     ]
     for name, cls in catalogue.items():
         out += [f"## `{name}`", "", cls.summary, ""]
-        out += _md_params(cls.params)
+        out += _md_params(cls.params_model())
     return "\n".join(out).rstrip() + "\n"
 
 

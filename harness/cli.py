@@ -321,7 +321,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .invariants import check_run
+    from .invariants.check import check_run
     from .report import render_summary, write_reports
 
     run_dir = Path(args.run_dir)

@@ -1,7 +1,7 @@
 """Durations as written in scenarios: ``500ms``, ``30s``, ``2m``, ``1h``, ``1m30s``.
 
-Internally a duration is an int of nanoseconds; floats never accumulate error over a
-timeline. A bare number is rejected (is ``30`` seconds or milliseconds?). Parsing is
+Internally a duration is whole nanoseconds (an int, or a `Duration` in typed
+parameters); floats never accumulate error over a timeline. A bare number is rejected (is ``30`` seconds or milliseconds?). Parsing is
 exact (decimal fractions, no float) and bounded: at most `MAX_TEXT` characters and at
 most `MAX_NS` (366 days) either way, so a 400-digit duration is a clear error, not an
 overflow deep inside a run.
@@ -10,9 +10,10 @@ overflow deep inside a run.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["ALLOWED", "SCHEMA_PATTERN", "Duration", "format_duration", "parse_duration"]
 
 _UNITS_NS = {
     "ns": 1,
@@ -67,3 +68,57 @@ def format_duration(ns: int) -> str:
         if ns % size == 0:
             return f"{sign}{ns // size}{unit}"
     return f"{sign}{ns}ns"  # pragma: no cover - ns always divides
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Duration:
+    """A length of time in whole nanoseconds: the one duration type of parameters.
+
+    Not a number, so mypy catches a duration passed where seconds (a float) or a count
+    is expected: say `.seconds`, `.millis` or `.ns`. Written in YAML as ``500ms``, ``30s``;
+    recorded in JSON as its nanoseconds."""
+
+    ns: int
+
+    @classmethod
+    def of(
+        cls, *, h: float = 0, m: float = 0, s: float = 0, ms: float = 0, us: float = 0
+    ) -> Duration:
+        """``Duration.of(s=4)``, ``Duration.of(ms=500)``: exact for whole units."""
+        total = h * _UNITS_NS["h"] + m * _UNITS_NS["m"] + s * _UNITS_NS["s"]
+        return cls(round(total + ms * _UNITS_NS["ms"] + us * _UNITS_NS["us"]))
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        """``Duration.parse("1m30s")``; ValueError says what is allowed."""
+        return cls(parse_duration(text))
+
+    @property
+    def seconds(self) -> float:
+        return self.ns / _UNITS_NS["s"]
+
+    @property
+    def millis(self) -> float:
+        return self.ns / _UNITS_NS["ms"]
+
+    def __add__(self, other: Duration) -> Duration:
+        return Duration(self.ns + other.ns)
+
+    def __sub__(self, other: Duration) -> Duration:
+        return Duration(self.ns - other.ns)
+
+    def __mul__(self, factor: float) -> Duration:
+        """Scaled, rounded to whole nanoseconds (a time_scale, a count of intervals)."""
+        return Duration(round(self.ns * factor))
+
+    __rmul__ = __mul__
+
+    def __bool__(self) -> bool:
+        return self.ns != 0
+
+    def __str__(self) -> str:
+        return format_duration(self.ns)
+
+
+# What parse_duration accepts, as a JSON schema pattern (editors validate with it).
+SCHEMA_PATTERN = r"^\s*-?(\s*\d+(\.\d+)?\s*(ns|us|ms|s|m|h))+\s*$"

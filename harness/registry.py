@@ -9,6 +9,11 @@ subclass in the modules of `l2chaos.load.protocols` and the `Platform` subclasse
 entry a path to a stack.yaml, or an object with a `STACK_FILE` attribute) and
 ``l2chaos.listeners`` (each entry a callable given every run's `l2chaos.events.Events`).
 ``L2CHAOS_NO_PLUGINS=1`` loads built-ins only.
+
+A concrete, public class (its name does not start with ``_``) must set `name`, and its
+parameter model must be one `l2chaos.params` understands: a plug-in that gets either
+wrong is a UsageError at registration naming the class and its module, not a fault
+that silently never appears.
 """
 
 from __future__ import annotations
@@ -17,16 +22,26 @@ import importlib
 import inspect
 import os
 import pkgutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
+
+from l2chaos.faults.base import Fault
+from l2chaos.invariants.base import Checker
 
 from .errors import UsageError
+from .params import ModelError, fields_of
 
 __all__ = ["checkers", "faults", "listeners", "platforms", "protocols", "stack_files"]
+
+
+class _Parameterised(Protocol):
+    @classmethod
+    def params_model(cls) -> type[Any]: ...
+
 
 T = TypeVar("T")
 
@@ -39,9 +54,9 @@ def _plugins_enabled() -> bool:
 
 
 def _classes_in(module: ModuleType, base: type[T]) -> Iterable[type[T]]:
-    for _, obj in inspect.getmembers(module, inspect.isclass):
+    for name, obj in inspect.getmembers(module, inspect.isclass):
         concrete = issubclass(obj, base) and obj is not base and not inspect.isabstract(obj)
-        if concrete and obj.__module__ == module.__name__:
+        if concrete and obj.__module__ == module.__name__ and not name.startswith("_"):
             yield cast("type[T]", obj)
 
 
@@ -53,15 +68,48 @@ def _walk(package: str) -> Iterable[ModuleType]:
         yield importlib.import_module(info.name)
 
 
+def _where(cls: type[object], origin: str) -> str:
+    return f"{origin}: {cls.__module__}.{cls.__qualname__}"
+
+
+def _name_of(cls: type[object], origin: str) -> str:
+    """The class's name; UsageError when it has none."""
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise UsageError(
+            f'{_where(cls, origin)} sets no `name` (a class attribute such as name = "family.kind"); '
+            "make it abstract or prefix its name with _ if it is a base for others"
+        )
+    return name
+
+
+def _check_params(cls: type[_Parameterised], origin: str) -> None:
+    """UsageError when a fault's or a checker's parameter model is wrong."""
+    where = _where(cls, origin)
+    if getattr(cls, "params", None) is not None:
+        raise UsageError(
+            f"{where} sets `params`, which is no longer read: declare a model with "
+            "@params and name it as the type argument, e.g. class X(Fault[XParams]) "
+            "(see l2chaos.params)"
+        )
+    try:
+        fields_of(cls.params_model())
+    except ModelError as exc:
+        raise UsageError(f"{where}: its parameters: {exc}") from None
+
+
 def _collect(
-    package: str, group: str, base: type[T], modules: Iterable[ModuleType] | None = None
+    package: str,
+    group: str,
+    base: type[T],
+    check: Callable[[type[T], str], None] = lambda cls, origin: None,
+    modules: Iterable[ModuleType] | None = None,
 ) -> dict[str, type[T]]:
     found: dict[str, type[T]] = {}
 
     def add(cls: type[T], origin: str) -> None:
-        name = getattr(cls, "name", None)
-        if not isinstance(name, str):
-            return
+        name = _name_of(cls, origin)
+        check(cls, origin)
         if name in found and found[name] is not cls:
             raise UsageError(
                 f"{origin}: {name!r} is already provided by {found[name].__module__}.{found[name].__qualname__}"
@@ -92,19 +140,17 @@ def _collect(
 
 
 @cache
-def faults() -> dict[str, type[Any]]:
+def faults() -> Mapping[str, type[Fault[Any]]]:
     """Every fault class by `family.kind` name."""
-    from l2chaos.faults.base import Fault
-
-    return _collect("l2chaos.faults", "l2chaos.faults", Fault)
+    base: type[Fault[Any]] = Fault  # type: ignore[type-abstract]
+    return _collect("l2chaos.faults", "l2chaos.faults", base, _check_params)
 
 
 @cache
-def checkers() -> dict[str, type[Any]]:
+def checkers() -> Mapping[str, type[Checker[Any]]]:
     """Every invariant checker class by name."""
-    from l2chaos.invariants.base import Checker
-
-    return _collect("l2chaos.invariants", "l2chaos.invariants", Checker)
+    base: type[Checker[Any]] = Checker  # type: ignore[type-abstract]
+    return _collect("l2chaos.invariants", "l2chaos.invariants", base, _check_params)
 
 
 @cache
@@ -121,7 +167,7 @@ def platforms() -> dict[str, type[Any]]:
     from l2chaos.backends.platform import Platform
 
     builtins = [importlib.import_module(m) for m in _BUILTIN_PLATFORMS]
-    return _collect("l2chaos.backends", "l2chaos.platforms", Platform, builtins)
+    return _collect("l2chaos.backends", "l2chaos.platforms", Platform, modules=builtins)
 
 
 @cache

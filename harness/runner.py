@@ -560,7 +560,7 @@ class _Run:
     def _aborted(self, exit_code: int, error: str | None) -> RunResult:
         """No verdict; still result.json and junit.xml (exit 3 in them), so a CI job that
         publishes reports shows what broke."""
-        from .invariants import check_run
+        from .invariants.check import check_run
 
         rd = self.run_dir
         rd.update_json(
@@ -575,7 +575,7 @@ class _Run:
         return self._result(exit_code, error=error)
 
     def _check(self) -> RunResult:
-        from .invariants import check_run
+        from .invariants.check import check_run
         from .report import render_summary
 
         rd = self.run_dir

@@ -20,16 +20,19 @@ from typing import Any
 
 from .durations import format_duration, parse_duration
 from .errors import InputError, ScenarioError, StackSpecError
-from .eventsource import stack_event_names
-from .params import Where, bind_params
-from .registry import faults as fault_registry
-from .safety import Trust, require_exec, trusting
-from .stackspec import NotAStackFile, StackRun, StackSpec, parse_link, resolve_stack
-from .triggers import AtTime, check_triggers, parse_at
-from .yamlsrc import LocDict, LocList, line_of, load_yaml, load_yaml_text
+from .fault_entry import FaultUse, parse_fault_entry
+from .invariants.coverage import SometimesRule, parse_sometimes
+from .invariants.expectations import Expectation, parse_expect
+from .invariants.uses import InvariantUse, parse_invariants
+from .load.plan import LoadPlan, parse_load
+from .params import JsonValue, Where
+from .safety import Trust, trusting
+from .stackspec import NotAStackFile, StackRun, StackSpec, resolve_stack
+from .triggers import check_triggers
+from .yamlsrc import LocDict, load_yaml, load_yaml_text
 
 __all__ = [
-    "FaultUse",
+    "FaultUse",  # re-exported: the timeline's entries (l2chaos.fault_entry)
     "Scenario",
     "apply_overrides",
     "load_scenario",
@@ -43,7 +46,6 @@ BACKENDS = ("auto", "local", "docker")
 # Names reach file names, result.json, junit.xml and terminals: ASCII only (no look-alike
 # letters), no control characters, bounded length.
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
-_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,79}")
 _MAX_SEED = 2**63 - 1
 # Below this a run's schedule collapses (a 10 s fault becomes 0.1 s at 0.01).
 MIN_TIME_SCALE = 0.01
@@ -54,51 +56,8 @@ _TOP_KEYS = (
     "load", "timeline", "invariants", "sometimes", "expect",
 )  # fmt: skip
 _STACK_KEYS = ("ref", "profile", "switches", "settings")
-_ENTRY_KEYS = ("at", "fault", "target", "for", "with", "name")
 # An instant fault still occupies its resources for a moment (the action itself).
 _INSTANT_NS = 1_000_000
-
-
-@dataclass(frozen=True)
-class FaultUse:
-    """One timeline entry: a constructed fault and when it acts (after time scaling)."""
-
-    index: int
-    label: str
-    fault: Any  # l2chaos.faults.base.Fault
-    at_ns: int
-    for_ns: int | None  # None: instant; heal at `at` (+ the inject's own time)
-    line: int | None = None
-    # When it fires (l2chaos.triggers); None or AtTime: at `at_ns`. For the other
-    # triggers `at_ns` is 0 and the time is known only when it fires.
-    trigger: Any = None
-
-    @property
-    def timed(self) -> bool:
-        """Fires at a time known before the run (not at a block, event or other entry)."""
-        from .triggers import AtTime
-
-        return self.trigger is None or isinstance(self.trigger, AtTime)
-
-    @property
-    def name(self) -> str:
-        return str(self.fault.name)
-
-    @property
-    def end_ns(self) -> int:
-        return self.at_ns + (self.for_ns or 0)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "label": self.label,
-            "fault": self.name,
-            "target": str(self.fault.target),
-            "at_ns": self.at_ns,
-            "for_ns": self.for_ns,
-            "params": _jsonable(self.fault.p),
-            "trigger": None if self.trigger is None else self.trigger.to_json(),
-        }
 
 
 @dataclass(frozen=True)
@@ -115,11 +74,11 @@ class Scenario:
     backend: str
     duration_ns: int
     time_scale: float
-    load: Any  # l2chaos.load.plan.LoadPlan
+    load: LoadPlan | None  # None: no load
     timeline: tuple[FaultUse, ...]
-    invariants: tuple[Any, ...]  # l2chaos.invariants InvariantUse
-    sometimes: tuple[Any, ...]
-    expect: Mapping[str, Any]
+    invariants: tuple[InvariantUse, ...]
+    sometimes: tuple[SometimesRule, ...]
+    expect: Mapping[str, Expectation]
     overrides: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -149,18 +108,13 @@ class Scenario:
             "time_scale": self.time_scale,
             "load": self.load.to_json() if self.load is not None else None,
             "timeline": [f.to_json() for f in self.timeline],
-            "invariants": [_to_json(i) for i in self.invariants],
-            "sometimes": [_to_json(s) for s in self.sometimes],
-            "expect": {k: _to_json(v) for k, v in self.expect.items()},
+            "invariants": [i.to_json() for i in self.invariants],
+            "sometimes": [s.to_json() for s in self.sometimes],
+            "expect": {k: v.to_json() for k, v in self.expect.items()},
         }
 
 
-def _to_json(obj: Any) -> Any:
-    to_json = getattr(obj, "to_json", None)
-    return to_json() if callable(to_json) else _jsonable(obj)
-
-
-def _jsonable(obj: Any) -> Any:
+def _jsonable(obj: object) -> JsonValue:
     if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -353,8 +307,6 @@ def _build(
     duration_ns = round(duration_ns * scale)
     _check_overlaps(timeline, top, doc.get("timeline"))
 
-    from .invariants import parse_expect, parse_invariants, parse_sometimes
-
     load = _load(doc, top, seed, stack.spec.load_protocol)
     load = _keep_ramp(load, written_users, overrides)
     invariants = tuple(parse_invariants(doc.get("invariants"), top.child("invariants")))
@@ -398,7 +350,9 @@ def _users_as_written(doc: Mapping[str, Any]) -> int | None:
     return users if isinstance(users, int) and not isinstance(users, bool) else None
 
 
-def _keep_ramp(load: Any, written_users: int | None, overrides: Sequence[str]) -> Any:
+def _keep_ramp(
+    load: LoadPlan | None, written_users: int | None, overrides: Sequence[str]
+) -> LoadPlan | None:
     """`--users N` (or ``--set load.users=N``) keeps the scenario's ramp-up time: the
     spawn rate scales with the user count, so 400 users are all running by the time the
     scenario's 60 were, and the first fault meets the load it was written for. An
@@ -412,11 +366,11 @@ def _keep_ramp(load: Any, written_users: int | None, overrides: Sequence[str]) -
     return replace(load, spawn_rate=rate)
 
 
-def _load(doc: Mapping[str, Any], top: Where, seed: int, default_protocol: str | None) -> Any:
+def _load(
+    doc: Mapping[str, Any], top: Where, seed: int, default_protocol: str | None
+) -> LoadPlan | None:
     """The load plan; None (no Locust at all) when `load:` is absent, empty or `none`,
     or has `users: 0`."""
-    from .load import parse_load
-
     raw = doc.get("load")
     if raw is None or raw == "none":
         return None
@@ -620,7 +574,7 @@ def _timeline(
         labels.add(use.label)
         out.append(use)
     check_triggers(
-        [(u.index, u.label, u.trigger, u.for_ns) for u in out],
+        [(u.index, u.label, u.trigger, u.for_ns) for u in out if u.trigger is not None],
         round(duration_ns * scale),
         where,
         raw,
@@ -644,202 +598,6 @@ def _check_start(entry: Any, where: Where, duration_ns: int) -> None:
             entry,
             "at",
         )
-
-
-def parse_fault_entry(
-    entry: Any,
-    where: Where,
-    spec: StackSpec,
-    scale: float = 1.0,
-    *,
-    index: int = 0,
-    container: Any = None,
-    need_at: bool = True,
-    window_given: bool = False,
-) -> FaultUse:
-    """Validate one `{at, fault, target, for, with, name}` entry and construct its fault.
-
-    `window_given`: the caller decides how long the fault lasts (a nemesis's hold time,
-    a test's `with` block), so a fault that needs a window does not need `for`."""
-    if not isinstance(entry, dict):
-        raise where.error(
-            f"expected a mapping with at, fault, target, for and with, got {entry!r}",
-            container,
-            index,
-        )
-    for key in entry:
-        if key not in _ENTRY_KEYS:
-            raise where.child(key).error(
-                f"unknown key {key!r}; allowed: {', '.join(_ENTRY_KEYS)}", entry, key
-            )
-    if "fault" not in entry:
-        raise where.error("missing required key 'fault' (a name such as network.latency)", entry)
-    if need_at and "at" not in entry:
-        raise where.error("missing required key 'at' (when to inject, e.g. 30s)", entry)
-    fname = entry["fault"]
-    catalogue = fault_registry()
-    if fname not in catalogue:
-        raise where.child("fault").error(_unknown_fault(fname, catalogue), entry, "fault")
-    cls = catalogue[fname]
-    if cls.runs_commands:
-        require_exec(
-            fname, file=where.file, line=line_of(entry, "fault"), field=where.child("fault").path
-        )
-    trigger = None
-    if "at" in entry:
-        trigger = parse_at(
-            entry,
-            where,
-            scale,
-            has_heights="block_height" in spec.probes,
-            events=stack_event_names(spec),
-        )
-    at_ns = trigger.at_ns if isinstance(trigger, AtTime) else 0  # scaled
-    target = _target(entry, where, cls, spec)
-    params = bind_params(cls.params, entry.get("with"), where.child("with"))
-    params = _scale_params(cls.params, params, scale)
-    for_ns = None
-    from l2chaos.faults.base import Window
-
-    if "for" in entry:
-        if cls.window is Window.INSTANT:
-            raise where.child("for").error(
-                f"{fname} happens at an instant and takes no 'for'", entry, "for"
-            )
-        for_ns = round(_entry_duration(entry, "for", where) * scale)
-    fault = cls(target, params, for_ns)
-    implied = fault.implied_duration_ns()
-    if for_ns is None and implied is not None:
-        fault.duration_ns = for_ns = implied
-    if for_ns is None and cls.window is Window.REQUIRED and not window_given:
-        raise where.error(f"{fname} lasts over a window: give 'for' (e.g. for: 10s)", entry)
-    fault.prepare(spec, where.child("with"), scale)
-    problem = fault.validate(set(spec.services), set(spec.link_names))
-    if problem:
-        raise where.error(problem, entry)
-    for hook in cls.needs_hooks:
-        if hook not in spec.hooks:
-            raise where.child("fault").error(
-                f"{fname} needs the stack hook {hook!r}, which stack {spec.name!r} does not provide "
-                f"(it has: {', '.join(spec.hooks) or 'none'})",
-                entry,
-                "fault",
-            )
-    if isinstance(trigger, AtTime):  # as written, before time scaling
-        default = format_duration(parse_duration(entry["at"]))
-    else:
-        default = "0s" if trigger is None else trigger.short()
-    label = entry.get("name", f"{fname}@{default}")
-    if not isinstance(label, str) or not _LABEL.fullmatch(label):
-        raise where.child("name").error(
-            "expected a name of ASCII letters, digits, '.', '_', ':', '@', '+' and '-' "
-            f"(at most 80), got {label!r}",
-            entry,
-            "name",
-        )
-    return FaultUse(
-        index=index,
-        label=label,
-        fault=fault,
-        at_ns=at_ns,
-        for_ns=for_ns,
-        line=getattr(entry, "line", None),
-        trigger=trigger,
-    )
-
-
-def _unknown_fault(fname: Any, catalogue: Mapping[str, Any]) -> str:
-    names = list(catalogue)
-    family = str(fname).split(".", 1)[0] if isinstance(fname, str) else ""
-    near = [n for n in names if n.startswith(family + ".")] if family else []
-    shown = ", ".join(near or names)
-    return f"unknown fault {fname!r}; {'in that family: ' if near else 'known: '}{shown} (see l2chaos list faults)"
-
-
-def _entry_duration(
-    entry: Mapping[str, Any], key: str, where: Where, *, allow_zero: bool = False
-) -> int:
-    v = entry[key]
-    try:
-        ns = parse_duration(v)
-    except ValueError as exc:
-        raise where.child(key).error(str(exc), entry, key) from None
-    if ns < 0 or (ns == 0 and not allow_zero):
-        raise where.child(key).error(
-            f"must be {'zero or more' if allow_zero else 'a positive duration'}, got {v!r}",
-            entry,
-            key,
-        )
-    return ns
-
-
-def _scale_params(specs: Sequence[Any], params: dict[str, Any], scale: float) -> dict[str, Any]:
-    if scale == 1.0:
-        return params
-    out = dict(params)
-    for p in specs:
-        if not getattr(p, "schedule", False) or out.get(p.name) is None:
-            continue
-        value = out[p.name]
-        out[p.name] = (
-            [round(v * scale) for v in value] if isinstance(value, list) else round(value * scale)
-        )
-    return out
-
-
-def _target(entry: Mapping[str, Any], where: Where, cls: Any, spec: StackSpec) -> Any:
-    from l2chaos.faults.base import Target, TargetKind
-
-    kind: TargetKind = cls.target_kind
-    raw = entry.get("target")
-    w = where.child("target")
-    services = list(spec.services)
-    links = spec.link_names
-    if kind is TargetKind.NONE:
-        if raw is not None:
-            raise w.error(
-                f"{cls.name} acts on the whole stack and takes no target", entry, "target"
-            )
-        return Target(kind)
-    if raw is None:
-        wanted = {
-            TargetKind.SERVICE: f"a service ({', '.join(services)})",
-            TargetKind.LINK: f"a link ({', '.join(links)})",
-            TargetKind.LINKS: f"a list of links ({', '.join(links)})",
-            TargetKind.SERVICE_OR_LINKS: "a service or a list of links",
-        }[kind]
-        raise where.error(f"{cls.name} needs a target: {wanted}", entry)
-    if kind is TargetKind.SERVICE:
-        if raw not in spec.services:
-            raise w.error(
-                f"unknown service {raw!r}; services: {', '.join(services)}", entry, "target"
-            )
-        return Target(kind, services=(raw,), text=raw)
-    if kind is TargetKind.SERVICE_OR_LINKS and isinstance(raw, str) and raw in spec.services:
-        own = tuple(lk.name for lk in spec.links_of(raw))
-        if not own:
-            raise w.error(f"service {raw!r} has no links", entry, "target")
-        return Target(kind, services=(raw,), links=own, text=raw)
-    items = raw if isinstance(raw, list) else [raw]
-    if kind is TargetKind.LINK and isinstance(raw, list):
-        raise w.error(f"{cls.name} acts on one link, got a list", entry, "target")
-    names: list[str] = []
-    for j, item in enumerate(items):
-        parsed = parse_link(item) if isinstance(item, str) else None
-        where_item = w.child(j) if isinstance(raw, list) else w
-        cont, key = (raw, j) if isinstance(raw, LocList) else (entry, "target")
-        if parsed is None:
-            hint = " or a service" if kind is TargetKind.SERVICE_OR_LINKS else ""
-            raise where_item.error(
-                f"expected a link such as 'ui-api->rpc'{hint}, got {item!r}", cont, key
-            )
-        name = f"{parsed[0]}->{parsed[1]}"
-        if name not in links:
-            raise where_item.error(f"unknown link {name!r}; links: {', '.join(links)}", cont, key)
-        if name in names:
-            raise where_item.error(f"link {name!r} listed twice", cont, key)
-        names.append(name)
-    return Target(kind, links=tuple(names), text=", ".join(names))
 
 
 def _check_overlaps(timeline: Sequence[FaultUse], top: Where, raw: Any) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .params import to_json
 from .rundir import JsonlWriter
 from .rundir.faults import FaultAction
 from .scenario import FaultUse
@@ -211,7 +212,7 @@ class Timeline:
             name=st.use.name,
             target=str(st.use.fault.target),
             action=action,
-            params=st.use.fault.p,
+            params=to_json(st.use.fault.p),
             scheduled_ns=scheduled_ns,
             t_ns=t_ns - (mono - start),
             mono_ns=start,

@@ -1,34 +1,13 @@
 """Invariant checkers over the run record, coverage ("sometimes") and expectations.
 
-One module per checker (registered automatically, see `l2chaos.registry`); the
-scenario sections `invariants:`, `sometimes:` and `expect:` are validated here, and
-`check_run(run_dir)` turns a finished run directory into verdicts and an exit code.
+One module per checker (registered automatically, see `l2chaos.registry`), beside:
+
+- `base`: the `Checker` interface and its `Verdict`;
+- `record`: `RunRecord`, the run directory as checkers read it;
+- `uses`, `coverage`, `expectations`: the scenario sections `invariants:`,
+  `sometimes:` and `expect:`;
+- `check`: `check_run(run_dir)`, a finished run directory → verdicts and an exit code.
+
+This file imports nothing, so `l2chaos.invariants.base` can be imported (by the
+registry, by plug-ins) without loading the checkers that use the registry.
 """
-
-from .base import Checker, Findings, Status, Verdict, Violation
-from .check import CheckOutcome, check_run, run_checker
-from .coverage import COUNTERS, SometimesRule, parse_sometimes
-from .expectations import Expectation, ExpectationResult, parse_expect
-from .record import RecordError, RunRecord
-from .uses import InvariantUse, parse_invariants
-
-__all__ = [
-    "COUNTERS",
-    "CheckOutcome",
-    "Checker",
-    "Expectation",
-    "ExpectationResult",
-    "Findings",
-    "InvariantUse",
-    "RecordError",
-    "RunRecord",
-    "SometimesRule",
-    "Status",
-    "Verdict",
-    "Violation",
-    "check_run",
-    "parse_expect",
-    "parse_invariants",
-    "parse_sometimes",
-    "run_checker",
-]

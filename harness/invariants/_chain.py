@@ -16,9 +16,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from l2chaos.params import Duration, param, params
+
 from .record import CHAIN, RecordError, RunRecord
 
-__all__ = ["ChainView", "Reorg", "Rollback", "chain_view"]
+__all__ = ["ChainView", "Reorg", "ReorgParams", "Rollback", "chain_view"]
+
+
+@params
+class ReorgParams:
+    """What the checkers of a chain record allow: reorgs up to a depth, and steps back
+    shortly after a declared rollback."""
+
+    max_reorg_depth: int = param(
+        0, "chain record: deepest reorg allowed without a declared rollback (0: none)", min=0
+    )
+    rollback_settle: Duration = param(
+        Duration.of(s=10),
+        "chain record: how long after a declared rollback a step back is its work",
+        min=Duration(0),
+    )
 
 
 @dataclass(frozen=True)

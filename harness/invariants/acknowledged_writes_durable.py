@@ -22,35 +22,26 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from l2chaos.params import Param
+from l2chaos.params import param, params
 
-from ._chain import chain_view
+from ._chain import ReorgParams, chain_view
 from .base import Checker, Verdict
 from .ops import OpsIndex, ops_index
 from .record import AUDIT, CHAIN, HISTORY, RunRecord
 
 
-class AcknowledgedWritesDurable(Checker):
+@params
+class DurableParams(ReorgParams):
+    max_reorg_depth: int = param(
+        0, "chain record: deepest reorg that may take acknowledged writes out (0: none)", min=0
+    )
+
+
+class AcknowledgedWritesDurable(Checker[DurableParams]):
     name = "acknowledged_writes_durable"
     summary = (
         "Every write acknowledged to a client is in the final state, or was removed by a "
         "declared rollback (counted as such)."
-    )
-    params = (
-        Param(
-            "max_reorg_depth",
-            "int",
-            default=0,
-            min=0,
-            help="chain record: deepest reorg that may take acknowledged writes out (0: none)",
-        ),
-        Param(
-            "rollback_settle",
-            "duration",
-            default=10_000_000_000,
-            min=0,
-            help="chain record: how long after a declared rollback a step back is its work",
-        ),
     )
     # and audit/transactions.jsonl (an exchange's export) or chain/blocks.jsonl
     needs: ClassVar[tuple[str, ...]] = (HISTORY,)
@@ -182,8 +173,8 @@ class AcknowledgedWritesDurable(Checker):
         """Writes judged against the node's final chain (chain/blocks.jsonl): a receipt
         in block N must have its transaction in the final chain unless a declared
         rollback or an allowed reorg (see _chain.py) took block N out."""
-        view = chain_view(record, int(self.p.get("rollback_settle", 10_000_000_000)))
-        max_depth = int(self.p.get("max_reorg_depth", 0))
+        view = chain_view(record, self.p.rollback_settle.ns)
+        max_depth = self.p.max_reorg_depth
         found = self.findings()
         counts = {"durable": 0, "rolled_back": 0, "reorged": 0}
         for w in ops.acked_writes:

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
 
-from l2chaos.params import Param
+from l2chaos.params import JsonValue, NoParams, declared_model, to_json
 
 if TYPE_CHECKING:
     from .record import RunRecord
 
-__all__ = ["Checker", "Findings", "Status", "Verdict", "Violation"]
+__all__ = ["Checker", "Findings", "NoParams", "Status", "Verdict", "Violation"]
 
 Status = Literal["pass", "fail", "not_applicable", "error"]
 
@@ -122,8 +122,13 @@ class Findings:
         return self.count > 0
 
 
-class Checker(ABC):
-    """Base class: set `name`, `summary`, `params` (and `needs`); implement `check`.
+P = TypeVar("P")
+
+
+class Checker(ABC, Generic[P]):
+    """Base class: set `name`, `summary` (and `needs`); implement `check`. The type
+    argument is the parameter model (`l2chaos.params`; `NoParams` for none), read typed
+    as ``self.p.rto``.
 
     `needs` names the run-directory files (relative paths) without which the checker is
     not applicable; `check_run` tests them before calling `check`.
@@ -131,13 +136,21 @@ class Checker(ABC):
 
     name: ClassVar[str]
     summary: ClassVar[str]
-    params: ClassVar[tuple[Param, ...]] = ()
     needs: ClassVar[tuple[str, ...]] = ()
     # Keep at most this many violations with evidence; count the rest.
     max_violations: ClassVar[int] = 100
 
-    def __init__(self, params: dict[str, Any]) -> None:
+    def __init__(self, params: P) -> None:
         self.p = params
+
+    @classmethod
+    def params_model(cls) -> type[P]:
+        """The parameter model: the class's type argument."""
+        return cast("type[P]", declared_model(cls, Checker))
+
+    def params_json(self) -> dict[str, JsonValue]:
+        """The parameters as the verdict records them (durations in ns)."""
+        return to_json(self.p)
 
     def findings(self) -> Findings:
         return Findings(self.max_violations)
@@ -165,7 +178,7 @@ class Checker(ABC):
             violations=found.kept,
             violation_count=found.count,
             details=details or {},
-            params=dict(self.p),
+            params=self.params_json(),
         )
         if found:
             v.status = "fail"
@@ -181,7 +194,7 @@ class Checker(ABC):
         return v
 
     def not_applicable(self, reason: str) -> Verdict:
-        return Verdict(self.name, "not_applicable", reason=reason, params=dict(self.p))
+        return Verdict(self.name, "not_applicable", reason=reason, params=self.params_json())
 
     @abstractmethod
     def check(self, record: RunRecord) -> Verdict:

@@ -32,16 +32,14 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from l2chaos.params import Param
+from l2chaos.params import param, params
 
-from ._chain import chain_view
+from ._chain import ReorgParams, chain_view
 from .base import Checker, Findings, Verdict
 from .ledger import IncrementalRoot, LedgerError, LedgerState, block_hash
 from .record import AUDIT, CHAIN, RunRecord
-
-_SETTLE_NS = 10_000_000_000
 
 
 @dataclass
@@ -55,34 +53,18 @@ class _Block:
     host_ts_ns: Any
 
 
-class ChainConsistency(Checker):
+@params
+class ChainParams(ReorgParams):
+    replay_roots: Literal["rollbacks", "final", "all"] = param(
+        "all", "where to recompute state roots from the replayed ledgers"
+    )
+
+
+class ChainConsistency(Checker[ChainParams]):
     name = "chain_consistency"
     summary = (
         "Block numbers increase and parent hashes chain, except across a declared "
         "rollback, after which the state root equals the one recorded at the rollback block."
-    )
-    params = (
-        Param(
-            "replay_roots",
-            "enum",
-            default="all",
-            choices=("rollbacks", "final", "all"),
-            help="where to recompute state roots from the replayed ledgers",
-        ),
-        Param(
-            "max_reorg_depth",
-            "int",
-            default=0,
-            min=0,
-            help="chain record: deepest reorg allowed without a declared rollback (0: none)",
-        ),
-        Param(
-            "rollback_settle",
-            "duration",
-            default=_SETTLE_NS,
-            min=0,
-            help="chain record: how long after a declared rollback a step back is its work",
-        ),
     )
     # audit/blocks.jsonl (an exchange's export) or chain/blocks.jsonl (the chain record)
     needs: ClassVar[tuple[str, ...]] = ()
@@ -116,8 +98,8 @@ class ChainConsistency(Checker):
         """Opaque hashes: the final chain links up, and every head the probes saw is in
         it unless a declared rollback or a reorg the probes saw took it out; a reorg
         deeper than `max_reorg_depth` that no declared rollback made is a violation."""
-        view = chain_view(record, int(self.p.get("rollback_settle", _SETTLE_NS)))
-        max_depth = int(self.p.get("max_reorg_depth", 0))
+        view = chain_view(record, self.p.rollback_settle.ns)
+        max_depth = self.p.max_reorg_depth
         links = 0
         numbers = sorted(view.by_number)
         for prev, cur in itertools.pairwise(numbers):
@@ -395,7 +377,7 @@ class ChainConsistency(Checker):
         canon = [b for b in blocks if b.canonical]
         if not canon:
             return 0
-        mode = self.p.get("replay_roots", "final")
+        mode = self.p.replay_roots
         by_number = {b.number: b for b in canon}
         targets: set[int] = set()
         for ev in rollbacks:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from l2chaos.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, UsageError
+from l2chaos.params import Where, from_json
 from l2chaos.registry import checkers as checker_registry
 
 from .base import Checker, Verdict
@@ -70,7 +71,7 @@ class CheckOutcome:
         return [*self.verdicts, *([self.sometimes] if self.sometimes is not None else [])]
 
 
-def run_checker(checker: Checker, record: RunRecord) -> Verdict:
+def run_checker(checker: Checker[Any], record: RunRecord) -> Verdict:
     """Run one checker: not_applicable when its files are missing; `error` (the harness
     broke) when the record cannot be read or the checker crashes."""
     missing = record.missing(checker.needs)
@@ -83,26 +84,26 @@ def run_checker(checker: Checker, record: RunRecord) -> Verdict:
         try:
             v = checker.check(record)
         except RecordError as exc:
-            v = Verdict(checker.name, "error", reason=str(exc), params=dict(checker.p))
+            v = Verdict(checker.name, "error", reason=str(exc), params=checker.params_json())
         except Exception as exc:
             v = Verdict(
                 checker.name,
                 "error",
                 reason=f"the checker crashed: {type(exc).__name__}: {exc}",
-                params=dict(checker.p),
+                params=checker.params_json(),
                 details={"traceback": traceback.format_exc(limit=8)},
             )
     v.seconds = time.perf_counter() - started
     return v
 
 
-def _instantiate(uses: Any, source: Path) -> list[Checker]:
+def _instantiate(uses: Any, source: Path) -> list[Checker[Any]]:
     registry = checker_registry()
     if uses is None:
         uses = [{"name": n, "params": {}} for n in registry]
     if not isinstance(uses, list):
         raise UsageError("invariants: expected a list of {name, params}", file=source)
-    out: list[Checker] = []
+    out: list[Checker[Any]] = []
     for i, use in enumerate(uses):
         if not isinstance(use, dict) or not isinstance(use.get("name"), str):
             raise UsageError(
@@ -117,9 +118,8 @@ def _instantiate(uses: Any, source: Path) -> list[Checker]:
                 file=source,
                 field=f"invariants[{i}]",
             )
-        params = {p.name: p.default for p in cls.params if not p.required}
-        params.update(use.get("params") or {})
-        out.append(cls(params))
+        where = Where(str(source), f"invariants[{i}].params")
+        out.append(cls(from_json(cls.params_model(), use.get("params"), where)))
     return out
 
 

@@ -40,7 +40,7 @@ from l2chaos.params import Where
 
 from .base import Findings, Verdict
 from .ops import OPEN, ops_index
-from .record import L7, FaultRecord, RunRecord
+from .record import AUDIT, L7, FaultRecord, RunRecord
 
 __all__ = [
     "COUNTERS",
@@ -328,8 +328,6 @@ def compute_coverage(record: RunRecord) -> Coverage:
     cov = Coverage(_record=record)
     cov.has_history = ops_index(record) is not None
     collected: dict[str, list[int]] = {}
-    from .record import AUDIT
-
     if record.has(AUDIT.EVENTS):
         cov.has_events = True
         kinds = tuple(_EVENT_COUNTERS.values())

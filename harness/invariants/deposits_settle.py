@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .base import Checker, Findings, Verdict
+from .base import Checker, Findings, NoParams, Verdict
 from .record import AUDIT, RunRecord
 
 _SHOWN_PENDING = 20
@@ -59,7 +59,7 @@ class _Deposit:
         return [c for c in self.credits if not c.canonical]
 
 
-class DepositsSettle(Checker):
+class DepositsSettle(Checker[NoParams]):
     name = "deposits_settle"
     summary = (
         "Every L1 deposit lock ends credited exactly once on the final canonical chain, "

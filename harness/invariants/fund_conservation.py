@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from .base import Checker, Findings, Verdict
+from .base import Checker, Findings, NoParams, Verdict
 from .ledger import MICRO, LedgerError, LedgerState
 from .ops import ops_index
 from .record import AUDIT, RunRecord
@@ -82,7 +82,7 @@ class _Snapshots:
             )
 
 
-class FundConservation(Checker):
+class FundConservation(Checker[NoParams]):
     name = "fund_conservation"
     summary = (
         "Exact integer identities at every event and block and at the end: zero-sum "

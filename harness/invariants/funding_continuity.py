@@ -27,7 +27,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .base import Checker, Findings, Verdict
+from .base import Checker, Findings, NoParams, Verdict
 from .formulas import FormulaError, Formulas, FundingRule, div
 from .ledger import LedgerError, LedgerState
 from .record import AUDIT, RunRecord
@@ -76,7 +76,7 @@ def persisted_rows(record: RunRecord) -> dict[str, list[_Row]]:
     return record.memo("persisted_market_rows", compute)
 
 
-class FundingContinuity(Checker):
+class FundingContinuity(Checker[NoParams]):
     name = "funding_continuity"
     summary = (
         "Funding indices follow the documented formula tick by tick (no reset to 0 or jump "

@@ -24,7 +24,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, ClassVar
 
-from l2chaos.params import Param
+from l2chaos.params import Ratio, param, params
 
 from ._liquidations import LIQUIDATION_KINDS, liquidation_evidence, unrecorded_takeovers
 from .base import Checker, Verdict
@@ -88,25 +88,20 @@ def assess(
     }
 
 
-class LiquidationsJustified(Checker):
+@params
+class JustifiedParams:
+    band: Ratio = param(0.05, "allowed distance of the fill price from the reference")
+    tolerance: Ratio = param(
+        0.01,
+        "each position is valued at the most adverse price within ±tolerance of its reference",
+    )
+
+
+class LiquidationsJustified(Checker[JustifiedParams]):
     name = "liquidations_justified"
     summary = (
         "At the oracle's reference price the liquidated account really was below "
         "maintenance margin, and the fill price lies within `band` of the reference."
-    )
-    params = (
-        Param(
-            "band",
-            "ratio",
-            default=0.05,
-            help="allowed distance of the fill price from the reference",
-        ),
-        Param(
-            "tolerance",
-            "ratio",
-            default=0.01,
-            help="each position is valued at the most adverse price within ±tolerance of its reference",
-        ),
     )
     needs: ClassVar[tuple[str, ...]] = (AUDIT.EVENTS, AUDIT.HEADER, AUDIT.ORACLE)
 
@@ -115,8 +110,8 @@ class LiquidationsJustified(Checker):
         ref = record.reference_prices()
         if header is None or ref is None:
             return self.not_applicable("the audit header or the oracle reference log is missing")
-        band = Fraction(str(self.p["band"]))
-        tol = Fraction(str(self.p["tolerance"]))
+        band = Fraction(str(self.p.band))
+        tol = Fraction(str(self.p.tolerance))
         canonical = record.canonical_seqs()
         found = self.findings()
         executed = blocked = attempts = unchecked = 0

@@ -19,25 +19,22 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, ClassVar
 
-from l2chaos.params import Param
+from l2chaos.params import Ratio, param, params
 
 from .base import Checker, Verdict
 from .record import AUDIT, RunRecord
 
 
-class MarketDataMatchesOracle(Checker):
+@params
+class MarketDataParams:
+    band: Ratio = param(0.05, "largest relative distance of the index from the reference")
+
+
+class MarketDataMatchesOracle(Checker[MarketDataParams]):
     name = "market_data_matches_oracle"
     summary = (
         "Persisted index and mark prices are never zero once a market is priced, and the "
         "index stays within a band of the oracle's reference at the time it was observed."
-    )
-    params = (
-        Param(
-            "band",
-            "ratio",
-            default=0.05,
-            help="largest relative distance of the index from the reference",
-        ),
     )
     needs: ClassVar[tuple[str, ...]] = (AUDIT.MARKET_STATE, AUDIT.ORACLE)
 
@@ -45,7 +42,7 @@ class MarketDataMatchesOracle(Checker):
         refs = record.reference_prices()
         if refs is None or refs.ticks == 0:
             return self.not_applicable("the oracle's reference log has no ticks")
-        band = Fraction(str(self.p.get("band", 0.05)))
+        band = Fraction(str(self.p.band))
         canonical = record.canonical_seqs()
         found = self.findings()
         priced: set[str] = set()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, ClassVar
 
-from l2chaos.params import Param
+from l2chaos.params import Duration, Ratio, param, params
 
 from .base import Checker, Verdict
 from .record import AUDIT, RunRecord
@@ -24,33 +24,25 @@ from .record import AUDIT, RunRecord
 _KINDS = ("mode_change", "fill", "liquidation", "order_accepted")
 
 
-class NoTradesOutsideBand(Checker):
+@params
+class BandParams:
+    band: Ratio = param(0.05, "allowed distance from the reference price")
+    modes: tuple[str, ...] = param(
+        ("post_only", "cancel_only"), "trading modes in which the band applies"
+    )
+    after_reopen: Duration = param(
+        Duration.of(s=10),
+        "how long after returning to normal the band still applies",
+        min=Duration(0),
+    )
+    in_fault_windows: bool = param(False, "treat every fault window as a guarded period too")
+
+
+class NoTradesOutsideBand(Checker[BandParams]):
     name = "no_trades_outside_band"
     summary = (
         "No fill, liquidation or accepted order outside the price band while the "
         "exchange is post-only / cancel-only or recovering from it."
-    )
-    params = (
-        Param("band", "ratio", default=0.05, help="allowed distance from the reference price"),
-        Param(
-            "modes",
-            "str_list",
-            default=["post_only", "cancel_only"],
-            help="trading modes in which the band applies",
-        ),
-        Param(
-            "after_reopen",
-            "duration",
-            default=10_000_000_000,
-            min=0,
-            help="how long after returning to normal the band still applies",
-        ),
-        Param(
-            "in_fault_windows",
-            "bool",
-            default=False,
-            help="treat every fault window as a guarded period too",
-        ),
     )
     needs: ClassVar[tuple[str, ...]] = (AUDIT.EVENTS, AUDIT.ORACLE)
 
@@ -58,11 +50,11 @@ class NoTradesOutsideBand(Checker):
         ref = record.reference_prices()
         if ref is None:
             return self.not_applicable("audit/oracle_reference.jsonl is missing")
-        band = Fraction(str(self.p["band"]))
-        modes = set(self.p["modes"])
-        after = int(self.p["after_reopen"])
+        band = Fraction(str(self.p.band))
+        modes = set(self.p.modes)
+        after = self.p.after_reopen.ns
         fault_windows = (
-            [(s, e) for _, s, e in record.fault_windows()] if self.p["in_fault_windows"] else []
+            [(s, e) for _, s, e in record.fault_windows()] if self.p.in_fault_windows else []
         )
         canonical = record.canonical_seqs()
         found = self.findings()

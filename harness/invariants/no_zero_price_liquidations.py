@@ -14,13 +14,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ._liquidations import LIQUIDATION_KINDS, liquidation_evidence, unrecorded_takeovers
-from .base import Checker, Verdict
+from .base import Checker, NoParams, Verdict
 from .record import AUDIT, RunRecord
 
 _PRICES = ("price", "oracle_price", "mark_price")
 
 
-class NoZeroPriceLiquidations(Checker):
+class NoZeroPriceLiquidations(Checker[NoParams]):
     name = "no_zero_price_liquidations"
     summary = "Every liquidation's fill price and the oracle and mark prices it used are > 0."
     needs: ClassVar[tuple[str, ...]] = (AUDIT.EVENTS,)

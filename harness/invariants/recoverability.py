@@ -22,7 +22,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from l2chaos.params import Param
+from l2chaos.params import Duration, param, params
 
 from .base import Checker, Verdict
 from .record import FAULTS, PROBES, FaultRecord, RunRecord
@@ -88,17 +88,21 @@ def recovery_start(fr: FaultRecord, windows: list[tuple[FaultRecord, int, int]])
     return t
 
 
-class Recoverability(Checker):
+@params
+class RecoverabilityParams:
+    rto: Duration = param(Duration.of(s=30), "recovery time objective")
+
+
+class Recoverability(Checker[RecoverabilityParams]):
     name = "recoverability"
     summary = (
         "After each fault heals, health, block production and an order round-trip are "
         "back within `rto`; the recovery time per fault is reported."
     )
-    params = (Param("rto", "duration", default=30_000_000_000, help="recovery time objective"),)
     needs: ClassVar[tuple[str, ...]] = (FAULTS, PROBES)
 
     def check(self, record: RunRecord) -> Verdict:
-        rto_ns = int(self.p["rto"])
+        rto_ns = self.p.rto.ns
         probes = load_probes(record)
         windows = record.fault_windows()
         found = self.findings()

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from l2chaos.registry import checkers
+
 from .formulas import FundingRule, div
 from .ledger import IncrementalRoot, LedgerState, block_hash
 from .synth import DEFAULT_HEADER, FORMULAS, T0_NS
@@ -728,7 +730,6 @@ class _Sim:
             ),
             encoding="utf-8",
         )
-        from l2chaos.registry import checkers
         from l2chaos.stacks.perpdex import STACK_FILE
 
         logs = self.dir / "logs"

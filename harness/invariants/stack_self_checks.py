@@ -18,11 +18,11 @@ from typing import ClassVar
 from l2chaos.errors import L2ChaosError
 from l2chaos.stackspec import load_stack
 
-from .base import Checker, Verdict
+from .base import Checker, NoParams, Verdict
 from .record import SCENARIO_JSON, RunRecord
 
 
-class StackSelfChecks(Checker):
+class StackSelfChecks(Checker[NoParams]):
     name = "stack_self_checks"
     summary = (
         "The stack's own safeguards (root self-check, hash dedup, unique keys) never "

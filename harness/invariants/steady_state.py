@@ -19,7 +19,7 @@ import math
 from bisect import bisect_left
 from typing import Any, ClassVar
 
-from l2chaos.params import Param
+from l2chaos.params import Duration, Ratio, param, params
 
 from .base import Checker, Findings, Verdict
 from .coverage import merge_intervals
@@ -35,45 +35,39 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[k - 1]
 
 
-class SteadyState(Checker):
+def _bound(q: str) -> float:
+    return param(0.0, f"bound on {q} latency of ok ops (0: none)", min=0)
+
+
+@params
+class SteadyParams:
+    max_error_rate: Ratio = param(0.01, "share of info (unknown) outcomes")
+    p50_ms: float = _bound("p50")
+    p95_ms: float = _bound("p95")
+    p99_ms: float = param(1000.0, "bound on p99 latency of ok ops (0: none)", min=0)
+    settle: Duration = param(
+        Duration.of(s=5),
+        "time after each heal still treated as part of the fault window",
+        min=Duration(0),
+    )
+    count_fail: bool = param(False, "count fail (4xx) outcomes as errors too")
+    ops: tuple[str, ...] = param((), "operation kinds to check (empty: all)")
+    min_ops: int = param(100, "smallest segment judged on its own", min=1)
+
+
+class SteadyState(Checker[SteadyParams]):
     name = "steady_state"
     summary = "Error rate and latency percentiles stay within bounds outside fault windows."
-    params = (
-        Param("max_error_rate", "ratio", default=0.01, help="share of info (unknown) outcomes"),
-        Param(
-            "p50_ms", "float", default=0.0, min=0, help="bound on p50 latency of ok ops (0: none)"
-        ),
-        Param(
-            "p95_ms", "float", default=0.0, min=0, help="bound on p95 latency of ok ops (0: none)"
-        ),
-        Param(
-            "p99_ms",
-            "float",
-            default=1000.0,
-            min=0,
-            help="bound on p99 latency of ok ops (0: none)",
-        ),
-        Param(
-            "settle",
-            "duration",
-            default=5_000_000_000,
-            min=0,
-            help="time after each heal still treated as part of the fault window",
-        ),
-        Param("count_fail", "bool", default=False, help="count fail (4xx) outcomes as errors too"),
-        Param("ops", "str_list", default=[], help="operation kinds to check (empty: all)"),
-        Param("min_ops", "int", default=100, min=1, help="smallest segment judged on its own"),
-    )
     needs: ClassVar[tuple[str, ...]] = (HISTORY,)
 
     def check(self, record: RunRecord) -> Verdict:
         ops = ops_index(record)
         if ops is None:
             return self.not_applicable("history.jsonl is missing")
-        settle = int(self.p["settle"])
+        settle = self.p.settle.ns
         windows = merge_intervals([(s, e + settle) for _, s, e in record.fault_windows()])
         starts = [w[0] for w in windows]
-        wanted = set(self.p["ops"] or [])
+        wanted = set(self.p.ops)
         codes = {i for i, n in enumerate(ops.op_names) if not wanted or n in wanted}
         # segment k = the steady time before window k (k = len(windows): after the last)
         segments: dict[int, list[int]] = {}
@@ -106,7 +100,7 @@ class SteadyState(Checker):
                     if k == len(windows)
                     else f"between fault windows {k} and {k + 1}"
                 )
-                if len(idx) < int(self.p["min_ops"]):
+                if len(idx) < self.p.min_ops:
                     per_segment.append({"segment": label, "ops": len(idx), "judged": False})
                     continue
                 per_segment.append(self._judge(ops, idx, label, found))
@@ -128,7 +122,7 @@ class SteadyState(Checker):
     def _judge(self, ops: OpsIndex, idx: list[int], label: str, found: Findings) -> dict[str, Any]:
         if not idx:
             return {"segment": label, "ops": 0, "judged": False}
-        count_fail = bool(self.p["count_fail"])
+        count_fail = self.p.count_fail
         errors = 0
         lat: list[float] = []
         for i in idx:
@@ -151,7 +145,7 @@ class SteadyState(Checker):
             "start_ns": min(ops.invoke_t[i] for i in idx),
             "end_ns": max(ops.done_t[i] for i in idx),
         }
-        bound = float(self.p["max_error_rate"])
+        bound = self.p.max_error_rate
         if rate > bound:
             found.add(
                 f"{label}: error rate {rate:.2%} > {bound:.2%} ({errors} of {len(idx)} operations)",
@@ -163,8 +157,8 @@ class SteadyState(Checker):
                 start_ns=out["start_ns"],
                 end_ns=out["end_ns"],
             )
-        for q in ("p50_ms", "p95_ms", "p99_ms"):
-            limit = float(self.p[q])
+        limits = {"p50_ms": self.p.p50_ms, "p95_ms": self.p.p95_ms, "p99_ms": self.p.p99_ms}
+        for q, limit in limits.items():
             seen = out[q]
             if limit > 0 and seen is not None and seen > limit:
                 slowest = sorted(

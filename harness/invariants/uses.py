@@ -14,43 +14,39 @@ is allowed (`l2chaos list invariants`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from l2chaos.params import Where, bind_params
+from l2chaos.params import JsonValue, Where, bind, to_json
 from l2chaos.registry import checkers as checker_registry
 
-__all__ = ["InvariantUse", "default_params", "parse_invariants"]
+__all__ = ["InvariantUse", "parse_invariants"]
 
 
 @dataclass(frozen=True)
 class InvariantUse:
-    """One checker to run and its bound parameters (durations in ns)."""
+    """One checker to run and its bound parameters (an instance of its model)."""
 
     name: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: object
 
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "params": dict(self.params)}
-
-
-def default_params(name: str) -> dict[str, Any]:
-    cls = checker_registry()[name]
-    return {p.name: p.default for p in cls.params if not p.required}
+    def to_json(self) -> dict[str, JsonValue]:
+        return {"name": self.name, "params": to_json(self.params)}
 
 
-def _unknown(name: Any, known: Sequence[str]) -> str:
+def _use(name: str, given: object, where: Where) -> InvariantUse:
+    return InvariantUse(name, bind(checker_registry()[name].params_model(), given, where))
+
+
+def _unknown(name: object, known: Sequence[str]) -> str:
     return f"unknown invariant {name!r}; known: {', '.join(known)} (see l2chaos list invariants)"
 
 
-def parse_invariants(section: Any, where: Where) -> list[InvariantUse]:
+def parse_invariants(section: object, where: Where) -> list[InvariantUse]:
     """Validate the `invariants:` section; None means every registered checker."""
     registry = checker_registry()
     known = list(registry)
     if section is None:
-        return [
-            InvariantUse(n, bind_params(registry[n].params, None, where.child(n))) for n in known
-        ]
+        return [_use(n, None, where.child(n)) for n in known]
     if not isinstance(section, Sequence) or isinstance(section, (str, bytes)):
         raise where.error(
             "expected a list of invariant names or {name: {parameters}} mappings, "
@@ -62,7 +58,7 @@ def parse_invariants(section: Any, where: Where) -> list[InvariantUse]:
     seen: set[str] = set()
     for i, item in enumerate(section):
         w = where.child(i)
-        given: Any
+        given: object
         if isinstance(item, str):
             name, given = item, None
         elif isinstance(item, Mapping) and len(item) == 1:
@@ -82,6 +78,5 @@ def parse_invariants(section: Any, where: Where) -> list[InvariantUse]:
         if name in seen:
             raise w.error(f"invariant {name!r} is listed twice", section, i)
         seen.add(name)
-        params = bind_params(registry[name].params, given, w.child(name))
-        out.append(InvariantUse(name, params))
+        out.append(_use(name, given, w.child(name)))
     return out

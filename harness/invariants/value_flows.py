@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .base import Checker, Findings, Verdict
+from .base import Checker, Findings, NoParams, Verdict
 from .formulas import FormulaError, Formulas, div, fee
 from .ledger import LedgerError, LedgerState
 from .record import AUDIT, AuditHeader, RunRecord
@@ -40,7 +40,7 @@ from .record import AUDIT, AuditHeader, RunRecord
 _KINDS = ("fill", "liquidation", "insurance_cover", "insurance_shortfall")
 
 
-class ValueFlows(Checker):
+class ValueFlows(Checker[NoParams]):
     name = "value_flows"
     summary = (
         "Each fill's fees, each liquidation's price, fee and transfers and each insurance "

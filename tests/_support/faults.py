@@ -3,19 +3,18 @@ db, api, front; links api->db, front->api, front->db on either platform)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from l2chaos.faults.base import Fault, Target
-from l2chaos.params import Where, bind_params
+from l2chaos.params import Duration
 
 
 def make_fault(
-    cls: type[Fault], target: Target, params: dict[str, Any], for_ns: int | None
-) -> Fault:
-    """The fault with its parameters bound and validated; without `for_ns` it lasts what
-    its parameters imply."""
-    fault = cls(target, bind_params(cls.params, params, Where(None, "with")), for_ns)
-    if for_ns is None:
-        fault.duration_ns = fault.implied_duration_ns()
+    cls: type[Fault[Any]], target: Target, params: Mapping[str, object], window: Duration | None
+) -> Fault[Any]:
+    """The fault with its parameters bound (scenario-style values, e.g. ``"1s"``) and
+    validated; without `window` it lasts what its parameters imply."""
+    fault = cls.build(target, params, window)
     assert fault.validate({"db", "api", "front"}, {"api->db", "front->api", "front->db"}) is None
     return fault

@@ -12,17 +12,20 @@ from typing import Any
 import pytest
 from l2chaos.faults.base import Fault, Target, TargetKind
 from l2chaos.faults.process import CrashLoop, Disconnect, Kill, Pause, Restart, RestartRace, Stop
+from l2chaos.params import Duration
 
 from tests._support.faults import make_fault
 
 pytestmark = pytest.mark.docker
 
-S = 1_000_000_000
+S = Duration.of(s=1)
 
 
-def make(cls: type[Fault], service: str, params: dict[str, Any], for_ns: int | None) -> Fault:
+def make(
+    cls: type[Fault[Any]], service: str, params: dict[str, Any], window: Duration | None
+) -> Fault[Any]:
     return make_fault(
-        cls, Target(TargetKind.SERVICE, services=(service,), text=service), params, for_ns
+        cls, Target(TargetKind.SERVICE, services=(service,), text=service), params, window
     )
 
 
@@ -40,14 +43,14 @@ def test_kill_with_a_window_starts_it_again_at_heal(stack: Any, ds: Any) -> None
     ctx = ds.fault_context(stack)
     old_pid = stack.control.pid("api")
     old_boot = ds.boot(stack, "api")
-    fault = make(Kill, "api", {}, 1 * S)
-    d = fault.inject(ctx)
+    fault = make(Kill, "api", {}, S)
+    d: dict[str, Any] = fault.inject(ctx)
     assert d["old_pid"] == old_pid
     assert d["running"] is False
     assert container_status(stack, "api") == "exited"
     assert stack.platform.container("api").attrs["State"]["ExitCode"] == 137  # SIGKILL
     assert status(stack, ds, "api") == 0
-    h = fault.heal(ctx)
+    h: dict[str, Any] = fault.heal(ctx)
     assert h["ready"] is True
     assert h["started"] is True
     assert h["pid"] == stack.control.pid("api") != old_pid
@@ -57,7 +60,7 @@ def test_kill_with_a_window_starts_it_again_at_heal(stack: Any, ds: Any) -> None
 def test_stop_is_graceful_and_heal_starts_it(stack: Any, ds: Any) -> None:
     ctx = ds.fault_context(stack)
     old_boot = ds.boot(stack, "api")
-    fault = make(Stop, "api", {"stop_timeout": "5s"}, 1 * S)
+    fault = make(Stop, "api", {"stop_timeout": "5s"}, S)
     fault.inject(ctx)
     # SIGTERM was enough: no SIGKILL (137) after the timeout
     assert stack.platform.container("api").attrs["State"]["ExitCode"] != 137
@@ -73,7 +76,7 @@ def test_restart_is_instant(stack: Any, ds: Any) -> None:
     ctx = ds.fault_context(stack)
     old_boot = ds.boot(stack, "api")
     fault = make(Restart, "api", {}, None)
-    d = fault.inject(ctx)
+    d: dict[str, Any] = fault.inject(ctx)
     assert d["ready"] is True
     assert d["new_pid"] != d["old_pid"]
     assert ds.boot(stack, "api") != old_boot
@@ -84,7 +87,7 @@ def test_pause_freezes_the_container_until_heal(stack: Any, ds: Any) -> None:
     ctx = ds.fault_context(stack)
     pid = stack.control.pid("api")
     old_boot = ds.boot(stack, "api")
-    fault = make(Pause, "api", {}, 1 * S)
+    fault = make(Pause, "api", {}, S)
     fault.inject(ctx)
     try:
         assert container_status(stack, "api") == "paused"
@@ -100,7 +103,7 @@ def test_pause_freezes_the_container_until_heal(stack: Any, ds: Any) -> None:
 
 def test_pause_freezes_postgres(stack: Any, ds: Any) -> None:
     ctx = ds.fault_context(stack)
-    fault = make(Pause, "db", {}, 1 * S)
+    fault = make(Pause, "db", {}, S)
     fault.inject(ctx)
     try:
         assert not ds.db_ok(stack)
@@ -125,7 +128,7 @@ def test_restart_race_on_postgres(stack: Any, ds: Any, how: str, log_line: str) 
     ctx = ds.fault_context(stack, notes)
     old = stack.control.pid("db")
     fault = make(RestartRace, "db", {"downtime": "1s", "how": how}, None)
-    d = fault.inject(ctx)
+    d: dict[str, Any] = fault.inject(ctx)
     assert d["old_pid"] == old
     assert [n["step"] for n in notes] == ["stopped"]
     assert not stack.control.is_running("db")
@@ -133,7 +136,7 @@ def test_restart_race_on_postgres(stack: Any, ds: Any, how: str, log_line: str) 
     code = stack.platform.container("db").attrs["State"]["ExitCode"]
     assert code == 0  # fast and immediate shutdowns both end the postmaster cleanly
     assert status(stack, ds, "api", "/db") == 502  # its client keeps trying and fails
-    h = fault.heal(ctx)
+    h: dict[str, Any] = fault.heal(ctx)
     assert h["ready"] is True
     assert h["pid"] != old
     assert ds.db_ok(stack)
@@ -150,7 +153,7 @@ def test_crash_loop_kills_count_times(stack: Any, ds: Any) -> None:
     # the loop's own notes say when its third kill is done (each kill + start of a
     # container takes its time on a busy engine: no fixed sleep)
     assert ds.wait_until(lambda: sum(n.get("step") == "killed" for n in notes) >= 3, 60)
-    h = fault.heal(ctx)
+    h: dict[str, Any] = fault.heal(ctx)
     kills = h["kills"]
     assert [k["kill"] for k in kills] == [1, 2, 3]
     pids = [kills[0]["old_pid"]] + [k["new_pid"] for k in kills]
@@ -162,7 +165,7 @@ def test_crash_loop_kills_count_times(stack: Any, ds: Any) -> None:
 def test_disconnect_cuts_the_container_off_the_network(stack: Any, ds: Any) -> None:
     ctx = ds.fault_context(stack)
     net = f"l2chaos-{stack.run_id}"
-    fault = make(Disconnect, "api", {}, 1 * S)
+    fault = make(Disconnect, "api", {}, S)
     fault.inject(ctx)
     try:
         c = stack.platform.container("api")
@@ -186,6 +189,6 @@ def test_heal_after_a_partial_inject_brings_it_back(stack: Any, ds: Any) -> None
     stack.control.pause("api")
     stack.control.kill("api")  # a paused container is thawed first, then killed
     assert not stack.control.is_running("api")
-    h = make(Kill, "api", {}, 1 * S).heal(ctx)
+    h: dict[str, Any] = make(Kill, "api", {}, S).heal(ctx)
     assert h["ready"] is True
     assert status(stack, ds, "api") == 200

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from l2chaos.faults.base import Fault, Target, TargetKind
+from l2chaos.faults.base import Fault, NoParams, Target, TargetKind
 from l2chaos.faults.network import (
     Bandwidth,
     Down,
@@ -24,6 +24,7 @@ from l2chaos.faults.network import (
     SlowClose,
     Timeout,
 )
+from l2chaos.params import Duration
 
 from tests._support.faults import make_fault
 
@@ -33,9 +34,13 @@ LINK = "front->api"
 SMALL = "/bytes?n=10"
 
 
-def make(cls: type[Fault], params: dict[str, Any], links: tuple[str, ...] = (LINK,)) -> Fault:
+def make(
+    cls: type[Fault[Any]], params: dict[str, Any], links: tuple[str, ...] = (LINK,)
+) -> Fault[Any]:
     kind = TargetKind.LINKS if cls is Partition else TargetKind.LINK
-    return make_fault(cls, Target(kind, links=links, text=", ".join(links)), params, 1_000_000_000)
+    return make_fault(
+        cls, Target(kind, links=links, text=", ".join(links)), params, Duration.of(s=1)
+    )
 
 
 @pytest.fixture
@@ -86,7 +91,7 @@ def healed(stack: Any, ts: Any, via: str, slowed_by: float = 0.1) -> None:
 
 def test_latency_is_added_and_removed(stack: Any, ts: Any, via: str, ctx: Any) -> None:
     fault = make(Latency, {"latency": "300ms"})
-    details = fault.inject(ctx)
+    details: dict[str, Any] = fault.inject(ctx)
     try:
         assert [t["stream"] for t in details["toxics"]] == ["downstream"]
         assert rtt(ts, via) >= 0.3
@@ -128,7 +133,7 @@ def test_bandwidth_limits_throughput(stack: Any, ts: Any, via: str, ctx: Any) ->
 
 def test_timeout_zero_is_a_black_hole(stack: Any, ts: Any, via: str, ctx: Any) -> None:
     fault = make(Timeout, {"timeout": "0s"})
-    details = fault.inject(ctx)
+    details: dict[str, Any] = fault.inject(ctx)
     try:
         assert len(details["toxics"]) == 2  # both directions by default
         with pytest.raises(TimeoutError):
@@ -259,8 +264,8 @@ ALL = ("api->db", "front->api", "front->db")
 def test_partition_of_a_service_cuts_exactly_its_links(stack: Any, ts: Any, ctx: Any) -> None:
     assert all(_link_works(stack, ts, lk) for lk in ALL)
     target = Target(TargetKind.SERVICE_OR_LINKS, services=("api",), text="api")
-    fault = Partition(target, {}, 1_000_000_000)
-    details = fault.inject(ctx)
+    fault = Partition(target, NoParams(), Duration.of(s=1))
+    details: dict[str, Any] = fault.inject(ctx)
     try:
         assert sorted(details["disabled"]) == ["api->db", "front->api"]
         assert _refused(stack, "api->db")

@@ -19,17 +19,20 @@ from l2chaos.faults.process import (
     RestartRace,
     Stop,
 )
+from l2chaos.params import Duration
 
 from tests._support.faults import make_fault
 
 pytestmark = pytest.mark.integration
 
-S = 1_000_000_000
+S = Duration.of(s=1)
 
 
-def make(cls: type[Fault], service: str, params: dict[str, Any], for_ns: int | None) -> Fault:
+def make(
+    cls: type[Fault[Any]], service: str, params: dict[str, Any], window: Duration | None
+) -> Fault[Any]:
     return make_fault(
-        cls, Target(TargetKind.SERVICE, services=(service,), text=service), params, for_ns
+        cls, Target(TargetKind.SERVICE, services=(service,), text=service), params, window
     )
 
 
@@ -55,13 +58,13 @@ def db_ok(stack: Any, ts: Any) -> bool:
 def test_kill_with_a_window_starts_it_again_at_heal(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
     old = api_pid(stack, ts)
-    fault = make(Kill, "api", {}, 1 * S)
+    fault = make(Kill, "api", {}, S)
     assert fault.resources() == {"service:api"}
-    d = fault.inject(ctx)
+    d: dict[str, Any] = fault.inject(ctx)
     assert d["old_pid"] == old
     assert not stack.control.is_running("api")
     assert refused(stack, "api")
-    h = fault.heal(ctx)
+    h: dict[str, Any] = fault.heal(ctx)
     assert h["ready"] is True
     assert h["started"] is True
     new = api_pid(stack, ts)
@@ -72,7 +75,7 @@ def test_kill_with_a_window_starts_it_again_at_heal(stack: Any, ts: Any) -> None
 def test_stop_then_heal(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
     old = api_pid(stack, ts)
-    fault = make(Stop, "api", {"stop_timeout": "5s"}, 1 * S)
+    fault = make(Stop, "api", {"stop_timeout": "5s"}, S)
     fault.inject(ctx)
     assert not stack.control.is_running("api")
     assert refused(stack, "api")
@@ -84,7 +87,7 @@ def test_restart_is_instant(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
     old = api_pid(stack, ts)
     fault = make(Restart, "api", {}, None)
-    d = fault.inject(ctx)
+    d: dict[str, Any] = fault.inject(ctx)
     assert d["ready"] is True
     assert d["old_pid"] == old
     assert d["new_pid"] == api_pid(stack, ts) != old
@@ -94,7 +97,7 @@ def test_restart_is_instant(stack: Any, ts: Any) -> None:
 def test_pause_freezes_the_group_until_heal(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
     pid = api_pid(stack, ts)
-    fault = make(Pause, "api", {}, 1 * S)
+    fault = make(Pause, "api", {}, S)
     fault.inject(ctx)
     try:
         assert ts.proc_state(pid) == "T"
@@ -109,7 +112,7 @@ def test_pause_freezes_the_group_until_heal(stack: Any, ts: Any) -> None:
 def test_pause_freezes_postgres_and_its_backends(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
     pid = stack.control.pid("db")
-    fault = make(Pause, "db", {}, 1 * S)
+    fault = make(Pause, "db", {}, S)
     fault.inject(ctx)
     try:
         assert ts.proc_state(pid) == "T"
@@ -133,9 +136,9 @@ def test_restart_race_on_postgres(stack: Any, ts: Any, how: str, log_line: str) 
     ts.psql(stack, f"INSERT INTO acked VALUES ({len(how)}) ON CONFLICT DO NOTHING")
     old = stack.control.pid("db")
     fault = make(RestartRace, "db", {"downtime": "1s", "how": how}, None)
-    assert fault.duration_ns == 1 * S  # the window is the downtime
+    assert fault.duration == S  # the window is the downtime
     log_size = stack.log_path("db").stat().st_size
-    d = fault.inject(ctx)
+    d: dict[str, Any] = fault.inject(ctx)
     assert d["old_pid"] == old
     assert d["how"] == how
     assert not stack.control.is_running("db")
@@ -143,7 +146,7 @@ def test_restart_race_on_postgres(stack: Any, ts: Any, how: str, log_line: str) 
     # its clients keep writing through the link and fail meanwhile
     status, _, _, _ = ts.http_get(stack.direct_endpoint("api").hostport, "/db")
     assert status == 502
-    h = fault.heal(ctx)
+    h: dict[str, Any] = fault.heal(ctx)
     assert h["ready"] is True
     assert h["pid"] != old
     assert db_ok(stack, ts)
@@ -161,11 +164,11 @@ def test_crash_loop_kills_count_times(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack, notes)
     first = api_pid(stack, ts)
     fault = make(CrashLoop, "api", {"count": 3, "interval": "400ms"}, None)
-    assert fault.duration_ns == 1_200_000_000
+    assert fault.duration == Duration.of(ms=1200)
     fault.inject(ctx)
     # the loop's own notes say when its third kill is done (no fixed sleep)
     assert ts.wait_until(lambda: sum(n.get("step") == "killed" for n in notes) >= 3, 60)
-    h = fault.heal(ctx)
+    h: dict[str, Any] = fault.heal(ctx)
     kills = h["kills"]
     assert [k["kill"] for k in kills] == [1, 2, 3]
     pids = [first] + [k["new_pid"] for k in kills]
@@ -178,7 +181,7 @@ def test_crash_loop_kills_count_times(stack: Any, ts: Any) -> None:
 
 def test_disconnect_cuts_every_link_of_the_service(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
-    fault = make(Disconnect, "api", {}, 1 * S)
+    fault = make(Disconnect, "api", {}, S)
     assert fault.resources() == {"service:api", "link:api->db", "link:front->api"}
     fault.inject(ctx)
     try:
@@ -210,6 +213,6 @@ def test_kill_postgres_without_window_recovers(stack: Any, ts: Any) -> None:
 def test_heals_are_safe_when_nothing_was_injected(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
     pid = api_pid(stack, ts)
-    for cls, for_ns in ((Kill, 1 * S), (Stop, 1 * S), (Pause, 1 * S), (Restart, None)):
-        make(cls, "api", {}, for_ns).heal(ctx)
+    for cls, window in ((Kill, S), (Stop, S), (Pause, S), (Restart, None)):
+        make(cls, "api", {}, window).heal(ctx)
     assert api_pid(stack, ts) == pid

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from l2chaos.backends.local import LocalBackend
-from l2chaos.invariants import check_run
+from l2chaos.invariants.check import check_run
 from l2chaos.stacks.perpdex import STACK_FILE
 from l2chaos.stackspec import StackRun, load_stack, render
 

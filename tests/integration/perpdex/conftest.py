@@ -248,14 +248,14 @@ class Perp:
     def check(self, *names: str) -> dict[str, Any]:
         """Run the harness's checkers on the audit export (they never see the stack)."""
         from l2chaos.invariants.record import RunRecord
-        from l2chaos.params import Where, bind_params
+        from l2chaos.params import Where, bind
         from l2chaos.registry import checkers
 
         found = checkers()
         out = {}
         for name in names:
             cls = found[name]
-            verdict = cls(bind_params(cls.params, {}, Where(None, name))).check(
+            verdict = cls(bind(cls.params_model(), {}, Where(None, name))).check(
                 RunRecord(self.run_dir)
             )
             out[name] = verdict

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from l2chaos.invariants import check_run
+from l2chaos.invariants.check import check_run
 from l2chaos.invariants.simulate import generate_run
 from l2chaos.report import write_reports
 

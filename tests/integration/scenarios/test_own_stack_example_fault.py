@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from l2chaos.faults.base import Target, TargetKind
-from l2chaos.params import Where, bind_params
+from l2chaos.params import Duration
 
 from tests._support.modules import load_module
 from tests.integration.backends import tinystack
@@ -47,8 +47,8 @@ def _through(stack: Any) -> bool:
 
 def test_link_flap_takes_the_link_down_and_up_and_leaves_it_up(stack: Any) -> None:
     cls = example_faults.LinkFlap
-    params = bind_params(cls.params, {"down": "300ms", "up": "300ms"}, Where(None, "with"))
-    fault = cls(Target(TargetKind.LINK, links=(LINK,), text=LINK), params, 3000 * MS)
+    target = Target(TargetKind.LINK, links=(LINK,), text=LINK)
+    fault = cls.build(target, {"down": "300ms", "up": "300ms"}, Duration.of(s=3))
     assert fault.resources() == {f"link:{LINK}"}
     ctx = tinystack.fault_context(stack)
     assert _through(stack)

@@ -28,44 +28,46 @@ from l2chaos.faults.process import (
     RestartRace,
     Stop,
 )
-from l2chaos.params import Where, bind_params
+from l2chaos.params import Duration, NoParams, Where, bind, fields_of
 from l2chaos.registry import faults
 
-MS = 1_000_000
-S = 1_000_000_000
+S = Duration.of(s=1)
 SERVICES = {"db", "api", "front"}
 LINKS = {"api->db", "front->api", "front->db"}
-TOXIC_FAULTS: list[type[ToxicFault]] = [
+TOXIC_FAULTS: list[type[ToxicFault[Any]]] = [
     Latency, Bandwidth, Timeout, ResetPeer, Slicer, LimitData, SlowClose,
 ]  # fmt: skip
-PROCESS_FAULTS: list[type[Fault]] = [Kill, Stop, Restart, Pause, RestartRace, CrashLoop, Disconnect]
+PROCESS_FAULTS: list[type[Fault[Any]]] = [
+    Kill, Stop, Restart, Pause, RestartRace, CrashLoop, Disconnect,
+]  # fmt: skip
 
 
-def bind(cls: type[Fault], given: dict[str, Any]) -> dict[str, Any]:
-    return bind_params(cls.params, given, Where("s.yaml", "timeline[0].with"))
+def params_of(cls: type[Fault[Any]], given: dict[str, Any]) -> Any:
+    return bind(cls.params_model(), given, Where("s.yaml", "timeline[0].with"))
 
 
-def link_fault(cls: type[Fault], given: dict[str, Any], link: str = "front->api") -> Any:
-    return cls(Target(TargetKind.LINK, links=(link,), text=link), bind(cls, given), S)
+def link_fault(cls: type[Fault[Any]], given: dict[str, Any], link: str = "front->api") -> Any:
+    return cls.build(Target(TargetKind.LINK, links=(link,), text=link), given, S)
 
 
-def svc_fault(cls: type[Fault], given: dict[str, Any], for_ns: int | None = S) -> Any:
-    return cls(Target(TargetKind.SERVICE, services=("api",), text="api"), bind(cls, given), for_ns)
+def svc_fault(cls: type[Fault[Any]], given: dict[str, Any], window: Duration | None = S) -> Any:
+    target = Target(TargetKind.SERVICE, services=("api",), text="api")
+    return cls(target, params_of(cls, given), window)  # no implied window: tested below
 
 
 def test_all_are_registered_with_documented_params() -> None:
     reg = faults()
-    every: list[type[Fault]] = [*TOXIC_FAULTS, Down, Partition, *PROCESS_FAULTS]
+    every: list[type[Fault[Any]]] = [*TOXIC_FAULTS, Down, Partition, *PROCESS_FAULTS]
     for cls in every:
         assert reg[cls.name] is cls
         assert cls.summary
-        for p in cls.params:
-            assert p.help, f"{cls.name}.{p.name} has no help"
+        for f in fields_of(cls.params_model()):
+            assert f.help, f"{cls.name}.{f.name} has no help"
 
 
 @pytest.mark.parametrize("cls", TOXIC_FAULTS)
-def test_toxic_faults_take_stream_and_toxicity(cls: type[ToxicFault]) -> None:
-    names = {p.name for p in cls.params}
+def test_toxic_faults_take_stream_and_toxicity(cls: type[ToxicFault[Any]]) -> None:
+    names = {f.name for f in fields_of(cls.params_model())}
     assert {"stream", "toxicity"} <= names
     f = link_fault(cls, {"stream": "both", "toxicity": 0.25})
     toxics = f.toxics()
@@ -78,7 +80,7 @@ def test_toxic_faults_take_stream_and_toxicity(cls: type[ToxicFault]) -> None:
 
 
 def test_defaults_per_kind() -> None:
-    defaults = {cls.name: bind(cls, {})["stream"] for cls in TOXIC_FAULTS}
+    defaults = {cls.name: params_of(cls, {}).stream for cls in TOXIC_FAULTS}
     assert defaults == {
         "network.latency": "downstream",
         "network.bandwidth": "downstream",
@@ -88,7 +90,7 @@ def test_defaults_per_kind() -> None:
         "network.limit_data": "downstream",
         "network.slow_close": "downstream",
     }
-    assert bind(Timeout, {})["timeout"] == 0  # a black hole unless told otherwise
+    assert params_of(Timeout, {}).timeout == Duration(0)  # a black hole unless told otherwise
 
 
 def test_attributes_are_converted_to_toxiproxy_units() -> None:
@@ -127,9 +129,11 @@ def test_toxic_names_are_unique_per_fault() -> None:
         (Pause, {"x": 1}, "unknown parameter 'x'; allowed: none"),
     ],
 )  # fmt: skip
-def test_bad_parameters_are_named(cls: type[Fault], given: dict[str, Any], message: str) -> None:
+def test_bad_parameters_are_named(
+    cls: type[Fault[Any]], given: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ScenarioError) as err:
-        bind(cls, given)
+        params_of(cls, given)
     assert str(err.value).startswith("s.yaml: timeline[0].with")
     assert message in str(err.value)
 
@@ -154,22 +158,22 @@ def test_windows() -> None:
 
 def test_restart_race_lasts_its_downtime() -> None:
     f = svc_fault(RestartRace, {"downtime": "3s"}, None)
-    assert f.implied_duration_ns() == 3 * S
-    f.duration_ns = f.implied_duration_ns()
+    assert f.implied_duration() == S * 3
+    f.duration = f.implied_duration()
     assert f.validate(SERVICES, LINKS) is None
-    g = svc_fault(RestartRace, {"downtime": "3s"}, 5 * S)
+    g = svc_fault(RestartRace, {"downtime": "3s"}, S * 5)
     assert "set with.downtime instead of 'for'" in (g.validate(SERVICES, LINKS) or "")
-    assert {p.name for p in RestartRace.params if p.schedule} == {"downtime"}
+    assert {f.name for f in fields_of(RestartRace.params_model()) if f.schedule} == {"downtime"}
 
 
 def test_crash_loop_lasts_count_intervals() -> None:
     f = svc_fault(CrashLoop, {"count": 4, "interval": "500ms"}, None)
-    assert f.implied_duration_ns() == 2 * S
-    assert {p.name for p in CrashLoop.params if p.schedule} == {"interval"}
+    assert f.implied_duration() == S * 2
+    assert {f.name for f in fields_of(CrashLoop.params_model()) if f.schedule} == {"interval"}
 
 
 @pytest.mark.parametrize("cls", [Kill, Stop, Restart, Pause, RestartRace, CrashLoop])
-def test_process_faults_own_their_service(cls: type[Fault]) -> None:
+def test_process_faults_own_their_service(cls: type[Fault[Any]]) -> None:
     assert svc_fault(cls, {}).resources() == {"service:api"}
     assert cls.target_kind is TargetKind.SERVICE
 
@@ -186,7 +190,7 @@ def test_down_and_partition_hold_their_links() -> None:
         Target(
             TargetKind.SERVICE_OR_LINKS, services=("db",), links=("api->db", "front->db"), text="db"
         ),
-        {},
+        NoParams(),
         S,
     )
     assert p.resources() == {"link:api->db", "link:front->db"}

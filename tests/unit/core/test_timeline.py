@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from l2chaos.faults.base import Fault, FaultContext, Target, TargetKind, Window
+from l2chaos.faults.base import Fault, FaultContext, NoParams, Target, TargetKind, Window
 from l2chaos.rundir import RunDir
 from l2chaos.scenario import FaultUse
 from l2chaos.timeline import Timeline
@@ -18,7 +18,7 @@ NONE: Any = None  # the timeline's faults here touch nothing of the context
 MS = 1_000_000
 
 
-class Recording(Fault):
+class Recording(Fault[NoParams]):
     """A fault that records when it was injected and healed (a plug-in like a user's)."""
 
     name = "test.recording"
@@ -26,7 +26,7 @@ class Recording(Fault):
     window = Window.OPTIONAL
 
     def __init__(self, label: str, calls: list[tuple[str, str, float]]) -> None:
-        super().__init__(Target(TargetKind.NONE), {}, None)
+        super().__init__(Target(TargetKind.NONE), NoParams(), None)
         self.label = label
         self.calls = calls
         self.lock = threading.Lock()
@@ -48,7 +48,7 @@ class Broken(Recording):
         raise RuntimeError("cannot inject")
 
 
-def use(i: int, fault: Fault, at_ms: int, for_ms: int | None) -> FaultUse:
+def use(i: int, fault: Fault[Any], at_ms: int, for_ms: int | None) -> FaultUse:
     return FaultUse(
         i, f"f{i}", fault, at_ms * 1_000_000, None if for_ms is None else for_ms * 1_000_000
     )

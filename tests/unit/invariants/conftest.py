@@ -12,6 +12,7 @@ from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.check import run_checker
 from l2chaos.invariants.record import RunRecord
 from l2chaos.invariants.synth import RecordWriter
+from l2chaos.params import Where, from_json
 from l2chaos.registry import checkers
 
 
@@ -34,8 +35,8 @@ def check(rw: RecordWriter, run_dir: Path) -> Callable[..., Verdict]:
     def run(name: str, **params: Any) -> Verdict:
         rw.close()
         cls = checkers()[name]
-        bound = {p.name: p.default for p in cls.params}
-        bound.update(params)
+        # parameters as the run record keeps them (durations in ns)
+        bound = from_json(cls.params_model(), params, Where("test", name))
         return run_checker(cls(bound), RunRecord(run_dir))
 
     return run

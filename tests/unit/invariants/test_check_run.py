@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from l2chaos.errors import UsageError
-from l2chaos.invariants import check_run
 from l2chaos.invariants.base import Verdict, Violation
+from l2chaos.invariants.check import check_run
 from l2chaos.invariants.expectations import evaluate
 from l2chaos.invariants.synth import RecordWriter
 

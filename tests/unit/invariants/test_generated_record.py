@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from l2chaos.invariants import check_run
+from l2chaos.invariants.check import check_run
 from l2chaos.invariants.simulate import generate_run
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 from l2chaos.errors import ScenarioError
-from l2chaos.invariants import parse_expect, parse_invariants, parse_sometimes
-from l2chaos.invariants.coverage import SometimesRule
-from l2chaos.invariants.expectations import Expectation
-from l2chaos.params import Where
+from l2chaos.invariants.coverage import SometimesRule, parse_sometimes
+from l2chaos.invariants.expectations import Expectation, parse_expect
+from l2chaos.invariants.liquidations_justified import JustifiedParams
+from l2chaos.invariants.recoverability import RecoverabilityParams
+from l2chaos.invariants.steady_state import SteadyParams
+from l2chaos.invariants.uses import parse_invariants
+from l2chaos.params import Duration, Where
 from l2chaos.registry import checkers
 from l2chaos.yamlsrc import load_yaml_text
 
@@ -32,9 +35,10 @@ def test_invariants_names_and_parameters() -> None:
         "liquidations_justified",
         "steady_state",
     ]
-    assert uses[1].params == {"rto": 45_000_000_000}
-    assert uses[2].params == {"band": 0.05, "tolerance": 0.01}
-    assert uses[3].params["p99_ms"] == 250.0
+    assert uses[1].params == RecoverabilityParams(rto=Duration.of(s=45))
+    assert uses[2].params == JustifiedParams(band=0.05, tolerance=0.01)
+    assert isinstance(uses[3].params, SteadyParams)
+    assert uses[3].params.p99_ms == 250.0
     assert uses[1].to_json() == {"name": "recoverability", "params": {"rto": 45_000_000_000}}
 
 

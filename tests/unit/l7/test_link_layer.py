@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from l2chaos.errors import InputError, StackSpecError
+from l2chaos.faults.rpc import RpcCorrupt
 from l2chaos.scenario import load_scenario
 from l2chaos.stackspec import load_stack
 
@@ -98,6 +99,7 @@ def test_message_fault_on_an_http_link_loads(tmp_path: Path) -> None:
         )
     )
     fault = sc.timeline[0].fault
+    assert isinstance(fault, RpcCorrupt)
     rule = fault.rule(3)
     assert rule.family == "rpc"
     assert rule.match.methods == ("starknet_call",)

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from l2chaos.invariants import check_run
-from l2chaos.invariants.check import CheckOutcome
+from l2chaos.invariants.check import CheckOutcome, check_run
 from l2chaos.invariants.simulate import generate_run
 
 from tests._support.records import add_zero_price_liquidations

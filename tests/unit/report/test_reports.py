@@ -268,7 +268,7 @@ def test_terminal_summary(checked: Checked) -> None:
 def test_reports_of_a_run_that_broke_early(tmp_path: Path) -> None:
     """Only the scenario and run.json exist (the stack never came up): every report is
     still written, says not_applicable, and carries exit code 3."""
-    from l2chaos.invariants import check_run
+    from l2chaos.invariants.check import check_run
     from l2chaos.invariants.synth import RecordWriter
 
     run = tmp_path / "run"

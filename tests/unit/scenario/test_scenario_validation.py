@@ -6,7 +6,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from l2chaos.durations import Duration
 from l2chaos.errors import InputError, ScenarioError
+from l2chaos.faults.nemesis import RandomNemesis
 from l2chaos.scenario import load_scenario
 
 STACK = Path(__file__).parent / "data" / "teststack"
@@ -51,7 +53,7 @@ def test_good_scenario_loads_and_scales(tmp_path: Path) -> None:
     latency, race = sc.timeline
     assert latency.at_ns == 5_000_000_000
     assert latency.for_ns == 2_500_000_000
-    assert latency.fault.p["latency"] == 200_000_000  # a magnitude: not scaled
+    assert latency.fault.p.latency == Duration.of(ms=200)  # a magnitude: not scaled
     assert race.at_ns == 10_000_000_000
     assert race.for_ns == 2_000_000_000  # implied by the downtime, a schedule duration
     assert sc.stack.switches == {"guard": False}
@@ -220,7 +222,7 @@ def test_set_override_is_validated_like_the_file(tmp_path: Path) -> None:
     p = write(tmp_path, GOOD)
     sc = load_scenario(p, ["timeline[0].with.latency=1s", "seed=99"])
     assert sc.seed == 99
-    assert sc.timeline[0].fault.p["latency"] == 1_000_000_000
+    assert sc.timeline[0].fault.p.latency == Duration.of(s=1)
     with pytest.raises(ScenarioError, match=r"timeline\[0\]\.with\.latency: expected a duration"):
         load_scenario(p, ["timeline[0].with.latency=soon"])
     with pytest.raises(ScenarioError, match=r"--set timeline\[9\]: no such list item"):
@@ -257,8 +259,10 @@ timeline:
 def test_nemesis_draws_faults_held_by_its_hold_range(tmp_path: Path) -> None:
     sc = load_scenario(write(tmp_path, NEMESIS), time_scale=0.5)
     nemesis = sc.timeline[0].fault
+    assert isinstance(nemesis, RandomNemesis)
     assert [u.name for u in nemesis._choices] == ["network.latency", "process.pause"]
-    assert nemesis.p["every"] == [500_000_000, 1_500_000_000]  # schedule durations scale
+    every = (Duration.of(ms=500), Duration.of(ms=1500))
+    assert nemesis.p.every == every  # schedule durations scale
     assert nemesis.resources() == {"service:api"} | nemesis._choices[0].fault.resources()
 
 
@@ -297,6 +301,7 @@ def test_no_load_section_means_no_load(tmp_path: Path, section: str) -> None:
 
 def test_a_load_section_takes_the_default_protocol(tmp_path: Path) -> None:
     sc = load_scenario(write(tmp_path, GOOD + "load: {users: 3}\n"))
+    assert sc.load is not None
     assert sc.load.protocol == "perpdex"
     assert sc.load.users == 3
 

@@ -20,7 +20,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from l2chaos.invariants import RunRecord, run_checker
+from l2chaos.invariants.check import run_checker
+from l2chaos.invariants.record import RunRecord
+from l2chaos.params import Where, bind
 
 from tests._support.modules import load_module
 
@@ -128,7 +130,8 @@ def _record(tmp: Path, heights: Sequence[int | None], fault: tuple[float, float]
 
 
 def _check(module: ModuleType, run_dir: Path, **params: Any) -> Any:
-    checker = module.BlockProgress({"max_gap": 2 * S, "settle": 1 * S, **params})
+    given = {"max_gap": "2s", "settle": "1s", **params}  # as a scenario writes them
+    checker = module.BlockProgress(bind(module.ProgressParams, given, Where(None, "params")))
     return run_checker(checker, RunRecord(run_dir))
 
 

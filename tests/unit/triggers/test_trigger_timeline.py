@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from l2chaos.faults.base import Fault, FaultContext, Target, TargetKind, Window
+from l2chaos.faults.base import Fault, FaultContext, NoParams, Target, TargetKind, Window
 from l2chaos.rundir import RunDir
 from l2chaos.scenario import FaultUse
 from l2chaos.signals import ChainHeights, EventFeed, Signals
@@ -20,7 +20,7 @@ NONE: Any = None
 MS = 1_000_000
 
 
-class Marker(Fault):
+class Marker(Fault[NoParams]):
     """Records the monotonic time of its inject and heal; may claim a resource."""
 
     name = "test.marker"
@@ -28,7 +28,7 @@ class Marker(Fault):
     window = Window.OPTIONAL
 
     def __init__(self, resource: str | None = None) -> None:
-        super().__init__(Target(TargetKind.NONE), {}, None)
+        super().__init__(Target(TargetKind.NONE), NoParams(), None)
         self.resource = resource
         self.times: dict[str, int] = {}
 
@@ -58,7 +58,7 @@ class Chain:
 
 
 def use(
-    i: int, fault: Fault, trigger: Trigger | None, at_ms: int = 0, for_ms: int = 100
+    i: int, fault: Fault[Any], trigger: Trigger | None, at_ms: int = 0, for_ms: int = 100
 ) -> FaultUse:
     return FaultUse(i, f"f{i}", fault, at_ms * MS, for_ms * MS, trigger=trigger)
 

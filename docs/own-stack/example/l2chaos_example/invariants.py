@@ -8,28 +8,33 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from l2chaos.durations import Duration
 from l2chaos.invariants.base import Checker, Verdict
 from l2chaos.invariants.record import RunRecord
-from l2chaos.params import Param
+from l2chaos.params import param, params
 
 S = 1_000_000_000
 
 
-class BlockProgress(Checker):
+@params
+class ProgressParams:
+    max_gap: Duration = param(Duration.of(s=2), "longest time the height may stand still")
+    settle: Duration = param(
+        Duration.of(s=5), "time after each heal still excused", min=Duration(0)
+    )
+
+
+class BlockProgress(Checker[ProgressParams]):
     name = "example.block_progress"
     summary = (
         "Outside fault windows (and `settle` after each), the probed block height never "
         "stands still for longer than `max_gap`."
     )
-    params = (
-        Param("max_gap", "duration", 2 * S, "longest time the height may stand still"),
-        Param("settle", "duration", 5 * S, "time after each heal still excused", min=0),
-    )
     # Without these files the verdict is not_applicable (check_run tests them first).
     needs: ClassVar[tuple[str, ...]] = ("probes.jsonl", "faults.jsonl")
 
     def check(self, record: RunRecord) -> Verdict:
-        max_gap, settle = int(self.p["max_gap"]), int(self.p["settle"])
+        max_gap, settle = self.p.max_gap.ns, self.p.settle.ns
         excused = [(start, end + settle) for _, start, end in record.fault_windows()]
         samples = sorted(
             (p["t_ns"], p["block_height"])
