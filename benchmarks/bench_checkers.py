@@ -26,14 +26,14 @@ from pathlib import Path
 from l2chaos.invariants.check import bulk_reading, check_run, run_checker
 from l2chaos.invariants.record import RunRecord
 from l2chaos.invariants.simulate import generate_run
+from l2chaos.params import Where, bind
 from l2chaos.registry import checkers
 
 
 def _roots_only(run: Path, mode: str) -> float:
     """CPU seconds of chain_consistency alone with `replay_roots: mode`."""
     cls = checkers()["chain_consistency"]
-    params = {p.name: p.default for p in cls.params}
-    params["replay_roots"] = mode
+    params = bind(cls.params_model(), {"replay_roots": mode}, Where(None, "chain_consistency"))
     started = time.process_time()
     with bulk_reading():
         v = run_checker(cls(params), RunRecord(run))
