@@ -230,7 +230,7 @@ def _for(entry: Mapping[str, Any], hold_ns: int | None, scale: float) -> int | N
     cls = fault_registry().get(str(entry.get("fault")))
     if cls is None or cls.window is Window.INSTANT or hold_ns is None:
         return None
-    if cls.implied_duration_ns is not Fault.implied_duration_ns:
+    if cls.implied_duration is not Fault.implied_duration:
         return None
     step = _WINDOW_STEP_NS
     return max(step, round(_unscaled(hold_ns, scale) / step) * step)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from l2chaos.invariants import check_run
+from l2chaos.invariants.check import check_run
 from l2chaos.runner import RunOptions, RunResult, run_scenario
 from l2chaos.stacks.geth.__main__ import geth_binary
 

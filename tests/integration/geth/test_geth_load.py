@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from l2chaos.invariants import check_run
+from l2chaos.invariants.check import check_run
 from l2chaos.load import check_history
 
 from .conftest import GethRun, run_text

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from l2chaos.invariants import check_run
 from l2chaos.invariants.base import Verdict
+from l2chaos.invariants.check import check_run
 from l2chaos.runner import RunOptions, run_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
