@@ -1,12 +1,13 @@
 """pytest plugin: scenario files are collected as tests (``pytest scenarios/``).
 
-Registered as the ``l2chaos`` pytest11 entry point. Only files that are scenarios are
-collected, never every YAML file under a path:
+Registered as the ``l2chaos`` pytest11 entry point, so it is active in every pytest
+run of the environment, including other projects'. It therefore collects only what a
+project opts into, never YAML by its place alone:
 
-- by name: the ini option ``l2chaos_scenario_patterns`` (default ``scenarios/*.yaml``,
-  ``scenarios/*.yml``, ``*.scenario.yaml``, ``*.scenario.yml``); a pattern with a ``/``
-  matches the trailing part of the path, one without matches the file name;
-- or by marker: a file whose first line is ``# l2chaos: scenario``.
+- by name: the project's ini option ``l2chaos_scenarios`` (none by default), e.g.
+  ``l2chaos_scenarios = ["scenarios/*.yaml"]`` under ``[tool.pytest.ini_options]``; a
+  pattern with a ``/`` matches the trailing part of the path, one without the file name;
+- or by marker: a file with the line ``# l2chaos: scenario`` among its leading comments.
 
 Each file becomes one test item named after the scenario's ``name:``. Its ``tags:``
 become pytest markers (``pytest scenarios/ -m incident``), and every item carries the
@@ -34,10 +35,10 @@ import pytest
 from .errors import EXIT_INTERRUPTED, InputError, L2ChaosError
 from .yamlsrc import LocDict, load_yaml
 
-__all__ = ["DEFAULT_PATTERNS", "ScenarioFile", "ScenarioItem", "is_scenario_file"]
+__all__ = ["INI", "MARKER_LINE", "ScenarioFile", "ScenarioItem", "is_scenario_file"]
 
-DEFAULT_PATTERNS = ("scenarios/*.yaml", "scenarios/*.yml", "*.scenario.yaml", "*.scenario.yml")
 MARKER_LINE = "# l2chaos: scenario"
+INI = "l2chaos_scenarios"
 SCENARIO_MARK = "l2chaos_scenario"
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
@@ -78,10 +79,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="a non-loopback host that is yours; docs/security.md",
     )
     parser.addini(
-        "l2chaos_scenario_patterns",
+        INI,
         type="linelist",
-        default=list(DEFAULT_PATTERNS),
-        help="file patterns of scenario files collected as tests",
+        default=[],
+        help="file patterns of l2chaos scenario files to collect as tests, e.g. scenarios/*.yaml",
     )
 
 
@@ -106,12 +107,19 @@ def _matches(path: Path, patterns: list[str], root: Path) -> bool:
 
 
 def _has_marker_line(path: Path) -> bool:
+    """The marker among the file's leading comment lines (after a yaml-language-server
+    modeline, say); the first other line ends the search."""
     try:
         with path.open(encoding="utf-8", errors="replace") as fh:
-            first = fh.readline(200)
+            for _ in range(20):
+                line = fh.readline(200).strip()
+                if line == MARKER_LINE:
+                    return True
+                if line and not line.startswith("#"):
+                    return False
     except OSError:
         return False
-    return first.strip() == MARKER_LINE
+    return False
 
 
 def is_scenario_file(path: Path, patterns: list[str], root: Path) -> bool:
@@ -123,7 +131,7 @@ def is_scenario_file(path: Path, patterns: list[str], root: Path) -> bool:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     config = parent.config
-    patterns = [str(p) for p in config.getini("l2chaos_scenario_patterns")]
+    patterns = [str(p) for p in config.getini(INI)]
     if is_scenario_file(file_path, patterns, config.rootpath):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None

@@ -45,6 +45,8 @@ def test_ctrl_c_stops_the_session(tmp_path: Path) -> None:
             "-p",
             "no:cacheprovider",
             "-q",
+            "-o",
+            "l2chaos_scenarios=scenarios/*.yaml",  # the project opts its scenarios in
             "--l2chaos-out",
             str(out),
         ],

@@ -1,7 +1,8 @@
-"""The pytest11 plugin collects scenario files, and only those, as test items.
+"""The pytest11 plugin collects the scenario files a project opted into, and only those,
+as test items.
 
-Runs pytest in a subprocess on a scratch project (its own pytest.ini, so the
-collection rules are the plugin's defaults), through the installed entry point."""
+Runs pytest in a subprocess on a scratch project (its own pytest.ini), through the
+installed entry point, as in any project of the same environment."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ invariants: [fund_conservation]
 """
 
 
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+OPT_IN = "l2chaos_scenarios =\n    scenarios/*.yaml\n    scenarios/*.yml\n    *.scenario.yaml\n"
+
+
+def project(tmp_path: Path, opt_in: str = OPT_IN) -> Path:
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\naddopts = -p no:cacheprovider\n{opt_in}")
     sc = tmp_path / "scenarios"
     sc.mkdir()
     (sc / "db_restart.yaml").write_text(
@@ -30,7 +34,8 @@ def project(tmp_path: Path) -> Path:
     marked = tmp_path / "elsewhere"
     marked.mkdir()
     (marked / "custom.yaml").write_text(
-        "# l2chaos: scenario\n" + SCENARIO.format(name="custom", tags="[]")
+        "# yaml-language-server: $schema=scenario.schema.json\n# l2chaos: scenario\n"
+        + SCENARIO.format(name="custom", tags="[]")
     )
     # YAML that is not a scenario: never collected
     (marked / "config.yaml").write_text("name: not-a-scenario\n")
@@ -79,10 +84,25 @@ def test_tags_become_markers_for_selection(tmp_path: Path) -> None:
 
 
 def test_patterns_are_an_ini_option(tmp_path: Path) -> None:
-    root = project(tmp_path)
-    (root / "pytest.ini").write_text("[pytest]\nl2chaos_scenario_patterns = *.scenario.yaml\n")
+    root = project(tmp_path, "l2chaos_scenarios = *.scenario.yaml\n")
     res = pytest_in(root, "--collect-only", "-q", ".")
     assert collected(res) == ["elsewhere/custom.yaml::custom", "smoke.scenario.yaml::smoke"]
+
+
+def test_a_project_that_did_not_opt_in_keeps_its_yaml(tmp_path: Path) -> None:
+    """An unrelated project in the same environment: its scenarios/fixtures.yaml is its
+    own test data, not an l2chaos scenario (it failed with `unknown key 'users'`)."""
+    root = project(tmp_path, opt_in="")
+    (root / "scenarios" / "fixtures.yaml").write_text("users: [alice, bob]\n")
+    (root / "tests").mkdir()
+    (root / "tests" / "test_app.py").write_text("def test_app() -> None:\n    pass\n")
+    res = pytest_in(root, "--collect-only", "-q", ".")
+    # only the file that says it is a scenario
+    assert collected(res) == ["elsewhere/custom.yaml::custom", "tests/test_app.py::test_app"]
+    (root / "elsewhere" / "custom.yaml").unlink()
+    res = pytest_in(root, "-q", ".")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "1 passed" in res.stdout
 
 
 def test_bad_input_fails_the_item_with_one_clear_line(tmp_path: Path) -> None:
@@ -109,6 +129,6 @@ def test_options_are_registered(tmp_path: Path) -> None:
         "--l2chaos-profile",
         "--l2chaos-backend",
         "--l2chaos-time-scale",
-        "l2chaos_scenario_patterns",
+        "l2chaos_scenarios",
     ):
         assert opt in res.stdout, opt
