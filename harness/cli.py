@@ -6,7 +6,7 @@
                 [--allow-target HOST]...
     l2chaos validate SCENARIO... [--set KEY=VALUE]... [--profile NAME] [--allow-exec]
                 [--allow-target HOST]...
-    l2chaos list faults|invariants|scenarios|stacks [--markdown]
+    l2chaos list faults|invariants|scenarios|stacks|protocols|platforms [--markdown]
     l2chaos check RUN_DIR
     l2chaos report RUN_DIR
     l2chaos shrink RUN_DIR [--max-runs N] [--max-time D] [--retries N] [--invariant NAME]...
@@ -131,8 +131,12 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--profile")
     _trust_flags(val)
 
-    ls = sub.add_parser("list", help="list faults, invariants, scenarios or stacks")
-    ls.add_argument("what", choices=("faults", "invariants", "scenarios", "stacks"))
+    ls = sub.add_parser(
+        "list", help="list faults, invariants, scenarios, stacks, load protocols or platforms"
+    )
+    ls.add_argument(
+        "what", choices=("faults", "invariants", "scenarios", "stacks", "protocols", "platforms")
+    )
     ls.add_argument("--markdown", action="store_true", help="print the reference as Markdown")
 
     check = sub.add_parser("check", help="re-check a finished run offline")
@@ -315,6 +319,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         "invariants": catalogue.invariants_text,
         "scenarios": catalogue.scenarios_text,
         "stacks": catalogue.stacks_text,
+        "protocols": catalogue.protocols_text,
+        "platforms": catalogue.platforms_text,
     }[args.what](markdown=args.markdown)
     sys.stdout.write(text)
     return EXIT_OK

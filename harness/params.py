@@ -41,7 +41,7 @@ import math
 import types
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeAlias, TypeVar, Union, dataclass_transform
 
@@ -737,10 +737,12 @@ def scaled(obj: T, factor: float) -> T:
 # ------------------------------------------------------------------------ documentation
 
 
-def rows(model: type[object]) -> list[tuple[str, str, str, str]]:
-    """(name, allowed, default, help) per parameter, for `l2chaos list` and the docs."""
+def rows(model: type[object] | Iterable[Param]) -> list[tuple[str, str, str, str]]:
+    """(name, allowed, default, help) per parameter of a model (or of a tuple of load
+    `Param`s), for `l2chaos list` and the docs."""
+    fields = fields_of(model) if isinstance(model, type) else [p.as_field() for p in model]
     out = []
-    for f in fields_of(model):
+    for f in fields:
         help_ = f.help + (" (shrinks with time_scale)" if f.schedule else "")
         out.append((f.name, f.allowed(), f.default_text(), help_))
     return out
@@ -824,7 +826,11 @@ class Param:
         timed = self.kind in ("duration", "duration_range")
         lo = Duration(int(self.min)) if timed and self.min is not None else self.min
         hi = Duration(int(self.max)) if timed and self.max is not None else self.max
-        default = dataclasses.MISSING if self.required else self.default
+        default: object = dataclasses.MISSING if self.required else self.default
+        if self.kind == "duration" and isinstance(default, int):
+            default = Duration(default)  # the catalogue shows it as a duration
+        elif self.kind == "duration_range" and isinstance(default, (tuple, list)):
+            default = tuple(Duration(int(d)) for d in default)
         return Field(self.name, kind, default, self.help, lo, hi, self.schedule, self.name)
 
 

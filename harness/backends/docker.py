@@ -217,6 +217,7 @@ class DockerPlatform(Platform):
     """Units as containers on one engine; see the module docstring."""
 
     name = "docker"
+    summary = "the stack as containers on one Docker engine, on a network of its own"
     capabilities: ClassVar[frozenset[str]] = frozenset({"kill", "stop", "pause", "disconnect"})
     auto_rank = 10
     announce_waves = True

@@ -64,6 +64,7 @@ class LocalPlatform(LoopbackPlatform):
     """Units as local process groups; see the module docstring."""
 
     name = "local"
+    summary = "the stack as child processes on 127.0.0.1 (no Docker; the default)"
     capabilities: ClassVar[frozenset[str]] = frozenset({"kill", "stop", "pause"})
     auto_rank = 0
 

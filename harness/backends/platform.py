@@ -144,6 +144,8 @@ class Platform(ABC):
     """
 
     name: ClassVar[str]
+    # one line for `l2chaos list platforms` (else the class docstring's first paragraph)
+    summary: ClassVar[str] = ""
     capabilities: ClassVar[frozenset[str]] = frozenset()
     # `--backend auto` takes the lowest rank whose `supports` says yes
     auto_rank: ClassVar[int] = 100

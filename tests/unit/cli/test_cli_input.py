@@ -93,6 +93,8 @@ def test_list_prints_every_catalogue() -> None:
         ("faults", "network.latency"),
         ("invariants", "fund_conservation"),
         ("stacks", "perpdex"),
+        ("protocols", "persona taker:"),
+        ("platforms", "docker  [auto rank 10; controls: disconnect, kill, pause, stop]"),
     ]:
         done = l2chaos("list", what)
         assert done.returncode == 0, done.stderr
