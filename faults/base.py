@@ -114,8 +114,9 @@ class Fault(ABC, Generic[P]):
     target_kind: ClassVar[TargetKind] = TargetKind.NONE
     window: ClassVar[Window] = Window.REQUIRED
     needs_hooks: ClassVar[tuple[str, ...]] = ()
-    # Backend capabilities this fault needs (e.g. "disconnect"); checked at validation.
-    needs_backend: ClassVar[tuple[str, ...]] = ()
+    # The platform controls this fault needs (of `Platform.capabilities`: kill, stop,
+    # pause, disconnect); a run on a platform without one is refused before it starts.
+    needs_backend: ClassVar[frozenset[str]] = frozenset()
     # Runs a command the scenario chose on this host: refused without --allow-exec.
     runs_commands: ClassVar[bool] = False
 
@@ -144,6 +145,10 @@ class Fault(ABC, Generic[P]):
     @property
     def family(self) -> str:
         return self.name.split(".", 1)[0]
+
+    def platform_needs(self) -> frozenset[str]:
+        """The platform controls this use of the fault needs (a nemesis: its draws')."""
+        return self.needs_backend
 
     def implied_duration(self) -> Duration | None:
         """A window length implied by parameters (e.g. restart_race's downtime)."""

@@ -73,6 +73,9 @@ class RandomNemesis(Fault[NemesisParams]):
                 )
             self._choices.append(use)
 
+    def platform_needs(self) -> frozenset[str]:
+        return frozenset().union(*(use.fault.platform_needs() for use in self._choices))
+
     def resources(self) -> set[str]:
         out: set[str] = set()
         for use in self._choices:

@@ -101,6 +101,7 @@ class Revived(ProcessFault[RP]):
 
 class Kill(Revived[ReadyParams]):
     name = "process.kill"
+    needs_backend = frozenset({"kill"})
     summary = (
         "SIGKILLs a service (its whole process group; docker kill). With `for` it is started "
         "again after the window, without `for` right away."
@@ -115,6 +116,7 @@ class Kill(Revived[ReadyParams]):
 
 class Stop(Revived[StopParams]):
     name = "process.stop"
+    needs_backend = frozenset({"stop"})
     summary = (
         "Stops a service gracefully (SIGTERM, PostgreSQL: fast shutdown; SIGKILL after "
         "`stop_timeout`) and starts it again at the end of the window."
@@ -130,6 +132,7 @@ class Stop(Revived[StopParams]):
 
 class Restart(Revived[StopParams]):
     name = "process.restart"
+    needs_backend = frozenset({"stop"})
     summary = "Restarts a service at an instant (graceful stop, start) and waits until it is ready."
     window = Window.INSTANT
 
@@ -149,6 +152,7 @@ class Restart(Revived[StopParams]):
 
 class Pause(ProcessFault[NoParams]):
     name = "process.pause"
+    needs_backend = frozenset({"pause"})
     summary = (
         "Freezes a service (SIGSTOP to its process group; docker pause) for the window: it "
         "holds its connections but answers nothing. Resumed (SIGCONT) at the end."
@@ -175,6 +179,7 @@ class RestartRaceParams(StopParams):
 
 class RestartRace(Revived[RestartRaceParams]):
     name = "process.restart_race"
+    needs_backend = frozenset({"stop"})
     summary = (
         "The incident's shape: stops a service and brings it back after `downtime` while its "
         "clients keep writing. how=fast is a graceful stop (PostgreSQL: fast shutdown), "
@@ -208,6 +213,7 @@ class CrashLoopParams(ReadyParams):
 
 class CrashLoop(Revived[CrashLoopParams]):
     name = "process.crash_loop"
+    needs_backend = frozenset({"kill"})
     summary = (
         "Kills a service `count` times, every `interval`, starting it again right after each "
         "kill (a crash loop); at the end it is left running and ready."

@@ -5,7 +5,7 @@
                 [--set KEY=VALUE]... [--keep-up] [--out DIR] [--allow-exec]
                 [--allow-target HOST]...
     l2chaos validate SCENARIO... [--set KEY=VALUE]... [--profile NAME] [--allow-exec]
-                [--allow-target HOST]...
+                [--allow-target HOST]... [--backend local|docker|auto]
     l2chaos list faults|invariants|scenarios|stacks|protocols|platforms [--markdown]
     l2chaos check RUN_DIR
     l2chaos report RUN_DIR
@@ -129,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("scenarios", nargs="+", metavar="SCENARIO")
     val.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     val.add_argument("--profile")
+    val.add_argument(
+        "--backend", help="check the faults against this platform (default: the scenario's)"
+    )
     _trust_flags(val)
 
     ls = sub.add_parser(
@@ -303,10 +306,13 @@ def _worst(codes: Iterable[int]) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from .backends import platform_for
+    from .runner import check_platform
     from .scenario import load_scenario
 
     for path in args.scenarios:
         sc = load_scenario(path, args.set, profile=args.profile, trust=_trust(args))
+        check_platform(sc, platform_for(args.backend or sc.backend, sc.stack.spec))
         print(f"{path}: ok ({sc.name}: {len(sc.timeline)} faults, {len(sc.invariants)} invariants)")
     return EXIT_OK
 

@@ -66,10 +66,18 @@ from .timeline import Timeline
 from .triggers import AtBlock, OnEvent
 
 if TYPE_CHECKING:
+    from .backends.platform import Platform
     from .invariants.check import CheckOutcome
     from .load import LoadRunner
 
-__all__ = ["RunOptions", "RunResult", "backend_for", "run_loaded", "run_scenario"]
+__all__ = [
+    "RunOptions",
+    "RunResult",
+    "backend_for",
+    "check_platform",
+    "run_loaded",
+    "run_scenario",
+]
 
 
 @dataclass
@@ -112,10 +120,30 @@ def run_scenario(path: str | Path, options: RunOptions | None = None) -> RunResu
 
 
 def backend_for(scenario: Scenario, choice: str | None) -> Backend:
-    """The orchestrator on the platform `--backend` (else the scenario) names."""
-    from .backends import backend
+    """The orchestrator on the platform `--backend` (else the scenario) names, once
+    `check_platform` accepts it."""
+    from .backends import platform_for
+    from .backends.orchestrator import StackOrchestrator
 
-    return backend(choice or scenario.backend, scenario.stack.spec)
+    chosen = platform_for(choice or scenario.backend, scenario.stack.spec)
+    check_platform(scenario, chosen)
+    return StackOrchestrator(chosen)
+
+
+def check_platform(scenario: Scenario, chosen: type[Platform]) -> None:
+    """ScenarioError when a fault of the timeline (a nemesis: one it may draw) needs a
+    control the platform lacks (`Fault.needs_backend` against `Platform.capabilities`)."""
+    for use in scenario.timeline:
+        missing = use.fault.platform_needs() - chosen.capabilities
+        if missing:
+            can = ", ".join(sorted(chosen.capabilities)) or "none of them"
+            raise ScenarioError(
+                f"{use.name} needs a platform that can {' and '.join(sorted(missing))} a "
+                f"service; platform {chosen.name!r} can: {can} (l2chaos list platforms)",
+                file=scenario.path,
+                line=use.line,
+                field=f"timeline[{use.index}].fault",
+            )
 
 
 def _versions(stack: RunningStack | None) -> dict[str, str]:
