@@ -2,7 +2,7 @@
 docs/result-schema.md), junit.xml, report.html (self-contained timeline) and
 summary.txt (the terminal summary).
 
-    outcome = l2chaos.invariants.check_run(run_dir)
+    outcome = l2chaos.invariants.check.check_run(run_dir)
     write_reports(run_dir, outcome)
     print(render_summary(outcome, run_dir))
 """

@@ -7,8 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from l2chaos.invariants import check_run
-from l2chaos.invariants.check import CheckOutcome
+from l2chaos.invariants.check import CheckOutcome, check_run
 from l2chaos.invariants.expectations import Expectation, evaluate
 from l2chaos.invariants.simulate import generate_run
 from l2chaos.report import render_summary, write_reports
