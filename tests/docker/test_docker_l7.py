@@ -1,5 +1,5 @@
 """Message-level faults on the docker backend: the L7 proxy runs as a container
-(image built offline like Toxiproxy's), the `l7` scenario meets its expectations on
+(image built offline like Toxiproxy's), the `l7` scenarios meet their expectations on
 both profiles as on the local backend, its decisions reach the run directory, and
 nothing of the run is left behind."""
 
@@ -43,6 +43,8 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
     ("scenario", "label", "effects"),
     [
         ("order-answer-lost", "answers-dropped", {"drop", "pass"}),
+        # the oracle's reads of its price source, a container of its own
+        ("oracle-zero-price-answer", "zero-price-answer", {"corrupted"}),
     ],
 )
 def test_l7_scenarios_on_docker(
