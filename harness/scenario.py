@@ -307,7 +307,7 @@ def _build(
     duration_ns = round(duration_ns * scale)
     _check_overlaps(timeline, top, doc.get("timeline"))
 
-    load = _load(doc, top, seed, stack.spec.load_protocol)
+    load = _load(doc, top, seed, stack.spec.load_protocol, scale)
     load = _keep_ramp(load, written_users, overrides)
     invariants = tuple(parse_invariants(doc.get("invariants"), top.child("invariants")))
     labels = [f.label for f in timeline]
@@ -367,14 +367,16 @@ def _keep_ramp(
 
 
 def _load(
-    doc: Mapping[str, Any], top: Where, seed: int, default_protocol: str | None
+    doc: Mapping[str, Any], top: Where, seed: int, default_protocol: str | None, scale: float
 ) -> LoadPlan | None:
     """The load plan; None (no Locust at all) when `load:` is absent, empty or `none`,
-    or has `users: 0`."""
+    or has `users: 0`. An open-loop rate's times follow the time scale."""
     raw = doc.get("load")
     if raw is None or raw == "none":
         return None
     plan = parse_load(raw, top.child("load"), seed, default_protocol=default_protocol or "perpdex")
+    if plan.rate is not None and scale != 1.0:
+        plan = replace(plan, rate=plan.rate.scaled(scale))
     return plan if plan.users > 0 else None
 
 

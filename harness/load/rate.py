@@ -33,7 +33,7 @@ import functools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,11 @@ class RatePlan:
             return r0
         t1, r1 = pts[i + 1]
         return r0 + (r1 - r0) * (t_s - t0) / (t1 - t0)  # t1 > t0: i is the last at t0
+
+    def scaled(self, scale: float) -> RatePlan:
+        """The curve with its times multiplied by a scenario's `time_scale` (when the
+        spike comes is schedule; how many steps/s is magnitude)."""
+        return replace(self, points=tuple((t * scale, r) for t, r in self.points))
 
     def to_json(self) -> dict[str, Any]:
         return {"shape": self.shape, "points": [list(p) for p in self.points],

@@ -59,6 +59,17 @@ def test_good_scenario_loads_and_scales(tmp_path: Path) -> None:
     assert sc.stack.switches == {"guard": False}
 
 
+def test_an_open_loop_spike_follows_the_time_scale(tmp_path: Path) -> None:
+    text = (
+        GOOD + "load:\n  users: 4\n  rate: {shape: spike, ops: 20, factor: 10, at: 20s, for: 10s}\n"
+    )
+    sc = load_scenario(write(tmp_path, text), time_scale=0.5)
+    assert sc.load is not None
+    rate = sc.load.rate
+    assert rate is not None
+    assert [rate.target(t) for t in (9.9, 10, 14.9, 15)] == [20, 200, 200, 20]  # ops: a magnitude
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
