@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from .errors import FaultError
+from .httpbody import answer_body
 from .jsonrpc import RpcCallError, RpcClient, quantity
 from .stackspec import HookSpec
 
@@ -88,12 +89,7 @@ class HttpHookClient:
             raise FaultError(
                 f"hook {hook!r} ({spec.method} {url}) answered {resp.status_code}: {resp.text[:300]}"
             )
-        if not resp.content:
-            return None
-        try:
-            return resp.json()
-        except ValueError:
-            return resp.text
+        return answer_body(resp)
 
     def _call_rpc(self, spec: HookSpec, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
         rpc = RpcClient(url, client=self._client)

@@ -20,6 +20,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .jsonfields import fields_json
+
 __all__ = [
     "ChainHeights",
     "EventFeed",
@@ -110,13 +112,7 @@ class SeenEvent:
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "event": self.name,
-            "offset_ns": self.offset_ns,
-            "seen_offset_ns": self.seen_offset_ns,
-            "block": self.block,
-            **dict(self.details),
-        }
+        return {**fields_json(self, omit=("details",), rename={"name": "event"}), **self.details}
 
 
 class EventFeed:

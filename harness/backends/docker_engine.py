@@ -24,7 +24,6 @@ only checked. Quick when the engine already answers (one ping).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import shutil
 import signal
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from l2chaos.errors import StackError
+from l2chaos.safety import is_loopback
 
 from .paths import cache_dir, ensure_dir
 
@@ -157,13 +157,7 @@ def host_is_local(host: str) -> bool:
     if parts.scheme in ("unix", "npipe", ""):
         return True
     if parts.scheme in ("tcp", "http", "https"):
-        name = (parts.hostname or "").lower()
-        if name == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(name).is_loopback
-        except ValueError:
-            return False
+        return is_loopback((parts.hostname or "").lower())
     return False  # ssh:// and anything else
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 from l2chaos.errors import FaultError, StackError
+from l2chaos.httpbody import answer_body, error_detail
 
 from .base import Toxic
 from .paths import cache_dir
@@ -121,20 +122,11 @@ class ToxiproxyClient:
         except httpx.HTTPError as exc:
             raise ToxiproxyError(f"toxiproxy {method} {path} at {self.api}: {exc}") from exc
         if resp.status_code >= 400:
-            try:
-                detail = resp.json().get("error", resp.text)
-            except ValueError:
-                detail = resp.text
             raise ToxiproxyError(
-                f"toxiproxy {method} {path}: {resp.status_code} {detail}".rstrip(),
+                f"toxiproxy {method} {path}: {resp.status_code} {error_detail(resp)}".rstrip(),
                 resp.status_code,
             )
-        if not resp.content:
-            return None
-        try:
-            return resp.json()
-        except ValueError:
-            return resp.text
+        return answer_body(resp)
 
     # -- server
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from l2chaos.errors import FaultError
+from l2chaos.httpbody import error_detail
 
 from .rules import Rule
 
@@ -50,12 +51,9 @@ class L7Client:
         if resp.status_code == 404 and ok404:
             return None
         if resp.status_code >= 400:
-            try:
-                detail = resp.json().get("error", resp.text)
-            except ValueError:
-                detail = resp.text
             raise L7Error(
-                f"L7 proxy {method} {path}: {resp.status_code} {detail}", resp.status_code
+                f"L7 proxy {method} {path}: {resp.status_code} {error_detail(resp)}",
+                resp.status_code,
             )
         return resp.json()
 

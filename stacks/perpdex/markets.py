@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from decimal import Context, Decimal
 from typing import Any
 
+from l2chaos.jsonfields import fields_json
 from l2chaos.stacks.perpdex.common.inputs import MAX_DECIMAL_CHARS, InputError, parse_decimal
-from l2chaos.stacks.perpdex.common.jsonfields import fields_json
 
 __all__ = [
     "ADVERSARY_COUNT",

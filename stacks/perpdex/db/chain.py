@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from l2chaos.jsonfields import fields_json
 from l2chaos.stacks.perpdex.engine.book import Order
 from l2chaos.stacks.perpdex.engine.state import Account, Event, MarketData, Position
 from l2chaos.stacks.perpdex.engine.txs import Tx
@@ -23,6 +24,11 @@ __all__ = ["ChainStore", "LoadedState", "SealedBlock"]
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
+
+
+# SealedBlock's fields that are its content rather than its header
+_BODY = ("txs", "events", "touched", "orders", "fills", "liquidations", "funding", "consumed",
+         "markets", "market_history")  # fmt: skip
 
 
 @dataclass
@@ -48,18 +54,7 @@ class SealedBlock:
     market_history: list[MarketData] = field(default_factory=list)  # rows that changed
 
     def header(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "number": self.number,
-            "hash": self.hash,
-            "parent_hash": self.parent_hash,
-            "state_root": self.state_root,
-            "tx_root": self.tx_root,
-            "chain_ts_ns": self.chain_ts_ns,
-            "host_ts_ns": self.host_ts_ns,
-            "tx_count": len(self.txs),
-            "mode": self.mode,
-        }
+        return {**fields_json(self, omit=_BODY), "tx_count": len(self.txs)}
 
 
 @dataclass

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from l2chaos.stacks.perpdex.common.jsonfields import fields_json
+from l2chaos.jsonfields import fields_json
 
 __all__ = ["Book", "Order"]
 

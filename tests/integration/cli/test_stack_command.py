@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from l2chaos.backends.procs import pids_of_run
 
+from tests._support.cli import l2chaos as run_l2chaos
+
 pytestmark = pytest.mark.integration
 
 
 def l2chaos(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "l2chaos.cli", *args],
-        capture_output=True, text=True, timeout=240, env=env, stdin=subprocess.DEVNULL, check=False,
-    )  # fmt: skip
+    return run_l2chaos(*args, env=env, timeout=240)
 
 
 def test_stack_up_status_down(tmp_path: Path) -> None:

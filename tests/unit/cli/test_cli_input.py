@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests._support.cli import l2chaos
 
 STACK = Path(__file__).parents[1] / "scenario" / "data" / "teststack"
 SCENARIO = f"""\
@@ -21,18 +21,6 @@ timeline:
     with: {{latency: 100ms}}
 invariants: [no_zero_price_liquidations]
 """
-
-
-def l2chaos(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "l2chaos.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
 
 
 @pytest.fixture

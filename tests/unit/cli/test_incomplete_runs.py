@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from l2chaos.invariants.synth import RecordWriter
+
+from tests._support.cli import l2chaos as run_l2chaos
 
 LIQ = [{"name": "no_zero_price_liquidations", "params": {}}]
 
@@ -33,14 +34,7 @@ def record(tmp_path: Path, **run: Any) -> Path:
 
 
 def check(run_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "l2chaos.cli", "check", str(run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return run_l2chaos("check", str(run_dir))
 
 
 def test_a_complete_record_gets_its_verdict(tmp_path: Path) -> None:

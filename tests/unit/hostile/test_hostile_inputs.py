@@ -15,13 +15,14 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests._support.cli import l2chaos as run_l2chaos
 
 INPUTS = Path(__file__).parent / "inputs"
 TIMEOUT_S = 90  # a subprocess bound: a hang fails the case instead of stalling CI
@@ -146,15 +147,7 @@ def _ids() -> list[str]:
 
 def _l2chaos(args: tuple[str, ...], cwd: Path) -> Outcome:
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "l2chaos.cli", *args],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        done = run_l2chaos(*args, cwd=cwd, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         return Outcome(None, str(exc.stdout or ""), str(exc.stderr or ""))
     return Outcome(done.returncode, done.stdout, done.stderr)

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from l2chaos.invariants.check import run_checker
 from l2chaos.invariants.record import RunRecord
 from l2chaos.params import Where, bind
 
+from tests._support.cli import l2chaos as run_l2chaos
 from tests._support.modules import load_module
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,16 +55,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def l2chaos(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(site)}
     env.pop("L2CHAOS_NO_PLUGINS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "l2chaos.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return run_l2chaos(*args, env=env, cwd=ROOT)
 
 
 def test_entry_points_add_a_fault_an_invariant_and_a_stack(site: Path) -> None:
@@ -92,13 +83,12 @@ def test_entry_points_add_a_fault_an_invariant_and_a_stack(site: Path) -> None:
 
 
 def test_without_the_plugin_the_names_are_unknown(site: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "l2chaos.cli", "validate",
-         "docs/own-stack/example/scenarios/mydex-flaky-rpc.yaml"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    done = run_l2chaos(
+        "validate",
+        "docs/own-stack/example/scenarios/mydex-flaky-rpc.yaml",
+        cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(site), "L2CHAOS_NO_PLUGINS": "1"},
-        stdin=subprocess.DEVNULL, check=False,
-    )  # fmt: skip
+    )
     assert done.returncode == 2
     assert "unknown stack 'mydex'" in done.stderr
 

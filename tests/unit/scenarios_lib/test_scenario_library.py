@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,8 @@ import pytest
 import yaml
 from l2chaos.catalogue import scenario_files
 from l2chaos.scenario import Scenario, load_scenario
+
+from tests._support.cli import l2chaos as run_l2chaos
 
 ROOT = Path(__file__).resolve().parents[3]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -102,15 +102,7 @@ def test_generated_catalogues_match_the_code() -> None:
     # the built-in catalogue: a plugin installed in this venv does not belong in docs/
     env = {**os.environ, "L2CHAOS_NO_PLUGINS": "1"}
     for what in ("faults", "invariants"):
-        done = subprocess.run(
-            [sys.executable, "-m", "l2chaos.cli", "list", what, "--markdown"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        done = run_l2chaos("list", what, "--markdown", env=env)
         assert done.returncode == 0, done.stderr
         doc = (DOCS / f"{what}.md").read_text()
         assert doc == done.stdout, (

@@ -1,5 +1,6 @@
 """A record's fields as a JSON object, in declaration order, without spelling each one
-out again (the wire names of orders, markets and market data are their field names)."""
+out again (for records whose wire names are their field names: the harness's observed
+events, the reference stack's orders, markets and blocks)."""
 
 from __future__ import annotations
 
