@@ -149,6 +149,10 @@ class _Block:
     prices_applied: list[str] = field(default_factory=list)
 
 
+# what a fill event says beyond the block's fill row (the fills table's columns)
+_EVENT_ONLY = frozenset({"maker", "taker", "taker_side", "mode"})
+
+
 class _Reject(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -484,24 +488,25 @@ class Exchange:
         s_after = self._set_size(seller, m, seller.size(m) - qty, idx)
         fill_id = self.next_fill_id
         self.next_fill_id += 1
+        fill = {
+            "fill_id": fill_id,
+            "market": m,
+            "price": price,
+            "size": qty,
+            "buyer": buyer.id,
+            "seller": seller.id,
+            "maker": maker.account,
+            "taker": taker.account,
+            "maker_order": maker.id,
+            "taker_order": taker.id,
+            "taker_side": taker.side,
+            "maker_fee": maker_fee,
+            "taker_fee": taker_fee,
+            "mode": self.mode,
+        }
         self._emit(
             "fill",
-            {
-                "fill_id": fill_id,
-                "market": m,
-                "price": price,
-                "size": qty,
-                "buyer": buyer.id,
-                "seller": seller.id,
-                "maker": maker.account,
-                "taker": taker.account,
-                "maker_order": maker.id,
-                "taker_order": taker.id,
-                "taker_side": taker.side,
-                "maker_fee": maker_fee,
-                "taker_fee": taker_fee,
-                "mode": self.mode,
-            },
+            fill,
             tx=tx,
             ledger=LedgerDelta(
                 cash=cash,
@@ -524,20 +529,7 @@ class Exchange:
         self.block.orders[taker.id] = taker
         if taker.remaining == 0:
             taker.status = "filled"
-        self.block.fills.append(
-            {
-                "fill_id": fill_id,
-                "market": m,
-                "price": price,
-                "size": qty,
-                "buyer": buyer.id,
-                "seller": seller.id,
-                "maker_order": maker.id,
-                "taker_order": taker.id,
-                "maker_fee": maker_fee,
-                "taker_fee": taker_fee,
-            }
-        )
+        self.block.fills.append({k: v for k, v in fill.items() if k not in _EVENT_ONLY})
         return {"fill_id": fill_id, "price": price, "size": qty, "fee": taker_fee, "role": "taker"}
 
     def _rest(self, order: Order) -> None:

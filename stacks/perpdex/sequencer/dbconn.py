@@ -32,6 +32,15 @@ async def _close(conn: Any) -> None:
         conn.terminate()
 
 
+async def _close_gracefully(conn: Any) -> None:
+    """Close within 2 s, else drop the connection (_close)."""
+    if conn is not None:
+        try:
+            await asyncio.wait_for(conn.close(), 2)
+        except Exception:
+            await _close(conn)
+
+
 class WritePath:
     def __init__(
         self, dsn: str, timeout_s: float, log: JsonLog, on_reconnect: Callable[[], None]
@@ -67,11 +76,7 @@ class WritePath:
 
     async def close(self) -> None:
         conn, self.conn = self.conn, None
-        if conn is not None:
-            try:
-                await asyncio.wait_for(conn.close(), 2)
-            except Exception:
-                await _close(conn)
+        await _close_gracefully(conn)
 
 
 class ReadPath:
@@ -117,8 +122,4 @@ class ReadPath:
 
     async def close(self) -> None:
         conn, self.conn = self.conn, None
-        if conn is not None:
-            try:
-                await asyncio.wait_for(conn.close(), 2)
-            except Exception:
-                await _close(conn)
+        await _close_gracefully(conn)
