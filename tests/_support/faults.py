@@ -9,6 +9,13 @@ from typing import Any
 from l2chaos.faults.base import Fault, Target
 from l2chaos.params import Duration
 
+# process.restart_race's `how` on PostgreSQL, and the line the server logs when it
+# starts again after that kind of stop (the same on every platform)
+POSTGRES_STOPS = [
+    ("fast", "database system was shut down at"),
+    ("immediate", "database system was interrupted"),
+]
+
 
 def make_fault(
     cls: type[Fault[Any]], target: Target, params: Mapping[str, object], window: Duration | None

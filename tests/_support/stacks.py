@@ -5,6 +5,7 @@ a `with`, a fault context on it, and polling for observed state."""
 from __future__ import annotations
 
 import random
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from l2chaos.backends.base import Endpoint
 from l2chaos.backends.orchestrator import OrchestratedStack, StackOrchestrator
 from l2chaos.backends.platform import Platform
 from l2chaos.faults.base import FaultContext
@@ -51,6 +53,15 @@ def fault_context(
         rng=random.Random(0),
         note=lambda **kw: sink.append(kw),
     )
+
+
+def connection_refused(endpoint: Endpoint, timeout: float) -> bool:
+    """Whether a connection to the endpoint is refused (not accepted, not timed out)."""
+    try:
+        socket.create_connection((endpoint.host, endpoint.port), timeout=timeout).close()
+    except ConnectionRefusedError:
+        return True
+    return False
 
 
 def wait_until(cond: Callable[[], object], timeout: float = 10.0, step: float = 0.05) -> bool:

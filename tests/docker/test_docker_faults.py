@@ -14,7 +14,7 @@ from l2chaos.faults.base import Fault, Target, TargetKind
 from l2chaos.faults.process import CrashLoop, Disconnect, Kill, Pause, Restart, RestartRace, Stop
 from l2chaos.params import Duration
 
-from tests._support.faults import make_fault
+from tests._support.faults import POSTGRES_STOPS, make_fault
 
 pytestmark = pytest.mark.docker
 
@@ -113,13 +113,7 @@ def test_pause_freezes_postgres(stack: Any, ds: Any) -> None:
     assert ds.wait_until(lambda: ds.db_ok(stack), timeout=10)
 
 
-@pytest.mark.parametrize(
-    ("how", "log_line"),
-    [
-        ("fast", "database system was shut down at"),
-        ("immediate", "database system was interrupted"),
-    ],
-)
+@pytest.mark.parametrize(("how", "log_line"), POSTGRES_STOPS)
 def test_restart_race_on_postgres(stack: Any, ds: Any, how: str, log_line: str) -> None:
     ctx = ds.fault_context(stack)
     ds.psql(stack, "CREATE TABLE IF NOT EXISTS acked (id int primary key)")

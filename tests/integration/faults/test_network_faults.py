@@ -6,7 +6,6 @@ front service is configured with) and speaks HTTP to api through it.
 
 from __future__ import annotations
 
-import socket
 import statistics
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +26,7 @@ from l2chaos.faults.network import (
 from l2chaos.params import Duration
 
 from tests._support.faults import make_fault
+from tests._support.stacks import connection_refused
 
 pytestmark = pytest.mark.integration
 
@@ -250,12 +250,7 @@ def _link_works(stack: Any, ts: Any, link: str) -> bool:
 
 
 def _refused(stack: Any, link: str) -> bool:
-    ep = stack.link_endpoint(link)
-    try:
-        socket.create_connection((ep.host, ep.port), timeout=2.0).close()
-    except ConnectionRefusedError:
-        return True
-    return False
+    return connection_refused(stack.link_endpoint(link), timeout=2.0)
 
 
 ALL = ("api->db", "front->api", "front->db")

@@ -5,7 +5,6 @@ api is a Python HTTP service; db is the real PostgreSQL from pgserver's binaries
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
@@ -21,7 +20,8 @@ from l2chaos.faults.process import (
 )
 from l2chaos.params import Duration
 
-from tests._support.faults import make_fault
+from tests._support.faults import POSTGRES_STOPS, make_fault
+from tests._support.stacks import connection_refused
 
 pytestmark = pytest.mark.integration
 
@@ -43,12 +43,7 @@ def api_pid(stack: Any, ts: Any) -> int:
 
 
 def refused(stack: Any, service: str) -> bool:
-    ep = stack.direct_endpoint(service)
-    try:
-        socket.create_connection((ep.host, ep.port), timeout=1.0).close()
-    except ConnectionRefusedError:
-        return True
-    return False
+    return connection_refused(stack.direct_endpoint(service), timeout=1.0)
 
 
 def db_ok(stack: Any, ts: Any) -> bool:
@@ -123,13 +118,7 @@ def test_pause_freezes_postgres_and_its_backends(stack: Any, ts: Any) -> None:
     assert stack.control.pid("db") == pid
 
 
-@pytest.mark.parametrize(
-    ("how", "log_line"),
-    [
-        ("fast", "database system was shut down at"),
-        ("immediate", "database system was interrupted"),
-    ],
-)
+@pytest.mark.parametrize(("how", "log_line"), POSTGRES_STOPS)
 def test_restart_race_on_postgres(stack: Any, ts: Any, how: str, log_line: str) -> None:
     ctx = ts.fault_context(stack)
     ts.psql(stack, "CREATE TABLE IF NOT EXISTS acked (id int primary key)")
