@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from .durations import format_duration, parse_duration
 from .errors import ScenarioError
+from .jsonfields import fields_json
 from .params import Where
 from .yamlsrc import PlusInt, line_of
 
@@ -83,12 +84,7 @@ class AfterFault:
     delay_ns: int  # scaled
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": "after",
-            "after": self.label,
-            "phase": self.phase,
-            "delay_ns": self.delay_ns,
-        }
+        return {"kind": "after", **fields_json(self, rename={"label": "after"})}
 
     def describe(self) -> str:
         lead = f"{format_duration(self.delay_ns)} after" if self.delay_ns else "after"
@@ -105,12 +101,7 @@ class OnEvent:
     not_before_ns: int = 0  # scaled; from the run's time zero
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": "event",
-            "event": self.event,
-            "delay_ns": self.delay_ns,
-            "not_before_ns": self.not_before_ns,
-        }
+        return {"kind": "event", **fields_json(self)}
 
     def describe(self) -> str:
         text = f"event {self.event}"
