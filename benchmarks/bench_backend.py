@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _support import tinystack
+from _support import tinystack, up_down_times
 from l2chaos.backends.base import Toxic
 from l2chaos.backends.local import LocalBackend, LocalStack
 from l2chaos.stackspec import StackRun, load_stack
@@ -47,18 +47,7 @@ def summary_ms(values: list[float]) -> str:
 
 
 def cold_starts(name: str, run: StackRun, starts: int, folder: Path) -> LocalStack | None:
-    ups: list[float] = []
-    downs: list[float] = []
-    backend = LocalBackend(stop_timeout_s=10)
-    for i in range(starts):
-        t0 = time.perf_counter()
-        stack = backend.up(
-            run, run_id=f"bench-{name}-{i}-{time.time_ns()}", run_dir=folder / f"{name}-{i}", env={}
-        )
-        ups.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        backend.down(stack)
-        downs.append(time.perf_counter() - t0)
+    ups, downs = up_down_times(LocalBackend(stop_timeout_s=10), run, starts, folder, name)
     print(
         f"cold start to ready  {name:10s} median {statistics.median(ups):6.2f} s  "
         f"min {min(ups):6.2f} s  max {max(ups):6.2f} s   "

@@ -26,11 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import docker
 import docker.errors
+from _support import up_down_times
 from l2chaos.backends.docker import DockerBackend
 from l2chaos.backends.docker_engine import ensure
 from l2chaos.backends.images import ensure_images, plan_images
@@ -106,18 +106,8 @@ def bench_up_down(starts: int) -> None:
         seed=1,
     )
     backend = DockerBackend(say=quiet)
-    ups: list[float] = []
-    downs: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-docker-") as tmp:
-        for i in range(starts):
-            t0 = time.monotonic()
-            stack = backend.up(
-                run, run_id=f"bench-{uuid.uuid4().hex[:8]}", run_dir=Path(tmp) / str(i), env={}
-            )
-            ups.append(time.monotonic() - t0)
-            t0 = time.monotonic()
-            backend.down(stack)
-            downs.append(time.monotonic() - t0)
+        ups, downs = up_down_times(backend, run, starts, Path(tmp), "docker")
     print(
         f"2. reference stack ({len(spec.services)} services + Toxiproxy, {len(spec.links)} links)"
     )
