@@ -25,9 +25,14 @@ from typing import Any, ClassVar
 from l2chaos.params import param, params
 
 from ._chain import ReorgParams, chain_view
-from .base import Checker, Verdict
-from .ops import OpsIndex, ops_index
+from .base import Checker, Findings, Verdict
+from .ops import AckedWrite, OpsIndex, ops_index
 from .record import AUDIT, CHAIN, HISTORY, RunRecord
+
+
+def _write(w: AckedWrite) -> dict[str, Any]:
+    """Which acknowledged write a finding is about."""
+    return {"op_id": w.op_id, "op": w.op, "account": w.account, "t_ns": w.t_ns}
 
 
 @params
@@ -70,10 +75,7 @@ class AcknowledgedWritesDurable(Checker[DurableParams]):
                 found.add(
                     f"{w.op} {w.op_id} of account {w.account} was acknowledged without a "
                     "tx_hash or nonce to find it by",
-                    op_id=w.op_id,
-                    op=w.op,
-                    account=w.account,
-                    t_ns=w.t_ns,
+                    **_write(w),
                     expected="tx_hash (or nonce for deposits) in the result",
                 )
         # Where each acknowledged tx ended up: accepted in a canonical block wins.
@@ -144,23 +146,17 @@ class AcknowledgedWritesDurable(Checker[DurableParams]):
                         found.add(
                             f"deposit {w.op_id} of account {w.account} (nonce {nonce}) was "
                             "acknowledged but has no L1 lock",
-                            op_id=w.op_id,
-                            op=w.op,
-                            account=w.account,
-                            t_ns=w.t_ns,
+                            **_write(w),
                             nonce=nonce,
                             expected="an L1 lock with this nonce",
                             seen="absent",
                         )
         checked = {"durable": durable, "rolled_back": rolled_back, "lost": found.count}
-        return self.verdict(
+        return self._verdict(
+            ops,
             checked,
             found,
-            work=len(ops.acked_writes),
-            what="acknowledged writes",
-            attempted=ops.writes_attempted(),
-            succeeded=len(ops.acked_writes),
-            details={
+            {
                 "durable": durable,
                 "rolled_back": rolled_back,
                 "deposits_unchecked": 0
@@ -213,6 +209,17 @@ class AcknowledgedWritesDurable(Checker[DurableParams]):
                 seen="absent",
             )
         checked = {**counts, "lost": found.count}
+        return self._verdict(
+            ops,
+            checked,
+            found,
+            {**counts, "final_head": view.head},
+        )
+
+    def _verdict(
+        self, ops: OpsIndex, checked: dict[str, int], found: Findings, details: dict[str, Any]
+    ) -> Verdict:
+        """The verdict over the run's acknowledged writes."""
         return self.verdict(
             checked,
             found,
@@ -220,7 +227,7 @@ class AcknowledgedWritesDurable(Checker[DurableParams]):
             what="acknowledged writes",
             attempted=ops.writes_attempted(),
             succeeded=len(ops.acked_writes),
-            details={**counts, "final_head": view.head},
+            details=details,
         )
 
     @staticmethod

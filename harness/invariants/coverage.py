@@ -36,6 +36,7 @@ from typing import Any
 
 from l2chaos.durations import ALLOWED as DURATION_ALLOWED
 from l2chaos.durations import format_duration, parse_duration
+from l2chaos.jsonfields import fields_json
 from l2chaos.params import Where
 
 from .base import Findings, Verdict
@@ -112,12 +113,7 @@ class SometimesRule:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "during": self.during,
-            "fault_index": self.fault_index,
-            "count": self.count,
-            "at_least": self.at_least,
-            "at_most": self.at_most,
-            "extend_ns": self.extend_ns,
+            **fields_json(self, omit=("profiles", "why")),
             "profiles": list(self.profiles) if self.profiles is not None else None,
             "text": self.text(),
         }

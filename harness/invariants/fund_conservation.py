@@ -82,6 +82,18 @@ class _Snapshots:
             )
 
 
+def _at_event(ev: dict[str, Any], block_seq: Any, kind: str | None) -> dict[str, Any]:
+    """Where a finding about one ledger event is: its block, event and transaction."""
+    return {
+        "block": ev.get("block"),
+        "block_seq": block_seq,
+        "event_seq": ev.get("seq"),
+        "host_ts_ns": ev.get("host_ts_ns"),
+        "kind": kind,
+        "tx": ev.get("tx"),
+    }
+
+
 class FundConservation(Checker[NoParams]):
     name = "fund_conservation"
     summary = (
@@ -187,12 +199,7 @@ class FundConservation(Checker[NoParams]):
                         f"block {ev.get('block')}: {kind} event {ev.get('seq')} changed "
                         f"Σ cashx1e6 + Σ sizexindex + dust by {d.identity_micro} micro-quanta, "
                         f"expected {d_n * MICRO}",
-                        block=ev.get("block"),
-                        block_seq=bs,
-                        event_seq=ev.get("seq"),
-                        host_ts_ns=ev.get("host_ts_ns"),
-                        kind=kind,
-                        tx=ev.get("tx"),
+                        **_at_event(ev, bs, kind),
                         accounts=sorted(d.by_account),
                         expected=d_n * MICRO,
                         seen=d.identity_micro,
@@ -223,12 +230,7 @@ class FundConservation(Checker[NoParams]):
                             found.add(
                                 f"block {ev.get('block')}: {kind} event {ev.get('seq')} charged "
                                 f"fees of {total} but the fees account was credited {credited}",
-                                block=ev.get("block"),
-                                block_seq=bs,
-                                event_seq=ev.get("seq"),
-                                host_ts_ns=ev.get("host_ts_ns"),
-                                kind=kind,
-                                tx=ev.get("tx"),
+                                **_at_event(ev, bs, kind),
                                 account=fees_acct,
                                 expected=total,
                                 seen=credited,
