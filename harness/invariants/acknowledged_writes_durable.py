@@ -29,6 +29,9 @@ from .base import Checker, Findings, Verdict
 from .ops import AckedWrite, OpsIndex, ops_index
 from .record import AUDIT, CHAIN, HISTORY, RunRecord
 
+# Where a transaction ended up, best first: accepted in a canonical block wins.
+_RANK = {"durable": 3, "orphaned": 2, "rejected": 1}
+
 
 def _write(w: AckedWrite) -> dict[str, Any]:
     """Which acknowledged write a finding is about."""
@@ -91,14 +94,16 @@ class AcknowledgedWritesDurable(Checker[DurableParams]):
             else:
                 state = "rejected"
             prev = status.get(h)
-            rank = {"durable": 3, "orphaned": 2, "rejected": 1}
-            if prev is None or rank[state] > rank[prev[0]]:
+            if prev is None or _RANK[state] > _RANK[prev[0]]:
                 status[h] = (state, bs, tx.get("block"))
         orphaned_by_rollback = self._declared_orphans(record)
         declared = bool(record.declared_rollbacks())
         durable = rolled_back = 0
         for h, writes in by_hash.items():
             st = status.get(h)
+            if st is not None and st[0] == "durable":  # the common case: nothing to say
+                durable += len(writes)
+                continue
             for w in writes:
                 ev = {
                     "op_id": w.op_id,

@@ -115,29 +115,38 @@ class OpsIndex:
 
 
 def build_ops_index(record: RunRecord) -> OpsIndex:
+    # The hottest loop of a check: once per history line (millions). Columns are
+    # collected in lists (a list append is cheaper than an array's) and packed at
+    # the end; an acknowledged write is built positionally.
     idx = OpsIndex()
     pending: dict[Any, tuple[int, str]] = {}
     codes: dict[str, int] = {}
-    # bound methods: this loop runs once per history line (millions)
-    add_inv, add_done = idx.invoke_t.append, idx.done_t.append
-    add_out, add_op, add_lat = idx.outcome.append, idx.op.append, idx.latency_ms.append
-    add_write = idx.acked_writes.append
+    inv_ts: list[int] = []
+    done_ts: list[int] = []
+    outcomes: list[int] = []
+    ops: list[int] = []
+    lats: list[float] = []
+    add_inv, add_done, add_out, add_op, add_lat = (
+        inv_ts.append, done_ts.append, outcomes.append, ops.append, lats.append
+    )  # fmt: skip
+    add_write, make_write = idx.acked_writes.append, AckedWrite._make
     pop, outcome_code, writes = pending.pop, _CODE.get, idx.write_ops
     invokes = unmatched = 0
     for rec in record.jsonl(HISTORY):
-        kind = rec.get("type")
-        t = rec.get("t_ns") or 0
+        get = rec.get
+        kind = get("type")
+        t = get("t_ns") or 0
         if kind == "invoke":
             invokes += 1
-            pending[rec.get("op_id")] = (t, rec.get("op") or "")
-            if rec.get("write") is True:
-                writes.add(rec.get("op") or "")
+            pending[get("op_id")] = (t, get("op") or "")
+            if get("write") is True:
+                writes.add(get("op") or "")
             continue
-        code = outcome_code(str(kind))
+        code = outcome_code(kind) if type(kind) is str else outcome_code(str(kind))
         if code is None:
             continue
-        started = pop(rec.get("op_id"), None)
-        latency = rec.get("latency_ms")
+        started = pop(get("op_id"), None)
+        latency = get("latency_ms")
         lat = float(latency) if isinstance(latency, (int, float)) else 0.0
         if started is None:
             unmatched += 1
@@ -146,7 +155,7 @@ def build_ops_index(record: RunRecord) -> OpsIndex:
             inv_t = started[0]
             if latency is None:
                 lat = (t - inv_t) / 1e6
-        op_name = rec.get("op") or (started[1] if started else "")
+        op_name = get("op") or (started[1] if started else "")
         oc = codes.get(op_name)
         if oc is None:
             oc = codes[op_name] = idx.op_code(op_name)
@@ -156,24 +165,19 @@ def build_ops_index(record: RunRecord) -> OpsIndex:
         add_op(oc)
         add_lat(lat)
         if code == 0 and op_name in writes:
-            result = rec.get("result")
-            if not isinstance(result, dict):
+            result = get("result")
+            if type(result) is not dict:
                 result = {}
+            rget = result.get
             add_write(
-                AckedWrite(
-                    op_id=str(rec.get("op_id")),
-                    op=op_name,
-                    account=rec.get("account"),
-                    process=rec.get("process"),
-                    invoke_t_ns=inv_t,
-                    t_ns=t,
-                    tx_hash=result.get("tx_hash"),
-                    nonce=result.get("nonce"),
-                    order_id=result.get("order_id"),
-                    block=result.get("block"),
-                    block_hash=result.get("block_hash"),
+                make_write(
+                    (
+                        str(get("op_id")), op_name, get("account"), get("process"), inv_t, t,
+                        rget("tx_hash"), rget("nonce"), rget("order_id"), rget("block"),
+                        rget("block_hash"),
+                    )
                 )
-            )
+            )  # fmt: skip
     idx.invokes = invokes
     idx.unmatched_completions = unmatched
     # Invoked but never completed: the outcome is unknown (info), open to the end.
@@ -187,6 +191,8 @@ def build_ops_index(record: RunRecord) -> OpsIndex:
         add_out(2)
         add_op(oc)
         add_lat(float("nan"))
+    idx.invoke_t, idx.done_t = array("q", inv_ts), array("q", done_ts)
+    idx.outcome, idx.op, idx.latency_ms = array("b", outcomes), array("h", ops), array("d", lats)
     idx.finish()
     return idx
 

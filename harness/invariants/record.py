@@ -71,6 +71,10 @@ class CHAIN:
     BLOCKS = "chain/blocks.jsonl"
 
 
+# Files kept parsed whole once read (RunRecord.events, .blocks): file name -> memo key.
+_PARSED_WHOLE = {AUDIT.EVENTS: "events", AUDIT.BLOCKS: "blocks"}
+
+
 class RecordError(HarnessError):
     """A file of the run record cannot be read (malformed JSON, wrong shape)."""
 
@@ -226,14 +230,26 @@ class RunRecord:
     def jsonl(self, name: str, contains: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
         """Stream a JSON-lines file. With `contains`, lines that hold none of those
         substrings are skipped without parsing (a fast pre-filter; callers still test
-        the parsed record). A missing file yields nothing."""
+        the parsed record). A missing file yields nothing. A file another reader has
+        already parsed whole (events, blocks) is served from memory, every record of it
+        (callers test what they read, so a pre-filter need not be applied again)."""
+        parsed = self._memo.get(_PARSED_WHOLE.get(name, ""))
+        if parsed is not None:
+            return iter(parsed)
+        return self._stream(name, contains)
+
+    def _stream(self, name: str, contains: tuple[str, ...]) -> Iterator[dict[str, Any]]:
         p = self.dir / name
         if not p.is_file():
             return
         needles = tuple(c.encode() for c in contains)
+        one = needles[0] if len(needles) == 1 else None
         with p.open("rb") as fh:
             for lineno, line in enumerate(fh, 1):
-                if needles and not any(c in line for c in needles):
+                if one is not None:
+                    if one not in line:
+                        continue
+                elif needles and not any(c in line for c in needles):
                     continue
                 try:
                     rec = _loads(line)
@@ -243,7 +259,7 @@ class RunRecord:
                     raise RecordError(
                         f"invalid JSON line: {exc.msg}", file=p, line=lineno
                     ) from None
-                if not isinstance(rec, dict):
+                if type(rec) is not dict:
                     raise RecordError(
                         f"expected a JSON object, got {type(rec).__name__}", file=p, line=lineno
                     )
@@ -326,16 +342,17 @@ class RunRecord:
         whole log is parsed once and kept: four checkers replay every event (the
         ledgers, the roots, funding and value flows), and parsing is most of a pass."""
         if not kinds:
-            yield from self.memo("events", lambda: list(self.jsonl(AUDIT.EVENTS)))
-            return
+            return iter(self.memo("events", lambda: list(self._stream(AUDIT.EVENTS, ()))))
         wanted = frozenset(kinds)
-        for ev in self.jsonl(AUDIT.EVENTS, contains=tuple(f'"{k}"' for k in kinds)):
-            if ev.get("kind") in wanted:
-                yield ev
+        return (
+            ev
+            for ev in self.jsonl(AUDIT.EVENTS, contains=tuple(f'"{k}"' for k in kinds))
+            if ev.get("kind") in wanted
+        )
 
     def blocks(self) -> Iterator[dict[str, Any]]:
         """audit/blocks.jsonl, parsed once (the chain, coverage and canonical set read it)."""
-        return iter(self.memo("blocks", lambda: list(self.jsonl(AUDIT.BLOCKS))))
+        return iter(self.memo("blocks", lambda: list(self._stream(AUDIT.BLOCKS, ()))))
 
     def transactions(self) -> Iterator[dict[str, Any]]:
         return self.jsonl(AUDIT.TRANSACTIONS)
