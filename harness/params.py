@@ -227,38 +227,48 @@ class _DurationKind(Kind):
         return {"type": "string", "pattern": DURATION_PATTERN}
 
 
-class _IntKind(Kind):
-    words = "an integer"
+class _ScalarKind(Kind):
+    """A value of one JSON type (`accepts` in Python)."""
 
-    def check(self, value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
+    def __init__(self, words: str, json_type: str, accepts: type) -> None:
+        self.words = words
+        self.json_type = json_type
+        self.accepts = accepts
+
+    def check(self, value: object) -> object:
+        # a bool is an int to Python, never to a scenario
+        if isinstance(value, bool) is not (self.accepts is bool) or not isinstance(
+            value, self.accepts
+        ):
             raise _Bad
         return value
 
+    def show(self, value: object) -> str:
+        if self.accepts is bool:
+            return "true" if value else "false"
+        return super().show(value)
+
     def numbers(self, value: object) -> list[float]:
-        return [typing.cast("int", value)]
+        return [typing.cast("float", value)] if self.accepts in (int, float) else []
 
     def schema(self) -> dict[str, JsonValue]:
-        return {"type": "integer"}
+        return {"type": self.json_type}
 
 
-class _FloatKind(Kind):
-    words = "a number"
+class _FloatKind(_ScalarKind):
+    def __init__(self) -> None:
+        super().__init__("a number", "number", float)
 
     def check(self, value: object) -> float:
         if not _number(value) or not math.isfinite(typing.cast("float", value)):
             raise _Bad
         return float(typing.cast("float", value))
 
-    def numbers(self, value: object) -> list[float]:
-        return [typing.cast("float", value)]
-
-    def schema(self) -> dict[str, JsonValue]:
-        return {"type": "number"}
-
 
 class _RatioKind(_FloatKind):
-    words = "a number between 0 and 1"
+    def __init__(self) -> None:
+        super().__init__()
+        self.words = "a number between 0 and 1"
 
     def check(self, value: object) -> float:
         out = super().check(value)
@@ -268,33 +278,6 @@ class _RatioKind(_FloatKind):
 
     def schema(self) -> dict[str, JsonValue]:
         return {"type": "number", "minimum": 0, "maximum": 1}
-
-
-class _StrKind(Kind):
-    words = "a string"
-
-    def check(self, value: object) -> str:
-        if not isinstance(value, str):
-            raise _Bad
-        return value
-
-    def schema(self) -> dict[str, JsonValue]:
-        return {"type": "string"}
-
-
-class _BoolKind(Kind):
-    words = "true or false"
-
-    def check(self, value: object) -> bool:
-        if not isinstance(value, bool):
-            raise _Bad
-        return value
-
-    def show(self, value: object) -> str:
-        return "true" if value else "false"
-
-    def schema(self) -> dict[str, JsonValue]:
-        return {"type": "boolean"}
 
 
 class _EnumKind(Kind):
@@ -474,10 +457,10 @@ def _plain(v: object) -> JsonValue:
 
 _SCALARS: dict[object, Kind] = {
     Duration: _DurationKind(),
-    bool: _BoolKind(),
-    int: _IntKind(),
+    bool: _ScalarKind("true or false", "boolean", bool),
+    int: _ScalarKind("an integer", "integer", int),
     float: _FloatKind(),
-    str: _StrKind(),
+    str: _ScalarKind("a string", "string", str),
 }
 
 
