@@ -57,7 +57,7 @@ from .jsonrpc import RpcCallError
 from .probe import ProbeLoop, Prober, baseline_check
 from .progress import Progress
 from .registry import listeners as listener_plugins
-from .rundir import RunDir
+from .rundir import RunDir, RunInfo
 from .safety import Trust
 from .scenario import FaultUse, Scenario, load_scenario
 from .signals import ChainHeights, EventFeed, ProbeEvents, Signals
@@ -247,7 +247,7 @@ class _Run:
         if exit_code is not None:
             result = self._aborted(exit_code, error)
         else:
-            self.run_dir.update_json("run.json", phase="finished")
+            self.run_dir.update_run(phase="finished")
             try:
                 result = self._check()
             except KeyboardInterrupt:  # Ctrl-C while checking: the record stays whole
@@ -260,21 +260,20 @@ class _Run:
         rd.write_json("scenario.resolved.json", self.sc.resolved_json())
         if self.sc.path is not None and self.sc.path.is_file():  # what `l2chaos shrink` replays
             (rd.path / "scenario.source.yaml").write_bytes(self.sc.path.read_bytes())
-        rd.write_json(
-            "run.json",
-            {
-                "run_id": rd.run_id,
-                "scenario": self.sc.name,
-                "profile": self.sc.profile,
-                "backend": self.backend.name,
-                "seed": self.sc.seed,
-                "time_scale": self.sc.time_scale,
-                "duration_ns": self.sc.duration_ns,
-                "started_t_ns": time.time_ns(),
-                "phase": "starting",
-                "versions": _versions(None),
-                "pid": os.getpid(),
-            },
+        rd.write_run(
+            RunInfo(
+                run_id=rd.run_id,
+                scenario=self.sc.name,
+                profile=self.sc.profile,
+                backend=self.backend.name,
+                seed=self.sc.seed,
+                time_scale=self.sc.time_scale,
+                duration_ns=self.sc.duration_ns,
+                started_t_ns=time.time_ns(),
+                phase="starting",
+                versions=_versions(None),
+                pid=os.getpid(),
+            )
         )
 
     def _play(self) -> tuple[int | None, str | None]:
@@ -287,7 +286,7 @@ class _Run:
                         self._up_and_run(parts)
                     finally:  # the parts wind down as the ExitStack closes
                         signals.defer()
-                        self.run_dir.update_json("run.json", phase="winding down")
+                        self.run_dir.update_run(phase="winding down")
             if signals.fired is not None:
                 return EXIT_INTERRUPTED, signals.message
         except Interrupted as exc:
@@ -323,8 +322,7 @@ class _Run:
         load = self._prepare_load(stack, accounts)
         try:
             t0_ns, t0_mono = time.time_ns(), time.monotonic_ns()
-            rd.update_json(
-                "run.json",
+            rd.update_run(
                 phase="running",
                 t0_ns=t0_ns,
                 t0_mono_ns=t0_mono,
@@ -376,7 +374,7 @@ class _Run:
             parts.callback(self._hold_up, stack)
         parts.callback(self._step, "exporting audit", self._export_audit, stack)
         versions = _versions(stack)
-        rd.update_json("run.json", phase="stack up", stack=stack.describe(), versions=versions)
+        rd.update_run(phase="stack up", stack=stack.describe(), versions=versions)
         self.events.stack_ready.fire(stack=stack, versions=versions)
         return stack
 
@@ -398,7 +396,7 @@ class _Run:
         finally:
             self.problems.extend([f"teardown: {p}" for p in stack.teardown_problems])
             rd.redact_files(p for p in (rd.path / "logs").glob("*") if p.is_file())
-            rd.update_json("run.json", ended_t_ns=time.time_ns(), problems=self.problems.items())
+            rd.update_run(ended_t_ns=time.time_ns(), problems=self.problems.items())
 
     def _heal_all(self, timeline: Timeline) -> None:
         timeline.heal_all()
@@ -591,13 +589,11 @@ class _Run:
         from .invariants.check import check_run
 
         rd = self.run_dir
-        rd.update_json(
-            "run.json", phase="aborted", error=error, exit_code=exit_code, ended_t_ns=time.time_ns()
-        )
+        rd.update_run(phase="aborted", error=error, exit_code=exit_code, ended_t_ns=time.time_ns())
         try:
             outcome = check_run(rd.path)
         except Exception as exc:  # the abort's own error is what matters; note this one
-            rd.update_json("run.json", report_error=str(exc))
+            rd.update_run(report_error=str(exc))
         else:
             self.events.verdict.fire(run_dir=rd.path, outcome=outcome)
         return self._result(exit_code, error=error)
@@ -611,7 +607,7 @@ class _Run:
         outcome = check_run(rd.path)
         self.events.verdict.fire(run_dir=rd.path, outcome=outcome)
         self.progress.done()
-        rd.update_json("run.json", phase="checked", exit_code=int(outcome.exit_code))
+        rd.update_run(phase="checked", exit_code=int(outcome.exit_code))
         return self._result(int(outcome.exit_code), summary=render_summary(outcome, rd.path))
 
     def _finish(self, result: RunResult) -> RunResult:
@@ -628,7 +624,7 @@ class _Run:
             result.summary += "\n".join(f"  - {p}" for p in problems)
         if result.exit_code in (0, 1):
             result.exit_code = EXIT_HARNESS_BROKE
-        self.run_dir.update_json("run.json", problems=problems, exit_code=result.exit_code)
+        self.run_dir.update_run(problems=problems, exit_code=result.exit_code)
         return result
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from l2chaos.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, UsageError
 from l2chaos.params import Where, from_json
 from l2chaos.registry import checkers as checker_registry
+from l2chaos.rundir.run_info import RunInfo
 
 from .base import Checker, Verdict
 from .coverage import (
@@ -172,29 +173,23 @@ def _faults_summary(
 COMPLETE_PHASES = ("finished", "checked")
 
 
-def _incomplete(info: dict[str, Any]) -> str | None:
+def _incomplete(info: RunInfo) -> str | None:
     """Why the run has no verdict at all, or None: it was aborted (its error), or its
     run.json never reached the end of the wind-down (killed, or crashed by a bug)."""
-    phase = info.get("phase")
-    if phase == "aborted":
-        return str(info.get("error") or "the run was aborted")
-    if phase not in COMPLETE_PHASES:
+    if info.phase == "aborted":
+        return info.error or "the run was aborted"
+    if info.phase not in COMPLETE_PHASES:
         return (
-            f"the run is incomplete (run.json says phase {phase!r}: it was killed or crashed "
+            f"the run is incomplete (run.json says phase {info.phase!r}: it was killed or crashed "
             "before its wind-down finished); no verdict"
         )
     return None
 
 
-def _harness_error(info: dict[str, Any]) -> str | None:
+def _harness_error(info: RunInfo) -> str | None:
     """What run.json says broke during the run: `harness_error`, `problems` (a list of
     what went wrong: a fault that could not be injected or healed, ...)."""
-    if info.get("harness_error"):
-        return str(info["harness_error"])
-    problems = info.get("problems")
-    if isinstance(problems, list) and problems:
-        return "; ".join(str(p) for p in problems)
-    return None
+    return info.harness_error or ("; ".join(info.problems) if info.problems else None)
 
 
 @contextmanager
@@ -243,7 +238,7 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
         verdicts = [run_checker(c, record) for c in checkers]
     cov_json: dict[str, Any]
     sometimes: Verdict | None = None
-    ran_profile = profile or scenario.get("profile") or info.get("profile")
+    ran_profile = profile or scenario.get("profile") or info.profile
     rules = [SometimesRule.from_json(r) for r in scenario.get("sometimes") or []]
     try:
         cov: Coverage = compute_coverage(record)
@@ -261,17 +256,14 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
     if sometimes is not None and sometimes.status == "error" and harness_error is None:
         harness_error = f"sometimes: {sometimes.reason}"
     result = evaluate(expectation, ran_profile, verdicts, sometimes, harness_error)
-    if info.get("phase") == "aborted" and info.get("exit_code") in (
-        EXIT_INTERRUPTED,
-        EXIT_BAD_INPUT,
-    ):
+    if info.phase == "aborted" and info.exit_code in (EXIT_INTERRUPTED, EXIT_BAD_INPUT):
         # an interrupted run, or one stopped by input found bad only once the stack was
         # up (a block trigger already passed): its own exit code and the check's agree
-        result.exit_code = info["exit_code"]
-    t0 = info.get("t0_ns")
+        result.exit_code = info.exit_code
+    t0 = info.t0_ns
     start_ns, end_ns = record.run_bounds()
     try:
-        faults = _faults_summary(record, verdicts, t0 if isinstance(t0, int) else start_ns)
+        faults = _faults_summary(record, verdicts, start_ns if t0 is None else t0)
     except RecordError as exc:
         faults = []
         result.harness_error = result.harness_error or str(exc)
@@ -280,15 +272,15 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
         run_dir=path,
         scenario=str(scenario.get("name") or path.name),
         profile=ran_profile,
-        backend=scenario.get("backend") if info.get("backend") is None else info.get("backend"),
-        seed=scenario.get("seed") if info.get("seed") is None else info.get("seed"),
-        run_id=info.get("run_id") or path.name,
+        backend=scenario.get("backend") if info.backend is None else info.backend,
+        seed=scenario.get("seed") if info.seed is None else info.seed,
+        run_id=info.run_id or path.name,
         verdicts=verdicts,
         sometimes=sometimes,
         coverage=cov_json,
         expectation=result,
         faults=faults,
-        t0_ns=t0 if isinstance(t0, int) else start_ns,
+        t0_ns=start_ns if t0 is None else t0,
         end_ns=end_ns,
         seconds=time.perf_counter() - started,
         meta={"description": scenario.get("description"), "tags": scenario.get("tags") or []},

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import orjson
 from l2chaos.errors import HarnessError
+from l2chaos.rundir.run_info import RUN_JSON, RunInfo
 
 __all__ = [
     "AUDIT",
@@ -40,7 +41,6 @@ T = TypeVar("T")
 _loads = orjson.loads
 
 # Run-directory file names (relative paths), as docs/architecture.md pins them.
-RUN_JSON = "run.json"
 SCENARIO_JSON = "scenario.resolved.json"
 FAULTS = "faults.jsonl"
 PROBES = "probes.jsonl"
@@ -275,14 +275,12 @@ class RunRecord:
     # ------------------------------------------------------------- small files
 
     @property
-    def run_info(self) -> dict[str, Any]:
-        """run.json ({} when absent)."""
+    def run_info(self) -> RunInfo:
+        """run.json (empty when absent); RecordVersionError for a format it cannot read."""
 
-        def load() -> dict[str, Any]:
-            if not self.has(RUN_JSON):
-                return {}
-            data = self.read_json(RUN_JSON)
-            return data if isinstance(data, dict) else {}
+        def load() -> RunInfo:
+            data = self.read_json(RUN_JSON) if self.has(RUN_JSON) else {}
+            return RunInfo.from_json(data, self.path(RUN_JSON))
 
         return self.memo("run_info", load)
 
@@ -429,8 +427,8 @@ class RunRecord:
 
     def _run_bounds(self) -> tuple[int | None, int | None]:
         info = self.run_info
-        start = _int_or_none(info.get("t0_ns") or info.get("started_t_ns"))
-        end = _int_or_none(info.get("ended_t_ns"))
+        start = info.t0_ns or info.started_t_ns
+        end = info.ended_t_ns
         if end is None:
             last: int | None = None
             for name in (PROBES, FAULTS):

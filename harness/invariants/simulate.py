@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from l2chaos.registry import checkers
+from l2chaos.rundir.run_info import RECORD_VERSION
 
 from .formulas import FundingRule, div
 from .ledger import IncrementalRoot, LedgerState, block_hash
@@ -715,6 +716,7 @@ class _Sim:
         (self.dir / "run.json").write_text(
             json.dumps(
                 {
+                    "record_version": RECORD_VERSION,
                     "run_id": self.dir.name,
                     "scenario": "synthetic",
                     "profile": "hardened",

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from l2chaos.rundir.run_info import RECORD_VERSION
+
 from .ledger import block_hash
 
 __all__ = ["DEFAULT_HEADER", "FORMULAS", "RecordWriter", "block_hash"]
@@ -153,6 +155,7 @@ class RecordWriter:
 
     def run(self, *, end_s: float | None = None, **fields: Any) -> None:
         data: dict[str, Any] = {
+            "record_version": RECORD_VERSION,
             "run_id": self.dir.name,
             "t0_ns": self.t0_ns,
             "started_t_ns": self.t0_ns,

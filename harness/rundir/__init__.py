@@ -8,6 +8,7 @@ token, API keys) are replaced by ``***`` in everything written through this modu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -18,7 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["JsonlWriter", "Redactor", "RunDir", "new_run_id"]
+from .run_info import RUN_JSON, RunInfo
+
+__all__ = ["JsonlWriter", "Redactor", "RunDir", "RunInfo", "new_run_id"]
 
 _SAFE = re.compile(r"[^a-z0-9._-]+")
 
@@ -125,6 +128,18 @@ class RunDir:
         data = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
         data.update(fields)
         self.write_json(name, data)
+
+    def write_run(self, info: RunInfo) -> None:
+        self.write_json(RUN_JSON, info.to_json())
+
+    def read_run(self) -> RunInfo:
+        target = self.path / RUN_JSON
+        data = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
+        return RunInfo.from_json(data, target)
+
+    def update_run(self, **changes: Any) -> None:
+        """Replace fields of run.json (a name RunInfo does not have is a TypeError)."""
+        self.write_run(dataclasses.replace(self.read_run(), **changes))
 
     def jsonl(self, name: str) -> JsonlWriter:
         with self._lock:

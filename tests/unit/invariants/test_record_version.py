@@ -1,0 +1,105 @@
+"""The run record's format version: `check` reads the current and the previous format
+(data/run-v0: run.json without `record_version`, as runs were written before
+2026-12-04) and refuses any other with one message naming both versions (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from l2chaos.invariants.check import check_run
+from l2chaos.rundir import RunDir
+from l2chaos.rundir.run_info import (
+    LEGACY_VERSION,
+    RECORD_VERSION,
+    RecordVersionError,
+    RunInfo,
+)
+
+V0_RUN = Path(__file__).parent / "data" / "run-v0"
+
+
+def copy_of_v0(tmp_path: Path, **run_json: Any) -> Path:
+    run_dir = tmp_path / "run"
+    shutil.copytree(V0_RUN, run_dir)
+    if run_json:
+        info = json.loads((run_dir / "run.json").read_text())
+        info.update(run_json)
+        (run_dir / "run.json").write_text(json.dumps(info))
+    return run_dir
+
+
+def test_the_previous_format_is_read() -> None:
+    assert "record_version" not in json.loads((V0_RUN / "run.json").read_text())
+    outcome = check_run(V0_RUN)
+    assert outcome.record is not None
+    assert outcome.record.run_info.record_version == LEGACY_VERSION
+    assert outcome.run_id == "20260119T042754Z-synthetic-hardened-0a1b"
+    assert outcome.t0_ns == 1_768_800_000_000_000_000
+    assert outcome.expectation.harness_error is None
+    held = {v.name: v.status for v in outcome.verdicts}
+    assert held["chain_consistency"] == "pass"
+    assert held["fund_conservation"] == "pass"
+    assert outcome.coverage["run"]["ops"] == 40
+
+
+def test_the_current_version_reads_as_the_previous_one(tmp_path: Path) -> None:
+    old = check_run(V0_RUN)
+    new = check_run(copy_of_v0(tmp_path, record_version=RECORD_VERSION))
+    assert [(v.name, v.status) for v in new.verdicts] == [(v.name, v.status) for v in old.verdicts]
+    assert new.coverage == old.coverage
+
+
+@pytest.mark.parametrize("version", [RECORD_VERSION + 1, "two", None, 1.5, True])
+def test_an_unknown_version_is_refused_naming_both(tmp_path: Path, version: object) -> None:
+    run_dir = copy_of_v0(tmp_path, record_version=version)
+    with pytest.raises(RecordVersionError) as err:
+        check_run(run_dir)
+    msg = str(err.value)
+    assert msg.startswith(f"{run_dir / 'run.json'}: record_version: ")
+    assert f"has record_version {version!r}" in msg
+    assert f"reads record versions {LEGACY_VERSION} (run.json without record_version)" in msg
+    assert f" and {RECORD_VERSION};" in msg
+
+
+def test_the_cli_refuses_an_unknown_version_with_exit_2(tmp_path: Path) -> None:
+    run_dir = copy_of_v0(tmp_path, record_version=RECORD_VERSION + 1)
+    done = subprocess.run(
+        [sys.executable, "-m", "l2chaos.cli", "check", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"has record_version {RECORD_VERSION + 1}" in done.stderr + done.stdout
+    assert not (run_dir / "result.json").exists()
+
+
+def test_the_runner_writer_stamps_the_version_and_keeps_it(tmp_path: Path) -> None:
+    rd = RunDir.create(tmp_path, "s")
+    rd.write_run(RunInfo(run_id=rd.run_id, phase="starting"))
+    rd.update_run(phase="running", t0_ns=5)
+    data = json.loads(rd.file("run.json").read_text())
+    assert data["record_version"] == RECORD_VERSION
+    assert rd.read_run() == RunInfo(
+        run_id=rd.run_id, phase="running", t0_ns=5, record_version=RECORD_VERSION
+    )
+    with pytest.raises(TypeError):
+        rd.update_run(phaze="typo")
+
+
+def test_keys_it_does_not_name_survive_an_update(tmp_path: Path) -> None:
+    rd = RunDir.create(tmp_path, "s")
+    rd.file("run.json").write_text(json.dumps({"phase": "starting", "l7": {"port": 1}}))
+    rd.update_run(phase="finished")
+    data = json.loads(rd.file("run.json").read_text())
+    assert data["l7"] == {"port": 1}
+    assert data["record_version"] == LEGACY_VERSION
