@@ -34,32 +34,26 @@ FORMULAS: dict[str, Any] = {
     "liquidation": {"price": "mark", "fee_rounding": "ceil", "fee_cap": "equity"},
 }
 
+
+def _market(size_decimals: int) -> dict[str, int]:
+    """A market as the audit header lists it: only its size decimals differ here."""
+    return {
+        "size_decimals": size_decimals,
+        "price_decimals": 0,
+        "imf_bps": 500,
+        "mmf_bps": 300,
+        "maker_fee_bps": 1,
+        "taker_fee_bps": 4,
+        "liquidation_fee_bps": 100,
+        "band_bps": 500,
+    }
+
+
 DEFAULT_HEADER: dict[str, Any] = {
     "format": "l2chaos-audit/1",
     "stack": "synthetic",
     "scales": {"quote_decimals": 6, "funding_index_scale": 1_000_000},
-    "markets": {
-        "BTC-USD-PERP": {
-            "size_decimals": 6,
-            "price_decimals": 0,
-            "imf_bps": 500,
-            "mmf_bps": 300,
-            "maker_fee_bps": 1,
-            "taker_fee_bps": 4,
-            "liquidation_fee_bps": 100,
-            "band_bps": 500,
-        },
-        "ETH-USD-PERP": {
-            "size_decimals": 5,
-            "price_decimals": 0,
-            "imf_bps": 500,
-            "mmf_bps": 300,
-            "maker_fee_bps": 1,
-            "taker_fee_bps": 4,
-            "liquidation_fee_bps": 100,
-            "band_bps": 500,
-        },
-    },
+    "markets": {"BTC-USD-PERP": _market(size_decimals=6), "ETH-USD-PERP": _market(size_decimals=5)},
     "system_accounts": {"fees": -1, "insurance": -2, "liquidator": -3, "dust": -4},
     "switches": {},
     "formulas": FORMULAS,
@@ -196,38 +190,29 @@ class RecordWriter:
             "target": target,
             "params": {},
         }
-        sched = inject_s if scheduled_s is None else scheduled_s
-        self.append(
-            "faults.jsonl",
-            {
-                **base,
-                "action": "inject",
-                "scheduled_ns": round(sched * 1e9),
-                "t_ns": self.t(inject_s),
-                "mono_ns": round(inject_s * 1e9),
-                "lateness_ms": round((inject_s - sched) * 1e3, 3),
-                "took_ms": 0.0,
-                "ok": inject_ok,
-                "error": None if inject_ok else (error or "inject failed"),
-                "details": details,
-            },
-        )
-        if heal_s is not None:
+
+        def action(what: str, sched_s: float, at_s: float, ok: bool, details: Any) -> None:
             self.append(
                 "faults.jsonl",
                 {
                     **base,
-                    "action": "heal",
-                    "scheduled_ns": round(heal_s * 1e9),
-                    "t_ns": self.t(heal_s),
-                    "mono_ns": round(heal_s * 1e9),
-                    "lateness_ms": 0.0,
+                    "action": what,
+                    "scheduled_ns": round(sched_s * 1e9),
+                    "t_ns": self.t(at_s),
+                    "mono_ns": round(at_s * 1e9),
+                    "lateness_ms": round((at_s - sched_s) * 1e3, 3),
                     "took_ms": 0.0,
-                    "ok": heal_ok,
-                    "error": None if heal_ok else (error or "heal failed"),
-                    "details": None,
+                    "ok": ok,
+                    "error": None if ok else (error or f"{what} failed"),
+                    "details": details,
                 },
             )
+
+        action(
+            "inject", inject_s if scheduled_s is None else scheduled_s, inject_s, inject_ok, details
+        )
+        if heal_s is not None:
+            action("heal", heal_s, heal_s, heal_ok, None)
 
     def probe(
         self,

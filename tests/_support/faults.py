@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from l2chaos.faults.base import Fault, Target
+from l2chaos.faults.base import Fault, Target, TargetKind
 from l2chaos.params import Duration
 
 # process.restart_race's `how` on PostgreSQL, and the line the server logs when it
@@ -25,3 +25,11 @@ def make_fault(
     fault = cls.build(target, params, window)
     assert fault.validate({"db", "api", "front"}, {"api->db", "front->api", "front->db"}) is None
     return fault
+
+
+def service_fault(
+    cls: type[Fault[Any]], service: str, params: Mapping[str, object], window: Duration | None
+) -> Fault[Any]:
+    """make_fault on one service."""
+    target = Target(TargetKind.SERVICE, services=(service,), text=service)
+    return make_fault(cls, target, params, window)
