@@ -58,6 +58,7 @@ from .probe import ProbeLoop, Prober, baseline_check
 from .progress import Progress
 from .registry import listeners as listener_plugins
 from .rundir import RunDir, RunInfo
+from .rundir.scenario import SCENARIO_JSON
 from .safety import Trust
 from .scenario import FaultUse, Scenario, load_scenario
 from .signals import ChainHeights, EventFeed, ProbeEvents, Signals
@@ -257,7 +258,7 @@ class _Run:
 
     def _start_record(self) -> None:
         rd = self.run_dir
-        rd.write_json("scenario.resolved.json", self.sc.resolved_json())
+        rd.write_json(SCENARIO_JSON, self.sc.resolved().to_json())
         if self.sc.path is not None and self.sc.path.is_file():  # what `l2chaos shrink` replays
             (rd.path / "scenario.source.yaml").write_bytes(self.sc.path.read_bytes())
         rd.write_run(

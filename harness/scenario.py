@@ -25,7 +25,8 @@ from .invariants.coverage import SometimesRule, parse_sometimes
 from .invariants.expectations import Expectation, parse_expect
 from .invariants.uses import InvariantUse, parse_invariants
 from .load.plan import LoadPlan, parse_load
-from .params import JsonValue, Where
+from .params import JsonValue, Where, to_json
+from .rundir.scenario import CheckerUse, ResolvedScenario, StackUse
 from .safety import Trust, trusting
 from .stackspec import NotAStackFile, StackRun, StackSpec, resolve_stack
 from .triggers import check_triggers
@@ -85,33 +86,33 @@ class Scenario:
     def profile(self) -> str | None:
         return self.stack.profile
 
-    def resolved_json(self) -> dict[str, Any]:
+    def resolved(self) -> ResolvedScenario:
         """What the runner writes as scenario.resolved.json (checkers read it back)."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "tags": list(self.tags),
-            "source": str(self.path) if self.path else None,
-            "overrides": list(self.overrides),
-            "seed": self.seed,
-            "profile": self.profile,
-            "stack": {
-                "ref": self.stack_ref,
-                "name": self.stack.spec.name,
-                "path": str(self.stack.spec.path),
-                "profile": self.profile,
-                "switches": dict(self.stack.switches),
-                "settings": _jsonable(dict(self.stack.settings)),
-            },
-            "backend": self.backend,
-            "duration_ns": self.duration_ns,
-            "time_scale": self.time_scale,
-            "load": self.load.to_json() if self.load is not None else None,
-            "timeline": [f.to_json() for f in self.timeline],
-            "invariants": [i.to_json() for i in self.invariants],
-            "sometimes": [s.to_json() for s in self.sometimes],
-            "expect": {k: v.to_json() for k, v in self.expect.items()},
-        }
+        return ResolvedScenario(
+            name=self.name,
+            description=self.description,
+            tags=list(self.tags),
+            source=str(self.path) if self.path else None,
+            overrides=list(self.overrides),
+            seed=self.seed,
+            profile=self.profile,
+            stack=StackUse(
+                ref=self.stack_ref,
+                name=self.stack.spec.name,
+                path=str(self.stack.spec.path),
+                profile=self.profile,
+                switches=dict(self.stack.switches),
+                settings={str(k): _jsonable(v) for k, v in self.stack.settings.items()},
+            ),
+            backend=self.backend,
+            duration_ns=self.duration_ns,
+            time_scale=self.time_scale,
+            load=self.load.to_json() if self.load is not None else None,
+            timeline=[f.to_json() for f in self.timeline],
+            invariants=[CheckerUse(i.name, to_json(i.params)) for i in self.invariants],
+            sometimes=[s.to_json() for s in self.sometimes],
+            expect={k: v.to_json() for k, v in self.expect.items()},
+        )
 
 
 def _jsonable(obj: object) -> JsonValue:

@@ -1,10 +1,9 @@
 """`check_run`: every checker, the coverage counts and the expectation over one run.
 
 `l2chaos check RUN_DIR` and the runner call `check_run(run_dir)`, then
-`l2chaos.report.write_reports(run_dir, outcome)`. It reads
-`scenario.resolved.json` (`name`, `profile`, `seed`, `backend`, `invariants` as
-[{name, params}], `sometimes`, `expect`; see docs/architecture.md) and `run.json`
-(`run_id`, `t0_ns`, `harness_error`), never the live stack.
+`l2chaos.report.write_reports(run_dir, outcome)`. It reads scenario.resolved.json
+and run.json as the types the runner wrote them (`l2chaos.rundir`: `ResolvedScenario`,
+`RunInfo`; see docs/architecture.md), never the live stack.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from l2chaos.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, UsageError
 from l2chaos.params import Where, from_json
 from l2chaos.registry import checkers as checker_registry
 from l2chaos.rundir.run_info import RunInfo
+from l2chaos.rundir.scenario import SCENARIO_JSON, CheckerUse
 
 from .base import Checker, Verdict
 from .coverage import (
@@ -32,7 +32,7 @@ from .coverage import (
     implicit_rules,
 )
 from .expectations import Expectation, ExpectationResult, evaluate
-from .record import SCENARIO_JSON, RecordError, RunRecord
+from .record import RecordError, RunRecord
 
 __all__ = ["CheckOutcome", "bulk_reading", "check_run", "run_checker"]
 
@@ -98,29 +98,22 @@ def run_checker(checker: Checker[Any], record: RunRecord) -> Verdict:
     return v
 
 
-def _instantiate(uses: Any, source: Path) -> list[Checker[Any]]:
+def _instantiate(uses: list[CheckerUse] | None, source: Path) -> list[Checker[Any]]:
     registry = checker_registry()
     if uses is None:
-        uses = [{"name": n, "params": {}} for n in registry]
-    if not isinstance(uses, list):
-        raise UsageError("invariants: expected a list of {name, params}", file=source)
+        uses = [CheckerUse(n, {}) for n in registry]
     out: list[Checker[Any]] = []
     for i, use in enumerate(uses):
-        if not isinstance(use, dict) or not isinstance(use.get("name"), str):
-            raise UsageError(
-                f"expected {{name, params}}, got {use!r}", file=source, field=f"invariants[{i}]"
-            )
-        name = use["name"]
-        cls = registry.get(name)
+        cls = registry.get(use.name)
         if cls is None:
             raise UsageError(
-                f"unknown invariant {name!r} (a plugin that is not installed?); known: "
+                f"unknown invariant {use.name!r} (a plugin that is not installed?); known: "
                 f"{', '.join(registry)}",
                 file=source,
                 field=f"invariants[{i}]",
             )
         where = Where(str(source), f"invariants[{i}].params")
-        out.append(cls(from_json(cls.params_model(), use.get("params"), where)))
+        out.append(cls(from_json(cls.params_model(), use.params, where)))
     return out
 
 
@@ -229,7 +222,7 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
         info = record.run_info
     except RecordError as exc:
         raise UsageError(str(exc)) from None
-    checkers = _instantiate(scenario.get("invariants"), path / SCENARIO_JSON)
+    checkers = _instantiate(scenario.invariants, path / SCENARIO_JSON)
     incomplete = _incomplete(info)
     harness_error = incomplete or _harness_error(info)
     if incomplete is not None:  # a partial record gives no verdict, not even a pass
@@ -238,8 +231,8 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
         verdicts = [run_checker(c, record) for c in checkers]
     cov_json: dict[str, Any]
     sometimes: Verdict | None = None
-    ran_profile = profile or scenario.get("profile") or info.profile
-    rules = [SometimesRule.from_json(r) for r in scenario.get("sometimes") or []]
+    ran_profile = profile or scenario.profile or info.profile
+    rules = [SometimesRule.from_json(r) for r in scenario.sometimes]
     try:
         cov: Coverage = compute_coverage(record)
         cov_json = cov.to_json()
@@ -250,9 +243,8 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
         cov_json = {"error": str(exc), "windows": [], "run": {}}
         if rules:
             sometimes = Verdict("sometimes", "error", reason=str(exc))
-    expect_all = scenario.get("expect") or {}
-    raw_expect = expect_all.get(ran_profile) if isinstance(expect_all, dict) else None
-    expectation = Expectation.from_json(raw_expect) if isinstance(raw_expect, dict) else None
+    raw_expect = scenario.expect.get(ran_profile) if ran_profile is not None else None
+    expectation = Expectation.from_json(raw_expect) if raw_expect is not None else None
     if sometimes is not None and sometimes.status == "error" and harness_error is None:
         harness_error = f"sometimes: {sometimes.reason}"
     result = evaluate(expectation, ran_profile, verdicts, sometimes, harness_error)
@@ -270,10 +262,10 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
         result.exit_code, result.met = 3, False
     return CheckOutcome(
         run_dir=path,
-        scenario=str(scenario.get("name") or path.name),
+        scenario=scenario.name or path.name,
         profile=ran_profile,
-        backend=scenario.get("backend") if info.backend is None else info.backend,
-        seed=scenario.get("seed") if info.seed is None else info.seed,
+        backend=scenario.backend if info.backend is None else info.backend,
+        seed=scenario.seed if info.seed is None else info.seed,
         run_id=info.run_id or path.name,
         verdicts=verdicts,
         sometimes=sometimes,
@@ -283,6 +275,6 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
         t0_ns=start_ns if t0 is None else t0,
         end_ns=end_ns,
         seconds=time.perf_counter() - started,
-        meta={"description": scenario.get("description"), "tags": scenario.get("tags") or []},
+        meta={"description": scenario.description, "tags": scenario.tags},
         record=record,
     )

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import orjson
 from l2chaos.errors import HarnessError
 from l2chaos.rundir.run_info import RUN_JSON, RunInfo
+from l2chaos.rundir.scenario import SCENARIO_JSON, ResolvedScenario
 
 __all__ = [
     "AUDIT",
@@ -41,7 +42,6 @@ T = TypeVar("T")
 _loads = orjson.loads
 
 # Run-directory file names (relative paths), as docs/architecture.md pins them.
-SCENARIO_JSON = "scenario.resolved.json"
 FAULTS = "faults.jsonl"
 PROBES = "probes.jsonl"
 HISTORY = "history.jsonl"
@@ -285,14 +285,15 @@ class RunRecord:
         return self.memo("run_info", load)
 
     @property
-    def scenario(self) -> dict[str, Any]:
-        """scenario.resolved.json ({} when absent)."""
+    def scenario(self) -> ResolvedScenario:
+        """scenario.resolved.json (empty when absent); UsageError for a wrong shape."""
 
-        def load() -> dict[str, Any]:
+        def load() -> ResolvedScenario:
             if not self.has(SCENARIO_JSON):
-                return {}
-            data = self.read_json(SCENARIO_JSON)
-            return data if isinstance(data, dict) else {}
+                return ResolvedScenario()
+            return ResolvedScenario.from_json(
+                self.read_json(SCENARIO_JSON), self.path(SCENARIO_JSON)
+            )
 
         return self.memo("scenario", load)
 

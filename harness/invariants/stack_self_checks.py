@@ -16,10 +16,11 @@ import re
 from typing import ClassVar
 
 from l2chaos.errors import L2ChaosError
+from l2chaos.rundir.scenario import SCENARIO_JSON
 from l2chaos.stackspec import load_stack
 
 from .base import Checker, NoParams, Verdict
-from .record import SCENARIO_JSON, RunRecord
+from .record import RunRecord
 
 
 class StackSelfChecks(Checker[NoParams]):
@@ -31,8 +32,9 @@ class StackSelfChecks(Checker[NoParams]):
     needs: ClassVar[tuple[str, ...]] = (SCENARIO_JSON,)
 
     def check(self, record: RunRecord) -> Verdict:
-        path = (record.scenario.get("stack") or {}).get("path")
-        if not isinstance(path, str):
+        stack = record.scenario.stack
+        path = None if stack is None else stack.path
+        if path is None:
             return self.not_applicable("the scenario record names no stack file")
         try:
             patterns = load_stack(path).self_checks

@@ -1,6 +1,7 @@
-"""The run record's format version: `check` reads the current and the previous format
+"""The run record's format: `check` reads the current and the previous version
 (data/run-v0: run.json without `record_version`, as runs were written before
-2026-12-04) and refuses any other with one message naming both versions (exit 2)."""
+2026-12-04) and refuses any other with one message naming both versions (exit 2);
+it reads back the very types the runner writes (RunInfo, ResolvedScenario)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from l2chaos.errors import UsageError
 from l2chaos.invariants.check import check_run
 from l2chaos.rundir import RunDir
 from l2chaos.rundir.run_info import (
@@ -20,6 +22,8 @@ from l2chaos.rundir.run_info import (
     RecordVersionError,
     RunInfo,
 )
+from l2chaos.rundir.scenario import SCENARIO_JSON, ResolvedScenario
+from l2chaos.scenario import load_scenario
 
 V0_RUN = Path(__file__).parent / "data" / "run-v0"
 
@@ -103,3 +107,35 @@ def test_keys_it_does_not_name_survive_an_update(tmp_path: Path) -> None:
     data = json.loads(rd.file("run.json").read_text())
     assert data["l7"] == {"port": 1}
     assert data["record_version"] == LEGACY_VERSION
+
+
+SCENARIOS = sorted((Path(__file__).parents[3] / "scenarios").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SCENARIOS[:6], ids=lambda p: p.stem)
+def test_check_reads_the_scenario_type_the_runner_writes(path: Path) -> None:
+    written = load_scenario(path).resolved()
+    as_file = json.loads(json.dumps(written.to_json()))
+    assert ResolvedScenario.from_json(as_file) == written
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "problem"),
+    [
+        ({"invariants": {"name": "x"}}, "invariants", "expected a list of {name, params}"),
+        ({"invariants": [{"params": {}}]}, "invariants[0]", "expected {name, params}"),
+        ({"tags": "fast"}, "tags", "expected a list of strings"),
+        ({"seed": "one"}, "seed", "expected an integer, got 'one'"),
+        ({"expect": {"hardened": True}}, "expect.hardened", "expected an object, got bool"),
+        ({"stack": {"path": 3}}, "stack.path", "expected a string, got 3"),
+    ],
+)
+def test_a_scenario_record_of_the_wrong_shape_names_the_field(
+    tmp_path: Path, change: dict[str, Any], field: str, problem: str
+) -> None:
+    run_dir = copy_of_v0(tmp_path)
+    scenario = json.loads((run_dir / SCENARIO_JSON).read_text())
+    (run_dir / SCENARIO_JSON).write_text(json.dumps({**scenario, **change}))
+    with pytest.raises(UsageError) as err:
+        check_run(run_dir)
+    assert str(err.value).startswith(f"{run_dir / SCENARIO_JSON}: {field}: {problem}")

@@ -307,7 +307,7 @@ def test_nemesis_sub_faults_are_validated(
 def test_no_load_section_means_no_load(tmp_path: Path, section: str) -> None:
     sc = load_scenario(write(tmp_path, GOOD + section))
     assert sc.load is None
-    assert sc.resolved_json()["load"] is None
+    assert sc.resolved().load is None
 
 
 def test_a_load_section_takes_the_default_protocol(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def test_each_form_parses_and_only_times_and_delays_scale() -> None:
     assert triggers["f"] == OnEvent("funding_tick", 500_000_000, 10_000_000_000)
     assert triggers["g"] == OnEvent("not_ready.db")
     assert [u.timed for u in sc.timeline] == [True, False, False, False, False, False, False]
-    assert sc.resolved_json()["timeline"][2]["trigger"] == {
+    assert sc.resolved().timeline[2]["trigger"] == {
         "kind": "block",
         "block": 50,
         "relative": True,
