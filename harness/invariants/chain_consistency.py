@@ -428,9 +428,11 @@ class ChainConsistency(Checker[ChainParams]):
                 except LedgerError:
                     continue  # fund_conservation reports malformed ledgers
                 if inc is not None:
-                    touched = [*d.by_account, *(e[0] for e in ledger.get("pos") or ())]
+                    dirty = inc.dirty
+                    dirty.update(d.by_account)
+                    for e in ledger.get("pos") or ():
+                        dirty.add(e[0])
                     if d.dust_micro and st.dust_account is not None:
-                        touched.append(st.dust_account)
-                    inc.touch(touched)
+                        dirty.add(st.dust_account)
         compare_through(float("inf"))
         return checked

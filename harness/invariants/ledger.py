@@ -220,11 +220,19 @@ class IncrementalRoot:
         st = self.state
         leaves = self._leaves
         reorder = False
+        dust, cash_of, books, sha256 = st.dust_account, st.cash, st.positions, hashlib.sha256
         for a in self.dirty:
-            cash = st.account_cash(a)
-            pos = st.account_positions(a)
-            if cash != 0 or pos:
-                digest = leaf_digest(a, cash, pos)
+            # leaf_digest(a, account_cash(a), account_positions(a)), inline: once per
+            # touched account of every block
+            cash = st.dust_micro if a == dust else cash_of.get(a, 0)
+            book = books.get(a)
+            body = (
+                ";".join(f"{m}:{s}:{c}" for m, (s, c) in sorted(book.items()) if s != 0)
+                if book
+                else ""
+            )
+            if cash != 0 or body:
+                digest = sha256(f"{a}|{cash}|{body}".encode()).digest()
                 slot = self._slot.get(a)
                 if slot is None:
                     reorder = True
