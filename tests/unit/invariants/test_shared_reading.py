@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from l2chaos.invariants.check import _instantiate, check_run, run_checker
-from l2chaos.invariants.record import AUDIT, SCENARIO_JSON, RunRecord
+from l2chaos.invariants.record import AUDIT, RunRecord
 from l2chaos.invariants.simulate import generate_run
+from l2chaos.rundir.scenario import SCENARIO_JSON
 
 
 def _plant(run: Path) -> None:
@@ -43,7 +44,7 @@ def test_shared_and_separate_reading_agree(tmp_path: Path) -> None:
     generate_run(run, ops=3_000, blocks=600, seed=11)
     _plant(run)
     shared = check_run(run)
-    uses = json.loads((run / SCENARIO_JSON).read_text())["invariants"]
+    uses = RunRecord(run).scenario.invariants
     alone = [run_checker(c, RunRecord(run)) for c in _instantiate(uses, run / SCENARIO_JSON)]
     assert [_summary(v) for v in shared.verdicts] == [_summary(v) for v in alone]
     failed = {v.name for v in shared.verdicts if v.status == "fail"}
