@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,39 +31,12 @@ from .durations import parse_duration
 from .errors import BaselineError
 from .jsonrpc import RpcCallError, RpcClient, quantity
 from .rundir import JsonlWriter
+from .rundir.probes import Sample
 from .stackspec import StackSpec
 
 __all__ = ["ProbeLoop", "Prober", "Sample", "baseline_check"]
 
 _ORDER_TIMEOUT_S = 3.0
-
-
-@dataclass
-class Sample:
-    t_ns: int
-    mono_ns: int
-    health: dict[str, bool]
-    ready: dict[str, bool]
-    block_height: int | None
-    order_ok: bool | None
-    order_ms: float | None
-    order_error: str | None
-    head: Block | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out = {
-            "t_ns": self.t_ns,
-            "mono_ns": self.mono_ns,
-            "health": self.health,
-            "ready": self.ready,
-            "block_height": self.block_height,
-            "order_ok": self.order_ok,
-            "order_ms": self.order_ms,
-            "order_error": self.order_error,
-        }
-        if self.head is not None:
-            out["head"] = self.head.to_json(txs=False)
-        return out
 
 
 OrderResult = tuple[bool | None, float | None, str | None]

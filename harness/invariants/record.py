@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import orjson
 from l2chaos.errors import HarnessError
+from l2chaos.rundir.probes import Sample
 from l2chaos.rundir.run_info import RUN_JSON, RunInfo
 from l2chaos.rundir.scenario import SCENARIO_JSON, ResolvedScenario
 
@@ -334,7 +335,15 @@ class RunRecord:
         return self.jsonl(HISTORY)
 
     def probes(self) -> Iterator[dict[str, Any]]:
+        """probes.jsonl as JSON objects (what plug-ins written against it read)."""
         return self.jsonl(PROBES)
+
+    def samples(self) -> Iterator[Sample]:
+        """probes.jsonl as the Samples the probe loop wrote (lines without a time skipped)."""
+        for rec in self.jsonl(PROBES):
+            sample = Sample.from_json(rec)
+            if sample is not None:
+                yield sample
 
     def events(self, kinds: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
         """audit/events.jsonl, optionally only the given kinds (pre-filtered). The

@@ -44,26 +44,9 @@ class _Probes:
         return any(o is not None for o in self.order_ok)
 
 
-def _all_true(d: Any) -> bool:
-    return not isinstance(d, dict) or all(bool(v) for v in d.values())
-
-
 def load_probes(record: RunRecord) -> _Probes:
     def compute() -> _Probes:
-        rows = []
-        for rec in record.probes():
-            t = rec.get("t_ns")
-            if not isinstance(t, int):
-                continue
-            h = rec.get("block_height")
-            rows.append(
-                (
-                    t,
-                    _all_true(rec.get("health")) and _all_true(rec.get("ready")),
-                    h if isinstance(h, int) else None,
-                    None if rec.get("order_ok") is None else rec.get("order_ok") is True,
-                )
-            )
+        rows = [(s.t_ns, s.healthy, s.block_height, s.order_ok) for s in record.samples()]
         rows.sort(key=lambda r: r[0])
         return _Probes(
             t=[r[0] for r in rows],

@@ -140,10 +140,9 @@ def build_timeline(
                 if isinstance(num, int):
                     heights.append((sec(t), float(num)))
     else:
-        for p in record.probes():
-            t, h = p.get("t_ns"), p.get("block_height")
-            if isinstance(t, int) and isinstance(h, int):
-                heights.append((sec(t), float(h)))
+        for p in record.samples():
+            if p.block_height is not None:
+                heights.append((sec(p.t_ns), float(p.block_height)))
     tl.height = _thin(heights, max_points)
 
     used: dict[str, list[tuple[float, float]]] = {}

@@ -1,7 +1,7 @@
 """The run record's format: `check` reads the current and the previous version
 (data/run-v0: run.json without `record_version`, as runs were written before
 2026-12-04) and refuses any other with one message naming both versions (exit 2);
-it reads back the very types the runner writes (RunInfo, ResolvedScenario)."""
+it reads back the very types the runner writes (RunInfo, ResolvedScenario, Sample)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from l2chaos.chainrecord import Block
 from l2chaos.errors import UsageError
 from l2chaos.invariants.check import check_run
+from l2chaos.invariants.record import RunRecord
 from l2chaos.rundir import RunDir
+from l2chaos.rundir.probes import Sample
 from l2chaos.rundir.run_info import (
     LEGACY_VERSION,
     RECORD_VERSION,
@@ -139,3 +142,14 @@ def test_a_scenario_record_of_the_wrong_shape_names_the_field(
     with pytest.raises(UsageError) as err:
         check_run(run_dir)
     assert str(err.value).startswith(f"{run_dir / SCENARIO_JSON}: {field}: {problem}")
+
+
+def test_a_probe_sample_reads_back_as_written(tmp_path: Path) -> None:
+    head = Block(7, "0xab", "0xaa")
+    written = Sample(5, 6, {"db": True}, {"db": False}, 7, None, None, "timeout", head)
+    assert Sample.from_json(json.loads(json.dumps(written.to_json()))) == written
+    assert Sample.from_json({"mono_ns": 1}) is None  # a line without its time is skipped
+    run_dir = copy_of_v0(tmp_path)
+    samples = list(RunRecord(run_dir).samples())
+    assert len(samples) == len((run_dir / "probes.jsonl").read_text().splitlines())
+    assert all(s.healthy == (s.order_ok is True) for s in samples)
