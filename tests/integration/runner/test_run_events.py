@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from l2chaos.events import Events
+from l2chaos.rundir.run_info import RECORD_VERSION
 from l2chaos.runner import RunOptions, run_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -68,6 +69,7 @@ def test_events_in_order_and_a_raising_listener_is_exit_3(tmp_path: Path) -> Non
     assert result.exit_code == 3  # ... but a listener broke
     assert result.run_dir is not None
     run = json.loads((result.run_dir / "run.json").read_text())
+    assert run["record_version"] == RECORD_VERSION
     assert run["exit_code"] == 3
     assert [p for p in run["problems"] if "probe_sample raised RuntimeError" in p]
     assert "the dashboard is down" in result.summary
