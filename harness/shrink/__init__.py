@@ -36,6 +36,7 @@ from l2chaos.errors import (
     Interrupted,
     UsageError,
 )
+from l2chaos.rundir.scenario import StackUse
 
 from .replay import FailedRun, explicit_timeline, failing_invariants, read_failed_run, scenario_yaml
 from .search import Budget, Candidate, Outcome, Search
@@ -73,7 +74,7 @@ class _Session:
         self.opts = opts
         self.dir = run.path / "shrink"
         (self.dir / "candidates").mkdir(parents=True, exist_ok=True)
-        self.name = str(run.resolved.get("name", "scenario"))[:72] + "-shrunk"
+        self.name = (run.resolved.name or "scenario")[:72] + "-shrunk"
         self.count = 0
         self.failing_dirs: dict[str, Path] = {}
         self.interrupted = False
@@ -84,7 +85,7 @@ class _Session:
             cand,
             name=self.name,
             description=(
-                f"Shrunk by l2chaos shrink from run {self.failed.run_info.get('run_id')}: "
+                f"Shrunk by l2chaos shrink from run {self.failed.run_info.run_id}: "
                 f"{len(cand.entries)} fault(s) that still fail {', '.join(self.failed.targets)}."
             ),
         )
@@ -189,7 +190,7 @@ def shrink_run(run_dir: Path, opts: ShrinkOptions | None = None) -> ShrinkResult
     budget = Budget(opts.max_runs, opts.max_time_s)
     progress = _Progress(opts, budget)
     progress.line(
-        f"{len(initial.entries)} fault(s) fired in {failed.run_info.get('run_id')}; "
+        f"{len(initial.entries)} fault(s) fired in {failed.run_info.run_id}; "
         f"shrinking while {', '.join(failed.targets)} still fail(s)"
     )
     search = Search(run=session.run, budget=budget, retries=opts.retries, report=progress)
@@ -226,22 +227,22 @@ def _write(
     out.mkdir(exist_ok=True)
     minimal = out / "minimal.scenario.yaml"
     minimal.write_text(session.yaml(best))
-    stack = failed.resolved.get("stack") or {}
+    stack = failed.resolved.stack or StackUse()
     bundle = {
         "format": "l2chaos-replay/1",
         "scenario": minimal.name,
         "replay": f"l2chaos run {minimal}",
-        "original_run": failed.run_info.get("run_id"),
+        "original_run": failed.run_info.run_id,
         "original_run_dir": str(failed.path),
         "invariants": list(failed.targets),
-        "seed": failed.resolved.get("seed"),
+        "seed": failed.resolved.seed,
         "profile": failed.profile,
-        "switches": stack.get("switches"),
-        "settings": stack.get("settings"),
-        "stack": {"ref": stack.get("ref"), "name": stack.get("name"), "path": stack.get("path")},
-        "backend": failed.run_info.get("backend"),
+        "switches": stack.switches,
+        "settings": stack.settings,
+        "stack": {"ref": stack.ref, "name": stack.name, "path": stack.path},
+        "backend": failed.run_info.backend,
         "time_scale": failed.scale,
-        "versions": failed.run_info.get("versions"),
+        "versions": failed.run_info.versions,
         "faults": {"fired": len(initial.entries), "minimal": len(best.entries)},
         "entries": [e.label for e in best.entries],
         "failed_in": str(session.failing_dirs.get(best.key(), "")) or None,

@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 from l2chaos.errors import InputError, UsageError
 from l2chaos.registry import faults as fault_registry
+from l2chaos.rundir.run_info import RUN_JSON, RunInfo
+from l2chaos.rundir.scenario import SCENARIO_JSON, ResolvedScenario
 from l2chaos.scenario import apply_overrides
 from l2chaos.yamlsrc import load_yaml_text
 
@@ -34,20 +36,19 @@ _WINDOW_STEP_NS = 100_000_000
 @dataclass(frozen=True)
 class FailedRun:
     path: Path
-    resolved: Mapping[str, Any]
-    run_info: Mapping[str, Any]
+    resolved: ResolvedScenario
+    run_info: RunInfo
     result: Mapping[str, Any]
     doc: Mapping[str, Any]  # the scenario as it ran (overrides applied), plain YAML values
     targets: tuple[str, ...]  # the invariants a candidate must fail again
 
     @property
     def scale(self) -> float:
-        return float(self.resolved.get("time_scale") or 1.0)
+        return self.resolved.time_scale or 1.0
 
     @property
     def profile(self) -> str | None:
-        p = self.run_info.get("profile") or self.resolved.get("profile")
-        return None if p is None else str(p)
+        return self.run_info.profile or self.resolved.profile
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -81,7 +82,7 @@ def read_failed_run(
             f"{run_dir} has no result.json: the run was not checked (l2chaos check RUN_DIR)",
             field="RUN_DIR",
         )
-    resolved = _json(run_dir / "scenario.resolved.json")
+    resolved = ResolvedScenario.from_json(_json(run_dir / SCENARIO_JSON), run_dir / SCENARIO_JSON)
     result = _json(run_dir / "result.json")
     failing = failing_invariants(result)
     if not failing:
@@ -103,11 +104,11 @@ def read_failed_run(
     doc = load_yaml_text(source.read_text(encoding="utf-8"), str(source))
     if not isinstance(doc, dict):
         raise InputError("expected a scenario mapping", file=str(source))
-    apply_overrides(doc, [str(s) for s in resolved.get("overrides") or []], str(source))
+    apply_overrides(doc, resolved.overrides, str(source))
     return FailedRun(
         path=run_dir,
         resolved=resolved,
-        run_info=_json(run_dir / "run.json"),
+        run_info=RunInfo.from_json(_json(run_dir / RUN_JSON), run_dir / RUN_JSON),
         result=result,
         doc=_plain(doc),
         targets=tuple(invariants) or tuple(failing),
@@ -137,12 +138,17 @@ def _records(run: FailedRun) -> list[dict[str, Any]]:
 def explicit_timeline(run: FailedRun) -> Candidate:
     """The faults that fired, at the times they fired, as a timeline without triggers
     or nemesis (times and windows as written, before the run's time scale)."""
-    t0 = int(run.run_info.get("t0_ns") or 0)
+    t0 = run.run_info.t0_ns or 0
     raw = run.doc.get("timeline") or []
     entries: list[Entry] = []
     records = _records(run)
-    for item in run.resolved.get("timeline") or []:
-        index = int(item["index"])
+    for i, item in enumerate(run.resolved.timeline):
+        index = item.get("index")
+        if not isinstance(index, int):
+            raise UsageError(
+                f"timeline[{i}]: expected an integer index, got {index!r}",
+                file=run.path / SCENARIO_JSON,
+            )
         mine = [r for r in records if r.get("fault_id") == index]
         source = raw[index] if index < len(raw) else {}
         if item["fault"] == NEMESIS:
@@ -162,7 +168,7 @@ def explicit_timeline(run: FailedRun) -> Candidate:
             )
         )
     entries.sort(key=lambda e: e.at_ns)
-    duration = _unscaled(int(run.resolved["duration_ns"]), run.scale)
+    duration = _unscaled(int(run.resolved.duration_ns or 0), run.scale)
     return Candidate(tuple(entries), duration)
 
 
@@ -266,8 +272,8 @@ def _stack_ref(run: FailedRun, stack: Mapping[str, Any]) -> str:
     ref = str(stack.get("ref"))
     if ref in stack_files():
         return ref
-    info = run.resolved.get("stack") or {}
-    return str(Path(str(info.get("path", ref))).parent)
+    info = run.resolved.stack
+    return str(Path(info.path if info is not None and info.path else ref).parent)
 
 
 def scenario_yaml(run: FailedRun, cand: Candidate, *, name: str, description: str) -> str:
@@ -285,9 +291,9 @@ def scenario_yaml(run: FailedRun, cand: Candidate, *, name: str, description: st
     doc.update(
         name=name,
         description=description,
-        seed=int(run.resolved.get("seed") or doc.get("seed") or 1),
+        seed=int(run.resolved.seed or doc.get("seed") or 1),
         stack=stack,
-        backend=str(run.run_info.get("backend") or doc.get("backend") or "auto"),
+        backend=str(run.run_info.backend or doc.get("backend") or "auto"),
         duration=_seconds(cand.duration_ns),
         time_scale=run.scale,
         timeline=[_entry_yaml(e) for e in cand.entries],
