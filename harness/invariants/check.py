@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from l2chaos.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, UsageError
+from l2chaos.errors import UsageError
 from l2chaos.params import Where, from_json
 from l2chaos.registry import checkers as checker_registry
 from l2chaos.rundir.run_info import RunInfo
@@ -248,9 +248,9 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
     if sometimes is not None and sometimes.status == "error" and harness_error is None:
         harness_error = f"sometimes: {sometimes.reason}"
     result = evaluate(expectation, ran_profile, verdicts, sometimes, harness_error)
-    if info.phase == "aborted" and info.exit_code in (EXIT_INTERRUPTED, EXIT_BAD_INPUT):
-        # an interrupted run, or one stopped by input found bad only once the stack was
-        # up (a block trigger already passed): its own exit code and the check's agree
+    if info.phase == "aborted" and info.exit_code is not None:
+        # an aborted run has no verdict; the record keeps the exit code its process gave
+        # (130 interrupted, 2 input found bad once the stack was up, 3 broken)
         result.exit_code = info.exit_code
     t0 = info.t0_ns
     start_ns, end_ns = record.run_bounds()
