@@ -9,22 +9,22 @@ evidence therefore makes the liquidation checkers fail vacuously instead of pass
 
 from __future__ import annotations
 
-from typing import Any
+from l2chaos.rundir.events import Event
 
 from .record import RunRecord
 
 LIQUIDATION_KINDS = ("liquidation", "liquidation_blocked")
 
 
-def liquidation_evidence(ev: dict[str, Any], canonical: frozenset[int] | None) -> dict[str, Any]:
+def liquidation_evidence(ev: Event, canonical: frozenset[int] | None) -> dict[str, object]:
     """The common evidence of a liquidation event: where, when, who, at what prices."""
-    data = ev.get("data") or {}
-    bs = ev.get("block_seq")
+    data = ev.payload
+    bs = ev.block_seq
     return {
-        "block": ev.get("block"),
+        "block": ev.block,
         "block_seq": bs,
-        "event_seq": ev.get("seq"),
-        "host_ts_ns": ev.get("host_ts_ns"),
+        "event_seq": ev.seq,
+        "host_ts_ns": ev.host_ts_ns,
         "canonical": None if canonical is None or bs is None else bs in canonical,
         "account": data.get("account"),
         "market": data.get("market"),
@@ -32,7 +32,7 @@ def liquidation_evidence(ev: dict[str, Any], canonical: frozenset[int] | None) -
         "price": data.get("price"),
         "oracle_price": data.get("oracle_price"),
         "mark_price": data.get("mark_price"),
-        "tx": ev.get("tx"),
+        "tx": ev.tx,
     }
 
 
@@ -44,24 +44,19 @@ def unrecorded_takeovers(record: RunRecord) -> int:
         liq = header.account("liquidator") if header is not None else None
         if liq is None:
             return 0
-        needle = str(liq)
         sizes: dict[str, int] = {}
         count = 0
-        for ev in record.jsonl("audit/events.jsonl", contains=(needle,)):
-            ledger = ev.get("ledger")
-            if not isinstance(ledger, dict):
+        for ev in record.events_mentioning(str(liq)):
+            if ev.ledger is None:
                 continue
             grew = False
-            for entry in ledger.get("pos") or ():
-                if not isinstance(entry, (list, tuple)) or len(entry) != 4 or entry[0] != liq:
-                    continue
-                market, size = entry[1], entry[2]
-                if not isinstance(size, int):
+            for acct, market, size, _ in ev.ledger.pos or ():
+                if acct != liq:
                     continue
                 if abs(size) > abs(sizes.get(market, 0)):
                     grew = True
                 sizes[market] = size
-            if grew and ev.get("kind") not in LIQUIDATION_KINDS:
+            if grew and ev.kind not in LIQUIDATION_KINDS:
                 count += 1
         return count
 

@@ -240,8 +240,7 @@ class AcknowledgedWritesDurable(Checker[DurableParams]):
         """Block seqs orphaned by the stack's rollback events."""
         out: set[int] = set()
         for ev in record.events(kinds=("rollback",)):
-            data = ev.get("data") or {}
-            for s in data.get("orphaned") or ():
-                if isinstance(s, int):
-                    out.add(s)
+            orphaned = ev.payload.get("orphaned")
+            if isinstance(orphaned, list):
+                out.update(s for s in orphaned if isinstance(s, int))
         return out

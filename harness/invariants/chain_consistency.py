@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from l2chaos.params import param, params
+from l2chaos.rundir.events import Event
 
 from ._chain import ReorgParams, chain_view
 from .base import Checker, Findings, Verdict
@@ -188,9 +189,7 @@ class ChainConsistency(Checker[ChainParams]):
             else:
                 hashes_ok += 1
         blocks.sort(key=lambda x: x.seq)
-        rollbacks = [
-            ev for ev in record.events(kinds=("rollback",)) if isinstance(ev.get("data"), dict)
-        ]
+        rollbacks = [ev for ev in record.events(kinds=("rollback",)) if ev.data is not None]
         declared = record.declared_rollbacks()
         links, rb_checked, orphan_ok = self._production_order(blocks, rollbacks, declared, found)
         canon_links = self._canonical_chain(blocks, found)
@@ -216,7 +215,7 @@ class ChainConsistency(Checker[ChainParams]):
     def _production_order(
         self,
         blocks: list[_Block],
-        rollbacks: list[dict[str, Any]],
+        rollbacks: list[Event],
         declared: list[Any],
         found: Findings,
     ) -> tuple[int, int, int]:
@@ -225,9 +224,9 @@ class ChainConsistency(Checker[ChainParams]):
         links = rb_checked = 0
         orphaned_declared: set[int] = set()
         for ev in rollbacks:
-            for s in ev["data"].get("orphaned") or ():
-                if isinstance(s, int):
-                    orphaned_declared.add(s)
+            orphaned = ev.payload.get("orphaned")
+            if isinstance(orphaned, list):
+                orphaned_declared.update(s for s in orphaned if isinstance(s, int))
         used_declarations = 0
         for prev, cur in itertools.pairwise(blocks):
             links += 1
@@ -238,7 +237,7 @@ class ChainConsistency(Checker[ChainParams]):
             ):
                 # only a rollback to cur.number - 1 explains this
                 target = cur.number - 1
-                match = next((e for e in pending if e["data"].get("to_block") == target), None)
+                match = next((e for e in pending if e.payload.get("to_block") == target), None)
                 ev_where = {
                     "block": cur.number,
                     "block_seq": cur.seq,
@@ -255,14 +254,14 @@ class ChainConsistency(Checker[ChainParams]):
                     continue
                 pending.remove(match)
                 rb_checked += 1
-                data = match["data"]
+                data = match.payload
                 if used_declarations >= len(declared):
                     found.add(
                         f"rollback to block {target} was not declared by the scenario "
                         "(no chain.rollback fault in the fault log)",
                         **ev_where,
                         to_block=target,
-                        event_seq=match.get("seq"),
+                        event_seq=match.seq,
                     )
                 used_declarations += 1
                 base = by_number_canon.get(target)
@@ -290,7 +289,12 @@ class ChainConsistency(Checker[ChainParams]):
                         seen=data.get("state_root"),
                     )
                 should = {b.seq for b in blocks if base.seq < b.seq < cur.seq and b.number > target}
-                listed = {s for s in data.get("orphaned") or () if isinstance(s, int)}
+                orphaned = data.get("orphaned")
+                listed = (
+                    {s for s in orphaned if isinstance(s, int)}
+                    if isinstance(orphaned, list)
+                    else set()
+                )
                 still_canon = sorted(b.seq for b in blocks if b.seq in should and b.canonical)
                 if still_canon or not should <= listed:
                     found.add(
@@ -316,8 +320,9 @@ class ChainConsistency(Checker[ChainParams]):
                     block_seq=b.seq,
                 )
         for ev in list(pending):
-            data = ev["data"]
-            base = by_number_canon.get(data.get("to_block"))
+            data = ev.payload
+            to_block = data.get("to_block")
+            base = by_number_canon.get(to_block) if isinstance(to_block, int) else None
             if not data.get("orphaned") and base is not None:
                 # a rollback to the head itself orphans nothing; numbers just go on
                 pending.remove(ev)
@@ -327,7 +332,7 @@ class ChainConsistency(Checker[ChainParams]):
                         f"rollback to block {base.number} was not declared by the scenario "
                         "(no chain.rollback fault in the fault log)",
                         to_block=base.number,
-                        event_seq=ev.get("seq"),
+                        event_seq=ev.seq,
                     )
                 used_declarations += 1
                 if data.get("state_root") != base.state_root:
@@ -340,10 +345,10 @@ class ChainConsistency(Checker[ChainParams]):
                     )
         for ev in pending:
             found.add(
-                f"rollback event {ev.get('seq')} to block {ev['data'].get('to_block')} has no "
+                f"rollback event {ev.seq} to block {ev.payload.get('to_block')} has no "
                 "matching restart of the block numbers",
-                event_seq=ev.get("seq"),
-                to_block=ev["data"].get("to_block"),
+                event_seq=ev.seq,
+                to_block=ev.payload.get("to_block"),
             )
         return links, rb_checked, len(orphaned_declared)
 
@@ -368,7 +373,7 @@ class ChainConsistency(Checker[ChainParams]):
         self,
         record: RunRecord,
         blocks: list[_Block],
-        rollbacks: list[dict[str, Any]],
+        rollbacks: list[Event],
         found: Findings,
     ) -> int:
         header = record.header
@@ -381,7 +386,7 @@ class ChainConsistency(Checker[ChainParams]):
         by_number = {b.number: b for b in canon}
         targets: set[int] = set()
         for ev in rollbacks:
-            t = ev["data"].get("to_block")
+            t = ev.payload.get("to_block")
             if isinstance(t, int) and t in by_number:
                 targets.add(by_number[t].seq)
         if mode in ("final", "all"):
@@ -415,22 +420,21 @@ class ChainConsistency(Checker[ChainParams]):
 
         last_bs: int | None = None
         for ev in record.events():
-            bs = ev.get("block_seq")
-            if not isinstance(bs, int) or bs not in canon_seqs:
+            bs = ev.block_seq
+            if bs is None or bs not in canon_seqs:
                 continue
             if bs != last_bs:
                 compare_through(bs)
                 last_bs = bs
-            ledger = ev.get("ledger")
-            if isinstance(ledger, dict):
+            if ev.has_ledger:
                 try:
-                    d = st.apply(ledger)
+                    d = st.apply_event(ev)
                 except LedgerError:
                     continue  # fund_conservation reports malformed ledgers
                 if inc is not None:
                     dirty = inc.dirty
                     dirty.update(d.by_account)
-                    for e in ledger.get("pos") or ():
+                    for e in (ev.ledger.pos if ev.ledger is not None else None) or ():
                         dirty.add(e[0])
                     if d.dust_micro and st.dust_account is not None:
                         dirty.add(st.dust_account)

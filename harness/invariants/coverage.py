@@ -329,14 +329,13 @@ def compute_coverage(record: RunRecord) -> Coverage:
         kinds = tuple(_EVENT_COUNTERS.values())
         by_kind = {v: k for k, v in _EVENT_COUNTERS.items()}
         for ev in record.events(kinds=kinds):
-            t = ev.get("host_ts_ns")
+            t = ev.host_ts_ns
             if not isinstance(t, int):
                 continue
-            counter = by_kind[ev["kind"]]
+            counter = by_kind[str(ev.kind)]
             collected.setdefault(counter, []).append(t)
             if counter == "liquidations_blocked":
-                data = ev.get("data") or {}
-                guard = data.get("guard") if isinstance(data, dict) else None
+                guard = ev.payload.get("guard")
                 if guard:
                     collected.setdefault(f"liquidations_blocked.{guard}", []).append(t)
     if record.has(L7):

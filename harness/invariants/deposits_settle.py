@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from .base import Checker, Findings, NoParams, Verdict
 from .record import AUDIT, RunRecord
@@ -77,17 +77,17 @@ class DepositsSettle(Checker[NoParams]):
         }
         orphaned_by: dict[Any, int] = {}  # orphaned block seq -> the rollback event's seq
         for ev in record.events(kinds=("deposit_credited", "rollback")):
-            raw = ev.get("data")
-            data: dict[str, Any] = raw if isinstance(raw, dict) else {}
-            if ev.get("kind") == "rollback":
-                for s in data.get("orphaned") or ():
-                    orphaned_by.setdefault(s, int(ev["seq"]))
+            data = ev.payload
+            if ev.kind == "rollback":
+                orphaned = data.get("orphaned")
+                for s in orphaned if isinstance(orphaned, list) else ():
+                    orphaned_by.setdefault(s, int(cast("int", ev.seq)))
                 continue
             dep = deposits.get(data.get("nonce"))
             if dep is not None:  # a credit without a lock is fund_conservation's finding
-                bs = ev.get("block_seq")
+                bs = ev.block_seq
                 on_chain = canonical is None or bs in canonical
-                dep.credits.append(_Credit(int(ev["seq"]), ev.get("block"), bs, on_chain))
+                dep.credits.append(_Credit(int(cast("int", ev.seq)), ev.block, bs, on_chain))
         messages = {
             m.get("nonce"): m for m in record.bridge_messages() if m.get("direction") == "l1_to_l2"
         }

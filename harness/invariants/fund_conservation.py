@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from l2chaos.rundir.events import Event
+
 from .base import Checker, Findings, NoParams, Verdict
 from .ledger import MICRO, LedgerError, LedgerState
 from .ops import ops_index
@@ -82,15 +84,15 @@ class _Snapshots:
             )
 
 
-def _at_event(ev: dict[str, Any], block_seq: Any, kind: str | None) -> dict[str, Any]:
+def _at_event(ev: Event, block_seq: int | None, kind: str | None) -> dict[str, object]:
     """Where a finding about one ledger event is: its block, event and transaction."""
     return {
-        "block": ev.get("block"),
+        "block": ev.block,
         "block_seq": block_seq,
-        "event_seq": ev.get("seq"),
-        "host_ts_ns": ev.get("host_ts_ns"),
+        "event_seq": ev.seq,
+        "host_ts_ns": ev.host_ts_ns,
         "kind": kind,
-        "tx": ev.get("tx"),
+        "tx": ev.tx,
     }
 
 
@@ -145,26 +147,25 @@ class FundConservation(Checker[NoParams]):
 
         for ev in record.events():
             events_seen += 1
-            bs = ev.get("block_seq")
-            if canonical is not None and isinstance(bs, int) and bs not in canonical:
+            bs = ev.block_seq
+            if canonical is not None and bs is not None and bs not in canonical:
                 orphaned += 1
                 continue
-            if isinstance(bs, int) and bs != cur_bs:
+            if bs is not None and bs != cur_bs:
                 if cur_bs is not None:
                     end_block()
                 snaps.flush(bs, st, found)
-                cur_bs, cur_block = bs, ev.get("block")
-            kind = ev.get("kind")
-            raw = ev.get("data")
-            data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+                cur_bs, cur_block = bs, ev.block
+            kind = ev.kind
+            data = ev.payload
             d_n = 0
             if kind in ("deposit_credited", "withdrawal"):
                 amount = data.get("amount")
                 if not isinstance(amount, int):
                     found.add(
-                        f"{kind} event {ev.get('seq')} has no integer amount",
-                        event_seq=ev.get("seq"),
-                        block=ev.get("block"),
+                        f"{kind} event {ev.seq} has no integer amount",
+                        event_seq=ev.seq,
+                        block=ev.block,
                         seen=amount,
                     )
                     amount = 0
@@ -172,31 +173,30 @@ class FundConservation(Checker[NoParams]):
                 entry = {
                     "account": data.get("account"),
                     "amount": amount,
-                    "block": ev.get("block"),
+                    "block": ev.block,
                     "block_seq": bs,
-                    "event_seq": ev.get("seq"),
+                    "event_seq": ev.seq,
                 }
                 target = credits if kind == "deposit_credited" else withdrawals
                 target.setdefault(data.get("nonce"), []).append(entry)
             elif kind == "insurance_shortfall":
                 shortfall = True
-            ledger = ev.get("ledger")
-            if isinstance(ledger, dict):
+            if ev.has_ledger:
                 oi_before = dict(st.open_interest)
                 try:
-                    d = st.apply(ledger)
+                    d = st.apply_event(ev)
                 except LedgerError as exc:
                     found.add(
-                        f"event {ev.get('seq')} ({kind}): malformed ledger: {exc}",
-                        event_seq=ev.get("seq"),
-                        block=ev.get("block"),
+                        f"event {ev.seq} ({kind}): malformed ledger: {exc}",
+                        event_seq=ev.seq,
+                        block=ev.block,
                         kind=kind,
                     )
                     continue
                 replayed += 1
                 if d.identity_micro != d_n * MICRO:
                     found.add(
-                        f"block {ev.get('block')}: {kind} event {ev.get('seq')} changed "
+                        f"block {ev.block}: {kind} event {ev.seq} changed "
                         f"Σ cashx1e6 + Σ sizexindex + dust by {d.identity_micro} micro-quanta, "
                         f"expected {d_n * MICRO}",
                         **_at_event(ev, bs, kind),
@@ -209,11 +209,11 @@ class FundConservation(Checker[NoParams]):
                     oi = st.open_interest.get(m, 0)
                     if oi != 0 and oi != oi_before.get(m, 0):
                         found.add(
-                            f"block {ev.get('block')}: {kind} event {ev.get('seq')} left open "
+                            f"block {ev.block}: {kind} event {ev.seq} left open "
                             f"interest on {m} at {oi} (Σ size must be 0)",
-                            block=ev.get("block"),
+                            block=ev.block,
                             block_seq=bs,
-                            event_seq=ev.get("seq"),
+                            event_seq=ev.seq,
                             market=m,
                             kind=kind,
                             expected=0,
@@ -228,7 +228,7 @@ class FundConservation(Checker[NoParams]):
                         credited = d.by_account.get(fees_acct, 0)
                         if total != credited:
                             found.add(
-                                f"block {ev.get('block')}: {kind} event {ev.get('seq')} charged "
+                                f"block {ev.block}: {kind} event {ev.seq} charged "
                                 f"fees of {total} but the fees account was credited {credited}",
                                 **_at_event(ev, bs, kind),
                                 account=fees_acct,
@@ -237,9 +237,9 @@ class FundConservation(Checker[NoParams]):
                             )
             elif d_n != 0:
                 found.add(
-                    f"{kind} event {ev.get('seq')} moved {d_n} across the bridge without a ledger",
-                    event_seq=ev.get("seq"),
-                    block=ev.get("block"),
+                    f"{kind} event {ev.seq} moved {d_n} across the bridge without a ledger",
+                    event_seq=ev.seq,
+                    block=ev.block,
                     kind=kind,
                 )
             n_total += d_n

@@ -27,6 +27,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from l2chaos.rundir.events import Event
+
 from .base import Checker, Findings, NoParams, Verdict
 from .formulas import FormulaError, Formulas, FundingRule, div
 from .ledger import LedgerError, LedgerState
@@ -123,7 +125,7 @@ class _Replay:
         row_i = dict.fromkeys(self.rows, 0)
         last_bs: int | None = None
         for ev in self.record.events():
-            bs = ev.get("block_seq")
+            bs = ev.block_seq
             if canonical is not None and isinstance(bs, int) and bs not in canonical:
                 continue
             if isinstance(bs, int) and bs != last_bs:
@@ -149,10 +151,9 @@ class _Replay:
 
     # ------------------------------------------------------------------ events
 
-    def _event(self, ev: dict[str, Any]) -> None:
-        kind = ev.get("kind")
-        raw = ev.get("data")
-        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    def _event(self, ev: Event) -> None:
+        kind = ev.kind
+        data = ev.payload
         if kind == "genesis":
             self._genesis(ev, data)
         elif kind == "price_update":
@@ -160,27 +161,23 @@ class _Replay:
             self._price(ev, data)
         elif kind == "rollback":
             self._rollback(data)
-        ledger = ev.get("ledger")
-        if not isinstance(ledger, dict):
+        if not ev.has_ledger:
             return
-        before = {
-            (e[0], e[1]): self.st.positions.get(e[0], {}).get(e[1], (0, 0))
-            for e in ledger.get("pos") or ()
-            if isinstance(e, (list, tuple)) and len(e) == 4
-        }
+        pos = (ev.ledger.pos if ev.ledger is not None else None) or []
+        before = {(e[0], e[1]): self.st.positions.get(e[0], {}).get(e[1], (0, 0)) for e in pos}
         dust_before = self.st.dust_micro
         try:
-            d = self.st.apply(ledger)
+            d = self.st.apply_event(ev)
         except LedgerError:
             return  # fund_conservation reports malformed ledgers
         if kind == "funding_settlement":
             self.work += 1
-            self._settlement(ev, ledger, before, d.by_account, self.st.dust_micro - dust_before)
+            self._settlement(ev, pos, before, d.by_account, self.st.dust_micro - dust_before)
         else:
-            self._positions(ev, ledger, before)
+            self._positions(ev, pos, before)
 
-    def _genesis(self, ev: dict[str, Any], data: dict[str, Any]) -> None:
-        t = ev.get("chain_ts_ns")
+    def _genesis(self, ev: Event, data: dict[str, object]) -> None:
+        t = ev.chain_ts_ns
         fi = data.get("funding_index")
         if not isinstance(fi, dict) or not isinstance(t, int):
             return
@@ -188,11 +185,11 @@ class _Replay:
             if isinstance(v, int):
                 self.markets[m] = _Market(0, 0, v, t)
 
-    def _price(self, ev: dict[str, Any], data: dict[str, Any]) -> None:
+    def _price(self, ev: Event, data: dict[str, object]) -> None:
         m, price, mark, fi = (
             data.get(k) for k in ("market", "price", "mark_price", "funding_index")
         )
-        t = ev.get("chain_ts_ns")
+        t = ev.chain_ts_ns
         if not (isinstance(m, str) and isinstance(t, int)):
             return
         if not (isinstance(price, int) and isinstance(mark, int) and isinstance(fi, int)):
@@ -219,7 +216,7 @@ class _Replay:
             what = "reset to 0" if fi == 0 and expected != 0 else f"is {fi}"
             self._add(
                 ev,
-                f"block {ev.get('block')}: the funding index of {m} {what}; the formula gives "
+                f"block {ev.block}: the funding index of {m} {what}; the formula gives "
                 f"{expected} (index {st.index}, mark {st.mark}, dt {dt} ns from {st.funding})",
                 market=m,
                 expected=expected,
@@ -231,7 +228,7 @@ class _Replay:
         st.index, st.mark, st.funding = price, mark, fi
         st.funding_ts = max(st.funding_ts, t)
 
-    def _rollback(self, data: dict[str, Any]) -> None:
+    def _rollback(self, data: dict[str, object]) -> None:
         """The replay of canonical events is at the target's state already; a stack may
         restore the market rows it persisted there instead: the next update may
         continue from either."""
@@ -249,13 +246,13 @@ class _Replay:
 
     def _settlement(
         self,
-        ev: dict[str, Any],
-        ledger: dict[str, Any],
+        ev: Event,
+        pos: list[tuple[int, str, int, int]],
         before: dict[tuple[Any, Any], tuple[int, int]],
         cash: dict[int, int],
         dust: int,
     ) -> None:
-        for acct, m, size, idx in ledger.get("pos") or ():
+        for acct, m, size, idx in pos:
             old_size, cached = before.get((acct, m), (0, 0))
             self.n["settlements"] += 1
             if size != old_size:
@@ -271,7 +268,7 @@ class _Replay:
             if st is not None and idx != st.funding:
                 self._add(
                     ev,
-                    f"block {ev.get('block')}: account {acct} settled {m} funding to index {idx}, "
+                    f"block {ev.block}: account {acct} settled {m} funding to index {idx}, "
                     f"but the market's funding index is {st.funding}",
                     account=acct,
                     market=m,
@@ -293,7 +290,7 @@ class _Replay:
                 )
                 self._add(
                     ev,
-                    f"block {ev.get('block')}: funding settlement of account {acct} on {m} "
+                    f"block {ev.block}: funding settlement of account {acct} on {m} "
                     f"credited {got_cash}, -size x Δindex / {self.scale} rounded "
                     f"{self.rounding} is {want_cash}{sign}",
                     account=acct,
@@ -308,7 +305,7 @@ class _Replay:
             if dust != want_dust or not 0 <= dust < self.scale:
                 self._add(
                     ev,
-                    f"block {ev.get('block')}: funding settlement of account {acct} on {m} "
+                    f"block {ev.block}: funding settlement of account {acct} on {m} "
                     f"sent {dust} micro-quanta to the dust account, expected {want_dust} "
                     f"(within [0, {self.scale}))",
                     account=acct,
@@ -320,11 +317,11 @@ class _Replay:
 
     def _positions(
         self,
-        ev: dict[str, Any],
-        ledger: dict[str, Any],
+        ev: Event,
+        pos: list[tuple[int, str, int, int]],
         before: dict[tuple[Any, Any], tuple[int, int]],
     ) -> None:
-        for acct, m, size, idx in ledger.get("pos") or ():
+        for acct, m, size, idx in pos:
             old_size, cached = before.get((acct, m), (0, 0))
             st = self.markets.get(m)
             self.n["positions"] += 1
@@ -332,7 +329,7 @@ class _Replay:
             if old_size != 0 and idx != cached and size != 0:
                 self._add(
                     ev,
-                    f"block {ev.get('block')}: {ev.get('kind')} moved account {acct}'s cached "
+                    f"block {ev.block}: {ev.kind} moved account {acct}'s cached "
                     f"funding index on {m} from {cached} to {idx} without a settlement",
                     account=acct,
                     market=m,
@@ -343,7 +340,7 @@ class _Replay:
             elif size != 0 and st is not None and idx != st.funding:
                 self._add(
                     ev,
-                    f"block {ev.get('block')}: {ev.get('kind')} left account {acct}'s {m} "
+                    f"block {ev.block}: {ev.kind} left account {acct}'s {m} "
                     f"position cached at index {idx}, the market's funding index is {st.funding}",
                     account=acct,
                     market=m,
@@ -378,13 +375,13 @@ class _Replay:
                     )
             row_i[m] = i
 
-    def _add(self, ev: dict[str, Any], message: str, **evidence: Any) -> None:
+    def _add(self, ev: Event, message: str, **evidence: Any) -> None:
         self.found.add(
             message,
-            event_seq=ev.get("seq"),
-            kind=ev.get("kind"),
-            block=ev.get("block"),
-            block_seq=ev.get("block_seq"),
-            host_ts_ns=ev.get("host_ts_ns"),
+            event_seq=ev.seq,
+            kind=ev.kind,
+            block=ev.block,
+            block_seq=ev.block_seq,
+            host_ts_ns=ev.host_ts_ns,
             **evidence,
         )

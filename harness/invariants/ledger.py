@@ -15,8 +15,10 @@ integers:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from l2chaos.rundir.events import Event, Ledger
 
 __all__ = [
     "MICRO",
@@ -77,9 +79,18 @@ def state_root(leaves: dict[int, bytes]) -> str:
     return "0x" + h.hexdigest()
 
 
-def _int(v: Any, what: str) -> int:
+def _int(v: object, what: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise LedgerError(f"{what}: expected an integer, got {v!r}")
+    return v
+
+
+def _entries(v: object) -> Iterable[object]:
+    """A ledger's list of entries (absent, null or empty: none)."""
+    if not v:
+        return ()
+    if not isinstance(v, Iterable):
+        raise LedgerError(f"expected a list of entries, got {v!r}")
     return v
 
 
@@ -98,20 +109,14 @@ class LedgerState:
 
     # ------------------------------------------------------------------ replay
 
-    def apply(self, ledger: dict[str, Any]) -> LedgerDelta:
-        # The hot loop of every ledger replay: `type(x) is int` (bools are not amounts)
-        # inline instead of a helper call per field.
+    def apply(self, ledger: Ledger) -> LedgerDelta:
+        # The hot loop of every ledger replay; the decoder has checked the types.
         d = LedgerDelta()
         by = d.by_account
         cash = self.cash
         dust_acct = self.dust_account
-        for entry in ledger.get("cash") or ():
-            if not isinstance(entry, (list, tuple)) or len(entry) != 2:
-                raise LedgerError(f"cash entry: expected [account, delta], got {entry!r}")
-            acct, delta = entry
-            if type(acct) is not int or type(delta) is not int:
-                _int(acct, "cash account")
-                _int(delta, "cash delta")
+        touched = self.accounts_touched
+        for acct, delta in ledger.cash or ():
             if acct == dust_acct:
                 d.dust_micro += delta
                 self.dust_micro += delta
@@ -119,21 +124,10 @@ class LedgerState:
                 cash[acct] = cash.get(acct, 0) + delta
                 d.cash_sum += delta
             by[acct] = by.get(acct, 0) + delta
-            self.accounts_touched.add(acct)
+            touched.add(acct)
         positions = self.positions
         oi = self.open_interest
-        for entry in ledger.get("pos") or ():
-            if not isinstance(entry, (list, tuple)) or len(entry) != 4:
-                raise LedgerError(
-                    f"pos entry: expected [account, market, size_after, cached_index_after], got {entry!r}"
-                )
-            acct, market, size, cached = entry
-            if type(acct) is not int or type(size) is not int or type(cached) is not int:
-                _int(acct, "pos account")
-                _int(size, "pos size_after")
-                _int(cached, "pos cached_index_after")
-            if not isinstance(market, str):
-                raise LedgerError(f"pos market: expected a string, got {market!r}")
+        for acct, market, size, cached in ledger.pos or ():
             book = positions.get(acct)
             if book is None:
                 book = positions[acct] = {}
@@ -142,15 +136,58 @@ class LedgerState:
             d.sc_sum += size * cached - old_size * old_cached
             oi[market] = oi.get(market, 0) + size - old_size
             d.touched_markets.add(market)
-            self.accounts_touched.add(acct)
-        dust = ledger.get("dust_micro")
+            touched.add(acct)
+        dust = ledger.dust_micro
         if dust is not None:
-            dm = _int(dust, "dust_micro")
-            d.dust_micro += dm
-            self.dust_micro += dm
+            d.dust_micro += dust
+            self.dust_micro += dust
         self.cash_sum += d.cash_sum
         self.sc_sum += d.sc_sum
         return d
+
+    def apply_json(self, ledger: Mapping[str, object]) -> LedgerDelta:
+        """Apply a ledger object as written, checking its shape. Entries before the
+        first malformed one are applied (the state moves, the totals do not), then
+        LedgerError says what is wrong."""
+        cash: list[tuple[int, int]] = []
+        pos: list[tuple[int, str, int, int]] = []
+        error: str | None = None
+        try:
+            for entry in _entries(ledger.get("cash")):
+                if not isinstance(entry, (list, tuple)) or len(entry) != 2:
+                    raise LedgerError(f"cash entry: expected [account, delta], got {entry!r}")
+                cash.append((_int(entry[0], "cash account"), _int(entry[1], "cash delta")))
+            for entry in _entries(ledger.get("pos")):
+                if not isinstance(entry, (list, tuple)) or len(entry) != 4:
+                    raise LedgerError(
+                        "pos entry: expected [account, market, size_after, "
+                        f"cached_index_after], got {entry!r}"
+                    )
+                acct, market, size, cached = entry
+                acct = _int(acct, "pos account")
+                size, cached = _int(size, "pos size_after"), _int(cached, "pos cached_index_after")
+                if not isinstance(market, str):
+                    raise LedgerError(f"pos market: expected a string, got {market!r}")
+                pos.append((acct, market, size, cached))
+            dust = ledger.get("dust_micro")
+            dust_micro = None if dust is None else _int(dust, "dust_micro")
+        except LedgerError as exc:
+            error, dust_micro = str(exc), None
+        d = self.apply(Ledger(cash, pos, dust_micro))
+        if error is not None:
+            self.cash_sum -= d.cash_sum
+            self.sc_sum -= d.sc_sum
+            raise LedgerError(error)
+        return d
+
+    def apply_event(self, ev: Event) -> LedgerDelta:
+        """Apply an event's ledger (an empty delta when it has none); LedgerError when
+        it is malformed."""
+        if ev.ledger is not None:
+            return self.apply(ev.ledger)
+        if ev.malformed_ledger is not None:
+            return self.apply_json(ev.malformed_ledger)
+        return LedgerDelta()
 
     # ----------------------------------------------------------------- reading
 

@@ -25,6 +25,7 @@ from fractions import Fraction
 from typing import Any, ClassVar
 
 from l2chaos.params import Ratio, param, params
+from l2chaos.rundir.events import Event
 
 from ._liquidations import LIQUIDATION_KINDS, liquidation_evidence, unrecorded_takeovers
 from .base import Checker, Verdict
@@ -117,10 +118,10 @@ class LiquidationsJustified(Checker[JustifiedParams]):
         executed = blocked = attempts = unchecked = 0
         for ev in record.events(kinds=LIQUIDATION_KINDS):
             attempts += 1
-            if ev["kind"] == "liquidation_blocked":
+            if ev.kind == "liquidation_blocked":
                 blocked += 1
                 continue
-            data = ev.get("data") or {}
+            data = ev.payload
             verdict = self._one(ev, data, header, ref, band, tol, canonical)
             if verdict is None:
                 unchecked += 1
@@ -135,7 +136,7 @@ class LiquidationsJustified(Checker[JustifiedParams]):
 
     def _one(
         self,
-        ev: dict[str, Any],
+        ev: Event,
         data: dict[str, Any],
         header: AuditHeader,
         ref: ReferencePrices,
@@ -144,7 +145,7 @@ class LiquidationsJustified(Checker[JustifiedParams]):
         canonical: frozenset[int] | None,
     ) -> dict[str, Any] | None:
         """None: cannot be checked; {}: justified; else the violation."""
-        t = ev.get("host_ts_ns")
+        t = ev.host_ts_ns
         market = data.get("market")
         price = data.get("price")
         positions = data.get("positions")
@@ -176,7 +177,7 @@ class LiquidationsJustified(Checker[JustifiedParams]):
             return {}
         return {
             "message": f"account {data.get('account')} liquidated on {market} in block "
-            f"{ev.get('block')}: " + "; ".join(problems),
+            f"{ev.block}: " + "; ".join(problems),
             **liquidation_evidence(ev, canonical),
             "reference_prices": refs,
             "adverse_prices": a["prices"],

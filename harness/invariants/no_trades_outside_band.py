@@ -14,7 +14,7 @@ Work = fills, liquidations and accepted orders in guarded periods.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from l2chaos.params import Duration, Ratio, param, params
 
@@ -59,15 +59,14 @@ class NoTradesOutsideBand(Checker[BandParams]):
         canonical = record.canonical_seqs()
         found = self.findings()
         global_mode = "normal"
-        market_mode: dict[str, str] = {}
-        left_at: dict[str | None, int] = {}  # market (None: all) → when it left a guarded mode
+        market_mode: dict[object, str] = {}
+        left_at: dict[object, int] = {}  # market (None: all) → when it left a guarded mode
         counts = {"fills": 0, "liquidations": 0, "orders": 0}
         work = unchecked = guarded_periods = 0
         for ev in record.events(kinds=_KINDS):
-            raw = ev.get("data")
-            data: dict[str, Any] = raw if isinstance(raw, dict) else {}
-            t = ev.get("host_ts_ns")
-            kind = ev["kind"]
+            data = ev.payload
+            t = ev.host_ts_ns
+            kind = ev.kind
             if kind == "mode_change":
                 mode = str(data.get("mode"))
                 market = data.get("market")
@@ -102,19 +101,21 @@ class NoTradesOutsideBand(Checker[BandParams]):
             if r is None or not isinstance(price, int):
                 unchecked += 1
                 continue
-            key = {"fill": "fills", "liquidation": "liquidations", "order_accepted": "orders"}[kind]
+            key = {"fill": "fills", "liquidation": "liquidations", "order_accepted": "orders"}[
+                str(kind)
+            ]
             counts[key] += 1
             reference = r[0]
             if abs(price - reference) > band * reference:
                 who = data.get("account") or data.get("taker") or data.get("buyer")
-                bs = ev.get("block_seq")
+                bs = ev.block_seq
                 found.add(
-                    f"{kind} on {market} at {price} in block {ev.get('block')} is outside "
+                    f"{kind} on {market} at {price} in block {ev.block} is outside "
                     f"±{float(band):.2%} of the reference {reference} (mode {mode_now})",
                     kind=kind,
-                    block=ev.get("block"),
+                    block=ev.block,
                     block_seq=bs,
-                    event_seq=ev.get("seq"),
+                    event_seq=ev.seq,
                     host_ts_ns=t,
                     canonical=None if canonical is None or bs is None else bs in canonical,
                     market=market,
@@ -124,7 +125,7 @@ class NoTradesOutsideBand(Checker[BandParams]):
                     seen=price,
                     reference=reference,
                     order_id=data.get("order_id"),
-                    tx=ev.get("tx"),
+                    tx=ev.tx,
                 )
         return self.verdict(
             counts,

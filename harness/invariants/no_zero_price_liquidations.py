@@ -31,23 +31,19 @@ class NoZeroPriceLiquidations(Checker[NoParams]):
         canonical = record.canonical_seqs()
         for ev in record.events(kinds=LIQUIDATION_KINDS):
             attempts += 1
-            data = ev.get("data") or {}
-            if ev["kind"] == "liquidation_blocked":
+            data = ev.payload
+            if ev.kind == "liquidation_blocked":
                 blocked += 1  # nothing was executed: the guard did its job
                 continue
-            if not isinstance(data, dict) or "price" not in data:
+            if "price" not in data:
                 continue  # cannot be checked; counted as work only
             executed += 1
-            bad = {
-                k: data.get(k)
-                for k in _PRICES
-                if k in data and not (isinstance(data[k], int) and data[k] > 0)
-            }
+            bad = {k: data.get(k) for k in _PRICES if k in data and not _positive(data[k])}
             if bad:
                 fields = ", ".join(f"{k}={v}" for k, v in bad.items())
                 found.add(
                     f"account {data.get('account')} liquidated on {data.get('market')} with "
-                    f"{fields} in block {ev.get('block')}",
+                    f"{fields} in block {ev.block}",
                     expected="> 0",
                     seen=bad,
                     **liquidation_evidence(ev, canonical),
@@ -55,3 +51,7 @@ class NoZeroPriceLiquidations(Checker[NoParams]):
         work = attempts + unrecorded_takeovers(record)
         checked = {"liquidations": executed, "blocked_attempts": blocked}
         return self.verdict(checked, found, work=work, what="liquidation attempts")
+
+
+def _positive(v: object) -> bool:
+    return isinstance(v, int) and v > 0

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from l2chaos.errors import HarnessError
+from l2chaos.rundir.errors import RecordError
+from l2chaos.rundir.events import EVENTS as EVENTS_FILE
+from l2chaos.rundir.events import Event, read_events
 from l2chaos.rundir.probes import Sample
 from l2chaos.rundir.run_info import RUN_JSON, RunInfo
 from l2chaos.rundir.scenario import SCENARIO_JSON, ResolvedScenario
@@ -55,7 +57,7 @@ class AUDIT:
     HEADER = "audit/header.json"
     BLOCKS = "audit/blocks.jsonl"
     TRANSACTIONS = "audit/transactions.jsonl"
-    EVENTS = "audit/events.jsonl"
+    EVENTS = EVENTS_FILE
     BALANCES = "audit/balances.jsonl"
     MARKET_STATE = "audit/market_state.jsonl"
     BRIDGE_L1 = "audit/bridge_l1.jsonl"
@@ -73,17 +75,7 @@ class CHAIN:
 
 
 # Files kept parsed whole once read (RunRecord.events, .blocks): file name -> memo key.
-_PARSED_WHOLE = {AUDIT.EVENTS: "events", AUDIT.BLOCKS: "blocks"}
-
-
-class RecordError(HarnessError):
-    """A file of the run record cannot be read (malformed JSON, wrong shape)."""
-
-    def __init__(self, problem: str, *, file: Path, line: int | None = None) -> None:
-        self.file = file
-        self.line = line
-        where = f"{file}:{line}" if line is not None else str(file)
-        super().__init__(f"{where}: {problem}")
+_PARSED_WHOLE = {AUDIT.BLOCKS: "blocks"}
 
 
 @dataclass(frozen=True)
@@ -345,18 +337,29 @@ class RunRecord:
             if sample is not None:
                 yield sample
 
-    def events(self, kinds: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
-        """audit/events.jsonl, optionally only the given kinds (pre-filtered). The
-        whole log is parsed once and kept: four checkers replay every event (the
-        ledgers, the roots, funding and value flows), and parsing is most of a pass."""
+    def events(self, kinds: tuple[str, ...] = ()) -> Iterator[Event]:
+        """audit/events.jsonl as typed Events, optionally only the given kinds. The
+        whole log is decoded once and kept: four checkers replay every event (the
+        ledgers, the roots, funding and value flows), and decoding is most of a pass.
+        Before that, a read of some kinds decodes only the lines that name one."""
+        parsed: list[Event] | None = self._memo.get("events")
         if not kinds:
-            return iter(self.memo("events", lambda: list(self._stream(AUDIT.EVENTS, ()))))
+            if parsed is None:
+                parsed = self.memo("events", lambda: list(read_events(self.path(AUDIT.EVENTS))))
+            return iter(parsed)
         wanted = frozenset(kinds)
-        return (
-            ev
-            for ev in self.jsonl(AUDIT.EVENTS, contains=tuple(f'"{k}"' for k in kinds))
-            if ev.get("kind") in wanted
-        )
+        if parsed is None:
+            needles = tuple(f'"{k}"'.encode() for k in kinds)
+            return (ev for ev in read_events(self.path(AUDIT.EVENTS), needles) if ev.kind in wanted)
+        return (ev for ev in parsed if ev.kind in wanted)
+
+    def events_mentioning(self, text: str) -> Iterator[Event]:
+        """Events whose line holds `text` (from the parsed log once there is one, every
+        event: callers test what they read). Lines without it are never decoded."""
+        parsed: list[Event] | None = self._memo.get("events")
+        if parsed is not None:
+            return iter(parsed)
+        return read_events(self.path(AUDIT.EVENTS), (text.encode(),))
 
     def blocks(self) -> Iterator[dict[str, Any]]:
         """audit/blocks.jsonl, parsed once (the chain, coverage and canonical set read it)."""

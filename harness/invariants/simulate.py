@@ -143,7 +143,7 @@ class _Sim:
         }
         if ledger is not None:
             rec["ledger"] = ledger
-            d = self.st.apply(ledger)
+            d = self.st.apply_json(ledger)
             changed = set(d.by_account) | {e[0] for e in ledger.get("pos", ())}
             if d.dust_micro:
                 changed.add(DUST)

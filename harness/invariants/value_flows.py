@@ -30,7 +30,9 @@ liquidations and insurance events.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
+
+from l2chaos.rundir.events import Event, Ledger
 
 from .base import Checker, Findings, NoParams, Verdict
 from .formulas import FormulaError, Formulas, div, fee
@@ -85,7 +87,7 @@ class _Flows:
         self.n = {"fills": 0, "liquidations": 0, "insurance": 0}
         # per account, within one block: fee budget left, and a deficit awaiting cover
         self.budget: dict[tuple[Any, Any], int] = {}
-        self.deficit: dict[Any, dict[str, Any]] = {}
+        self.deficit: dict[int, _Deficit] = {}
         self.limits: dict[Any, tuple[Any, Any]] = {}  # order id -> (side, limit price)
         self._size_before: dict[tuple[Any, Any], int] = {}  # of the event's positions
 
@@ -93,7 +95,7 @@ class _Flows:
         canonical = self.record.canonical_seqs()
         last_bs: Any = None
         for ev in self.record.events():
-            bs = ev.get("block_seq")
+            bs = ev.block_seq
             if canonical is not None and isinstance(bs, int) and bs not in canonical:
                 continue
             if bs != last_bs:
@@ -108,27 +110,23 @@ class _Flows:
             what="fills, liquidations or insurance moves",
         )
 
-    def _event(self, ev: dict[str, Any]) -> None:
-        kind = ev.get("kind")
-        raw = ev.get("data")
-        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    def _event(self, ev: Event) -> None:
+        kind = ev.kind
+        data = ev.payload
         if kind == "order_accepted" and "order_id" in data:
             self.limits[data["order_id"]] = (data.get("side"), data.get("price"))
-        elif kind == "genesis" and isinstance(data.get("funding_index"), dict):
-            self.funding.update(
-                {m: v for m, v in data["funding_index"].items() if isinstance(v, int)}
-            )
-        elif kind == "price_update" and isinstance(data.get("market"), str):
-            if isinstance(data.get("mark_price"), int):
-                self.marks[data["market"]] = data["mark_price"]
-            if isinstance(data.get("funding_index"), int):
-                self.funding[data["market"]] = data["funding_index"]
-        ledger = ev.get("ledger")
-        led: dict[str, Any] = ledger if isinstance(ledger, dict) else {}
+        elif kind == "genesis" and isinstance(start := data.get("funding_index"), dict):
+            self.funding.update({m: v for m, v in start.items() if isinstance(v, int)})
+        elif kind == "price_update" and isinstance(market := data.get("market"), str):
+            mark, index = data.get("mark_price"), data.get("funding_index")
+            if isinstance(mark, int):
+                self.marks[market] = mark
+            if isinstance(index, int):
+                self.funding[market] = index
+        led = ev.ledger
         self._size_before = {
             (e[0], e[1]): self.st.positions.get(e[0], {}).get(e[1], (0, 0))[0]
-            for e in led.get("pos") or ()
-            if isinstance(e, (list, tuple)) and len(e) == 4
+            for e in (led.pos if led is not None else None) or ()
         }
         if kind == "liquidation":
             self._liquidation_before(ev, data)
@@ -137,7 +135,7 @@ class _Flows:
         elif kind == "insurance_shortfall":
             self._shortfall(ev, data)
         try:
-            d = self.st.apply(led)
+            d = self.st.apply_event(ev)
         except LedgerError:
             return  # fund_conservation reports malformed ledgers
         if kind == "fill":
@@ -148,13 +146,13 @@ class _Flows:
     # ----------------------------------------------------------------- fills
 
     def _fill(
-        self, ev: dict[str, Any], data: dict[str, Any], moved: dict[int, int], led: dict[str, Any]
+        self, ev: Event, data: dict[str, object], moved: dict[int, int], led: Ledger | None
     ) -> None:
         m, price, size = data.get("market"), data.get("price"), data.get("size")
         buyer, seller, taker = data.get("buyer"), data.get("seller"), data.get("taker")
         params = self.header.market(m) if isinstance(m, str) else None
         if not (isinstance(price, int) and isinstance(size, int) and params is not None):
-            self._add(ev, f"fill {ev.get('seq')} lacks market, price or size", seen=data)
+            self._add(ev, f"fill {ev.seq} lacks market, price or size", seen=data)
             return
         self.n["fills"] += 1
         self._fill_price(ev, data, price)
@@ -168,7 +166,7 @@ class _Flows:
             if data.get(k) != v:
                 self._add(
                     ev,
-                    f"block {ev.get('block')}: fill {ev.get('seq')} on {m} charged {k} "
+                    f"block {ev.block}: fill {ev.seq} on {m} charged {k} "
                     f"{data.get(k)}, size x price x bps rounded {rnd} is {v}",
                     account=taker if k == "taker_fee" else data.get("maker"),
                     market=m,
@@ -187,12 +185,12 @@ class _Flows:
         for acct, delta in ((buyer, size), (seller, -size)):
             self._size_change(ev, led, acct, m, delta)
 
-    def _fill_price(self, ev: dict[str, Any], data: dict[str, Any], price: int) -> None:
+    def _fill_price(self, ev: Event, data: dict[str, object], price: int) -> None:
         _, maker_limit = self.limits.get(data.get("maker_order"), (None, None))
         if isinstance(maker_limit, int) and price != maker_limit:
             self._add(
                 ev,
-                f"block {ev.get('block')}: fill {ev.get('seq')} executed at {price}, the "
+                f"block {ev.block}: fill {ev.seq} executed at {price}, the "
                 f"resting order {data.get('maker_order')} was at {maker_limit}",
                 account=data.get("maker"), expected=maker_limit, seen=price,
                 difference=price - maker_limit,
@@ -203,19 +201,20 @@ class _Flows:
         ):
             self._add(
                 ev,
-                f"block {ev.get('block')}: fill {ev.get('seq')} executed at {price}, beyond "
+                f"block {ev.block}: fill {ev.seq} executed at {price}, beyond "
                 f"the taker's {side} limit {limit}",
                 account=data.get("taker"), expected=limit, seen=price, difference=price - limit,
             )  # fmt: skip
 
     def _size_change(
-        self, ev: dict[str, Any], led: dict[str, Any], acct: Any, m: Any, delta: int
+        self, ev: Event, led: Ledger | None, acct: object, m: object, delta: int
     ) -> None:
-        entries = [e for e in led.get("pos") or () if e[0] == acct and e[1] == m]
+        pos = led.pos if led is not None else None
+        entries = [e for e in pos or () if e[0] == acct and e[1] == m]
         if not entries:
             self._add(
                 ev,
-                f"{ev.get('kind')} {ev.get('seq')} does not record account {acct}'s {m} position",
+                f"{ev.kind} {ev.seq} does not record account {acct}'s {m} position",
                 account=acct,
                 market=m,
             )
@@ -225,7 +224,7 @@ class _Flows:
         if after - before != delta:
             self._add(
                 ev,
-                f"block {ev.get('block')}: {ev.get('kind')} {ev.get('seq')} changed account "
+                f"block {ev.block}: {ev.kind} {ev.seq} changed account "
                 f"{acct}'s {m} position by {after - before}, the event says {delta}",
                 account=acct,
                 market=m,
@@ -236,18 +235,18 @@ class _Flows:
 
     # ----------------------------------------------------------- liquidations
 
-    def _liquidation_before(self, ev: dict[str, Any], data: dict[str, Any]) -> None:
+    def _liquidation_before(self, ev: Event, data: dict[str, object]) -> None:
         acct = data.get("account")
         if not isinstance(acct, int):
             return
-        key = (ev.get("block_seq"), acct)
+        key = (ev.block_seq, acct)
         if key not in self.budget:
             # first market of this liquidation: its snapshot (taken before its positions
             # settled funding) settled forward must be the replayed account
             self._snapshot(ev, data, acct)
             self.budget[key] = max(0, self._equity(acct))
 
-    def _snapshot(self, ev: dict[str, Any], data: dict[str, Any], acct: int) -> None:
+    def _snapshot(self, ev: Event, data: dict[str, object], acct: int) -> None:
         rnd = self.f.settlement_rounding or "floor"
         raw = data.get("positions")
         snap = {
@@ -266,7 +265,7 @@ class _Flows:
                 return
         self._add(
             ev,
-            f"block {ev.get('block')}: liquidation of account {acct} judged a snapshot "
+            f"block {ev.block}: liquidation of account {acct} judged a snapshot "
             "that differs from the replayed account",
             account=acct,
             expected={"cash": self.st.account_cash(acct), "positions": now},
@@ -280,24 +279,20 @@ class _Flows:
             e += s * self.marks.get(m, 0) + div(-s * (self.funding.get(m, c) - c), self.scale, rnd)
         return e
 
-    def _liquidation_after(
-        self, ev: dict[str, Any], data: dict[str, Any], moved: dict[int, int]
-    ) -> None:
+    def _liquidation_after(self, ev: Event, data: dict[str, object], moved: dict[int, int]) -> None:
         acct, m, size, price = (data.get(k) for k in ("account", "market", "size", "price"))
         params = self.header.market(m) if isinstance(m, str) else None
         if not (
             isinstance(acct, int) and isinstance(size, int) and isinstance(price, int) and params
         ):
-            self._add(
-                ev, f"liquidation {ev.get('seq')} lacks account, market, size or price", seen=data
-            )
+            self._add(ev, f"liquidation {ev.seq} lacks account, market, size or price", seen=data)
             return
         self.n["liquidations"] += 1
         mark = self.marks.get(str(m))
         if mark is not None and price != mark:
             self._add(
                 ev,
-                f"block {ev.get('block')}: account {acct} was liquidated on {m} at {price}, "
+                f"block {ev.block}: account {acct} was liquidated on {m} at {price}, "
                 f"the market's mark is {mark}",
                 account=acct,
                 market=m,
@@ -305,7 +300,7 @@ class _Flows:
                 seen=price,
                 difference=price - mark,
             )
-        key = (ev.get("block_seq"), acct)
+        key = (ev.block_seq, acct)
         budget = self.budget.get(key, 0)
         rnd = self.f.liquidation_fee_rounding
         assert rnd is not None
@@ -314,7 +309,7 @@ class _Flows:
         if data.get("fee") != want_fee:
             self._add(
                 ev,
-                f"block {ev.get('block')}: liquidation of account {acct} on {m} charged a fee of "
+                f"block {ev.block}: liquidation of account {acct} on {m} charged a fee of "
                 f"{data.get('fee')}, expected {want_fee} (|size| x price x bps rounded {rnd}, "
                 f"capped at the equity left: {budget})",
                 account=acct,
@@ -341,7 +336,7 @@ class _Flows:
         if v_after - v_before != size:
             self._add(
                 ev,
-                f"block {ev.get('block')}: the liquidator vault took {v_after - v_before} of "
+                f"block {ev.block}: the liquidator vault took {v_after - v_before} of "
                 f"account {acct}'s {m} position {size}",
                 account=self.vault,
                 market=m,
@@ -351,17 +346,13 @@ class _Flows:
             )
         cash = self.st.account_cash(acct)
         if cash < 0:
-            self.deficit[acct] = {
-                "event_seq": ev.get("seq"),
-                "block": ev.get("block"),
-                "deficit": -cash,
-            }
+            self.deficit[acct] = _Deficit(ev.seq, ev.block, -cash)
         else:
             self.deficit.pop(acct, None)
 
     # -------------------------------------------------------------- insurance
 
-    def _cover_before(self, ev: dict[str, Any], data: dict[str, Any]) -> None:
+    def _cover_before(self, ev: Event, data: dict[str, object]) -> None:
         acct = data.get("account")
         self.n["insurance"] += 1
         deficit = -self.st.account_cash(acct) if isinstance(acct, int) else None
@@ -369,50 +360,50 @@ class _Flows:
         if data.get("deficit") != deficit or data.get("covered") != want:
             self._add(
                 ev,
-                f"block {ev.get('block')}: insurance cover of account {acct} says deficit "
+                f"block {ev.block}: insurance cover of account {acct} says deficit "
                 f"{data.get('deficit')}, covered {data.get('covered')}; the replay gives "
                 f"{deficit}, min(deficit, insurance fund) {want}",
                 account=acct,
                 expected={"deficit": deficit, "covered": want},
                 seen={"deficit": data.get("deficit"), "covered": data.get("covered")},
             )
-        led = ev.get("ledger") if isinstance(ev.get("ledger"), dict) else {}
         moved: dict[Any, int] = {}
-        for a, v in (led or {}).get("cash") or ():
+        for a, v in (ev.ledger.cash if ev.ledger is not None else None) or ():
             moved[a] = moved.get(a, 0) + v
         if want is not None:
             self._transfers(
                 ev, f"insurance cover of account {acct}", {self.ins: -want, acct: want}, moved
             )
-        if want is not None and deficit is not None and want >= deficit:
+        if want is not None and deficit is not None and want >= deficit and isinstance(acct, int):
             self.deficit.pop(acct, None)
 
-    def _shortfall(self, ev: dict[str, Any], data: dict[str, Any]) -> None:
+    def _shortfall(self, ev: Event, data: dict[str, object]) -> None:
         acct = data.get("account")
         self.n["insurance"] += 1
         left = -self.st.account_cash(acct) if isinstance(acct, int) else None
         if data.get("amount") != left:
             self._add(
                 ev,
-                f"block {ev.get('block')}: insurance shortfall for account {acct} declares "
+                f"block {ev.block}: insurance shortfall for account {acct} declares "
                 f"{data.get('amount')}, the account is short {left}",
                 account=acct,
                 expected=left,
                 seen=data.get("amount"),
                 difference=_diff(data.get("amount"), left),
             )
-        self.deficit.pop(acct, None)
+        if isinstance(acct, int):
+            self.deficit.pop(acct, None)
 
     def _end_block(self) -> None:
         for acct, d in sorted(self.deficit.items()):
             self.found.add(
-                f"block {d['block']}: the liquidation of account {acct} left it {d['deficit']} "
+                f"block {d.block}: the liquidation of account {acct} left it {d.deficit} "
                 "negative with neither an insurance cover nor a declared shortfall",
                 account=acct,
-                event_seq=d["event_seq"],
-                block=d["block"],
+                event_seq=d.event_seq,
+                block=d.block,
                 expected=0,
-                seen=-d["deficit"],
+                seen=-d.deficit,
             )
         self.deficit.clear()
         self.budget.clear()
@@ -420,14 +411,14 @@ class _Flows:
     # ----------------------------------------------------------------- common
 
     def _transfers(
-        self, ev: dict[str, Any], what: str, expected: dict[Any, int], moved: dict[Any, int]
+        self, ev: Event, what: str, expected: dict[Any, int], moved: dict[Any, int]
     ) -> None:
         for acct in sorted(set(expected) | set(moved), key=str):
             want, got = expected.get(acct, 0), moved.get(acct, 0)
             if want != got:
                 self._add(
                     ev,
-                    f"block {ev.get('block')}: {what}: account {acct} moved {got}, expected "
+                    f"block {ev.block}: {what}: account {acct} moved {got}, expected "
                     f"{want}"
                     + ("" if acct in expected else " (an account the event does not name)"),
                     account=acct,
@@ -436,17 +427,25 @@ class _Flows:
                     difference=got - want,
                 )
 
-    def _add(self, ev: dict[str, Any], message: str, **evidence: Any) -> None:
+    def _add(self, ev: Event, message: str, **evidence: Any) -> None:
         self.found.add(
             message,
-            event_seq=ev.get("seq"),
-            kind=ev.get("kind"),
-            block=ev.get("block"),
-            block_seq=ev.get("block_seq"),
-            host_ts_ns=ev.get("host_ts_ns"),
-            tx=ev.get("tx"),
+            event_seq=ev.seq,
+            kind=ev.kind,
+            block=ev.block,
+            block_seq=ev.block_seq,
+            host_ts_ns=ev.host_ts_ns,
+            tx=ev.tx,
             **evidence,
         )
+
+
+class _Deficit(NamedTuple):
+    """A liquidated account left negative, awaiting an insurance cover in its block."""
+
+    event_seq: int | None
+    block: int | None
+    deficit: int
 
 
 def _acct(header: AuditHeader, role: str) -> int:

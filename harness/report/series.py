@@ -165,9 +165,9 @@ def build_timeline(
 
     cap = 2000
     for ev in record.events(kinds=("liquidation", "liquidation_blocked")):
-        data = ev.get("data") or {}
-        t = ev.get("host_ts_ns")
-        if not isinstance(t, int) or not isinstance(data, dict):
+        data = ev.data
+        t = ev.host_ts_ns
+        if t is None or data is None:
             continue
         point = {
             "t_s": sec(t),
@@ -175,9 +175,9 @@ def build_timeline(
             "account": data.get("account"),
             "price": data.get("price"),
             "guard": data.get("guard"),
-            "block": ev.get("block"),
+            "block": ev.block,
         }
-        target = tl.liquidations if ev["kind"] == "liquidation" else tl.blocked
+        target = tl.liquidations if ev.kind == "liquidation" else tl.blocked
         if len(target) < cap:
             target.append(point)
     return tl

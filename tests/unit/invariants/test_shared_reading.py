@@ -62,5 +62,5 @@ def test_filtered_events_read_is_the_same_from_file_and_memory(tmp_path: Path) -
     everything = list(record.events())  # now parsed whole and kept
     assert list(record.events(kinds=kinds)) == from_file
     assert [e for e in record.jsonl(AUDIT.EVENTS, contains=("rollback",)) if e in needle] == needle
-    assert {e["kind"] for e in from_file} == set(kinds)
+    assert {e.kind for e in from_file} == set(kinds)
     assert len(everything) > len(from_file)
