@@ -19,6 +19,9 @@ or `liquidations_blocked.<guard>`. `at_least` (default 1) and optionally `at_mos
 rule applies only when one of these profiles ran (default: always). A rule that does
 not hold fails the run like an invariant (reported as `sometimes`).
 
+The bridge and rollback paths (`deposits_relayed_again`, `deposits_pending_across_rollback`,
+...) are counted by `bridge_paths` (see there what each one is).
+
 `l7_hits` counts the calls a message-level fault acted on (l7.jsonl decisions that hit
 and had an effect; docs/l7.md), and `l7_hits.<rule>` those of one fault's rule. Every
 message fault the run injected carries an implicit rule, "its own rule hit at least one
@@ -40,6 +43,8 @@ from l2chaos.jsonfields import fields_json
 from l2chaos.params import Where
 
 from .base import Findings, Verdict
+from .bridge_paths import BRIDGE_COUNTERS, bridge_path_times
+from .bridge_paths import NEEDS as BRIDGE_NEEDS
 from .ops import OPEN, ops_index
 from .record import AUDIT, L7, FaultRecord, RunRecord
 
@@ -74,6 +79,7 @@ COUNTERS = (
     "liquidation_attempts",
     "blocks",
     "l7_hits",
+    *BRIDGE_COUNTERS,
 )
 L7_HITS = "l7_hits"
 # Decisions that did nothing to the call: the probability draw missed (hit false) or
@@ -273,6 +279,7 @@ class Coverage:
     has_events: bool = False
     has_blocks: bool = False
     has_l7: bool = False
+    has_bridge: bool = False
     windows: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
     _record: RunRecord | None = None
@@ -294,6 +301,9 @@ class Coverage:
                 return None
         elif counter.partition(".")[0] == L7_HITS:
             if not self.has_l7:
+                return None
+        elif counter in BRIDGE_COUNTERS:
+            if not self.has_bridge:
                 return None
         elif not self.has_events:
             return None
@@ -346,6 +356,9 @@ def compute_coverage(record: RunRecord) -> Coverage:
             if d.get("hit") is True and d.get("effect") != _L7_NO_EFFECT and isinstance(t, int):
                 collected[L7_HITS].append(t)
                 collected.setdefault(f"{L7_HITS}.{d.get('rule')}", []).append(t)
+    if not record.missing(BRIDGE_NEEDS):
+        cov.has_bridge = True
+        collected.update(bridge_path_times(record))
     if record.has(AUDIT.BLOCKS):
         cov.has_blocks = True
         collected["blocks"] = [
