@@ -63,17 +63,18 @@ class _Paths:
 def _read(record: RunRecord) -> _Paths:
     p = _Paths()
     for ev in record.events(kinds=("deposit_credited", "withdrawal", "rollback")):
-        t, data = ev.get("host_ts_ns"), ev.get("data")
-        if not isinstance(t, int) or not isinstance(data, dict):
+        t, data = ev.host_ts_ns, ev.payload
+        if t is None:
             continue
-        if ev["kind"] == "rollback":
+        if ev.kind == "rollback":
             p.rollbacks.append(t)
-            for s in data.get("orphaned") or ():
+            orphaned = data.get("orphaned")
+            for s in orphaned if isinstance(orphaned, list) else ():
                 p.orphaned_at.setdefault(s, t)
-        elif ev["kind"] == "withdrawal":
-            p.withdrawn.append((t, ev.get("block_seq"), data.get("nonce")))
+        elif ev.kind == "withdrawal":
+            p.withdrawn.append((t, ev.block_seq, data.get("nonce")))
         else:
-            p.credits.setdefault(data.get("nonce"), []).append((t, ev.get("block_seq")))
+            p.credits.setdefault(data.get("nonce"), []).append((t, ev.block_seq))
     for row in record.bridge_l1():
         t = row.get("host_ts_ns")
         if isinstance(t, int) and row.get("kind") == "lock":
