@@ -34,12 +34,14 @@ def test_a_line_decodes_to_typed_fields(tmp_path: Path) -> None:
 def test_a_malformed_ledger_is_kept_and_reported_when_replayed(tmp_path: Path) -> None:
     line = b'{"seq":1,"block_seq":0,"kind":"fill","ledger":{"cash":[[1,-5],[2,"ten"]]}}\n'
     (ev,) = _events(tmp_path, line)
-    assert ev.ledger is None and ev.malformed_ledger == {"cash": [[1, -5], [2, "ten"]]}
+    assert ev.ledger is None
+    assert ev.malformed_ledger == {"cash": [[1, -5], [2, "ten"]]}
     st = LedgerState(dust_account=None)
     with pytest.raises(LedgerError, match="cash delta: expected an integer, got 'ten'"):
         st.apply_event(ev)
     # the entries before the malformed one moved the state, not the totals
-    assert st.cash == {1: -5} and st.cash_sum == 0
+    assert st.cash == {1: -5}
+    assert st.cash_sum == 0
 
 
 def test_blank_lines_are_skipped_and_data_that_is_no_object_is_absent(tmp_path: Path) -> None:
@@ -58,4 +60,5 @@ def test_blank_lines_are_skipped_and_data_that_is_no_object_is_absent(tmp_path: 
 def test_a_broken_line_names_file_and_line(tmp_path: Path, line: bytes, problem: str) -> None:
     with pytest.raises(RecordError, match=problem) as exc:
         _events(tmp_path, FILL, line)
-    assert exc.value.line == 2 and exc.value.file == tmp_path / "events.jsonl"
+    assert exc.value.line == 2
+    assert exc.value.file == tmp_path / "events.jsonl"
