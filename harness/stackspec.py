@@ -995,13 +995,7 @@ def _probes(
         ctx.keys(b, f"probes.{name}", _PROBE_KEYS[name], {"service"})
         _need_service(ctx, services, b["service"], f"probes.{name}.service", b, "service")
         for key in ("timeout", "interval"):
-            if key in b:
-                try:
-                    ns = parse_duration(b[key])
-                except ValueError as exc:
-                    raise ctx.err(f"probes.{name}.{key}", str(exc), b, key) from None
-                if ns <= 0:
-                    raise ctx.err(f"probes.{name}.{key}", "must be a positive duration", b, key)
+            _positive_duration(ctx, b, key, f"probes.{name}")
         if name == "chain" and b.get("api", "evm") not in ("evm", "starknet"):
             raise ctx.err(
                 "probes.chain.api", f"expected evm or starknet, got {b['api']!r}", b, "api"
