@@ -23,7 +23,7 @@ from l2chaos.errors import FaultError
 from l2chaos.l7proxy.rules import Action, Corrupt, Delay, DropResponse, Match, Rule, RuleError
 from l2chaos.params import Duration, JsonValue, Ratio, Where, param, params, required
 
-from .base import Details, Fault, FaultContext, Target, TargetKind, Window
+from .base import Details, FaultContext, LinkFault, Target
 
 if TYPE_CHECKING:
     from l2chaos.backends.base import MessageControl
@@ -116,20 +116,14 @@ class CorruptFields:
 MP = TypeVar("MP", bound=MatchParams)
 
 
-class MessageFault(Fault[MP]):
+class MessageFault(LinkFault[MP]):
     """A rule of the L7 proxy on one link for the fault's window."""
 
-    target_kind = TargetKind.LINK
-    window = Window.REQUIRED
     family_name: ClassVar[str]  # rpc | http
 
     def __init__(self, target: Target, params: MP, duration: Duration | None) -> None:
         super().__init__(target, params, duration)
         self.rule_id = f"{self.name.replace('.', '-')}-{next(_ids)}"
-
-    @property
-    def link(self) -> str:
-        return self.target.links[0]
 
     @abstractmethod
     def action(self) -> Action:

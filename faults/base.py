@@ -34,6 +34,7 @@ __all__ = [
     "Fault",
     "FaultContext",
     "HookClient",
+    "LinkFault",
     "NoParams",
     "Target",
     "TargetKind",
@@ -181,3 +182,15 @@ class Fault(ABC, Generic[P]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} target={self.target} {self.p}>"
+
+
+class LinkFault(Fault[P]):
+    """A fault on one link (``client->server``) over a window: a Toxiproxy toxic or an
+    L7 proxy rule."""
+
+    target_kind = TargetKind.LINK
+    window = Window.REQUIRED
+
+    @property
+    def link(self) -> str:
+        return self.target.links[0]

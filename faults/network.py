@@ -20,7 +20,7 @@ from typing import ClassVar, Literal, TypeVar
 from l2chaos.backends.base import Toxic
 from l2chaos.params import Duration, JsonValue, NoParams, Ratio, param, params
 
-from .base import Details, Fault, FaultContext, Target, TargetKind, Window
+from .base import Details, Fault, FaultContext, LinkFault, Target, TargetKind, Window
 
 __all__ = [
     "Bandwidth",
@@ -61,20 +61,14 @@ def _ms(d: Duration) -> int:
 TP = TypeVar("TP", bound=ToxicParams)
 
 
-class ToxicFault(Fault[TP]):
+class ToxicFault(LinkFault[TP]):
     """A fault that adds one Toxiproxy toxic per stream to one link."""
 
-    target_kind = TargetKind.LINK
-    window = Window.REQUIRED
     toxic_type: ClassVar[str]
 
     def __init__(self, target: Target, params: TP, duration: Duration | None) -> None:
         super().__init__(target, params, duration)
         self.base_name = f"l2c-{self.name.split('.', 1)[1]}-{next(_names)}"
-
-    @property
-    def link(self) -> str:
-        return self.target.links[0]
 
     def streams(self) -> list[str]:
         s = self.p.stream
