@@ -60,6 +60,11 @@ def _check(ok: bool, message: str) -> None:
         raise RuleError(message)
 
 
+def _one_of(what: str, value: object, allowed: tuple[str, ...]) -> None:
+    words = " or ".join(allowed) if len(allowed) == 2 else "one of " + ", ".join(allowed)
+    _check(value in allowed, f"{what}: expected {words}, got {value!r}")
+
+
 def _strings(value: Any, what: str) -> tuple[str, ...]:
     _check(
         isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value),
@@ -118,7 +123,7 @@ class Error(Action):
     when: str = "before"
 
     def check(self) -> None:
-        _check(self.when in WHEN, f"when: expected before or after, got {self.when!r}")
+        _one_of("when", self.when, WHEN)
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ class Delay(Action):
     when: str = "before"
 
     def check(self) -> None:
-        _check(self.when in WHEN, f"when: expected before or after, got {self.when!r}")
+        _one_of("when", self.when, WHEN)
         _check(
             self.latency_ms >= 0 and self.jitter_ms >= 0,
             "latency_ms and jitter_ms must be >= 0",
@@ -149,7 +154,7 @@ class DropResponse(Action):
     mode: str = "drop"
 
     def check(self) -> None:
-        _check(self.mode in DROP_MODES, f"mode: expected drop or cut, got {self.mode!r}")
+        _one_of("mode", self.mode, DROP_MODES)
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,7 @@ class StaleHead(Action):
     path: str = "/"  # where the upstream answers JSON-RPC (for the snapshot)
 
     def check(self) -> None:
-        _check(self.flavor in FLAVORS, f"flavor: expected one of {FLAVORS}, got {self.flavor!r}")
+        _one_of("flavor", self.flavor, FLAVORS)
         _check(
             self.path.startswith("/"), f"path: expected a path starting with /, got {self.path!r}"
         )
@@ -181,7 +186,7 @@ class Corrupt(Action):
 
     def check(self) -> None:
         _check(bool(self.set), "set: name at least one path to rewrite")
-        _check(self.target in CORRUPT_IN, f"in: expected response or request, got {self.target!r}")
+        _one_of("in", self.target, CORRUPT_IN)
         for path, _ in self.set:
             try:
                 JsonPath.parse(path)
@@ -258,7 +263,7 @@ class Rule:
     label: str = ""  # the fault it comes from, for the decision log
 
     def check(self) -> None:
-        _check(self.family in FAMILIES, f"family: expected rpc or http, got {self.family!r}")
+        _one_of("family", self.family, FAMILIES)
         _check(
             self.family in self.action.families,
             f"{self.action.kind} is not an action of the {self.family} family",
