@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 import psutil
+from l2chaos.accounts import read_accounts
 from l2chaos.backends.local import LocalBackend
 from l2chaos.stacks.perpdex import STACK_FILE
 from l2chaos.stackspec import StackRun, load_stack
@@ -164,10 +165,7 @@ def main() -> int:
         try:
             import httpx
 
-            accounts = httpx.get(
-                stack.direct_url("ui-api", "/admin/accounts"),
-                headers={"Authorization": f"Bearer {TOKEN}"},
-            ).json()
+            accounts = read_accounts(stack, TOKEN)
             keys = [a["api_key"] for a in accounts if a["role"] == "trader"]
             markets = httpx.get(
                 stack.direct_url("ui-api", "/v1/markets"), headers={"X-API-Key": keys[0]}

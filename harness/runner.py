@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
 
+from .accounts import read_accounts
 from .backends.base import Backend, RunningStack
 from .errors import (
     EXIT_BAD_INPUT,
@@ -449,26 +450,9 @@ class _Run:
         return feed
 
     def _fetch_accounts(self, stack: RunningStack) -> list[dict[str, Any]]:
-        acc = self.sc.stack.spec.accounts
-        if acc is None:
-            return []
-        url = stack.direct_url(acc["service"], acc["path"])
-        try:
-            resp = httpx.get(
-                url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=30
-            )
-            resp.raise_for_status()
-            data = resp.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise StackError(f"could not read the stack's accounts from {url}: {exc}") from exc
-        if isinstance(data, Mapping):
-            data = data.get("accounts", [])
-        if not isinstance(data, list):
-            raise StackError(f"{url} did not return a list of accounts")
-        self.run_dir.redactor.add(
-            *(str(a.get("api_key", "")) for a in data if isinstance(a, Mapping))
-        )
-        return [dict(a) for a in data if isinstance(a, Mapping)]
+        accounts = read_accounts(stack, self.admin_token)
+        self.run_dir.redactor.add(*(str(a.get("api_key", "")) for a in accounts))
+        return accounts
 
     def _endpoints(self, stack: RunningStack) -> dict[str, str]:
         return {role: stack.client_url(svc) for role, svc in self.sc.stack.spec.load.items()}

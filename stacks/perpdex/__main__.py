@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from l2chaos.accounts import read_accounts
 from l2chaos.durations import parse_duration
 from l2chaos.errors import EXIT_BAD_INPUT, EXIT_HARNESS_BROKE, InputError, L2ChaosError
 from l2chaos.stacks.perpdex import STACK_FILE
@@ -100,13 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        import httpx
-
-        accounts = httpx.get(
-            stack.direct_url("ui-api", "/admin/accounts"),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        ).json()
+        accounts = read_accounts(stack, token)
         acc_file = run_dir / "accounts.json"
         fd = os.open(acc_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from l2chaos.accounts import read_accounts
 from l2chaos.backends.local import LocalBackend
 from l2chaos.invariants.check import check_run
 from l2chaos.stacks.perpdex import STACK_FILE
@@ -34,10 +35,7 @@ class Stack:
         self.stack = stack
         self.run_dir = run_dir
         self.http = httpx.Client(timeout=30, trust_env=False)
-        accounts = self.http.get(
-            stack.direct_url("ui-api", "/admin/accounts"),
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        ).json()
+        accounts = read_accounts(stack, TOKEN)
         self.keys = {a["account"]: a["api_key"] for a in accounts}
 
     def ui(self, method: str, path: str, account: int, **kw: Any) -> httpx.Response:

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from l2chaos.accounts import read_accounts
 from l2chaos.backends.local import LocalBackend, LocalStack
 from l2chaos.load import LoadRunner, parse_load
 from l2chaos.params import Where
@@ -72,11 +73,7 @@ def perp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Perp]:
         env={"L2CHAOS_ADMIN_TOKEN": TOKEN},
     )  # fmt: skip
     try:
-        accounts = httpx.get(
-            stack.direct_url("ui-api", "/admin/accounts"),
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=30,
-        ).json()
+        accounts = read_accounts(stack, TOKEN)
         endpoints = {role: stack.direct_url(svc) for role, svc in spec.load.items()}
         yield Perp(stack, accounts, endpoints, root)
     finally:

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from l2chaos.accounts import read_accounts
 from l2chaos.backends.local import LocalBackend, LocalStack
 from l2chaos.stacks.perpdex import STACK_FILE
 from l2chaos.stacks.perpdex.common.keys import KeyRing
@@ -44,7 +45,7 @@ class Perp:
         self.http = httpx.Client(timeout=30)
         self.token = TOKEN
         self.admin = {"Authorization": f"Bearer {TOKEN}"}
-        accounts = self.http.get(self.url("ui-api", "/admin/accounts"), headers=self.admin).json()
+        accounts = read_accounts(stack, TOKEN)
         self.keys = {a["account"]: a["api_key"] for a in accounts}
         self.roles = {a["account"]: a["role"] for a in accounts}
         self._rid = 0
