@@ -198,33 +198,23 @@ def test_random_sequences_conserve_funds_exactly(
             index = c.cache.get(m).index_price
             size = max(1, usd * 10**6 // max(1, index))
             px = max(1, index + index * off // 10_000) if typ == "limit" else None
-            c.tx(
-                kind="order",
-                account=a,
-                market=m,
-                side=side,
-                type=typ,
-                size=size,
-                price=px,
-                post_only=po and typ == "limit",
-                reduce_only=ro,
-            )
+            c.order(a, m, side, size, px, post_only=po and typ == "limit", reduce_only=ro)
         elif kind == "pair":
             _, a, b, m, side, usd, off = op
             index = c.cache.get(m).index_price
             size = max(1, usd * 10**6 // max(1, index))
             px = max(1, index + index * off // 10_000)
             other = "sell" if side == "buy" else "buy"
-            c.tx(kind="order", account=b, market=m, side=other, type="limit", size=size, price=px)
-            c.tx(kind="order", account=a, market=m, side=side, type="market", size=size)
+            c.order(b, m, other, size, px)
+            c.order(a, m, side, size)
         elif kind == "skew":
             _, a, m, off = op
             index = c.cache.get(m).index_price
             size = max(1, 2_000 * 10**6 // max(1, index))
             bid = max(1, index + index * off // 10_000)
             ask = bid + max(1, index // 10_000)
-            c.tx(kind="order", account=a, market=m, side="buy", type="limit", size=size, price=bid)
-            c.tx(kind="order", account=a, market=m, side="sell", type="limit", size=size, price=ask)
+            c.order(a, m, "buy", size, bid)
+            c.order(a, m, "sell", size, ask)
         elif kind == "shock":
             c.cache.put(c.cache.get(op[1]).with_(funding_index=op[2]))
         elif kind == "cancel":
