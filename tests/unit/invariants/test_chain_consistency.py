@@ -12,6 +12,7 @@ from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
 
 from tests._support.records import first_deposit
+from tests._support.verdicts import violation
 
 Check = Callable[..., Verdict]
 BTC = "BTC-USD-PERP"
@@ -178,9 +179,8 @@ def test_undeclared_rollback_is_caught(rw: RecordWriter, check: Check) -> None:
 def test_restored_root_must_equal_the_recorded_one(rw: RecordWriter, check: Check) -> None:
     rollback_chain(rw, restored=R2)
     v = check("chain_consistency")
-    bad = [x for x in v.violations if "restored state root differs" in x.message]
-    assert bad
-    assert bad[0].evidence == {**bad[0].evidence, "expected": R1, "seen": R2}
+    bad = violation(v, "restored state root differs")
+    assert bad.evidence == {**bad.evidence, "expected": R1, "seen": R2}
 
 
 def test_orphans_still_canonical_are_caught(rw: RecordWriter, check: Check) -> None:

@@ -10,6 +10,7 @@ from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
 
 from tests._support.records import first_deposit
+from tests._support.verdicts import violation
 
 BTC = "BTC-USD-PERP"
 Check = Callable[..., Verdict]
@@ -176,10 +177,9 @@ def test_lost_fee_is_caught(rw: RecordWriter, check: Check) -> None:
 def test_open_interest_not_netting_is_caught(rw: RecordWriter, check: Check) -> None:
     story(rw, fill_event=fill(seller_size=-900))
     v = check("fund_conservation")
-    oi = [x for x in v.violations if "open interest" in x.message]
-    assert oi
-    assert oi[0].evidence["market"] == BTC
-    assert oi[0].evidence["seen"] == 100
+    oi = violation(v, "open interest")
+    assert oi.evidence["market"] == BTC
+    assert oi.evidence["seen"] == 100
 
 
 def test_snapshot_that_differs_from_the_replay_is_caught(rw: RecordWriter, check: Check) -> None:
@@ -246,9 +246,8 @@ def test_credit_that_differs_from_its_lock_is_caught(rw: RecordWriter, check: Ch
     Ledger(rw).block(0, 0, [deposit(1, 1, amount=500)])
     rw.bridge_l1("lock", seq=1, nonce=1, account=1, amount=400, host_s=0.0)
     v = check("fund_conservation")
-    bad = [x for x in v.violations if "does not match its L1 lock" in x.message]
-    assert bad
-    assert bad[0].evidence["expected"] == {"account": 1, "amount": 400}
+    bad = violation(v, "does not match its L1 lock")
+    assert bad.evidence["expected"] == {"account": 1, "amount": 400}
 
 
 def test_release_of_a_rolled_back_withdrawal_is_caught(rw: RecordWriter, check: Check) -> None:
@@ -291,9 +290,8 @@ def test_reported_escrow_is_compared_never_trusted(rw: RecordWriter, check: Chec
     story(rw)
     rw.bridge_state(42)
     v = check("fund_conservation")
-    bad = [x for x in v.violations if "reports an escrow balance" in x.message]
-    assert bad
-    assert bad[0].evidence == {"expected": 3 * DEP - 100_000_000, "seen": 42}
+    bad = violation(v, "reports an escrow balance")
+    assert bad.evidence == {"expected": 3 * DEP - 100_000_000, "seen": 42}
 
 
 def test_withdrawal_without_ledger_is_caught(rw: RecordWriter, check: Check) -> None:

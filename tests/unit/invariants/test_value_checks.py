@@ -12,6 +12,8 @@ import pytest
 from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
 
+from tests._support.verdicts import violation
+
 BTC = "BTC-USD-PERP"
 Check = Callable[..., Verdict]
 FEES, INS, LIQ, DUST = -1, -2, -3, -4
@@ -192,11 +194,10 @@ def test_funding_continuity_breaks(
     story(written, mutate)
     v = check("funding_continuity")
     assert v.status == "fail"
-    hit = [x for x in v.violations if message in x.message]
-    assert hit, [x.message for x in v.violations]
-    assert evidence.items() <= hit[0].evidence.items()
-    assert "event_seq" in hit[0].evidence
-    assert "block" in hit[0].evidence
+    hit = violation(v, message)
+    assert evidence.items() <= hit.evidence.items()
+    assert "event_seq" in hit.evidence
+    assert "block" in hit.evidence
 
 
 def test_a_persisted_zero_funding_index_is_caught(rw: RecordWriter, check: Check) -> None:
@@ -254,10 +255,9 @@ def test_value_flows_break(
     story(written, mutate)
     v = check("value_flows")
     assert v.status == "fail"
-    hit = [x for x in v.violations if message in x.message]
-    assert hit, [x.message for x in v.violations]
-    assert evidence.items() <= hit[0].evidence.items()
-    assert hit[0].evidence["event_seq"] is not None
+    hit = violation(v, message)
+    assert evidence.items() <= hit.evidence.items()
+    assert hit.evidence["event_seq"] is not None
 
 
 def test_a_deficit_needs_a_cover_or_a_declared_shortfall(

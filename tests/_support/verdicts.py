@@ -1,0 +1,13 @@
+"""Reading a checker's verdict in tests: the violation that says what the test broke."""
+
+from __future__ import annotations
+
+from l2chaos.invariants.base import Verdict, Violation
+
+
+def violation(v: Verdict, saying: str) -> Violation:
+    """The first of `v`'s violations whose message contains `saying`; the assertion
+    error lists every message when none does."""
+    hits = [x for x in v.violations if saying in x.message]
+    assert hits, [x.message for x in v.violations]
+    return hits[0]
