@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from l2chaos.invariants.base import Verdict
+from l2chaos.invariants.base import Verdict, Violation
 from l2chaos.invariants.synth import RecordWriter
 
 from tests._support.verdicts import violation
@@ -133,6 +133,24 @@ def test_the_story_holds(written: RecordWriter, check: Check) -> None:
     assert mo.checked == {"rows": 3}
 
 
+def broken(
+    rw: RecordWriter,
+    check: Check,
+    mutate: Mutate,
+    checker: str,
+    message: str,
+    evidence: dict[str, Any],
+) -> Violation:
+    """The story with `mutate` applied fails `checker` with a violation saying `message`
+    whose evidence includes `evidence`; that violation."""
+    story(rw, mutate)
+    v = check(checker)
+    assert v.status == "fail"
+    hit = violation(v, message)
+    assert evidence.items() <= hit.evidence.items()
+    return hit
+
+
 def _set(name: str, path: tuple[Any, ...], value: Any) -> Mutate:
     def m(n: str, ev: dict[str, Any]) -> None:
         if n == name:
@@ -191,11 +209,7 @@ def _set(name: str, path: tuple[Any, ...], value: Any) -> Mutate:
 def test_funding_continuity_breaks(
     written: RecordWriter, check: Check, mutate: Mutate, message: str, evidence: dict[str, Any]
 ) -> None:
-    story(written, mutate)
-    v = check("funding_continuity")
-    assert v.status == "fail"
-    hit = violation(v, message)
-    assert evidence.items() <= hit.evidence.items()
+    hit = broken(written, check, mutate, "funding_continuity", message, evidence)
     assert "event_seq" in hit.evidence
     assert "block" in hit.evidence
 
@@ -252,11 +266,7 @@ def test_a_persisted_zero_funding_index_is_caught(rw: RecordWriter, check: Check
 def test_value_flows_break(
     written: RecordWriter, check: Check, mutate: Mutate, message: str, evidence: dict[str, Any]
 ) -> None:
-    story(written, mutate)
-    v = check("value_flows")
-    assert v.status == "fail"
-    hit = violation(v, message)
-    assert evidence.items() <= hit.evidence.items()
+    hit = broken(written, check, mutate, "value_flows", message, evidence)
     assert hit.evidence["event_seq"] is not None
 
 
