@@ -9,7 +9,6 @@ importlib.metadata finds it exactly as after `pip install`."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tomllib
@@ -25,6 +24,7 @@ from l2chaos.params import Where, bind
 
 from tests._support.cli import l2chaos as run_l2chaos
 from tests._support.modules import load_module
+from tests._support.plugins import plugin_env, write_dist_info
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "docs" / "own-stack" / "example"
@@ -36,26 +36,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A site folder holding the example as pip would install it."""
     out = tmp_path_factory.mktemp("site")
     shutil.copytree(EXAMPLE / "l2chaos_example", out / "l2chaos_example")
-    meta = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())
-    project = meta["project"]
-    info = out / f"l2chaos_example-{project['version']}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n"
-    )
-    lines = []
-    for group, entries in project["entry-points"].items():
-        lines.append(f"[{group}]")
-        lines += [f"{name} = {value}" for name, value in entries.items()]
-        lines.append("")
-    (info / "entry_points.txt").write_text("\n".join(lines))
+    project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
+    write_dist_info(out, project["name"], project["version"], project["entry-points"])
     return out
 
 
 def l2chaos(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    env.pop("L2CHAOS_NO_PLUGINS", None)
-    return run_l2chaos(*args, env=env, cwd=ROOT)
+    return run_l2chaos(*args, env=plugin_env(site), cwd=ROOT)
 
 
 def test_entry_points_add_a_fault_an_invariant_and_a_stack(site: Path) -> None:
@@ -87,7 +74,7 @@ def test_without_the_plugin_the_names_are_unknown(site: Path) -> None:
         "validate",
         "docs/own-stack/example/scenarios/mydex-flaky-rpc.yaml",
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(site), "L2CHAOS_NO_PLUGINS": "1"},
+        env={**plugin_env(site), "L2CHAOS_NO_PLUGINS": "1"},
     )
     assert done.returncode == 2
     assert "unknown stack 'mydex'" in done.stderr
