@@ -11,3 +11,9 @@ def violation(v: Verdict, saying: str) -> Violation:
     hits = [x for x in v.violations if saying in x.message]
     assert hits, [x.message for x in v.violations]
     return hits[0]
+
+
+def not_applicable(v: Verdict, because: str) -> None:
+    """`v` is not applicable, and its reason names `because` (the input the run lacked)."""
+    assert v.status == "not_applicable", (v.status, v.reason, v.violations[:3])
+    assert because in v.reason, v.reason

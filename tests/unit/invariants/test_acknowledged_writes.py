@@ -7,6 +7,8 @@ from collections.abc import Callable
 from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
 
+from tests._support.verdicts import not_applicable
+
 Check = Callable[..., Verdict]
 
 
@@ -166,6 +168,4 @@ def test_no_writes_is_no_work(rw: RecordWriter, check: Check) -> None:
 
 def test_without_transactions_not_applicable(rw: RecordWriter, check: Check) -> None:
     order(rw, 1, t=1.0, tx="0xaa")
-    v = check("acknowledged_writes_durable")
-    assert v.status == "not_applicable"
-    assert "transactions.jsonl" in v.reason
+    not_applicable(check("acknowledged_writes_durable"), "transactions.jsonl")

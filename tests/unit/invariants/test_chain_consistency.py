@@ -12,7 +12,7 @@ from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
 
 from tests._support.records import first_deposit
-from tests._support.verdicts import violation
+from tests._support.verdicts import not_applicable, violation
 
 Check = Callable[..., Verdict]
 BTC = "BTC-USD-PERP"
@@ -205,6 +205,4 @@ def test_malformed_blocks_only_is_vacuous(rw: RecordWriter, check: Check) -> Non
 
 def test_without_blocks_not_applicable(rw: RecordWriter, check: Check) -> None:
     rw.header()
-    v = check("chain_consistency")
-    assert v.status == "not_applicable"
-    assert "blocks.jsonl" in v.reason
+    not_applicable(check("chain_consistency"), "blocks.jsonl")

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
 
+from tests._support.verdicts import not_applicable
+
 Check = Callable[..., Verdict]
 
 
@@ -118,9 +120,7 @@ def test_no_faults_is_no_work(rw: RecordWriter, check: Check) -> None:
 
 def test_without_probes_not_applicable(rw: RecordWriter, check: Check) -> None:
     rw.fault(0, "process.kill", target="rpc", inject_s=10.0, heal_s=20.0)
-    v = check("recoverability")
-    assert v.status == "not_applicable"
-    assert "probes.jsonl" in v.reason
+    not_applicable(check("recoverability"), "probes.jsonl")
 
 
 def test_after_a_rollback_production_not_the_old_height_must_return(

@@ -11,6 +11,8 @@ from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
 from l2chaos.stacks.perpdex import STACK_FILE
 
+from tests._support.verdicts import not_applicable
+
 Check = Callable[..., Verdict]
 
 
@@ -65,6 +67,4 @@ def test_not_applicable_without_patterns_or_logs(
     bare.write_text("name: bare\nservices: {a: {command: [x], port: 1}}\n")
     _with_stack(rw, str(bare))
     _log(rw, _line("error", "fatal", error="x"))
-    v = check("stack_self_checks")
-    assert v.status == "not_applicable"
-    assert "declares no self_checks" in v.reason
+    not_applicable(check("stack_self_checks"), "declares no self_checks")

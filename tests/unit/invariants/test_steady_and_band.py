@@ -134,17 +134,21 @@ def fill(rw: RecordWriter, t: float, price: int, **extra: object) -> None:
     )
 
 
+def order_accepted(rw: RecordWriter, t: float, price: int, order_id: int) -> None:
+    rw.event(
+        "order_accepted",
+        block=int(t),
+        block_seq=int(t),
+        host_s=t,
+        data={"market": BTC, "price": price, "account": 3, "order_id": order_id},
+    )
+
+
 def test_fills_within_band_in_post_only_hold(rw: RecordWriter, check: Check) -> None:
     band_setup(rw)
     mode(rw, 10.0, "post_only")
     fill(rw, 12.0, 91_000)
-    rw.event(
-        "order_accepted",
-        block=13,
-        block_seq=13,
-        host_s=13.0,
-        data={"market": BTC, "price": 88_000, "account": 3, "order_id": 1},
-    )
+    order_accepted(rw, 13.0, 88_000, order_id=1)
     mode(rw, 20.0, "normal")
     fill(rw, 50.0, 200_000)  # normal mode, long after the reopen: not guarded
     v = check("no_trades_outside_band")
@@ -171,13 +175,7 @@ def test_order_accepted_outside_band_is_caught(rw: RecordWriter, check: Check) -
     band_setup(rw)
     mode(rw, 10.0, "cancel_only")
     mode(rw, 11.0, "post_only")
-    rw.event(
-        "order_accepted",
-        block=13,
-        block_seq=13,
-        host_s=13.0,
-        data={"market": BTC, "price": 30_000, "account": 3, "order_id": 77},
-    )
+    order_accepted(rw, 13.0, 30_000, order_id=77)
     v = check("no_trades_outside_band")
     assert v.status == "fail"
     assert v.violations[0].evidence["order_id"] == 77
