@@ -34,6 +34,12 @@ def head(rw: RecordWriter, t_s: float, n: int, fork: str = "a") -> None:
                                     "parent_hash": h(n - 1, fork)})  # fmt: skip
 
 
+def heads(rw: RecordWriter, upto: int) -> None:
+    """The probe saw heads 1..upto of fork a, head n at second n."""
+    for n in range(1, upto + 1):
+        head(rw, n, n)
+
+
 def step_back(rw: RecordWriter, t_s: float, frm: int, to: int, fork: str = "b") -> None:
     rw.append("chain/reorgs.jsonl", {"t_ns": rw.t(t_s), "from_number": frm, "from_hash": h(frm),
               "to_number": to, "to_hash": h(to, fork), "common_ancestor": to - 1,
@@ -52,8 +58,7 @@ def test_all_acknowledged_transactions_in_the_final_chain_pass(
     rw: RecordWriter, check: Check
 ) -> None:
     final_chain(rw, 10, {3: ["0xT1"], 5: ["0xt2"]})
-    for n in range(1, 11):
-        head(rw, n, n)
+    heads(rw, 10)
     transfer(rw, "w0-1", 2.5, "0xt1", 3)  # hashes compare case-insensitively
     transfer(rw, "w0-2", 4.5, "0xt2", 5)
     v = check("acknowledged_writes_durable")
@@ -66,8 +71,7 @@ def test_a_lost_acknowledged_transaction_fails_with_its_hash_and_block(
     rw: RecordWriter, check: Check
 ) -> None:
     final_chain(rw, 10, {3: ["0xt1"]}, fork_from=4)  # the node came back on another branch
-    for n in range(1, 7):
-        head(rw, n, n)
+    heads(rw, 6)
     step_back(rw, 7.0, 6, 4)
     transfer(rw, "w0-1", 2.5, "0xt1", 3)
     transfer(rw, "w0-2", 4.5, "0xt2", 5)  # in block 5 of the old branch: gone
@@ -88,8 +92,7 @@ def test_a_declared_rollback_explains_the_step_and_the_lost_write(
     rw: RecordWriter, check: Check
 ) -> None:
     final_chain(rw, 10, {}, fork_from=4)
-    for n in range(1, 7):
-        head(rw, n, n)
+    heads(rw, 6)
     rw.fault(0, "chain.rollback", inject_s=6.8, heal_s=6.8, target="-",
              details={"declared": {"from_block": 6, "to_block": 3}})  # fmt: skip
     step_back(rw, 7.0, 6, 4)
@@ -104,8 +107,7 @@ def test_a_shallow_reorg_is_allowed_when_the_scenario_says_so(
     rw: RecordWriter, check: Check
 ) -> None:
     final_chain(rw, 10, {}, fork_from=6)
-    for n in range(1, 7):
-        head(rw, n, n)
+    heads(rw, 6)
     step_back(rw, 7.0, 6, 6)
     assert check("chain_consistency").status == "fail"
     assert check("chain_consistency", max_reorg_depth=1).status == "pass"
@@ -113,8 +115,7 @@ def test_a_shallow_reorg_is_allowed_when_the_scenario_says_so(
 
 def test_a_silent_rewrite_of_a_seen_head_fails(rw: RecordWriter, check: Check) -> None:
     final_chain(rw, 10, {}, fork_from=3)  # block 3..5 replaced, and no step was seen
-    for n in range(1, 6):
-        head(rw, n, n)
+    heads(rw, 5)
     v = check("chain_consistency")
     assert v.status == "fail"
     assert "is not in the final chain" in v.violations[0].message
