@@ -98,7 +98,7 @@ class DepositsSettle(Checker[NoParams]):
             if tx.get("reason") == _CONSUMED and (
                 canonical is None or tx.get("block_seq") in canonical
             ):
-                judge.refused.setdefault(tx.get("nonce"), tx)
+                judge.refused.setdefault(str(tx.get("nonce")), tx)
         for nonce in sorted(deposits, key=str):
             judge.deposit(deposits[nonce], messages.get(nonce))
         details: dict[str, Any] = {
@@ -121,7 +121,9 @@ class _Judge:
         self.checked = {"credited_once": 0, "credited_again_after_rollback": 0, "pending": 0}
         self.reasons: Counter[str] = Counter()
         self.pending: list[dict[str, Any]] = []
-        self.refused: dict[Any, dict[str, Any]] = {}  # nonce -> a canonical "consumed" rejection
+        # str(nonce) -> a canonical "consumed" rejection: the stack's transaction log writes
+        # a deposit's nonce as text, its L1 log as a number
+        self.refused: dict[str, dict[str, Any]] = {}
 
     def _applied(self, event_seq: int) -> bool:
         """The bridge's follower had applied this event when the record was taken."""
@@ -184,7 +186,7 @@ class _Judge:
 
     def _pending(self, dep: _Deposit, msg: dict[str, Any], ev: dict[str, Any]) -> None:
         attempts = msg.get("attempts")
-        refused = self.refused.get(dep.nonce)
+        refused = self.refused.get(str(dep.nonce))
         if refused is not None:
             self.found.add(
                 f"block {refused.get('block')}: deposit nonce {dep.nonce} is pending on the "

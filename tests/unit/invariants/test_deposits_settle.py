@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
 
@@ -208,8 +209,9 @@ def test_no_locks_is_no_work_and_missing_files_not_applicable(
     assert v.no_work
 
 
+@pytest.mark.parametrize("tx_nonce", [1, "1"])  # the reference stack's log writes "1"
 def test_a_deposit_refused_as_consumed_without_a_credit_is_lost(
-    rw: RecordWriter, check: Check
+    rw: RecordWriter, check: Check, tx_nonce: int | str
 ) -> None:
     c = Chain(rw)
     c.lock(1)
@@ -221,7 +223,7 @@ def test_a_deposit_refused_as_consumed_without_a_credit_is_lost(
     rw.append(
         "audit/transactions.jsonl",
         {"hash": "0xd2", "block": 1, "block_seq": 1, "kind": "deposit", "account": 1,
-         "status": "rejected", "reason": "message_already_consumed", "nonce": 1},
+         "status": "rejected", "reason": "message_already_consumed", "nonce": tx_nonce},
     )  # fmt: skip
     c.message(1, "pending", attempts=4)
     rw.bridge_state(DEP, event_cursor=99)
@@ -229,7 +231,7 @@ def test_a_deposit_refused_as_consumed_without_a_credit_is_lost(
     rw.append(
         "audit/transactions.jsonl",
         {"hash": "0xd3", "block": 1, "block_seq": 2, "kind": "deposit", "account": 1,
-         "status": "rejected", "reason": "message_already_consumed", "nonce": 1},
+         "status": "rejected", "reason": "message_already_consumed", "nonce": tx_nonce},
     )  # fmt: skip
     v = check("deposits_settle")
     [x] = v.violations
