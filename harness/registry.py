@@ -13,7 +13,9 @@ entry a path to a stack.yaml, or an object with a `STACK_FILE` attribute) and
 A concrete, public class (its name does not start with ``_``) must set `name`, and its
 parameter model must be one `l2chaos.params` understands: a plug-in that gets either
 wrong is a UsageError at registration naming the class and its module, not a fault
-that silently never appears.
+that silently never appears. A name is provided once, in every group: a second
+provider (a stack entry naming another file than the shipped stack of its name
+included) is a UsageError too.
 """
 
 from __future__ import annotations
@@ -172,7 +174,9 @@ def platforms() -> dict[str, type[Any]]:
 
 @cache
 def stack_files() -> dict[str, Path]:
-    """Registered stacks by name → path of their stack.yaml."""
+    """Registered stacks by name → path of their stack.yaml. A plug-in entry may name the
+    file of a shipped stack of the same name (l2chaos's own entries do); one whose file
+    is missing, or whose name another stack already has, is a UsageError naming it."""
     out: dict[str, Path] = {}
     pkg = importlib.import_module(_BUILTIN_STACKS)
     for root in pkg.__path__:
@@ -181,16 +185,17 @@ def stack_files() -> dict[str, Path]:
                 out[sub.name] = sub / "stack.yaml"
     if _plugins_enabled():
         for ep in entry_points(group="l2chaos.stacks"):
-            if ep.name in out:
-                continue
+            where = f"plugin {ep.name!r} ({ep.value}) in l2chaos.stacks"
             try:
                 obj: Any = ep.load()
             except Exception as exc:
-                raise UsageError(
-                    f"stack plugin {ep.name!r} ({ep.value}) failed to load: {exc}"
-                ) from exc
+                raise UsageError(f"{where} failed to load: {exc}") from exc
             path = Path(getattr(obj, "STACK_FILE", obj))
-            out[ep.name] = path
+            if not path.is_file():
+                raise UsageError(f"{where}: {path} is not a file")
+            known = out.setdefault(ep.name, path)
+            if known.resolve() != path.resolve():
+                raise UsageError(f"{where}: stack {ep.name!r} is already provided by {known}")
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,9 @@ import pytest
 from l2chaos import registry
 from l2chaos.errors import UsageError
 from l2chaos.faults.base import Fault
+from l2chaos.stacks.perpdex import STACK_FILE
+
+from tests._support.plugins import write_dist_info
 
 GOOD = """
     from l2chaos.faults.base import Details, Fault, FaultContext
@@ -111,3 +115,58 @@ def test_a_broken_plugin_class_is_an_error_naming_it(
     with pytest.raises(UsageError) as err:
         _collect(tmp_path, monkeypatch, f"plug_{case}", body)
     assert f"plug_{case}.{message}" in str(err.value)
+
+
+# ------------------------------------------------------------------ stack plug-ins
+
+
+@pytest.fixture
+def stack_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A site folder on sys.path for stack plug-ins, with plug-ins enabled; the registry's
+    cached stacks are forgotten before and after."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("L2CHAOS_NO_PLUGINS", raising=False)
+    registry.stack_files.cache_clear()
+    yield site
+    registry.stack_files.cache_clear()
+
+
+def _stack_plugin(site: Path, module: str, entry: str, stack_file: Path) -> None:
+    (site / f"{module}.py").write_text(
+        f"from pathlib import Path\n\nSTACK_FILE = Path({str(stack_file)!r})\n"
+    )
+    write_dist_info(site, module, "1.0", {"l2chaos.stacks": {entry: f"{module}:STACK_FILE"}})
+
+
+def test_a_stack_plugin_registers_its_stack_file(stack_site: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "mine" / "stack.yaml"
+    mine.parent.mkdir()
+    mine.write_text("name: mine\nservices: {a: {command: [x], port: 1}}\n")
+    _stack_plugin(stack_site, "stackplug_mine", "mine", mine)
+    found = registry.stack_files()
+    assert found["mine"] == mine
+    assert found["perpdex"] == Path(STACK_FILE)  # the shipped entry point names its own folder
+
+
+def test_a_stack_plugin_taking_a_shipped_name_is_an_error(stack_site: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text("name: other\nservices: {a: {command: [x], port: 1}}\n")
+    _stack_plugin(stack_site, "stackplug_clash", "perpdex", other)
+    with pytest.raises(UsageError) as err:
+        registry.stack_files()
+    assert str(err.value) == (
+        f"plugin 'perpdex' (stackplug_clash:STACK_FILE) in l2chaos.stacks: stack 'perpdex' "
+        f"is already provided by {STACK_FILE}"
+    )
+
+
+def test_a_stack_plugin_without_its_file_is_an_error(stack_site: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "gone" / "stack.yaml"
+    _stack_plugin(stack_site, "stackplug_gone", "gone", missing)
+    with pytest.raises(UsageError) as err:
+        registry.stack_files()
+    assert str(err.value) == (
+        f"plugin 'gone' (stackplug_gone:STACK_FILE) in l2chaos.stacks: {missing} is not a file"
+    )
