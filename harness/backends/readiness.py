@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from l2chaos.childproc import run_captured
 from l2chaos.stackspec import (
     CommandReady,
     HttpReady,
@@ -164,14 +165,8 @@ def _command(check: CommandReady, target: ReadyTarget) -> tuple[bool, str]:
     values = target.command_values()
     argv = [render(part, values) for part in check.command]
     try:
-        done = subprocess.run(
-            argv,
-            cwd=target.cwd,
-            env={**os.environ, **target.command_env},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=_COMMAND_S,
-            check=False,
+        done = run_captured(
+            argv, timeout_s=_COMMAND_S, cwd=target.cwd, env={**os.environ, **target.command_env}
         )
     except subprocess.TimeoutExpired:
         return False, f"{argv[0]} did not finish within {_COMMAND_S:g}s"
@@ -179,7 +174,7 @@ def _command(check: CommandReady, target: ReadyTarget) -> tuple[bool, str]:
         return False, f"cannot run {argv[0]!r}: {exc}"
     if done.returncode == 0:
         return True, "exit 0"
-    out = (done.stdout + done.stderr).decode(errors="replace").strip()[-200:]
+    out = (done.stdout + done.stderr).strip()[-200:]
     return False, f"{argv[0]} exited {done.returncode}: {out}"
 
 

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from l2chaos.childproc import run_captured
+
 
 def l2chaos(
     *args: str,
@@ -15,13 +17,6 @@ def l2chaos(
     env: Mapping[str, str] | None = None,
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "l2chaos.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        check=False,
+    return run_captured(
+        [sys.executable, "-m", "l2chaos.cli", *args], timeout_s=timeout, cwd=cwd, env=env
     )

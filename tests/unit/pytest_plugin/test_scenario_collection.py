@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from l2chaos.childproc import run_captured
+
 SCENARIO = """name: {name}
 tags: {tags}
 stack: perpdex
@@ -45,15 +47,7 @@ def project(tmp_path: Path, opt_in: str = OPT_IN) -> Path:
 
 
 def pytest_in(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_captured([sys.executable, "-m", "pytest", *args], timeout_s=120, cwd=root)
 
 
 def collected(res: subprocess.CompletedProcess[str]) -> list[str]:
