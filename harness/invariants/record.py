@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+from l2chaos.load.rate import RatePlan
 from l2chaos.rundir.errors import RecordError
 from l2chaos.rundir.events import EVENTS as EVENTS_FILE
 from l2chaos.rundir.events import Event, read_events
@@ -465,6 +466,19 @@ class RunRecord:
             return out
 
         return self.memo("fault_windows", compute)
+
+    def load_spikes(self) -> list[tuple[int, int]]:
+        """[start, end] in host ns of each spike of the open-loop rate (`load.rate`
+        shape `spike`), from the resolved scenario and the run's time zero."""
+        rate = (self.scenario.load or {}).get("rate")
+        t0 = self.run_info.t0_ns
+        if not isinstance(rate, dict) or t0 is None:
+            return []
+        try:
+            plan = RatePlan.from_json(rate)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RecordError(f"load.rate: {exc!r}", file=self.path(SCENARIO_JSON)) from None
+        return [(t0 + round(a * 1e9), t0 + round(b * 1e9)) for a, b in plan.spikes()]
 
     def reference_prices(self) -> ReferencePrices | None:
         """The oracle's model prices per market (None without oracle_reference.jsonl)."""

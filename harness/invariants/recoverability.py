@@ -1,6 +1,7 @@
-"""recoverability: after each fault heals, health, block production and an order
-round-trip are back within `rto`; the measured recovery time of every fault is
-reported even when it passes.
+"""recoverability: after each fault heals, and after each spike of the open-loop load
+(`load.rate` shape `spike`) ends, health, block production and an order round-trip are
+back within `rto`; the measured recovery time of every one is reported even when it
+passes.
 
 From probes.jsonl (sampled every 250 ms by default) and faults.jsonl. Recovery is
 measured from the end of the heal, or, when other faults are still active then, from
@@ -13,7 +14,8 @@ round-trip. A signal the stack does not probe at all (no block-height or order p
 in its stack file) is not required; the details say which signals were used. A fault whose heal failed is a violation; so is one that
 never recovered while the run went on for at least `rto` after it. If the run ended
 less than `rto` after the heal without a recovery, that fault cannot be judged
-(reported, not checked). Work = faults injected.
+(reported, not checked). A load spike is measured like a fault healed at the spike's end
+(pushed past faults still active then) and counted in `checked.load_spikes`. Work = faults injected plus load spikes.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, ClassVar
 
 from l2chaos.params import Duration, param, params
 
-from .base import Checker, Verdict
+from .base import Checker, Findings, Verdict
 from .record import FAULTS, PROBES, FaultRecord, RunRecord
 
 
@@ -79,8 +81,8 @@ class RecoverabilityParams:
 class Recoverability(Checker[RecoverabilityParams]):
     name = "recoverability"
     summary = (
-        "After each fault heals, health, block production and an order round-trip are "
-        "back within `rto`; the recovery time per fault is reported."
+        "After each fault heals (and each load spike ends), health, block production and an "
+        "order round-trip are back within `rto`; the recovery time of each is reported."
     )
     needs: ClassVar[tuple[str, ...]] = (FAULTS, PROBES)
 
@@ -103,7 +105,7 @@ class Recoverability(Checker[RecoverabilityParams]):
                 "recovery_s": None,
             }
             per_fault.append(row)
-            base = {"fault": fr.label, "name": fr.name, "target": fr.target}
+            base: dict[str, Any] = {"fault": fr.label, "name": fr.name, "target": fr.target}
             if fr.heal_done_t_ns is None:
                 found.add(
                     f"{fr.label}: never healed",
@@ -124,53 +126,75 @@ class Recoverability(Checker[RecoverabilityParams]):
                 row["status"] = "heal failed"
                 continue
             start = recovery_start(fr, windows)
-            row["measured_from_ns"] = start
-            res = self._measure(probes, start)
-            row.update(res)
-            if res["status"] == "no samples":
-                continue
-            if res["recovery_s"] is None:
-                waited_ns = probes.t[-1] - start
-                if waited_ns < rto_ns:
-                    row["status"] = "run ended before rto"
-                    continue
-                judged += 1
-                missing = [k for k in res["needed"] if res[f"{k}_s"] is None]
-                found.add(
-                    f"{fr.label}: not recovered {waited_ns / 1e9:.1f}s after the heal "
-                    f"(still missing: {', '.join(missing)})",
-                    **base,
-                    measured_from_ns=start,
-                    expected=f"recovered within {rto_ns / 1e9:g}s",
-                    seen={"missing": missing, "waited_s": round(waited_ns / 1e9, 3)},
-                )
-                continue
-            judged += 1
-            if res["recovery_s"] * 1e9 > rto_ns:
-                found.add(
-                    f"{fr.label}: recovered after {res['recovery_s']:.2f}s > rto {rto_ns / 1e9:g}s",
-                    **base,
-                    measured_from_ns=start,
-                    expected=rto_ns / 1e9,
-                    seen=res["recovery_s"],
-                    health_s=res["health_s"],
-                    blocks_s=res["blocks_s"],
-                    order_s=res["order_s"],
-                )
+            judged += self._judge(row, start, probes, found)
+        spikes = judged_spikes = 0
+        per_spike: list[dict[str, Any]] = []
+        for i, (s_ns, e_ns) in enumerate(record.load_spikes(), 1):
+            spikes += 1
+            label = f"load-spike-{i}" if i > 1 else "load-spike"
+            row = {"label": label, "name": "load.rate spike", "target": None, "recovery_s": None}
+            row["spike_s"] = round((e_ns - s_ns) / 1e9, 3)
+            per_spike.append(row)
+            start = max([e_ns] + [e for _, s, e in windows if s <= e_ns < e])
+            judged_spikes += self._judge(row, start, probes, found)
         checked = {"faults": judged}
+        if spikes:
+            checked["load_spikes"] = judged_spikes
         return self.verdict(
             checked,
             found,
-            work=injected,
-            what="faults injected (with probe samples after their heal)",
+            work=injected + spikes,
+            what="faults injected and load spikes (with probe samples after their end)",
             details={
                 "recoveries": per_fault,
+                **({"load_spikes": per_spike} if per_spike else {}),
                 "rto_s": rto_ns / 1e9,
                 "signals": ["health"]
                 + (["blocks"] if probes.has_height else [])
                 + (["order"] if probes.has_order else []),
             },
         )
+
+    def _judge(self, row: dict[str, Any], start: int, probes: _Probes, found: Findings) -> int:
+        """Measure the recovery from `start` into `row` (a fault's or a spike's); a
+        finding when it is past the rto or never came while the run went on for the rto.
+        1 when judged, else 0."""
+        rto_ns = self.p.rto.ns
+        label = row["label"]
+        base = {"fault": label, "name": row["name"], "target": row["target"]}
+        end_word = "its end" if row.get("spike_s") is not None else "the heal"
+        row["measured_from_ns"] = start
+        res = self._measure(probes, start)
+        row.update(res)
+        if res["status"] == "no samples":
+            return 0
+        if res["recovery_s"] is None:
+            waited_ns = probes.t[-1] - start
+            if waited_ns < rto_ns:
+                row["status"] = "run ended before rto"
+                return 0
+            missing = [k for k in res["needed"] if res[f"{k}_s"] is None]
+            found.add(
+                f"{label}: not recovered {waited_ns / 1e9:.1f}s after {end_word} "
+                f"(still missing: {', '.join(missing)})",
+                **base,
+                measured_from_ns=start,
+                expected=f"recovered within {rto_ns / 1e9:g}s",
+                seen={"missing": missing, "waited_s": round(waited_ns / 1e9, 3)},
+            )
+            return 1
+        if res["recovery_s"] * 1e9 > rto_ns:
+            found.add(
+                f"{label}: recovered after {res['recovery_s']:.2f}s > rto {rto_ns / 1e9:g}s",
+                **base,
+                measured_from_ns=start,
+                expected=rto_ns / 1e9,
+                seen=res["recovery_s"],
+                health_s=res["health_s"],
+                blocks_s=res["blocks_s"],
+                order_s=res["order_s"],
+            )
+        return 1
 
     @staticmethod
     def _measure(p: _Probes, start: int) -> dict[str, Any]:

@@ -130,6 +130,7 @@ class RecordWriter:
         timeline: list[dict[str, Any]] | None = None,
         seed: int = 1,
         backend: str = "local",
+        load: dict[str, Any] | None = None,
     ) -> None:
         self.write_json(
             "scenario.resolved.json",
@@ -144,6 +145,7 @@ class RecordWriter:
                 "invariants": invariants if invariants is not None else [],
                 "sometimes": sometimes or [],
                 "expect": expect or {},
+                "load": load,
             },
         )
 

@@ -109,6 +109,15 @@ class RatePlan:
         t1, r1 = pts[i + 1]
         return r0 + (r1 - r0) * (t_s - t0) / (t1 - t0)  # t1 > t0: i is the last at t0
 
+    def spikes(self) -> list[tuple[float, float]]:
+        """The (start, end) seconds of a `spike` shape's raised rate (none for the other
+        shapes, or a factor that does not raise it): the load the stack must recover
+        from once it ends (the recoverability checker measures from `end`)."""
+        if self.shape != "spike" or len(self.points) != 5:
+            return []
+        (_, base), (at, _), (_, high), (end, _), _ = self.points
+        return [(at, end)] if high > base else []
+
     def scaled(self, scale: float) -> RatePlan:
         """The curve with its times multiplied by a scenario's `time_scale` (when the
         spike comes is schedule; how many steps/s is magnitude)."""

@@ -14,7 +14,10 @@ Errors are JSON-RPC error objects: -32700 parse, -32600 invalid request, -32601 
 method, -32602 invalid params, -32603 internal, 24 block not found, 29 transaction not
 found, 40 order not found, 55 transaction rejected as malformed, -32001 unavailable
 (sequencer or database down: nothing happened, or for a write: unknown), -32002 a write
-not committed in time (unknown outcome). A request that cannot be used as a whole (not
+not committed in time (unknown outcome). With the `admission_control` switch, writes past
+`admission_inflight` in flight (or while the loop runs `admission_lag` behind), or refused by the sequencer's bounded mempool, are
+-32001 with `data: {code: "overloaded" | "mempool_full", retry_after_s}` (nothing was
+sent or queued); a single such request is HTTP 503 with `Retry-After`. A request that cannot be used as a whole (not
 JSON, nested deeper than 32, an empty batch or one of more than MAX_BATCH calls) is HTTP
 400 with its -32700/-32600 error object; a body over MAX_BODY bytes is HTTP 413.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +36,14 @@ import asyncpg
 from aiohttp import web
 from l2chaos.stacks.perpdex.common.config import Common, env_int, env_str, env_url
 from l2chaos.stacks.perpdex.common.db import DB_ERRORS, wait_for_pool
-from l2chaos.stacks.perpdex.common.http import Service, dumps, json_response, run_main
+from l2chaos.stacks.perpdex.common.http import (
+    Service,
+    admission_limit,
+    dumps,
+    json_response,
+    overloaded,
+    run_main,
+)
 from l2chaos.stacks.perpdex.common.inputs import MAX_INT, InputError, loads_bounded
 from l2chaos.stacks.perpdex.common.keys import KeyRing
 from l2chaos.stacks.perpdex.common.log import JsonLog
@@ -71,15 +82,18 @@ class RpcConfig:
     db_url: str
     pool_size: int
     timeout_ms: int
+    admission: tuple[int, int] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RpcConfig:
+        common = Common.from_env("rpc", env)
         return cls(
-            common=Common.from_env("rpc", env),
+            common=common,
             sequencer_url=env_url(env, "PERPDEX_SEQUENCER_URL"),
             db_url=env_str(env, "PERPDEX_DB_URL"),
             pool_size=env_int(env, "PERPDEX_RPC_POOL", 8, min=1, max=100),
             timeout_ms=env_int(env, "PERPDEX_TX_TIMEOUT_MS", 10_000, min=1) + 2000,
+            admission=admission_limit(common, env),
         )
 
 
@@ -100,6 +114,16 @@ def _int(v: Any, name: str) -> int:
     return v
 
 
+def _retry_after(answer: dict[str, Any]) -> int | None:
+    """The Retry-After of a single answer refused for load (admission control)."""
+    err = answer.get("error")
+    data = err.get("data") if isinstance(err, dict) else None
+    if not isinstance(data, dict) or data.get("code") not in ("overloaded", "mempool_full"):
+        return None
+    retry = data.get("retry_after_s")
+    return retry if isinstance(retry, int) else None
+
+
 def _whole_request_error(code: int, message: str) -> web.Response:
     """An error about the request as a whole: HTTP 400 with the JSON-RPC error object."""
     body = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
@@ -110,7 +134,7 @@ class RpcService(Service):
     max_body = MAX_BODY
 
     def __init__(self, cfg: RpcConfig, log: JsonLog) -> None:
-        super().__init__(cfg.common, log)
+        super().__init__(cfg.common, log, cfg.admission)
         self.cfg = cfg
         self.verifier = Verifier(KeyRing(cfg.common.seed, cfg.common.admin_token))
         self.pool: Any = None
@@ -169,7 +193,13 @@ class RpcService(Service):
                     -32600, f"a batch of {len(body)} calls; at most {MAX_BATCH} are allowed"
                 )
             return json_response(await self._batch(body))
-        return json_response(await self._one(body))
+        answer = await self._one(body)
+        retry = _retry_after(answer)
+        if retry is None:
+            return json_response(answer)
+        resp = json_response(answer, 503)
+        resp.headers["Retry-After"] = str(retry)
+        return resp
 
     def _check(self, req: Any) -> tuple[Any, str, Any]:
         if not isinstance(req, dict) or req.get("jsonrpc") != "2.0":
@@ -241,6 +271,20 @@ class RpcService(Service):
             raise _unavailable("sequencer", exc) from None
 
     async def _add_invoke(self, params_list: list[Any]) -> list[Any]:
+        gate = self.admission
+        if gate is None:
+            return await self._forward_invoke(params_list)
+        if not gate.enter(time.monotonic_ns()):
+            refused = overloaded(gate)
+            data = {"code": refused.code, "message": refused.message}
+            err = RpcError(-32001, "overloaded", {**data, "retry_after_s": refused.retry_after})
+            return [err] * len(params_list)
+        try:
+            return await self._forward_invoke(params_list)
+        finally:
+            gate.leave(time.monotonic_ns())
+
+    async def _forward_invoke(self, params_list: list[Any]) -> list[Any]:
         results: list[Any] = [None] * len(params_list)
         valid: list[tuple[int, dict[str, Any]]] = []
         for i, params in enumerate(params_list):

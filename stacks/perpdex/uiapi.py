@@ -18,7 +18,11 @@ before anything is sent: malformed JSON, unknown fields, an unknown market, a si
 is not a positive multiple of the step, a price that is not a number on the tick, an
 unknown key... answer 4xx `{"error": {"code", "message", "field"}}` and change nothing.
 A rejection by the exchange is 422 with the reason as code; 503 when the chain is
-unavailable; 504 when a write was sent but its outcome is unknown.
+unavailable; 504 when a write was sent but its outcome is unknown. With the
+`admission_control` switch, a /v1 request or an order probe past `admission_inflight`
+in flight or while the event loop runs more than `admission_lag` behind, or one the rpc
+or the sequencer behind refused for load, is 503 `overloaded` with `Retry-After`
+(nothing was sent).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from l2chaos.stacks.perpdex.common.config import Common, env_int, env_url
 from l2chaos.stacks.perpdex.common.http import (
     ApiError,
     Service,
+    admission_limit,
     dumps,
     json_response,
     read_json,
@@ -71,15 +76,18 @@ class UiApiConfig:
     bridge_url: str
     layout: AccountLayout
     timeout_ms: int
+    admission: tuple[int, int] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> UiApiConfig:
+        common = Common.from_env("ui-api", env)
         return cls(
-            common=Common.from_env("ui-api", env),
+            common=common,
             rpc_url=env_url(env, "PERPDEX_RPC_URL"),
             bridge_url=env_url(env, "PERPDEX_BRIDGE_URL"),
             layout=AccountLayout(env_int(env, "PERPDEX_ACCOUNTS", 1000, min=1, max=1_000_000)),
             timeout_ms=env_int(env, "PERPDEX_TX_TIMEOUT_MS", 10_000, min=1) + 4000,
+            admission=admission_limit(common, env),
         )
 
 
@@ -97,13 +105,25 @@ def _client_id(body: dict[str, Any], prefix: str) -> str:
     return client_id
 
 
+def _unavailable(message: str, retry_after: object) -> ApiError:
+    """503; `overloaded` with Retry-After when the service behind refused for load (its
+    Retry-After header or JSON-RPC `data.retry_after_s`)."""
+    try:
+        seconds = int(str(retry_after)) if retry_after is not None else None
+    except ValueError:
+        seconds = None
+    if seconds is None or seconds < 0:
+        return ApiError(503, "unavailable", message)
+    return ApiError(503, "overloaded", message, retry_after=seconds)
+
+
 def _usd_price(market: str, p: int | None) -> str | None:
     return None if p is None else MARKETS[market].price_to_usd(p)
 
 
 class UiApiService(Service):
     def __init__(self, cfg: UiApiConfig, log: JsonLog) -> None:
-        super().__init__(cfg.common, log)
+        super().__init__(cfg.common, log, cfg.admission)
         self.cfg = cfg
         ring = KeyRing(cfg.common.seed, cfg.common.admin_token)
         self.keys = {ring.api_key(a): a for a in cfg.layout.users()}
@@ -129,6 +149,9 @@ class UiApiService(Service):
 
     def ready(self) -> tuple[bool, str]:
         return (self.rpc is not None, "serving" if self.rpc is not None else "starting")
+
+    def gated(self, request: web.Request) -> bool:
+        return request.path.startswith("/v1/") or request.path == "/admin/probe/order"
 
     async def start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_ms / 1000, connect=3)
@@ -166,7 +189,9 @@ class UiApiService(Service):
         try:
             async with self.rpc.post("/", json=body) as resp:
                 if resp.status != 200:
-                    raise ApiError(503, "unavailable", f"rpc answered {resp.status}")
+                    raise _unavailable(
+                        f"rpc answered {resp.status}", resp.headers.get("Retry-After")
+                    )
                 answer = await resp.json(content_type=None)
         except TimeoutError:
             raise ApiError(504, "timeout", "the chain did not answer in time") from None
@@ -183,10 +208,13 @@ class UiApiService(Service):
                 raise ApiError(504, "timeout", "the transaction was sent but is not committed yet")
             if code == 40:
                 raise ApiError(404, "unknown_order", "no such order", "order_id")
+            data = err.get("data") or {}
             if code == 55:
-                data = err.get("data") or {}
                 raise ApiError(400, "invalid", str(err.get("message")), data.get("field"))
-            raise ApiError(503, "unavailable", f"the chain is unavailable: {err.get('message')}")
+            raise _unavailable(
+                f"the chain is unavailable: {err.get('message')}",
+                data.get("retry_after_s") if isinstance(data, dict) else None,
+            )
         return answer.get("result")
 
     async def _submit(self, tx: dict[str, Any]) -> dict[str, Any]:

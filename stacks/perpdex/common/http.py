@@ -1,5 +1,7 @@
 """aiohttp plumbing shared by the services: JSON responses and errors, /health and
-/ready, the admin bearer-token guard, and the serve loop (uvloop, SIGTERM/SIGINT)."""
+/ready, the admin bearer-token guard, admission control (503 with Retry-After past a
+bound of requests in flight, common/admission.py), and the serve loop (uvloop,
+SIGTERM/SIGINT)."""
 
 from __future__ import annotations
 
@@ -9,20 +11,24 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from l2chaos.stacks.perpdex.common.config import Common, ConfigError
+from l2chaos.stacks.perpdex.common.admission import Admission
+from l2chaos.stacks.perpdex.common.config import Common, ConfigError, env_int
 from l2chaos.stacks.perpdex.common.inputs import InputError, loads_bounded
 from l2chaos.stacks.perpdex.common.log import JsonLog
 
 __all__ = [
     "ApiError",
     "Service",
+    "admission_limit",
     "dumps",
     "error_response",
     "json_response",
+    "overloaded",
     "read_json",
     "run_main",
 ]
@@ -38,19 +44,59 @@ def json_response(obj: Any, status: int = 200) -> web.Response:
     return web.Response(text=dumps(obj), status=status, content_type="application/json")
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
-    return json_response({"error": {"code": code, "message": message, "field": field}}, status)
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, retry_after: int | None = None
+) -> web.Response:
+    resp = json_response({"error": {"code": code, "message": message, "field": field}}, status)
+    if retry_after is not None:
+        resp.headers["Retry-After"] = str(retry_after)
+    return resp
 
 
 class ApiError(Exception):
-    """Raised by handlers; becomes `{"error": {code, message, field}}` with `status`."""
+    """Raised by handlers; becomes `{"error": {code, message, field}}` with `status` (and
+    a `Retry-After` header when the client should come back later)."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.retry_after = retry_after
+
+
+def overloaded(admission: Admission) -> ApiError:
+    """The answer to a request admission control refused."""
+    now = time.monotonic_ns()
+    behind_ms = admission.lag.behind(now) // 1_000_000
+    return ApiError(
+        503,
+        "overloaded",
+        f"{admission.inflight} requests in flight (at most {admission.limit}), the event "
+        f"loop {behind_ms} ms behind (at most {admission.max_lag_ns // 1_000_000}); retry later",
+        retry_after=admission.retry_after(now),
+    )
+
+
+LAG_TICK_S = 0.01  # the loop-lag timer of admission control
+
+
+def admission_limit(common: Common, env: Mapping[str, str]) -> tuple[int, int] | None:
+    """(requests in flight, loop lag in ns) bounding a service's edge when the
+    `admission_control` switch is on (None: no bound)."""
+    if not common.switches.get("admission_control", False):
+        return None
+    inflight = env_int(env, "PERPDEX_ADMISSION_INFLIGHT", 128, min=1, max=100_000)
+    lag_ms = env_int(env, "PERPDEX_ADMISSION_LAG_MS", 500, min=1, max=60_000)
+    return inflight, lag_ms * 1_000_000
 
 
 async def read_json(request: web.Request) -> Any:
@@ -74,11 +120,15 @@ class Service:
 
     max_body = 64 * 1024  # bytes; a service that takes batches raises it
 
-    def __init__(self, common: Common, log: JsonLog) -> None:
+    def __init__(
+        self, common: Common, log: JsonLog, admission: tuple[int, int] | None = None
+    ) -> None:
         self.common = common
         self.log = log
+        self.admission = None if admission is None else Admission(*admission)
         self.app = web.Application(
-            middlewares=[self._errors, self._admin_guard], client_max_size=self.max_body
+            middlewares=[self._errors, self._admin_guard, self._admit],
+            client_max_size=self.max_body,
         )
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/ready", self._ready)
@@ -86,11 +136,27 @@ class Service:
     def ready(self) -> tuple[bool, str]:
         return True, "serving"
 
+    def gated(self, request: web.Request) -> bool:
+        """Whether admission control bounds this request (a service names its costly
+        routes; /health and /ready never are)."""
+        return False
+
     async def start(self) -> None:
         """Connect and start background work; raising aborts the service."""
 
     async def stop(self) -> None:
         """Stop background work and close connections."""
+
+    async def watch_lag(self) -> None:
+        """Admission control's view of how far the event loop runs behind."""
+        if self.admission is None:
+            return
+        lag = self.admission.lag
+        while True:
+            due = time.monotonic_ns() + int(LAG_TICK_S * 1e9)
+            lag.due_ns = due
+            await asyncio.sleep(LAG_TICK_S)
+            lag.fired(due, time.monotonic_ns())
 
     async def _health(self, request: web.Request) -> web.Response:
         return json_response({"ok": True, "service": self.common.service, "pid": os.getpid()})
@@ -111,11 +177,23 @@ class Service:
         return await handler(request)
 
     @web.middleware
+    async def _admit(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        gate = self.admission
+        if gate is None or not self.gated(request):
+            return await handler(request)
+        if not gate.enter(time.monotonic_ns()):
+            raise overloaded(gate)
+        try:
+            return await handler(request)
+        finally:
+            gate.leave(time.monotonic_ns())
+
+    @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except ApiError as exc:
-            return error_response(exc.status, exc.code, exc.message, exc.field)
+            return error_response(exc.status, exc.code, exc.message, exc.field, exc.retry_after)
         except InputError as exc:  # a strict parser refused a value the handler did not name
             return error_response(400, "invalid", str(exc))
         except web.HTTPRequestEntityTooLarge:
@@ -143,6 +221,7 @@ async def _serve(svc: Service) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     svc.log.info("listening", host=svc.common.host, port=svc.common.port)
+    watcher = asyncio.create_task(svc.watch_lag())
     try:
         starter = asyncio.create_task(svc.start())
         stopper = asyncio.create_task(stop.wait())
@@ -154,6 +233,7 @@ async def _serve(svc: Service) -> None:
             starter.cancel()
             await asyncio.gather(starter, return_exceptions=True)
     finally:
+        watcher.cancel()
         svc.log.info("stopping")
         try:
             await asyncio.wait_for(svc.stop(), 10)

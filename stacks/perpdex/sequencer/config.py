@@ -23,6 +23,7 @@ class SequencerConfig:
     block_interval_ms: int = 100
     max_block_txs: int = 2000
     mempool_limit: int = 20_000
+    admission_mempool: int | None = None  # admission_control: the mempool's bound
     finality_blocks: int = 50
     stage_cancel_only_ms: int = 2000
     stage_post_only_ms: int = 2000
@@ -32,6 +33,15 @@ class SequencerConfig:
     dedup_blocks: int = 3000
     tx_timeout_ms: int = 10_000
     connect_timeout_ms: int = 3000
+
+    @property
+    def queue_bound(self) -> int:
+        """Transactions the mempool takes before it answers 503: with admission control
+        its tighter bound (about a block's worth: a write waits at most a block or two),
+        else `mempool_limit`."""
+        if self.admission_mempool is None:
+            return self.mempool_limit
+        return min(self.mempool_limit, self.admission_mempool)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SequencerConfig:
@@ -50,6 +60,11 @@ class SequencerConfig:
             block_interval_ms=env_int(env, "PERPDEX_BLOCK_INTERVAL_MS", 100, min=5, max=60_000),
             max_block_txs=env_int(env, "PERPDEX_MAX_BLOCK_TXS", 2000, min=1),
             mempool_limit=env_int(env, "PERPDEX_MEMPOOL_LIMIT", 20_000, min=1),
+            admission_mempool=(
+                env_int(env, "PERPDEX_ADMISSION_MEMPOOL", 2000, min=1)
+                if common.switches.get("admission_control", False)
+                else None
+            ),
             finality_blocks=env_int(env, "PERPDEX_FINALITY_BLOCKS", 50, min=1),
             stage_cancel_only_ms=env_int(env, "PERPDEX_STAGE_CANCEL_ONLY_MS", 2000, min=0),
             stage_post_only_ms=env_int(env, "PERPDEX_STAGE_POST_ONLY_MS", 2000, min=0),

@@ -3,7 +3,10 @@
 Group commit: a transaction's receipt is released only after the block holding it is
 committed, so an acknowledgement is durable. When a commit fails the sealed block is
 retried until it commits; production stalls meanwhile and the mempool keeps filling
-up to its bound (beyond it: 503).
+up to its bound (beyond it: 503 with Retry-After, the time the mempool takes to drain
+at the rate blocks have been taking transactions). Without admission control the bound
+is `mempool_limit` (20,000: minutes of work at the stack's rate); with it,
+`admission_mempool`.
 
 Market data (index, mark, funding index per market) lives in a cache loaded from the
 database. After the write connection is lost and re-established the node invalidates
@@ -32,6 +35,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
+from l2chaos.stacks.perpdex.common.admission import DrainMeter, retry_after_s
 from l2chaos.stacks.perpdex.common.log import JsonLog
 from l2chaos.stacks.perpdex.db.chain import ChainStore, LoadedState, SealedBlock
 from l2chaos.stacks.perpdex.db.migrate import migrate
@@ -56,7 +60,9 @@ _MAX_FAILURES_BEFORE_FATAL = 600  # the same sealed block failing for ~a minute 
 
 
 class MempoolFull(Exception):
-    pass
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RollbackRefused(Exception):
@@ -87,6 +93,7 @@ class Node:
         self.cache = MarketCache()
         self.ex = Exchange(cfg.layout, cfg.guards, self.cache)
         self.mempool: deque[Pending] = deque()
+        self.drained = DrainMeter()  # transactions taken into committed blocks
         self.inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.receipts: dict[str, dict[str, Any]] = {}
         self._receipt_blocks: deque[tuple[int, list[str]]] = deque()
@@ -230,10 +237,12 @@ class Node:
         pending = self.inflight.get(tx.hash)
         if pending is not None:
             return pending
-        if len(self.mempool) >= self.cfg.mempool_limit:
-            raise MempoolFull(f"{len(self.mempool)} transactions are waiting")
+        waiting = len(self.mempool)
+        if waiting >= self.cfg.queue_bound:
+            retry = retry_after_s(waiting, self.drained.rate(time.monotonic_ns()))
+            raise MempoolFull(f"{waiting} transactions are waiting", retry)
         if self._stopping:
-            raise MempoolFull("stopping")
+            raise MempoolFull("stopping", 1)
         fut = loop.create_future()
         tx.recv_mono_ns = time.monotonic_ns()
         self.mempool.append(Pending(tx, fut))
@@ -519,6 +528,7 @@ class Node:
             "host_ts_ns": sealed.host_ts_ns,
         }
         self.next_block_seq = sealed.seq + 1
+        self.drained.add(time.monotonic_ns(), len(sealed.txs))
         for tx, r in sealed.txs:
             fut = self.inflight.pop(tx.hash, None)
             if fut is not None and not fut.done():

@@ -3,8 +3,10 @@
 POST /tx             one signed transaction (common/signing.py) -> its receipt once the
                      block holding it is committed (200; the receipt's status says
                      accepted/rejected), 400 malformed, 403 not signed by its signer,
-                     503 mempool full, 504 not committed within PERPDEX_TX_TIMEOUT_MS
-POST /txs            a list of transactions -> a list of receipts (or errors)
+                     503 mempool full (with Retry-After; the bound is tighter with
+                     admission_control), 504 not committed within PERPDEX_TX_TIMEOUT_MS
+POST /txs            a list of transactions -> a list of receipts (or errors; a refusal
+                     for load carries `retry_after_s`)
 POST /oracle/prices  {"prices": [{market, price, observed_ts_ns}], "nonce", "signature"}
                      signed by the oracle -> 202
 GET  /state/head | /state/markets | /state/accounts/{id} | /state/orders/{id}
@@ -103,7 +105,9 @@ class SequencerService(Service):
         try:
             return self.node.submit(tx)
         except MempoolFull as exc:
-            raise ApiError(503, "mempool_full", f"the mempool is full: {exc}") from None
+            raise ApiError(
+                503, "mempool_full", f"the mempool is full: {exc}", retry_after=exc.retry_after
+            ) from None
 
     async def _wait(self, tx: Tx, fut: asyncio.Future[dict[str, Any]]) -> dict[str, Any]:
         try:
@@ -136,10 +140,10 @@ class SequencerService(Service):
                 tx = self._parse(obj)
                 waits.append((i, tx, self._submit(tx)))
             except ApiError as exc:
-                out[i] = {
-                    "error": {"code": exc.code, "message": exc.message, "field": exc.field},
-                    "status_code": exc.status,
-                }
+                err: dict[str, Any] = {"code": exc.code, "message": exc.message, "field": exc.field}
+                if exc.retry_after is not None:
+                    err["retry_after_s"] = exc.retry_after
+                out[i] = {"error": err, "status_code": exc.status}
         for i, tx, fut in waits:
             try:
                 out[i] = await self._wait(tx, fut)

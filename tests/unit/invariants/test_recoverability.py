@@ -145,3 +145,49 @@ def test_signals_the_stack_does_not_probe_are_not_required(rw: RecordWriter, che
     assert v.status == "pass", v.violations
     assert v.details["signals"] == ["health"]
     assert v.details["recoveries"][0]["recovery_s"] == 1.0
+
+
+def _spike(rw: RecordWriter, at_s: float, for_s: float) -> None:
+    """The scenario's open-loop rate: 10 steps/s, 100 from at_s for for_s."""
+    end = at_s + for_s
+    points = [[0.0, 10.0], [at_s, 10.0], [at_s, 100.0], [end, 100.0], [end, 10.0]]
+    rw.scenario(load={"rate": {"shape": "spike", "points": points, "max_lag_ns": 10**9}})
+    rw.touch("faults.jsonl")  # a run without faults
+
+
+def test_a_load_spike_is_measured_from_its_end(rw: RecordWriter, check: Check) -> None:
+    _spike(rw, 10.0, 20.0)
+    probes(rw, until=60.0, down=(12.0, 31.0))  # back 1 s after the spike ends at 30 s
+    v = check("recoverability", rto=5_000_000_000)
+    assert v.status == "pass", v.violations
+    assert v.checked == {"faults": 0, "load_spikes": 1}
+    assert v.details["recoveries"] == []  # the faults' (joined with faults.jsonl)
+    [row] = v.details["load_spikes"]
+    assert row["label"] == "load-spike"
+    assert row["spike_s"] == 20.0
+    assert row["recovery_s"] == 1.0
+
+
+def test_a_stack_still_down_after_a_load_spike_is_a_violation(
+    rw: RecordWriter, check: Check
+) -> None:
+    _spike(rw, 10.0, 20.0)
+    probes(rw, until=90.0, down=(12.0, 50.0))
+    v = check("recoverability", rto=5_000_000_000)
+    assert v.status == "fail"
+    [found] = v.violations
+    assert found.message == "load-spike: recovered after 20.00s > rto 5s"
+    assert found.evidence["fault"] == "load-spike"
+    assert found.evidence["seen"] == 20.0
+    assert found.evidence["order_s"] == 20.0
+
+
+def test_a_rate_without_a_spike_adds_no_work(rw: RecordWriter, check: Check) -> None:
+    rate = {"shape": "constant", "points": [[0.0, 10.0]], "max_lag_ns": 10**9}
+    rw.scenario(load={"rate": rate})
+    rw.touch("faults.jsonl")
+    probes(rw, until=30.0, down=(40.0, 41.0))
+    v = check("recoverability")
+    assert v.status == "pass"
+    assert v.checked == {"faults": 0}
+    assert "load_spikes" not in v.details

@@ -60,6 +60,14 @@ def test_spike_steps_up_by_factor_and_back() -> None:
     assert r.target(89.9) == 500
     assert r.target(90) == 50
     assert r.target(1000) == 50
+    assert r.spikes() == [(30.0, 90.0)]  # what recoverability measures from its end
+    assert r.scaled(0.5).spikes() == [(15.0, 45.0)]
+
+
+def test_only_a_raising_spike_is_a_spike() -> None:
+    assert rate_of("load:\n  rate: {shape: constant, ops: 5}\n").spikes() == []
+    dip = rate_of("load:\n  rate: {shape: spike, ops: 50, factor: 0.5, at: 1s, for: 2s}\n")
+    assert dip.spikes() == []
 
 
 def test_csv_rates_hold_until_the_next_row(tmp_path: Path) -> None:
