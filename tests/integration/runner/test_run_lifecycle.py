@@ -23,6 +23,8 @@ import pytest
 from l2chaos.backends.paths import cache_dir
 from l2chaos.backends.procs import pids_of_run
 
+from tests._support.cli import l2chaos
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -157,33 +159,16 @@ def test_gc_cleans_a_run_killed_with_sigkill(tmp_path: Path) -> None:
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)  # reaps it and closes its pipe
         assert pids_of_run(run_id), "SIGKILL leaves the run's processes behind"
-        done = subprocess.run(
-            [sys.executable, "-m", "l2chaos.cli", "gc"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = l2chaos("gc")
     finally:
         if proc.poll() is None:
             proc.kill()
-        subprocess.run(
-            [sys.executable, "-m", "l2chaos.cli", "gc"],
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
+        l2chaos("gc")
     assert done.returncode == 0, done.stderr
     assert run_id in done.stdout
     assert pids_of_run(run_id) == []
     assert marker(run_id) is None
     assert [p for p in ports if listening(p)] == []
-    checked = subprocess.run(
-        [sys.executable, "-m", "l2chaos.cli", "check", str(run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    checked = l2chaos("check", str(run_dir), timeout=300)
     assert checked.returncode == 3, checked.stdout + checked.stderr  # no verdict
     assert "the run is incomplete (run.json says phase 'running'" in checked.stdout

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,8 @@ from l2chaos.rundir.run_info import (
 )
 from l2chaos.rundir.scenario import SCENARIO_JSON, ResolvedScenario
 from l2chaos.scenario import load_scenario
+
+from tests._support.cli import l2chaos
 
 V0_RUN = Path(__file__).parent / "data" / "run-v0"
 
@@ -76,14 +76,7 @@ def test_an_unknown_version_is_refused_naming_both(tmp_path: Path, version: obje
 
 def test_the_cli_refuses_an_unknown_version_with_exit_2(tmp_path: Path) -> None:
     run_dir = copy_of_v0(tmp_path, record_version=RECORD_VERSION + 1)
-    done = subprocess.run(
-        [sys.executable, "-m", "l2chaos.cli", "check", str(run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    done = l2chaos("check", str(run_dir))
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert f"has record_version {RECORD_VERSION + 1}" in done.stderr + done.stdout

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from l2chaos.childproc import run_captured
 from l2chaos.stacks.perpdex.common.inputs import (
     MAX_JSON_DEPTH,
     InputError,
@@ -117,8 +117,6 @@ def test_depth_is_refused_before_parsing_even_with_a_raised_recursion_limit() ->
         "try:\n    loads_bounded(b'[' * 500_000 + b']' * 500_000)\n"
         "except InputError as exc:\n    print(exc)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
+    done = run_captured([sys.executable, "-c", code], timeout_s=120)
     assert done.returncode == 0, done.stderr
     assert "nested deeper than" in done.stdout
