@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -21,7 +20,9 @@ from l2chaos.accounts import read_accounts
 from l2chaos.backends.local import LocalBackend
 from l2chaos.invariants.check import check_run
 from l2chaos.stacks.perpdex import STACK_FILE
-from l2chaos.stackspec import StackRun, load_stack, render
+from l2chaos.stackspec import StackRun, load_stack
+
+from tests._support.audit import export_audit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -81,14 +82,7 @@ class Stack:
         assert r.json()["order_status"] == "filled", r.text
 
     def audit(self) -> None:
-        out = self.run_dir / "audit"
-        values = self.stack.template_values(out=out)
-        argv = [render(p, values) for p in self.stack.spec.audit]
-        done = subprocess.run(
-            argv, env=dict(os.environ, L2CHAOS_ADMIN_TOKEN=TOKEN), capture_output=True, text=True,
-            timeout=120, check=False, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
+        export_audit(self.stack, self.run_dir / "audit", TOKEN)
         invariants = [
             {"name": "fund_conservation", "params": {}},
             {"name": "chain_consistency", "params": {}},

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -23,7 +22,9 @@ from l2chaos.backends.local import LocalBackend, LocalStack
 from l2chaos.stacks.perpdex import STACK_FILE
 from l2chaos.stacks.perpdex.common.keys import KeyRing
 from l2chaos.stacks.perpdex.common.signing import sign
-from l2chaos.stackspec import StackRun, load_stack, render
+from l2chaos.stackspec import StackRun, load_stack
+
+from tests._support.audit import export_audit
 
 TOKEN = "integration-token"
 SEED = 1604710
@@ -234,17 +235,7 @@ class Perp:
         self.wait(f"{n} more blocks", lambda: self.head()["number"] >= target)
 
     def audit(self) -> Path:
-        out = self.run_dir / "audit"
-        values = self.stack.template_values(out=out)
-        spec = self.stack.spec
-        assert spec.audit is not None
-        argv = [render(p, values) for p in spec.audit]
-        env = dict(os.environ, L2CHAOS_ADMIN_TOKEN=TOKEN)
-        done = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=120, check=False
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return out
+        return export_audit(self.stack, self.run_dir / "audit", TOKEN)
 
     def check(self, *names: str) -> dict[str, Any]:
         """Run the harness's checkers on the audit export (they never see the stack)."""
