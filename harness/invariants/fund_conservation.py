@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from l2chaos.rundir.balances import Balance
 from l2chaos.rundir.events import Event
 
 from .base import Checker, Findings, NoParams, Verdict
@@ -39,48 +40,45 @@ _FEE_FIELDS = {"fill": ("maker_fee", "taker_fee"), "fee": ("amount",)}
 class _Snapshots:
     """Merge-joins balances.jsonl (per block) with the replay."""
 
-    def __init__(self, rows: Iterator[dict[str, Any]], canonical: frozenset[int] | None) -> None:
+    def __init__(self, rows: Iterator[Balance], canonical: frozenset[int] | None) -> None:
         self._rows = rows
         self._canonical = canonical
-        self._next: dict[str, Any] | None = next(rows, None)
+        self._next: Balance | None = next(rows, None)
         self.compared = 0
 
     def flush(self, before_seq: float, st: LedgerState, found: Findings) -> None:
         """Compare every snapshot of blocks before `before_seq` with the replayed state."""
         while self._next is not None:
             row = self._next
-            bs = row.get("block_seq")
-            if isinstance(bs, int) and bs >= before_seq:
+            bs = row.block_seq
+            if bs is not None and bs >= before_seq:
                 return
             self._next = next(self._rows, None)
-            if not isinstance(bs, int):
+            if bs is None:
                 continue
             if self._canonical is not None and bs not in self._canonical:
                 continue
             self._compare(row, st, found)
 
-    def _compare(self, row: dict[str, Any], st: LedgerState, found: Findings) -> None:
-        acct = row.get("account")
-        if not isinstance(acct, int):
+    def _compare(self, row: Balance, st: LedgerState, found: Findings) -> None:
+        acct = row.account
+        if acct is None:
             return
         self.compared += 1
         replayed_cash = st.account_cash(acct)
         replayed_pos = {m: [s, c] for m, (s, c) in st.account_positions(acct).items()}
-        raw = row.get("positions") or {}
         seen_pos = {
-            m: [p[0], p[1]]
-            for m, p in raw.items()
-            if isinstance(p, (list, tuple)) and len(p) >= 2 and p[0] != 0
+            m: [p[0], p[1]] for m, p in (row.positions or {}).items() if len(p) >= 2 and p[0] != 0
         }
-        if row.get("cash") != replayed_cash or seen_pos != replayed_pos:
+        if row.cash != replayed_cash or seen_pos != replayed_pos:
             found.add(
-                f"block {row.get('block')}: account {acct}: the stack's snapshot differs from "
+                f"block {row.block}: account {acct}: the stack's snapshot differs from "
                 "the replayed ledgers",
-                block=row.get("block"),
-                block_seq=row.get("block_seq"),
+                block=row.block,
+                block_seq=row.block_seq,
                 account=acct,
                 expected={"cash": replayed_cash, "positions": replayed_pos},
-                seen={"cash": row.get("cash"), "positions": seen_pos},
+                seen={"cash": row.cash, "positions": seen_pos},
             )
 
 

@@ -15,9 +15,13 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from .record import HISTORY, RunRecord
+import msgspec
+from l2chaos.rundir.errors import RecordError
+from l2chaos.rundir.history import HISTORY, HistoryLine, WriteIds, read_history, write_ids
+
+from .record import RunRecord
 
 __all__ = ["OPEN", "OUTCOMES", "WRITE_OPS", "AckedWrite", "OpsIndex", "ops_index"]
 
@@ -34,15 +38,15 @@ class AckedWrite(NamedTuple):
 
     op_id: str
     op: str
-    account: Any
-    process: Any
+    account: int | str | None
+    process: str | int | None
     invoke_t_ns: int
     t_ns: int
     tx_hash: str | None
-    nonce: Any
-    order_id: Any
-    block: Any
-    block_hash: Any = None
+    nonce: int | str | None
+    order_id: int | str | None
+    block: int | str | None
+    block_hash: str | None = None
 
 
 @dataclass
@@ -119,7 +123,7 @@ def build_ops_index(record: RunRecord) -> OpsIndex:
     # collected in lists (a list append is cheaper than an array's) and packed at
     # the end; an acknowledged write is built positionally.
     idx = OpsIndex()
-    pending: dict[Any, tuple[int, str]] = {}
+    pending: dict[str | int | None, tuple[int, str]] = {}
     codes: dict[str, int] = {}
     inv_ts: list[int] = []
     done_ts: list[int] = []
@@ -132,22 +136,21 @@ def build_ops_index(record: RunRecord) -> OpsIndex:
     add_write, make_write = idx.acked_writes.append, AckedWrite._make
     pop, outcome_code, writes = pending.pop, _CODE.get, idx.write_ops
     invokes = unmatched = 0
-    for rec in record.jsonl(HISTORY):
-        get = rec.get
-        kind = get("type")
-        t = get("t_ns") or 0
+    for rec in read_history(record.path(HISTORY)):
+        kind = rec.type
+        t = rec.t_ns or 0
         if kind == "invoke":
             invokes += 1
-            pending[get("op_id")] = (t, get("op") or "")
-            if get("write") is True:
-                writes.add(get("op") or "")
+            pending[rec.op_id] = (t, rec.op or "")
+            if rec.write is True:
+                writes.add(rec.op or "")
             continue
-        code = outcome_code(kind) if type(kind) is str else outcome_code(str(kind))
+        code = outcome_code(kind) if kind is not None else None
         if code is None:
             continue
-        started = pop(get("op_id"), None)
-        latency = get("latency_ms")
-        lat = float(latency) if isinstance(latency, (int, float)) else 0.0
+        started = pop(rec.op_id, None)
+        latency = rec.latency_ms
+        lat = latency if latency is not None else 0.0
         if started is None:
             unmatched += 1
             inv_t = t - round(lat * 1e6)
@@ -155,7 +158,7 @@ def build_ops_index(record: RunRecord) -> OpsIndex:
             inv_t = started[0]
             if latency is None:
                 lat = (t - inv_t) / 1e6
-        op_name = get("op") or (started[1] if started else "")
+        op_name = rec.op or (started[1] if started else "")
         oc = codes.get(op_name)
         if oc is None:
             oc = codes[op_name] = idx.op_code(op_name)
@@ -165,16 +168,12 @@ def build_ops_index(record: RunRecord) -> OpsIndex:
         add_op(oc)
         add_lat(lat)
         if code == 0 and op_name in writes:
-            result = get("result")
-            if type(result) is not dict:
-                result = {}
-            rget = result.get
+            ids = _write_ids(record, rec)
             add_write(
                 make_write(
                     (
-                        str(get("op_id")), op_name, get("account"), get("process"), inv_t, t,
-                        rget("tx_hash"), rget("nonce"), rget("order_id"), rget("block"),
-                        rget("block_hash"),
+                        str(rec.op_id), op_name, rec.account, rec.process, inv_t, t,
+                        ids.tx_hash, ids.nonce, ids.order_id, ids.block, ids.block_hash,
                     )
                 )
             )  # fmt: skip
@@ -195,6 +194,15 @@ def build_ops_index(record: RunRecord) -> OpsIndex:
     idx.outcome, idx.op, idx.latency_ms = array("b", outcomes), array("h", ops), array("d", lats)
     idx.finish()
     return idx
+
+
+def _write_ids(record: RunRecord, rec: HistoryLine) -> WriteIds:
+    try:
+        return write_ids(rec)
+    except msgspec.ValidationError as exc:
+        raise RecordError(
+            f"operation {rec.op_id}: malformed result: {exc}", file=record.path(HISTORY)
+        ) from None
 
 
 def ops_index(record: RunRecord) -> OpsIndex | None:

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 import orjson
 from l2chaos.load.rate import RatePlan
+from l2chaos.rundir.balances import BALANCES as BALANCES_FILE
+from l2chaos.rundir.balances import Balance, read_balances
 from l2chaos.rundir.errors import RecordError
 from l2chaos.rundir.events import EVENTS as EVENTS_FILE
 from l2chaos.rundir.events import Event, read_events
@@ -59,7 +61,7 @@ class AUDIT:
     BLOCKS = "audit/blocks.jsonl"
     TRANSACTIONS = "audit/transactions.jsonl"
     EVENTS = EVENTS_FILE
-    BALANCES = "audit/balances.jsonl"
+    BALANCES = BALANCES_FILE
     MARKET_STATE = "audit/market_state.jsonl"
     BRIDGE_L1 = "audit/bridge_l1.jsonl"
     BRIDGE_MESSAGES = "audit/bridge_messages.jsonl"
@@ -369,8 +371,8 @@ class RunRecord:
     def transactions(self) -> Iterator[dict[str, Any]]:
         return self.jsonl(AUDIT.TRANSACTIONS)
 
-    def balances(self) -> Iterator[dict[str, Any]]:
-        return self.jsonl(AUDIT.BALANCES)
+    def balances(self) -> Iterator[Balance]:
+        return read_balances(self.path(AUDIT.BALANCES))
 
     def market_state(self) -> Iterator[dict[str, Any]]:
         return self.jsonl(AUDIT.MARKET_STATE)

@@ -7,7 +7,7 @@ whose fields the table in docs/architecture.md names) a JSON object each checker
 narrows where it reads a field. A ledger of the wrong shape does not break the
 record: the event keeps it as written in `malformed_ledger`, and replaying it
 (`LedgerState.apply_json`) reports what is wrong. Any other line of the wrong shape
-is a `RecordError` naming the file and line.
+is a `RecordError` naming the file and line (l2chaos.rundir.jsonl).
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
-import orjson
 
-from .errors import RecordError
+from .jsonl import read_typed
 
 __all__ = ["EVENTS", "Event", "Ledger", "read_events"]
 
@@ -59,31 +58,15 @@ class Event(msgspec.Struct, gc=False):
         return self.data if self.data is not None else {}
 
 
-_decode = msgspec.json.Decoder(Event).decode
-
-
-def _loose(line: bytes, file: Path, lineno: int) -> Event | None:
-    """A line the typed decoder refused: blank (None), not JSON, not an object, an
-    envelope of the wrong shape (RecordError), or a ledger or data of the wrong shape
-    (kept: a malformed ledger is a finding of the checkers, not a broken record)."""
-    try:
-        raw = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        if not line.strip():
-            return None
-        raise RecordError(f"invalid JSON line: {exc.msg}", file=file, line=lineno) from None
-    if type(raw) is not dict:
-        raise RecordError(
-            f"expected a JSON object, got {type(raw).__name__}", file=file, line=lineno
-        )
+def _repair(raw: dict[str, object]) -> Event:
+    """An event the typed decoder refused: its ledger or data of the wrong shape is kept
+    aside (a malformed ledger is a finding of the checkers, not a broken record); a
+    wrong envelope is a ValidationError."""
     ledger = raw.pop("ledger", None)
     raw.pop("malformed_ledger", None)
     if not isinstance(raw.get("data"), dict):
         raw.pop("data", None)
-    try:
-        ev = msgspec.convert(raw, Event)
-    except msgspec.ValidationError as exc:
-        raise RecordError(f"malformed event: {exc}", file=file, line=lineno) from None
+    ev = msgspec.convert(raw, Event)
     if isinstance(ledger, dict):
         try:
             ev.ledger = msgspec.convert(ledger, Ledger)
@@ -95,19 +78,4 @@ def _loose(line: bytes, file: Path, lineno: int) -> Event | None:
 def read_events(path: Path, contains: tuple[bytes, ...] = ()) -> Iterator[Event]:
     """Stream the event log (nothing when the file is missing). With `contains`, lines
     that hold none of those byte strings are skipped undecoded (a pre-filter)."""
-    if not path.is_file():
-        return
-    one = contains[0] if len(contains) == 1 else None
-    with path.open("rb") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if one is not None:
-                if one not in line:
-                    continue
-            elif contains and not any(c in line for c in contains):
-                continue
-            try:
-                yield _decode(line)
-            except msgspec.DecodeError:
-                ev = _loose(line, path, lineno)
-                if ev is not None:
-                    yield ev
+    return read_typed(path, Event, contains, _repair)

@@ -54,7 +54,7 @@ def test_blank_lines_are_skipped_and_data_that_is_no_object_is_absent(tmp_path: 
     [
         (b"{not json\n", "invalid JSON line"),
         (b"[1, 2]\n", "expected a JSON object, got list"),
-        (b'{"seq":"seven","kind":"fill"}\n', "malformed event: Expected `int | null`"),
+        (b'{"seq":"seven","kind":"fill"}\n', "malformed events line: Expected `int | null`"),
     ],
 )
 def test_a_broken_line_names_file_and_line(tmp_path: Path, line: bytes, problem: str) -> None:
