@@ -24,7 +24,7 @@ The identities of research/domain.md section 4, recomputed from audit/events.jso
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from l2chaos.rundir.balances import Balance
 from l2chaos.rundir.events import Event
@@ -35,6 +35,16 @@ from .ops import ops_index
 from .record import AUDIT, RunRecord
 
 _FEE_FIELDS = {"fill": ("maker_fee", "taker_fee"), "fee": ("amount",)}
+
+
+class _BridgeMove(NamedTuple):
+    """A canonical L2 deposit credit or withdrawal, to be matched with the L1 ledger."""
+
+    account: object
+    amount: int
+    block: int | None
+    block_seq: int | None
+    event_seq: int | None
 
 
 class _Snapshots:
@@ -114,8 +124,8 @@ class FundConservation(Checker[NoParams]):
         found = self.findings()
         snaps = _Snapshots(record.balances(), canonical)
         n_total = 0
-        credits: dict[Any, list[dict[str, Any]]] = {}
-        withdrawals: dict[Any, list[dict[str, Any]]] = {}
+        credits: dict[Any, list[_BridgeMove]] = {}
+        withdrawals: dict[Any, list[_BridgeMove]] = {}
         shortfall = False
         ins_negative = False
         events_seen = replayed = orphaned = blocks = fee_checks = 0
@@ -168,13 +178,7 @@ class FundConservation(Checker[NoParams]):
                     )
                     amount = 0
                 d_n = amount if kind == "deposit_credited" else -amount
-                entry = {
-                    "account": data.get("account"),
-                    "amount": amount,
-                    "block": ev.block,
-                    "block_seq": bs,
-                    "event_seq": ev.seq,
-                }
+                entry = _BridgeMove(data.get("account"), amount, ev.block, bs, ev.seq)
                 target = credits if kind == "deposit_credited" else withdrawals
                 target.setdefault(data.get("nonce"), []).append(entry)
             elif kind == "insurance_shortfall":
@@ -283,8 +287,8 @@ class FundConservation(Checker[NoParams]):
     def _bridge(
         self,
         record: RunRecord,
-        credits: dict[Any, list[dict[str, Any]]],
-        withdrawals: dict[Any, list[dict[str, Any]]],
+        credits: dict[Any, list[_BridgeMove]],
+        withdrawals: dict[Any, list[_BridgeMove]],
         n_total: int,
         found: Findings,
     ) -> dict[str, Any]:
@@ -321,28 +325,28 @@ class FundConservation(Checker[NoParams]):
                 found.add(
                     f"deposit nonce {nonce} was credited {len(cl)} times in the canonical chain",
                     nonce=nonce,
-                    account=first["account"],
-                    blocks=[c["block"] for c in cl],
+                    account=first.account,
+                    blocks=[c.block for c in cl],
                     expected=1,
                     seen=len(cl),
                 )
             lk = locks.get(nonce)
             if not lk:
                 found.add(
-                    f"block {first['block']}: L2 credit of {first['amount']} to account "
-                    f"{first['account']} (nonce {nonce}) has no L1 lock",
+                    f"block {first.block}: L2 credit of {first.amount} to account "
+                    f"{first.account} (nonce {nonce}) has no L1 lock",
                     nonce=nonce,
-                    **first,
+                    **first._asdict(),
                 )
                 continue
             lock = lk[0]
-            if lock.get("account") != first["account"] or lock.get("amount") != first["amount"]:
+            if lock.get("account") != first.account or lock.get("amount") != first.amount:
                 found.add(
-                    f"block {first['block']}: L2 credit (nonce {nonce}) does not match its L1 lock",
+                    f"block {first.block}: L2 credit (nonce {nonce}) does not match its L1 lock",
                     nonce=nonce,
-                    block=first["block"],
+                    block=first.block,
                     expected={"account": lock.get("account"), "amount": lock.get("amount")},
-                    seen={"account": first["account"], "amount": first["amount"]},
+                    seen={"account": first.account, "amount": first.amount},
                 )
         for nonce, rl in releases.items():
             if len(rl) > 1:
@@ -365,12 +369,12 @@ class FundConservation(Checker[NoParams]):
                 )
                 continue
             w = wd[0]
-            if rel.get("account") != w["account"] or rel.get("amount") != w["amount"]:
+            if rel.get("account") != w.account or rel.get("amount") != w.amount:
                 found.add(
                     f"L1 release (nonce {nonce}) does not match its L2 withdrawal",
                     nonce=nonce,
-                    block=w["block"],
-                    expected={"account": w["account"], "amount": w["amount"]},
+                    block=w.block,
+                    expected={"account": w.account, "amount": w.amount},
                     seen={"account": rel.get("account"), "amount": rel.get("amount")},
                 )
         for nonce, wl in withdrawals.items():
@@ -378,10 +382,10 @@ class FundConservation(Checker[NoParams]):
                 found.add(
                     f"withdrawal nonce {nonce} appears {len(wl)} times in the canonical chain",
                     nonce=nonce,
-                    blocks=[w["block"] for w in wl],
+                    blocks=[w.block for w in wl],
                 )
         pending_dep = sum(rows[0]["amount"] for n, rows in locks.items() if n not in credits)
-        pending_wd = sum(wl[0]["amount"] for n, wl in withdrawals.items() if n not in releases)
+        pending_wd = sum(wl[0].amount for n, wl in withdrawals.items() if n not in releases)
         expected = n_total + pending_dep + pending_wd
         if escrow != expected:
             found.add(
