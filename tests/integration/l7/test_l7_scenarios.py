@@ -23,7 +23,9 @@ def _hits(run: Any, label: str) -> list[dict[str, Any]]:
     rule = inject["details"]["rule"]
     rows = [d for d in run.jsonl("l7.jsonl") if d.get("rule") == rule]
     assert rows, f"{label}: no decision"
-    assert all(inject["t_ns"] <= d["t_ns"] <= heal["t_ns"] for d in rows), "outside the window"
+    # the rule is live from the inject's start until the heal's removal call returns
+    healed_ns = heal["t_ns"] + int(heal["took_ms"] * 1e6) + 1_000  # took_ms is rounded to 1 µs
+    assert all(inject["t_ns"] <= d["t_ns"] <= healed_ns for d in rows), "outside the window"
     assert heal["details"]["matched"] == len(rows)
     assert heal["details"]["hit"] == sum(d["hit"] for d in rows)
     return rows
