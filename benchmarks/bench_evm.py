@@ -58,7 +58,7 @@ if __name__ != "__main__" and os.environ.get(CTX_ENV):
             pass
 
         def invoke(self, **_kw: Any) -> OpHandle:
-            return OpHandle("", 0, "")
+            return OpHandle(0)
 
         def complete(self, handle: OpHandle, type_: str, *_a: Any, **_kw: Any) -> None:
             return
@@ -102,7 +102,9 @@ if __name__ != "__main__" and os.environ.get(CTX_ENV):
     class Recorded(_Sender):
         def history(self) -> HistoryWriter:
             if not _WRITERS:
-                w = HistoryWriter(_OUT / "history.jsonl", 0, write_ops=_PROTO.write_ops)
+                w = HistoryWriter(
+                    _OUT / "history.jsonl", 0, write_ops=_PROTO.write_ops, protocol="evm"
+                )
                 _WRITERS.append(w)
             return _WRITERS[0]
 

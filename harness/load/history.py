@@ -6,26 +6,30 @@ HTTP 4xx, a rejected receipt, a refused connection) or `info` (unknown: timeout,
 connection reset, HTTP 5xx). A process that saw `info` is never reused. The format is
 pinned in docs/architecture.md ("history.jsonl").
 
-Each Locust worker writes its own file with `HistoryWriter` (buffered, flushed by the
-caller now and then and at the end); `merge_histories` merges the per-worker files in
-`t_ns` order into run_dir/history.jsonl in one streaming pass (a k-way merge: memory is
-bounded by the operations in flight, not the length of the run), closing operations a
-killed worker left open with a synthetic `info`. `check_history` verifies a merged file
-is well formed. Nothing here imports Locust or gevent.
+Each Locust worker writes its own worker log with `HistoryWriter`: compact entries in
+batches, written when the buffer fills, when the caller flushes (every 0.5 s) and at the
+end; the worker formats no record and may leave a read's answer undecoded (its outcome
+decided at the merge, exactly as at request time). `merge_histories` turns the worker
+logs into records and merges them in `t_ns` order into run_dir/history.jsonl in one
+streaming pass (a k-way merge: memory is bounded by the operations in flight, not the
+length of the run), closing operations a killed worker left open with a synthetic
+`info`. `check_history` verifies a merged file is well formed. Nothing here imports
+Locust or gevent.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import os
 import re
 import socket
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import monotonic_ns, time_ns
-from typing import IO, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -44,6 +48,7 @@ __all__ = [
     "describe_error",
     "merge_histories",
     "parse_json",
+    "worker_records",
     "write_id",
 ]
 
@@ -120,26 +125,57 @@ def parse_json(content: bytes | None) -> Any:
         return None
 
 
+# A worker's file (history/worker-<n>.jsonl) is its worker log, format 2: a header line
+# {"l2chaos_worker_history": 2, "worker": n, "protocol": name}, then one JSON object per
+# written batch, {"o": offset_ns, "e": [entry, ...]}, each entry an array:
+#   ["p", ident, process, persona, account, op, write]  names the fields of `ident`
+#   ["i", seq, mono_ns, ident, args, step]               an invoke (op_id w<n>-<seq>)
+#   [type, seq, mono_ns, result, error]                  its ok / fail / info
+#   ["r", seq, mono_ns, body]                            a 2xx read kept undecoded: its
+#        outcome and result are the header protocol's `read_result(op, body)`
+# Entries carry the monotonic clock; t_ns = mono_ns + offset_ns, the wall clock's offset
+# when the batch was written. A batch orjson refuses (an integer beyond 64 bits, a
+# non-string key, a lone surrogate) is written by the standard library, its line
+# prefixed with "J". `worker_records` and the merge turn entries into the records of
+# history.jsonl (docs/architecture.md); format 1, one such record per line (what
+# earlier versions wrote), is still read.
+WORKER_FORMAT = 2
+_HEADER_KEY = "l2chaos_worker_history"
+_STDLIB_MARK = "J"
+
+
+def _encode_batch(batch: list[tuple[Any, ...]]) -> bytes:
+    obj = {"o": time_ns() - monotonic_ns(), "e": batch}
+    try:
+        return orjson.dumps(obj, default=str) + b"\n"
+    except TypeError:
+        text = json.dumps(obj, default=str, separators=(",", ":"))
+        return (_STDLIB_MARK + text + "\n").encode("ascii")
+
+
 class OpHandle:
     """An invoked operation that still needs its completion."""
 
-    __slots__ = ("done", "ident", "mono_ns", "op_id")
+    __slots__ = ("done", "seq")
 
-    def __init__(self, op_id: str, mono_ns: int, ident: str) -> None:
-        self.op_id = op_id
-        self.mono_ns = mono_ns
-        self.ident = ident
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
         self.done = False
 
 
 class HistoryWriter:
-    """Appends one worker's operations to a JSON-lines file through a write buffer.
+    """Appends one worker's operations to its worker log through a batch buffer.
 
-    Records start with ``{"t_ns":…,"mono_ns":…,"type":…,"op_id":…`` so the merge can
-    read its sort key without parsing the whole line. Lines are formatted directly (the
-    fields that repeat per process are encoded once and cached): recording costs a few
-    microseconds per operation. Not thread-safe: one writer per process (Locust users
-    are greenlets of one thread).
+    Recording an operation is two tuple appends on the request path; nothing is
+    formatted per record. A full buffer, `flush` (every 0.5 s in a Locust worker) and
+    `close` encode the buffer in one orjson call and write it with one system call (the
+    worker log format above); the merge writes the history.jsonl records. `args` and
+    `result` are encoded when their batch is written: do not change them after handing
+    them over. Not thread-safe: one writer per process (Locust users are greenlets of
+    one thread).
+
+    The fields that repeat per process (process, persona, account, op) are written once
+    as an *ident*, a number never reused; a caller may keep `ident(...)` for `invoke_as`.
     """
 
     def __init__(
@@ -147,34 +183,35 @@ class HistoryWriter:
         path: Path,
         worker: int,
         *,
-        buffer_lines: int = 1024,
+        buffer_records: int = 4096,
         write_ops: frozenset[str] = WRITE_OPS,
+        protocol: str = "perpdex",
     ) -> None:
         self.path = path
         self.worker = int(worker)
         self.write_ops = write_ops
-        self._f: IO[str] | None = open(path, "w", encoding="utf-8")  # noqa: SIM115
-        self._buf: list[str] = []
-        self._buffer_lines = buffer_lines
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._buf: list[tuple[Any, ...]] = []
+        self._buffer_records = buffer_records
         self._next = 0
-        self._prefix = f"w{self.worker}-"
-        self._idents: dict[tuple[str, str, int | None, str], str] = {}
+        self._next_ident = 0
+        self._idents: dict[tuple[str, str, int | None, str], int] = {}
+        # written with the first batch: an empty log is one where nothing was recorded
+        self._header: bytes | None = orjson.dumps(
+            {_HEADER_KEY: WORKER_FORMAT, "worker": self.worker, "protocol": protocol}
+        )
 
-    def ident(self, process: str, persona: str, account: int | None, op: str) -> str:
-        """The encoded fields an operation's records repeat (process, worker, persona,
-        account, op, write); a caller may keep it for `invoke_as` (it is plain text)."""
+    def ident(self, process: str, persona: str, account: int | None, op: str) -> int:
+        """The ident of these fields (defined in the log the first time)."""
         key = (process, persona, account, op)
         ident = self._idents.get(key)
         if ident is None:
             if len(self._idents) >= _IDENT_CACHE_MAX:
-                self._idents.clear()
-            ident = (
-                f',"process":{_str(process)},"worker":{self.worker},"persona":{_str(persona)}'
-                f',"account":{_enc(account)},"op":{_str(op)}'
-            )
-            if op in self.write_ops:
-                ident += ',"write":true'
+                self._idents.clear()  # a key seen again gets a new ident
+            ident = self._next_ident
+            self._next_ident += 1
             self._idents[key] = ident
+            self._buf.append(("p", ident, process, persona, account, op, op in self.write_ops))
         return ident
 
     def invoke(
@@ -190,22 +227,17 @@ class HistoryWriter:
         """Record an invoke now; return the handle to complete it with."""
         return self.invoke_as(self.ident(process, persona, account, op), args, step)
 
-    def invoke_as(self, ident: str, args: Mapping[str, Any], step: int | None = None) -> OpHandle:
-        """`invoke` with the fields of `ident(...)` (a caller that keeps it saves a lookup)."""
-        if self._f is None:
+    def invoke_as(self, ident: int, args: Mapping[str, Any], step: int | None = None) -> OpHandle:
+        """`invoke` with the ident of its fields (see `ident`)."""
+        if self._fd < 0:
             raise ValueError(f"history {self.path} is closed")
-        op_id = f"{self._prefix}{self._next}"
-        self._next += 1
-        a = _enc(args) if args else "{}"
-        tail = "}\n" if step is None else f',"step":{int(step)}}}\n'
-        t, m = time_ns(), monotonic_ns()
+        seq = self._next
+        self._next = seq + 1
         buf = self._buf
-        buf.append(
-            f'{{"t_ns":{t},"mono_ns":{m},"type":"invoke","op_id":"{op_id}"{ident},"args":{a}{tail}'
-        )
-        if len(buf) >= self._buffer_lines:
+        buf.append(("i", seq, monotonic_ns(), ident, args or None, step))
+        if len(buf) >= self._buffer_records:
             self._drain()
-        return OpHandle(op_id, m, ident)
+        return OpHandle(seq)
 
     def complete(
         self,
@@ -217,41 +249,50 @@ class HistoryWriter:
         """Record the completion of `handle` (ok, fail or info). A second call is an error."""
         if type_ not in COMPLETIONS:
             raise ValueError(f"completion type must be ok, fail or info, got {type_!r}")
+        self._done(handle, (type_, handle.seq, monotonic_ns(), result, error))
+
+    def complete_raw(self, handle: OpHandle, body: str) -> None:
+        """Record a read answered 2xx with its body undecoded: the merge decides its
+        outcome and result with the protocol's `read_result` (ok with what it keeps of
+        the body, or fail when the body is not JSON), as the caller would have."""
+        self._done(handle, ("r", handle.seq, monotonic_ns(), body))
+
+    def _done(self, handle: OpHandle, entry: tuple[Any, ...]) -> None:
         if handle.done:
-            raise ValueError(f"operation {handle.op_id} is already complete")
-        if self._f is None:
+            raise ValueError(f"operation w{self.worker}-{handle.seq} is already complete")
+        if self._fd < 0:
             raise ValueError(f"history {self.path} is closed")
         handle.done = True
-        t, m = time_ns(), monotonic_ns()
-        res = "null" if result is None else _enc(result)
-        err = "null" if error is None else _str(error)
-        lat = (m - handle.mono_ns) // 1000 / 1000  # ms, to the microsecond
         buf = self._buf
-        buf.append(
-            f'{{"t_ns":{t},"mono_ns":{m},"type":"{type_}","op_id":"{handle.op_id}"{handle.ident}'
-            f',"result":{res},"error":{err},"latency_ms":{lat}}}\n'
-        )
-        if len(buf) >= self._buffer_lines:
+        buf.append(entry)
+        if len(buf) >= self._buffer_records:
             self._drain()
 
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
     def _drain(self) -> None:
-        if self._f is not None and self._buf:
-            self._f.write("".join(self._buf))
+        if self._fd >= 0 and self._buf:
+            data = _encode_batch(self._buf)
             self._buf.clear()
+            if self._header is not None:
+                data, self._header = self._header + b"\n" + data, None
+            self._write(data)
 
     def flush(self) -> None:
         """Write the buffered records to the file (the caller does this now and then)."""
-        if self._f is not None:
-            self._drain()
-            self._f.flush()
+        self._drain()
 
     def close(self) -> None:
-        if self._f is not None:
-            self._drain()
-            self._f.flush()
-            os.fsync(self._f.fileno())
-            self._f.close()
-            self._f = None
+        if self._fd >= 0:
+            try:
+                self._drain()
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = -1
 
 
 # ---------------------------------------------------------------------- classifying
@@ -390,21 +431,144 @@ class MergeStats:
 
 
 def _records(path: Path, stats: MergeStats) -> Iterator[_Rec]:
+    """The history records of one worker file, in its order (format 2 or 1)."""
     with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                stats.partial_lines += 1
-                return
-            m = _HEAD.match(line)
-            if m is not None:
-                yield _Rec(int(m.group(1)), m.group(3), m.group(4), line)
-                continue
+        first = f.readline()
+        if first.startswith('{"' + _HEADER_KEY + '"'):
+            yield from _records_v2(f, first, stats)
+        else:
+            yield from _records_v1(itertools.chain((first,) if first else (), f), stats)
+
+
+def _records_v1(lines: Iterable[str], stats: MergeStats) -> Iterator[_Rec]:
+    for line in lines:
+        if not line.endswith("\n"):
+            stats.partial_lines += 1
+            return
+        m = _HEAD.match(line)
+        if m is not None:
+            yield _Rec(int(m.group(1)), m.group(3), m.group(4), line)
+            continue
+        try:
+            rec = json.loads(line)
+            yield _Rec(int(rec["t_ns"]), str(rec["type"]), str(rec["op_id"]), line)
+        except (ValueError, KeyError, TypeError):
+            if line.strip():
+                stats.bad_lines += 1
+
+
+ReadResult = Callable[[str, str], tuple[Outcome, Any]]
+
+
+def _read_result(name: str) -> ReadResult:
+    """The `read_result` of the protocol a worker log names (imported only when a log
+    holds undecoded reads: the protocols import this module)."""
+    from .protocols import protocol
+
+    return protocol(name).read_result
+
+
+class _WorkerLog:
+    """Turns the entries of a format-2 worker log into history.jsonl records, formatted
+    as format 1 wrote them."""
+
+    def __init__(self, header: Mapping[str, Any]) -> None:
+        self.worker = int(header["worker"])
+        self.protocol = str(header.get("protocol") or "perpdex")
+        self.prefix = f"w{self.worker}-"
+        self.idents: dict[int, tuple[str, str]] = {}  # ident -> (encoded fields, op)
+        self.open: dict[int, tuple[str, int, str]] = {}  # seq -> (fields, invoke mono, op)
+        self._read: ReadResult | None = None
+
+    def define(self, e: list[Any]) -> None:
+        _, ident, process, persona, account, op, write = e
+        fields = (
+            f',"process":{_enc(process)},"worker":{self.worker},"persona":{_enc(persona)}'
+            f',"account":{_enc(account)},"op":{_enc(op)}'
+        )
+        self.idents[int(ident)] = (fields + (',"write":true' if write else ""), str(op))
+
+    def invoke(self, e: list[Any], offset: int) -> _Rec:
+        _, seq, m, ident, args, step = e
+        m = int(m)
+        t = m + offset
+        fields, op = self.idents[ident]
+        op_id = f"{self.prefix}{int(seq)}"
+        a = "{}" if not args else _enc(args)
+        tail = "}\n" if step is None else f',"step":{int(step)}}}\n'
+        if seq in self.open:
+            raise ValueError(f"{op_id} invoked twice")
+        self.open[seq] = (fields, m, op)
+        line = (
+            f'{{"t_ns":{t},"mono_ns":{m},"type":"invoke","op_id":"{op_id}"{fields},"args":{a}{tail}'
+        )
+        return _Rec(t, "invoke", op_id, line)
+
+    def complete(self, e: list[Any], offset: int) -> _Rec:
+        fields, mono, op = self.open.pop(e[1])
+        if e[0] == "r":
+            _, seq, m, body = e
+            if self._read is None:
+                self._read = _read_result(self.protocol)
             try:
-                rec = json.loads(line)
-                yield _Rec(int(rec["t_ns"]), str(rec["type"]), str(rec["op_id"]), line)
-            except (ValueError, KeyError, TypeError):
-                if line.strip():
-                    stats.bad_lines += 1
+                outcome, result = self._read(op, str(body))
+                typ, error = outcome.type, outcome.error
+            except Exception as exc:  # a bug in the protocol: the same record as at once
+                typ, result, error = "info", None, f"interrupted: {type(exc).__name__}: {exc}"
+        else:
+            typ, seq, m, result, error = e
+        if typ not in COMPLETIONS:
+            raise ValueError(f"unknown entry {typ!r}")
+        m = int(m)
+        t = m + offset
+        op_id = f"{self.prefix}{int(seq)}"
+        res = "null" if result is None else _enc(result)
+        err = "null" if error is None else _str(str(error))
+        lat = (m - mono) // 1000 / 1000  # ms, to the microsecond
+        line = (
+            f'{{"t_ns":{t},"mono_ns":{m},"type":"{typ}","op_id":"{op_id}"{fields}'
+            f',"result":{res},"error":{err},"latency_ms":{lat}}}\n'
+        )
+        return _Rec(t, typ, op_id, line)
+
+
+def _records_v2(lines: Iterable[str], header: str, stats: MergeStats) -> Iterator[_Rec]:
+    try:
+        log = _WorkerLog(json.loads(header))
+    except (ValueError, KeyError, TypeError):
+        stats.bad_lines += 1
+        return
+    for line in lines:
+        if not line.endswith("\n"):
+            stats.partial_lines += 1  # a batch cut short by a killed worker
+            return
+        try:
+            if line.startswith(_STDLIB_MARK):
+                batch = json.loads(line[len(_STDLIB_MARK) :])
+            else:
+                batch = orjson.loads(line)
+            offset, entries = int(batch["o"]), list(batch["e"])
+        except (ValueError, KeyError, TypeError):
+            stats.bad_lines += 1
+            continue
+        for e in entries:
+            try:
+                if e[0] == "p":
+                    log.define(e)
+                elif e[0] == "i":
+                    yield log.invoke(e, offset)
+                else:
+                    yield log.complete(e, offset)
+            except (ValueError, KeyError, TypeError, IndexError):
+                stats.bad_lines += 1  # malformed, or a completion without its invoke
+
+
+def worker_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The history records of one worker file (format 2 or 1) as history.jsonl holds
+    them, in the file's order; a batch still being written is left out (so a file of a
+    running worker can be read)."""
+    for rec in _records(path, MergeStats()):
+        yield json.loads(rec.line)
 
 
 def merge_histories(

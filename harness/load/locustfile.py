@@ -18,6 +18,7 @@ its one task is one step, and its wait time is the think time the step chose. Wi
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
@@ -70,8 +71,14 @@ class _Worker:
         hdir.mkdir(parents=True, exist_ok=True)
         self.protocol: TraderProtocol = protocol(ctx.plan.protocol)
         self.history = HistoryWriter(
-            hdir / f"worker-{worker}.jsonl", worker, write_ops=self.protocol.write_ops
+            hdir / f"worker-{worker}.jsonl",
+            worker,
+            write_ops=self.protocol.write_ops,
+            protocol=ctx.plan.protocol,
         )
+        # `quit` closes it; this writes what is buffered if the process ends otherwise
+        # (an exception out of Locust, sys.exit): only SIGKILL loses the last 0.5 s
+        atexit.register(self.history.close)
         self.trace: IO[str] | None = None
         if ctx.plan.trace_decisions and ctx.trace_dir:
             tdir = Path(ctx.trace_dir)

@@ -52,6 +52,7 @@ __all__ = [
     "Stopping",
     "Trader",
     "parse_markets",
+    "read_result",
     "summarise",
 ]
 
@@ -60,6 +61,7 @@ TRADING_PERSONAS = frozenset({"maker", "taker", "leveraged"})
 MARKETS_MAX_AGE_S = 5.0  # default of a persona's `price_refresh`
 _MAX_RECENT_TX = 64
 _MAX_TRACKED_ORDERS = 256
+RAW_MAX = 4096  # bytes: a larger 2xx read body is decoded at once (it would bloat the log)
 
 
 class Stopping(Exception):
@@ -221,6 +223,31 @@ def summarise(op: str, body: Any) -> dict[str, Any]:
 
 
 _OK = Outcome("ok")
+_NOT_JSON = Outcome("fail", "response is not JSON")
+
+
+def read_result(op: str, body: str) -> tuple[Outcome, Any]:
+    """A read answered 2xx and recorded undecoded (`need_body=False`): the outcome and
+    result `Trader.call` records when it decodes the body at once."""
+    parsed = parse_json(body.encode("utf-8"))
+    if parsed is None:
+        return _NOT_JSON, None
+    return _OK, summarise(op, parsed)
+
+
+def _raw_2xx(resp: Any) -> str | None:
+    """The body of a 2xx answer to record undecoded: non-empty UTF-8 of at most RAW_MAX
+    bytes. None for anything else (then it is judged and decoded at once)."""
+    if not 200 <= (resp.status_code or 0) < 300:
+        return None
+    try:
+        content = resp.content
+        if not content or len(content) > RAW_MAX:
+            return None
+        text: str = content.decode("utf-8")
+    except Exception:  # cut short, or not UTF-8: the full path says which
+        return None
+    return text
 
 
 def _judge_write(op: str, result: Mapping[str, Any]) -> Outcome:
@@ -231,6 +258,26 @@ def _judge_write(op: str, result: Mapping[str, Any]) -> Outcome:
     if write_id(result) is None:
         return Outcome("info", "acknowledged without a tx hash, order id or nonce")
     return Outcome("ok")
+
+
+def _judge(resp: Any) -> tuple[Outcome, Any]:
+    """A REST answer's outcome by transport and status, and its parsed body."""
+    status = resp.status_code or 0
+    parsed: Any = None
+    cut: Exception | None = None
+    if status:
+        try:
+            content = resp.content
+        except Exception as broken:  # the body was cut short: the connection broke
+            content, cut = None, broken
+        if content:
+            parsed = parse_json(content)
+    if cut is not None:
+        return Outcome("info", f"response cut short: {describe_error(cut)}"), parsed
+    if 200 <= status < 300:
+        return _OK, parsed
+    err = getattr(resp, "error", None)
+    return classify_http(status, err if isinstance(err, BaseException) else None, parsed), parsed
 
 
 class Trader:
@@ -274,7 +321,7 @@ class Trader:
         self.recent_tx: deque[str] = deque(maxlen=_MAX_RECENT_TX)
         self.head: int | None = None
         self._headers = {"X-API-Key": account.api_key}
-        self._idents: dict[str, str] = {}  # op -> the history's ident for this process
+        self._idents: dict[str, int] = {}  # op -> the history's ident for this process
         self._step = -1
         self._sub = 0
         self._markets_at = -1e18
@@ -298,9 +345,14 @@ class Trader:
         args: Mapping[str, Any],
         body: Any = None,
         rpc: bool = False,
+        need_body: bool = True,
     ) -> tuple[Outcome, Any]:
         """Make one request and record it. Returns the outcome and the parsed body
-        (None when there was none or it was not JSON). Raises `Stopping` instead of
+        (None when there was none or it was not JSON). A REST read whose body the
+        caller does not use (`need_body=False`, for reads whose summary cannot fail)
+        that is answered 2xx is not decoded: it is recorded undecoded, its outcome and
+        result decided when the history is merged (`read_result`, the same as deciding
+        them here), and the call returns (ok, None). Raises `Stopping` instead of
         starting a request once the load is being stopped."""
         if self.stopping():
             raise Stopping()
@@ -318,10 +370,15 @@ class Trader:
                 )
                 outcome, parsed = reply.outcome, reply.body
             else:
-                outcome, parsed = self._http(op, method, url, body)
+                resp = self._send(op, method, url, body)
+                text = None if need_body else _raw_2xx(resp)
+                if text is not None:
+                    self.history.complete_raw(h, text)
+                    return _OK, None
+                outcome, parsed = _judge(resp)
             if outcome.type == "ok":
                 if parsed is None and op not in WRITE_OPS:
-                    outcome = Outcome("fail", "response is not JSON")
+                    outcome = _NOT_JSON
                 else:
                     result = summarise(op, parsed)
                     if op in WRITE_OPS:
@@ -338,30 +395,11 @@ class Trader:
             self._retire()
         return outcome, parsed
 
-    def _http(self, op: str, method: str, url: str, body: Any) -> tuple[Outcome, Any]:
-        """One REST request: its outcome by transport and status, and the parsed body."""
+    def _send(self, op: str, method: str, url: str, body: Any) -> Any:
+        """One REST request through the session; its response."""
         if body is None:
-            resp = self.session.request(method, url, name=op, headers=self._headers)
-        else:
-            resp = self.session.request(method, url, name=op, headers=self._headers, json=body)
-        status = resp.status_code or 0
-        parsed: Any = None
-        cut: Exception | None = None
-        if status:
-            try:
-                content = resp.content
-            except Exception as broken:  # the body was cut short: the connection broke
-                content, cut = None, broken
-            if content:
-                parsed = parse_json(content)
-        if cut is not None:
-            return Outcome("info", f"response cut short: {describe_error(cut)}"), parsed
-        if 200 <= status < 300:
-            return _OK, parsed
-        err = getattr(resp, "error", None)
-        return classify_http(
-            status, err if isinstance(err, BaseException) else None, parsed
-        ), parsed
+            return self.session.request(method, url, name=op, headers=self._headers)
+        return self.session.request(method, url, name=op, headers=self._headers, json=body)
 
     def _client_id(self) -> str:
         self._sub += 1
@@ -396,16 +434,20 @@ class Trader:
         name = pick_item(names, pick)
         return self.markets[name] if name is not None else None
 
-    def get_account(self) -> Mapping[str, Any] | None:
-        outcome, body = self.call("get_account", "GET", self.ui + "/v1/account", args={})
-        if outcome.type != "ok":
+    def get_account(self, *, need_body: bool = True) -> Mapping[str, Any] | None:
+        outcome, body = self.call(
+            "get_account", "GET", self.ui + "/v1/account", args={}, need_body=need_body
+        )
+        if outcome.type != "ok" or body is None:
             return None
         body = _unwrap(body)
         return body if isinstance(body, dict) else None
 
-    def get_positions(self) -> list[tuple[str, Decimal]] | None:
-        outcome, body = self.call("get_positions", "GET", self.ui + "/v1/positions", args={})
-        if outcome.type != "ok":
+    def get_positions(self, *, need_body: bool = True) -> list[tuple[str, Decimal]] | None:
+        outcome, body = self.call(
+            "get_positions", "GET", self.ui + "/v1/positions", args={}, need_body=need_body
+        )
+        if outcome.type != "ok" or body is None:
             return None
         out: list[tuple[str, Decimal]] = []
         for market, size in summarise("get_positions", body)["positions"]:
@@ -556,7 +598,7 @@ class Trader:
 
     def _leveraged(self, it: Intent) -> None:
         if it.kind == "hold":
-            self.get_positions()
+            self.get_positions(need_body=False)
             return
         if it.kind == "close":
             # the part of the opening order that never filled, then the position
@@ -591,7 +633,7 @@ class Trader:
 
     def _bridger(self, it: Intent) -> None:
         if it.kind == "balance":
-            self.get_account()
+            self.get_account(need_body=False)
         elif it.kind == "withdraw" and it.amount_usd is not None:
             self.withdraw(it.amount_usd)
         elif it.kind == "deposit" and it.amount_usd is not None:
@@ -599,7 +641,7 @@ class Trader:
 
     def _reader(self, it: Intent) -> None:
         if it.kind == "positions":
-            self.get_positions()
+            self.get_positions(need_body=False)
             return
         if it.kind == "block_number" or (it.kind == "get_block" and self.head is None):
             outcome, body = self._rpc("rpc_block_number", "starknet_blockNumber", [])

@@ -30,7 +30,7 @@ from typing import IO, Any, ClassVar, Protocol
 from l2chaos.params import Param, Where
 
 from ..context import Account
-from ..history import HistoryWriter
+from ..history import HistoryWriter, Outcome, parse_json
 
 __all__ = ["Driver", "DriverArgs", "Prepared", "SetupArgs", "TraderProtocol"]
 
@@ -120,3 +120,13 @@ class TraderProtocol(ABC):
     @abstractmethod
     def driver(self, args: DriverArgs) -> Driver:
         """One user's driver (Locust side)."""
+
+    def read_result(self, op: str, body: str) -> tuple[Outcome, Any]:
+        """The outcome and result of a read its driver recorded undecoded
+        (`HistoryWriter.complete_raw`), decided when the history is merged: what the
+        driver would have recorded had it decoded the body at once. The default keeps
+        the JSON body whole; a body that is not JSON is `fail`."""
+        value = parse_json(body.encode("utf-8"))
+        if value is None:
+            return Outcome("fail", "response is not JSON"), None
+        return Outcome("ok"), {"body": value}

@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 
 from l2chaos.params import Param, Where
 
-from ..ops import TRADING_PERSONAS, Trader
+from ..history import Outcome
+from ..ops import TRADING_PERSONAS, Trader, read_result
 from ..personas import make_brain
 from .base import Driver, DriverArgs, TraderProtocol
 
@@ -176,6 +177,9 @@ class PerpdexProtocol(TraderProtocol):
         if counts.get("reader", 0) > 0:
             needs.add("rpc")
         return needs
+
+    def read_result(self, op: str, body: str) -> tuple[Outcome, Any]:
+        return read_result(op, body)
 
     def driver(self, args: DriverArgs) -> Driver:
         brain = make_brain(

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from l2chaos.backends.base import Toxic
 from l2chaos.load import check_history
+from l2chaos.load.history import worker_records
 
 pytestmark = pytest.mark.integration
 
@@ -38,12 +39,11 @@ def ops(path: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 
 def live(run_dir: Path) -> list[dict[str, Any]]:
-    """The records the workers have flushed so far (a line still being written is not
+    """The records the workers have flushed so far (a batch still being written is not
     counted)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for f in sorted((run_dir / "history").glob("worker-*.jsonl")):
-        text = f.read_text()
-        out += [json.loads(x) for x in text[: text.rfind("\n") + 1].splitlines()]
+        out += worker_records(f)
     return out
 
 

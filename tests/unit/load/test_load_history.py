@@ -16,12 +16,18 @@ from l2chaos.load.history import (
     describe_error,
     merge_histories,
     parse_json,
+    worker_records,
     write_id,
 )
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def written(path: Path) -> list[dict[str, Any]]:
+    """The records of a worker log, as the merge writes them."""
+    return list(worker_records(path))
 
 
 def test_writer_keeps_what_orjson_refuses(tmp_path: Path) -> None:
@@ -35,7 +41,7 @@ def test_writer_keeps_what_orjson_refuses(tmp_path: Path) -> None:
     result: dict[Any, Any] = {1: "one", "price": Decimal("1.50"), "naïve": "é"}
     w.complete(h, "ok", result)
     w.close()
-    inv, ok = lines(tmp_path / "worker-0.jsonl")
+    inv, ok = written(tmp_path / "worker-0.jsonl")
     assert inv["args"] == {"value": big}
     assert ok["result"] == {"1": "one", "price": "1.50", "naïve": "é"}
 
@@ -57,7 +63,7 @@ def test_writer_records_invoke_and_completion(tmp_path: Path) -> None:
     )
     w.complete(h, "ok", {"order_id": 9001, "tx_hash": "0xab", "block": 57, "status": "accepted"})
     w.close()
-    inv, ok = lines(tmp_path / "worker-0.jsonl")
+    inv, ok = written(tmp_path / "worker-0.jsonl")
     assert inv["type"] == "invoke"
     assert ok["type"] == "ok"
     for key in ("op_id", "process", "worker", "persona", "account", "op"):
@@ -70,8 +76,55 @@ def test_writer_records_invoke_and_completion(tmp_path: Path) -> None:
     assert ok["t_ns"] >= inv["t_ns"]
     assert ok["mono_ns"] >= inv["mono_ns"]
     assert ok["latency_ms"] >= 0
-    # the merge reads the sort key from a fixed prefix
-    assert (tmp_path / "worker-0.jsonl").read_text().startswith('{"t_ns":')
+    assert ok["write"] is True
+    # the merged history keeps the record format (and the sort key as a fixed prefix)
+    out = tmp_path / "history.jsonl"
+    merge_histories([tmp_path / "worker-0.jsonl"], out)
+    assert lines(out) == [inv, ok]
+    assert out.read_text().startswith('{"t_ns":')
+
+
+def test_writer_batches_until_flushed_and_loses_only_a_cut_batch(tmp_path: Path) -> None:
+    """Nothing is written per record; a flush writes the batch; a batch cut short by a
+    killed worker is dropped whole, and the operations it would have completed are
+    closed by the merge as unknown."""
+    path = tmp_path / "worker-0.jsonl"
+    w = HistoryWriter(path, 0)
+    h = w.invoke(process="w0-u0", persona="taker", account=1, op="place_order", args={"n": 1})
+    assert path.stat().st_size == 0
+    w.flush()
+    assert [r["type"] for r in written(path)] == ["invoke"]
+    w.complete(h, "ok", {"order_id": 1})
+    w.invoke(process="w0-u0", persona="taker", account=1, op="place_order", args={"n": 2})
+    w.flush()
+    w.close()
+    data = path.read_bytes()
+    path.write_bytes(data[:-10])  # the second batch cut short
+    out = tmp_path / "history.jsonl"
+    stats = merge_histories([path], out, end_t_ns=2**62)
+    assert stats.partial_lines == 1
+    assert stats.closed_at_end == 1
+    recs = lines(out)
+    assert [(r["type"], r.get("synthetic", False)) for r in recs] == [
+        ("invoke", False),
+        ("info", True),
+    ]
+    assert check_history(out).ok
+
+
+def test_writer_idents_are_never_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the ident cache's size a key gets a new ident; one a caller kept stays valid."""
+    import l2chaos.load.history as history
+
+    monkeypatch.setattr(history, "_IDENT_CACHE_MAX", 2)
+    w = HistoryWriter(tmp_path / "worker-0.jsonl", 0)
+    kept = w.ident("w0-u0", "maker", 1, "get_orders")
+    for n in range(1, 5):
+        w.invoke(process=f"w0-u{n}", persona="maker", account=n, op="get_orders", args={})
+    w.invoke_as(kept, {})
+    w.close()
+    procs = [r["process"] for r in written(tmp_path / "worker-0.jsonl")]
+    assert procs == ["w0-u1", "w0-u2", "w0-u3", "w0-u4", "w0-u0"]
 
 
 def test_writer_refuses_double_completion_and_bad_types(tmp_path: Path) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from l2chaos.load.ops import _judge_write, parse_markets, summarise
 
@@ -104,3 +107,115 @@ def test_importing_the_load_package_does_not_import_locust_or_gevent() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+class _Answer:
+    """What a trader reads of Locust's response: status, body (that may break), error."""
+
+    def __init__(self, status: int, body: bytes | None, error: BaseException | None = None):
+        self.status_code = status
+        self._body = body
+        self.error = error
+
+    @property
+    def content(self) -> bytes | None:
+        if isinstance(self.error, BaseException) and self.status_code:
+            raise self.error  # the body was cut short
+        return self._body
+
+
+_ANSWERS = [
+    _Answer(200, b'{"account": 7, "cash": "10.5", "equity": "11", "other": 1}'),
+    _Answer(200, b'{"account": {"account": 7, "cash": "1"}}'),
+    _Answer(200, b"<html>busy</html>"),
+    _Answer(200, b"\xef\xbb\xbf" + b'{"cash": "1"}'),  # a UTF-8 BOM: the standard library reads it
+    _Answer(200, b'{"cash": 18446744073709551616}'),  # beyond orjson's 64 bits
+    _Answer(200, b"\xff\xfe{}"),  # not UTF-8
+    _Answer(200, b'{"cash": "' + b"9" * 5000 + b'"}'),  # larger than RAW_MAX
+    _Answer(200, b""),
+    _Answer(204, None),
+    _Answer(404, b'{"error": {"code": "not_found"}}'),
+    _Answer(503, b"down"),
+    _Answer(0, None, TimeoutError("timed out")),
+    _Answer(200, None, ConnectionResetError(104, "reset")),
+]
+
+
+class _Replay:
+    """A session answering each request with the next of `_ANSWERS`."""
+
+    def __init__(self) -> None:
+        self.answers = iter(_ANSWERS)
+
+    def request(self, method: str, url: str, **_kw: Any) -> _Answer:
+        return next(self.answers)
+
+
+def _recorded(tmp_path: Path, name: str, need_body: bool) -> tuple[list[Any], list[Any]]:
+    """What the trader's balance reads of `_ANSWERS` returned, and the merged history."""
+    from l2chaos.load.context import Account
+    from l2chaos.load.history import HistoryWriter, merge_histories
+    from l2chaos.load.ops import Trader
+    from l2chaos.load.personas import make_brain
+    from l2chaos.load.protocols.perpdex import PERSONA_PARAMS
+    from l2chaos.params import Where, bind_params
+
+    d = tmp_path / name
+    d.mkdir()
+    w = HistoryWriter(d / "worker-0.jsonl", 0)
+    settings = bind_params(PERSONA_PARAMS["bridger"], {}, Where(None, "test"))
+    trader = Trader(
+        session=_Replay(),
+        history=w,
+        brain=make_brain("bridger", settings, seed=1, worker=0, ordinal=0),
+        account=Account(7, "key"),
+        endpoints={"ui": "http://127.0.0.1:9"},
+        worker=0,
+        uid=0,
+        ordinal=0,
+        run_tag="t",
+    )
+    got = [
+        trader.call("get_account", "GET", "/v1/account", args={}, need_body=need_body)
+        for _ in _ANSWERS
+    ]
+    w.close()
+    merge_histories([d / "worker-0.jsonl"], d / "history.jsonl")
+    out = []
+    for line in (d / "history.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        for key in ("t_ns", "mono_ns", "latency_ms"):
+            rec.pop(key, None)
+        out.append(rec)
+    return got, out
+
+
+def test_a_read_recorded_undecoded_gets_the_outcome_and_result_of_one_decoded_at_once(
+    tmp_path: Path,
+) -> None:
+    """A 2xx answer to a read whose body is not used is kept undecoded and judged at
+    the merge: the history is the same as when every answer is judged at once."""
+    _, eager = _recorded(tmp_path, "eager", True)
+    got, lazy = _recorded(tmp_path, "lazy", False)
+    assert lazy == eager
+    kept = [(tmp_path / d / "worker-0.jsonl").read_text().count('["r",') for d in ("lazy", "eager")]
+    assert kept == [5, 0]  # the small UTF-8 2xx answers, undecoded
+    assert [o.type for o, _ in got[:5]] == ["ok"] * 5  # not judged by the worker
+    done = [(r["type"], r["error"]) for r in eager if r["type"] != "invoke"]
+    assert done == [
+        ("ok", None),
+        ("ok", None),
+        ("fail", "response is not JSON"),
+        ("ok", None),
+        ("ok", None),
+        ("fail", "response is not JSON"),
+        ("ok", None),
+        ("fail", "response is not JSON"),
+        ("fail", "response is not JSON"),
+        ("fail", "HTTP 404: not_found"),
+        ("info", "HTTP 503"),
+        ("info", "timeout"),
+        ("info", "response cut short: connection reset"),
+    ]
+    assert eager[1]["result"] == {"account": 7, "cash": "10.5", "equity": "11"}
+    assert eager[9]["result"] == {"cash": 18446744073709551616}
