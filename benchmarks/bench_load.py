@@ -121,9 +121,32 @@ if __name__ != "__main__" and os.environ.get(PORT_ENV):
             _WRITER.append(HistoryWriter(d / f"bench-{os.getpid()}.jsonl", 0))
         return _WRITER[0]
 
+    _COST = [0.0, 0]  # CPU-seconds of the recording path outside the request, calls timed
+    _TIME_EVERY = 8
+
     def _close(**_kw: object) -> None:
         for w in _WRITER:
             w.close()
+        if os.environ.get(SAMPLES_ENV):
+            Path(os.environ[SAMPLES_ENV] + ".cost").write_text(f"{_COST[0]} {_COST[1]}\n")
+
+    class _Timed:
+        """Locust's session, adding up the CPU time spent inside a request while `on`
+        (other greenlets run there too: what is left outside is the recording path's)."""
+
+        def __init__(self, session: Any) -> None:
+            self.session = session
+            self.on = False
+            self.inside = 0.0
+
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            if not self.on:
+                return self.session.request(*args, **kwargs)
+            t = time.process_time()
+            try:
+                return self.session.request(*args, **kwargs)
+            finally:
+                self.inside += time.process_time() - t
 
     events.quit.add_listener(_close)  # type: ignore[no-untyped-call]
 
@@ -166,8 +189,10 @@ if __name__ != "__main__" and os.environ.get(PORT_ENV):
         def on_start(self) -> None:
             Bench._n += 1
             settings = bind_params(PERSONA_PARAMS["bridger"], {}, _WHERE)
+            self.timed = _Timed(self.client)
+            self.calls = 0
             self.trader = Trader(
-                session=self.client,
+                session=self.timed,
                 history=_writer(),
                 brain=make_brain("bridger", settings, seed=1, worker=0, ordinal=Bench._n),
                 account=Account(Bench._n, "bench-key"),
@@ -180,9 +205,25 @@ if __name__ != "__main__" and os.environ.get(PORT_ENV):
             self._ops: dict[str, Callable[[], object]] = {
                 "plain": self._plain,
                 "plain+json": self._plain_json,
-                "recorded": lambda: self.trader.get_account(need_body=False),
+                "recorded": self._recorded,
                 "recorded+json": self.trader.get_account,
             }
+
+        def _recorded(self) -> object:
+            """The bridger's balance read; every `_TIME_EVERY`th call, the CPU time of
+            the call outside its request is added to `_COST` (no switch to another
+            greenlet happens outside the request: that time is this call's own)."""
+            self.calls += 1
+            if self.calls % _TIME_EVERY:
+                return self.trader.get_account(need_body=False)
+            timed = self.timed
+            timed.on, inside, t = True, timed.inside, time.process_time()
+            try:
+                return self.trader.get_account(need_body=False)
+            finally:
+                _COST[0] += time.process_time() - t - (timed.inside - inside)
+                _COST[1] += 1
+                timed.on = False
 
         def _plain(self) -> object:
             return self.client.get("/v1/account", name="get_account", headers=_KEY)
@@ -347,7 +388,7 @@ def _records(tmp: Path) -> int:
 
 def _ab_run(
     args: argparse.Namespace, port: int, tmp: Path, n: int
-) -> tuple[dict[str, _Mode], list[float]]:
+) -> tuple[dict[str, _Mode], list[float], float]:
     r = _start(f"modes {n}", "Bench", port=port, users=args.users, seconds=args.seconds,
                workers=0, out=tmp / f"run-{n}-modes")  # fmt: skip
     _wait([r], args.seconds)
@@ -356,14 +397,17 @@ def _ab_run(
         print(f"  warning: {failures} of {count} requests failed")
     modes = _phases(r.samples)
     cycles = _cycle_ratios(r.samples, "recorded", "plain")
+    cost_s, timed = Path(f"{r.samples}.cost").read_text().split()
+    cost_us = float(cost_s) / max(int(timed), 1) * 1e6
     print(
         f"  run {n}: "
         + ", ".join(f"{k} {m.per_cpu:.0f}/CPU-s {m.rps:.0f}/s" for k, m in modes.items())
         + f"; recorded / plain per CPU-second {modes['recorded'].per_cpu / modes['plain'].per_cpu:.3f}"
-        + f" (median of {len(cycles)} cycles {statistics.median(cycles):.3f})",
+        + f" (median of {len(cycles)} cycles {statistics.median(cycles):.3f});"
+        + f" recording path {cost_us:.2f} us of CPU per operation ({timed} timed)",
         flush=True,
     )
-    return modes, cycles
+    return modes, cycles, cost_us
 
 
 def _distributed(args: argparse.Namespace, port: int, tmp: Path, n: int, workers: int) -> float:
@@ -409,11 +453,13 @@ def main() -> None:
         runs: list[dict[str, _Mode]] = []
         paired: list[float] = []  # recorded / plain per CPU-second, per cycle
         json_paired: list[float] = []  # recorded+json / plain+json
+        costs: list[float] = []  # the recording path's CPU per operation, us, per run
         dist: dict[int, list[float]] = {1: [], 2: []}
         with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
             for n in range(args.repeat):
-                modes, cycles = _ab_run(args, ports[0], Path(tmp), n)
+                modes, cycles, cost_us = _ab_run(args, ports[0], Path(tmp), n)
                 runs.append(modes)
+                costs.append(cost_us)
                 paired += cycles
                 json_paired += _cycle_ratios(
                     Path(tmp) / f"run-{n}-modes" / "samples.txt", "recorded+json", "plain+json"
@@ -455,6 +501,13 @@ def main() -> None:
         f"median of {len(paired)} cycles, quartiles {q1:.3f} - {q3:.3f})"
     )
     print(f"  same, summed per run, median of runs:   {ratio('recorded', 'plain', 'per_cpu'):6.3f}")
+    cost = statistics.median(costs)
+    plain_us = 1e6 / med("plain", "per_cpu")
+    print(
+        f"recording path, timed in the Locust process outside the request: {cost:.2f} us of "
+        f"CPU per operation (median of runs) against {plain_us:.0f} us per plain request: "
+        f"ratio {plain_us / (plain_us + cost):.3f}"
+    )
     print(f"ratio recorded / plain, req/s:           {ratio('recorded', 'plain', 'rps'):6.3f}")
     used = statistics.median(json_paired)
     print(
