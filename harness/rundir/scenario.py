@@ -17,11 +17,11 @@ from typing import Any
 from l2chaos.errors import UsageError
 from l2chaos.params import JsonValue
 
+from .json_types import JsonObject
+
 __all__ = ["SCENARIO_JSON", "CheckerUse", "JsonObject", "ResolvedScenario", "StackUse"]
 
 SCENARIO_JSON = "scenario.resolved.json"
-
-JsonObject = dict[str, JsonValue]
 
 
 @dataclass(frozen=True)
