@@ -19,6 +19,7 @@ earlier versions wrote), is still read.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -118,15 +119,7 @@ class MergeStats:
     bad_lines: int = 0  # lines that are not history records, dropped
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "files": self.files,
-            "records": self.records,
-            "operations": self.operations,
-            "by_type": dict(self.by_type),
-            "closed_at_end": self.closed_at_end,
-            "partial_lines": self.partial_lines,
-            "bad_lines": self.bad_lines,
-        }
+        return dataclasses.asdict(self)
 
 
 def records(path: Path, stats: MergeStats) -> Iterator[Rec]:
