@@ -18,7 +18,7 @@ from typing import Any
 
 from l2chaos.params import Duration, param, params
 
-from .record import CHAIN, RecordError, RunRecord
+from .record import RunRecord
 
 __all__ = ["ChainView", "Reorg", "ReorgParams", "Rollback", "chain_view"]
 
@@ -107,21 +107,15 @@ def chain_view(record: RunRecord, settle_ns: int) -> ChainView:
 
     def compute() -> ChainView:
         view = ChainView(rollbacks=_declared(record))
-        path = record.path(CHAIN.BLOCKS)
-        for i, b in enumerate(record.chain_blocks(), 1):
-            try:
-                n, h, p = int(b["number"]), str(b["hash"]), str(b["parent_hash"])
-            except (KeyError, TypeError, ValueError):
-                raise RecordError("expected number, hash, parent_hash", file=path, line=i) from None
-            view.by_number[n] = h
-            view.parents[n] = p
-            for tx in b.get("tx_hashes") or ():
-                view.tx_block[str(tx).lower()] = n
+        for b in record.chain_blocks():
+            view.by_number[b.number] = b.hash
+            view.parents[b.number] = b.parent_hash
+            for tx in b.tx_hashes:
+                view.tx_block[tx.lower()] = b.number
         for r in record.chain_reorgs():
-            to_number = int(r["to_number"])
-            anc = r.get("ancestor_at_most", r.get("common_ancestor"))
-            ancestor = int(anc) if isinstance(anc, int) else to_number - 1
-            t = int(r["t_ns"])
+            to_number, t = r.to_number, r.t_ns
+            anc = r.ancestor_at_most if r.ancestor_at_most is not None else r.common_ancestor
+            ancestor = anc if anc is not None else to_number - 1
             made_by = next(
                 (
                     rb
@@ -133,8 +127,8 @@ def chain_view(record: RunRecord, settle_ns: int) -> ChainView:
             )
             view.reorgs.append(
                 Reorg(
-                    t, int(r["from_number"]), str(r["from_hash"]), to_number,
-                    str(r["to_hash"]), ancestor, int(r["depth"]), made_by,
+                    t, r.from_number, r.from_hash, to_number, r.to_hash, ancestor, r.depth,
+                    made_by,
                 )
             )  # fmt: skip
         return view

@@ -82,20 +82,20 @@ class AcknowledgedWritesDurable(Checker[DurableParams]):
                     expected="tx_hash (or nonce for deposits) in the result",
                 )
         # Where each acknowledged tx ended up: accepted in a canonical block wins.
-        status: dict[str, tuple[str, Any, Any]] = {}
+        status: dict[str, tuple[str, int | None, int | None]] = {}
         for tx in record.transactions():
-            h = tx.get("hash")
-            if h not in by_hash:
+            h = tx.hash
+            if h is None or h not in by_hash:
                 continue
-            bs = tx.get("block_seq")
+            bs = tx.block_seq
             in_canon = canonical is None or bs in canonical
-            if tx.get("status") == "accepted":
+            if tx.status == "accepted":
                 state = "durable" if in_canon else "orphaned"
             else:
                 state = "rejected"
             prev = status.get(h)
             if prev is None or _RANK[state] > _RANK[prev[0]]:
-                status[h] = (state, bs, tx.get("block"))
+                status[h] = (state, bs, tx.block)
         orphaned_by_rollback = self._declared_orphans(record)
         declared = bool(record.declared_rollbacks())
         durable = rolled_back = 0
@@ -142,7 +142,7 @@ class AcknowledgedWritesDurable(Checker[DurableParams]):
                         seen=st[0],
                     )
         if by_nonce and record.has(AUDIT.BRIDGE_L1):
-            locked = {r.get("nonce") for r in record.bridge_l1() if r.get("kind") == "lock"}
+            locked = {r.nonce for r in record.bridge_l1() if r.kind == "lock"}
             for nonce, writes in by_nonce.items():
                 for w in writes:
                     if nonce in locked:

@@ -76,11 +76,11 @@ def _read(record: RunRecord) -> _Paths:
         else:
             p.credits.setdefault(data.get("nonce"), []).append((t, ev.block_seq))
     for row in record.bridge_l1():
-        t = row.get("host_ts_ns")
-        if isinstance(t, int) and row.get("kind") == "lock":
-            p.locked[row.get("nonce")] = t
-        elif isinstance(t, int) and row.get("kind") == "release":
-            p.released.append((t, row.get("nonce")))
+        t = row.host_ts_ns
+        if t is not None and row.kind == "lock":
+            p.locked[row.nonce] = t
+        elif t is not None and row.kind == "release":
+            p.released.append((t, row.nonce))
     return p
 
 
@@ -103,8 +103,8 @@ def bridge_path_times(record: RunRecord) -> dict[str, list[int]]:
     ]
     out["deposits_relayed_again"] = []
     for msg in record.bridge_messages():
-        nonce, attempts = msg.get("nonce"), msg.get("attempts")
-        if msg.get("direction") != "l1_to_l2" or not isinstance(attempts, int):
+        nonce, attempts = msg.nonce, msg.attempts
+        if msg.direction != "l1_to_l2" or attempts is None:
             continue
         when = final.get(nonce, p.locked.get(nonce))
         if attempts - 1 - orphaned.get(nonce, 0) > 0 and when is not None:

@@ -51,7 +51,7 @@ class _Block:
     parent_hash: str
     state_root: str
     canonical: bool
-    host_ts_ns: Any
+    host_ts_ns: int | None
 
 
 @params
@@ -125,18 +125,18 @@ class ChainConsistency(Checker[ChainParams]):
         heads = 0
         for h in record.chain_heads():
             heads += 1
-            n, t = int(h["number"]), int(h["t_ns"])
-            if view.by_number.get(n) == h["hash"]:
+            n, t = h.number, h.t_ns
+            if view.by_number.get(n) == h.hash:
                 continue
             if view.explain(n, t, max_depth) is None and not any(
                 rg.t_ns >= t and rg.ancestor < n for rg in view.reorgs
             ):
                 found.add(
-                    f"block {n} ({h['hash']}), the head at t_ns {t}, is not in the final chain, "
+                    f"block {n} ({h.hash}), the head at t_ns {t}, is not in the final chain, "
                     "and no declared rollback or step back of the head explains it",
                     block=n,
                     t_ns=t,
-                    seen=h["hash"],
+                    seen=h.hash,
                     expected=view.by_number.get(n, f"the final head is {view.head}"),
                 )
         checked = {"chain_links": links, "heads": heads, "reorgs": reorgs}
@@ -157,26 +157,16 @@ class ChainConsistency(Checker[ChainParams]):
         bad_shape = 0
         hashes_ok = 0
         for b in record.blocks():
-            try:
-                blk = _Block(
-                    seq=int(b["seq"]),
-                    number=int(b["number"]),
-                    hash=str(b["hash"]),
-                    parent_hash=str(b["parent_hash"]),
-                    state_root=str(b["state_root"]),
-                    canonical=bool(b.get("canonical", True)),
-                    host_ts_ns=b.get("host_ts_ns"),
-                )
-                want = block_hash(
-                    blk.number,
-                    blk.parent_hash,
-                    blk.state_root,
-                    str(b["tx_root"]),
-                    int(b["chain_ts_ns"]),
-                )
-            except (KeyError, TypeError, ValueError):
+            seq, number, hash_, parent, root = b.seq, b.number, b.hash, b.parent_hash, b.state_root
+            tx_root, chain_ts = b.tx_root, b.chain_ts_ns
+            if (
+                seq is None or number is None or hash_ is None or parent is None
+                or root is None or tx_root is None or chain_ts is None
+            ):  # fmt: skip
                 bad_shape += 1
                 continue
+            blk = _Block(seq, number, hash_, parent, root, b.canonical, b.host_ts_ns)
+            want = block_hash(number, parent, root, tx_root, chain_ts)
             blocks.append(blk)
             if want != blk.hash:
                 found.add(

@@ -352,18 +352,16 @@ def compute_coverage(record: RunRecord) -> Coverage:
         cov.has_l7 = True
         collected[L7_HITS] = []
         for d in record.l7_decisions():
-            t = d.get("t_ns")
-            if d.get("hit") is True and d.get("effect") != _L7_NO_EFFECT and isinstance(t, int):
+            t = d.t_ns
+            if d.hit and d.effect != _L7_NO_EFFECT and t is not None:
                 collected[L7_HITS].append(t)
-                collected.setdefault(f"{L7_HITS}.{d.get('rule')}", []).append(t)
+                collected.setdefault(f"{L7_HITS}.{d.rule}", []).append(t)
     if not record.missing(BRIDGE_NEEDS):
         cov.has_bridge = True
         collected.update(bridge_path_times(record))
     if record.has(AUDIT.BLOCKS):
         cov.has_blocks = True
-        collected["blocks"] = [
-            b["host_ts_ns"] for b in record.blocks() if isinstance(b.get("host_ts_ns"), int)
-        ]
+        collected["blocks"] = [b.host_ts_ns for b in record.blocks() if b.host_ts_ns is not None]
     for k, ts in collected.items():
         ts.sort()
         cov.times[k] = array("q", ts)
@@ -399,8 +397,9 @@ def compute_coverage(record: RunRecord) -> Coverage:
 
 def _l7_rule(fr: FaultRecord) -> str | None:
     """The L7 proxy rule a message fault added (its inject record's details.rule)."""
-    rule = fr.details.get("rule") if isinstance(fr.details, dict) else None
-    return rule if isinstance(rule, str) and fr.details.get("link") else None
+    details = fr.details if isinstance(fr.details, dict) else {}
+    rule = details.get("rule")
+    return rule if isinstance(rule, str) and details.get("link") else None
 
 
 def implicit_rules(record: RunRecord) -> list[SometimesRule]:

@@ -30,10 +30,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
+from l2chaos.rundir.bridge import BridgeMessage
+from l2chaos.rundir.transactions import Transaction
+
 from .base import Checker, Findings, NoParams, Verdict
 from .record import AUDIT, RunRecord
 
 _SHOWN_PENDING = 20
+_Evidence = dict[str, int | str | None]  # what a finding names: nonce, account, amount, ...
 _CONSUMED = "message_already_consumed"
 
 
@@ -47,9 +51,9 @@ class _Credit:
 
 @dataclass
 class _Deposit:
-    nonce: Any
-    account: Any
-    amount: Any
+    nonce: int | None
+    account: int | None
+    amount: int | None
     credits: list[_Credit] = field(default_factory=list)
 
     def on_chain(self) -> list[_Credit]:
@@ -71,9 +75,9 @@ class DepositsSettle(Checker[NoParams]):
     def check(self, record: RunRecord) -> Verdict:
         canonical = record.canonical_seqs()
         deposits = {
-            row.get("nonce"): _Deposit(row.get("nonce"), row.get("account"), row.get("amount"))
+            row.nonce: _Deposit(row.nonce, row.account, row.amount)
             for row in record.bridge_l1()
-            if row.get("kind") == "lock"
+            if row.kind == "lock"
         }
         orphaned_by: dict[Any, int] = {}  # orphaned block seq -> the rollback event's seq
         for ev in record.events(kinds=("deposit_credited", "rollback")):
@@ -83,25 +87,27 @@ class DepositsSettle(Checker[NoParams]):
                 for s in orphaned if isinstance(orphaned, list) else ():
                     orphaned_by.setdefault(s, int(cast("int", ev.seq)))
                 continue
-            dep = deposits.get(data.get("nonce"))
+            nonce = data.get("nonce")
+            dep = deposits.get(nonce) if isinstance(nonce, int) else None
             if dep is not None:  # a credit without a lock is fund_conservation's finding
                 bs = ev.block_seq
                 on_chain = canonical is None or bs in canonical
                 dep.credits.append(_Credit(int(cast("int", ev.seq)), ev.block, bs, on_chain))
-        messages = {
-            m.get("nonce"): m for m in record.bridge_messages() if m.get("direction") == "l1_to_l2"
-        }
-        state = record.bridge_state() or {}
-        cursor = state.get("event_cursor")
-        judge = _Judge(self.findings(), cursor if isinstance(cursor, int) else None, orphaned_by)
-        for tx in record.jsonl(AUDIT.TRANSACTIONS, contains=(_CONSUMED,)):
-            if tx.get("reason") == _CONSUMED and (
-                canonical is None or tx.get("block_seq") in canonical
+        messages = {m.nonce: m for m in record.bridge_messages() if m.direction == "l1_to_l2"}
+        state = record.bridge_state()
+        cursor = None if state is None else state.event_cursor
+        judge = _Judge(self.findings(), cursor, orphaned_by)
+        for tx in record.transactions(contains=(_CONSUMED,)):
+            nonce = tx.deposit_nonce
+            if (
+                tx.reason == _CONSUMED
+                and nonce is not None
+                and (canonical is None or tx.block_seq in canonical)
             ):
-                judge.refused.setdefault(str(tx.get("nonce")), tx)
+                judge.refused.setdefault(nonce, tx)
         for nonce in sorted(deposits, key=str):
             judge.deposit(deposits[nonce], messages.get(nonce))
-        details: dict[str, Any] = {
+        details: dict[str, object] = {
             "pending_reasons": dict(judge.reasons),
             "bridge_event_cursor": judge.cursor,
         }
@@ -120,23 +126,23 @@ class _Judge:
         self.orphaned_by = orphaned_by
         self.checked = {"credited_once": 0, "credited_again_after_rollback": 0, "pending": 0}
         self.reasons: Counter[str] = Counter()
-        self.pending: list[dict[str, Any]] = []
-        # str(nonce) -> a canonical "consumed" rejection: the stack's transaction log writes
-        # a deposit's nonce as text, its L1 log as a number
-        self.refused: dict[str, dict[str, Any]] = {}
+        self.pending: list[dict[str, object]] = []
+        # deposit nonce -> a canonical "consumed" rejection of it (Transaction.deposit_nonce:
+        # the stack's transaction log writes the nonce as text, its L1 log as a number)
+        self.refused: dict[int, Transaction] = {}
 
     def _applied(self, event_seq: int) -> bool:
         """The bridge's follower had applied this event when the record was taken."""
         return self.cursor is None or self.cursor >= event_seq
 
-    def deposit(self, dep: _Deposit, msg: dict[str, Any] | None) -> None:
-        ev = {"nonce": dep.nonce, "account": dep.account, "amount": dep.amount}
+    def deposit(self, dep: _Deposit, msg: BridgeMessage | None) -> None:
+        ev: _Evidence = {"nonce": dep.nonce, "account": dep.account, "amount": dep.amount}
         if msg is None:
             self.found.add(f"L1 deposit nonce {dep.nonce} has no bridge message", **ev)
             return
         chain = dep.on_chain()
-        status, at = msg.get("status"), msg.get("l2_block_seq")
-        seen = {"status": status, "l2_block_seq": at, "attempts": msg.get("attempts")}
+        status, at = msg.status, msg.l2_block_seq
+        seen: _Evidence = {"status": status, "l2_block_seq": at, "attempts": msg.attempts}
         if len(chain) > 1:
             self.found.add(
                 f"deposit nonce {dep.nonce} is credited {len(chain)} times on the final chain",
@@ -151,7 +157,13 @@ class _Judge:
             self._lost(dep, status, at, ev, seen)
 
     def _credited(
-        self, dep: _Deposit, c: _Credit, status: Any, at: Any, ev: dict[str, Any], seen: Any
+        self,
+        dep: _Deposit,
+        c: _Credit,
+        status: str | None,
+        at: int | None,
+        ev: _Evidence,
+        seen: _Evidence,
     ) -> None:
         if (status != "credited" or at != c.block_seq) and self._applied(c.event_seq):
             self.found.add(
@@ -166,7 +178,9 @@ class _Judge:
         if dep.orphaned():
             self.checked["credited_again_after_rollback"] += 1
 
-    def _lost(self, dep: _Deposit, status: Any, at: Any, ev: dict[str, Any], seen: Any) -> None:
+    def _lost(
+        self, dep: _Deposit, status: str | None, at: int | None, ev: _Evidence, seen: _Evidence
+    ) -> None:
         rollback = self.orphaned_by.get(at)
         if status == "credited" and rollback is not None and not self._applied(rollback):
             self._note_pending(dep, "the bridge had not yet applied the rollback that orphaned it")
@@ -184,22 +198,22 @@ class _Judge:
             expected={"status": "pending"}, seen=seen,
         )  # fmt: skip
 
-    def _pending(self, dep: _Deposit, msg: dict[str, Any], ev: dict[str, Any]) -> None:
-        attempts = msg.get("attempts")
-        refused = self.refused.get(str(dep.nonce))
+    def _pending(self, dep: _Deposit, msg: BridgeMessage, ev: _Evidence) -> None:
+        attempts = msg.attempts
+        refused = self.refused.get(dep.nonce) if dep.nonce is not None else None
         if refused is not None:
             self.found.add(
-                f"block {refused.get('block')}: deposit nonce {dep.nonce} is pending on the "
+                f"block {refused.block}: deposit nonce {dep.nonce} is pending on the "
                 "bridge, but the final chain refused it as already consumed and holds no "
                 "credit of it: it can never be credited",
-                **ev, block=refused.get("block"), tx=refused.get("hash"), attempts=attempts,
+                **ev, block=refused.block, tx=refused.hash, attempts=attempts,
                 orphaned_credits=[c.event_seq for c in dep.orphaned()],
                 expected="one credit on the final chain", seen=_CONSUMED,
             )  # fmt: skip
             return
         if dep.orphaned():
             reason = "credited in a block a rollback orphaned; pending, to be credited again"
-        elif isinstance(attempts, int) and attempts > 0:
+        elif attempts is not None and attempts > 0:
             reason = "relayed, not yet credited"
         else:
             reason = "not yet relayed"

@@ -26,7 +26,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar, NamedTuple
 
+import msgspec
 from l2chaos.rundir.balances import Balance
+from l2chaos.rundir.bridge import L1Move
 from l2chaos.rundir.events import Event
 
 from .base import Checker, Findings, NoParams, Verdict
@@ -297,27 +299,26 @@ class FundConservation(Checker[NoParams]):
                 "checked": {},
                 "bridge": "not checked: audit/bridge_l1.jsonl is missing",
             }
-        locks: dict[Any, list[dict[str, Any]]] = {}
-        releases: dict[Any, list[dict[str, Any]]] = {}
+        locks: dict[int | None, list[L1Move]] = {}
+        releases: dict[int | None, list[L1Move]] = {}
         escrow = 0
         for row in record.bridge_l1():
-            kind = row.get("kind")
-            amount = row.get("amount")
-            if not isinstance(amount, int) or kind not in ("lock", "release"):
+            kind, amount = row.kind, row.amount
+            if amount is None or kind not in ("lock", "release"):
                 found.add(
-                    f"bridge L1 record {row.get('seq')} is malformed",
-                    seen=row,
+                    f"bridge L1 record {row.seq} is malformed",
+                    seen=msgspec.structs.asdict(row),
                     expected="lock or release with an integer amount",
                 )
                 continue
-            (locks if kind == "lock" else releases).setdefault(row.get("nonce"), []).append(row)
+            (locks if kind == "lock" else releases).setdefault(row.nonce, []).append(row)
             escrow += amount if kind == "lock" else -amount
         for nonce, rows in locks.items():
             if len(rows) > 1:
                 found.add(
                     f"L1 deposit nonce {nonce} was locked {len(rows)} times",
                     nonce=nonce,
-                    seen=[r.get("seq") for r in rows],
+                    seen=[r.seq for r in rows],
                 )
         for nonce, cl in credits.items():
             first = cl[0]
@@ -340,12 +341,12 @@ class FundConservation(Checker[NoParams]):
                 )
                 continue
             lock = lk[0]
-            if lock.get("account") != first.account or lock.get("amount") != first.amount:
+            if lock.account != first.account or lock.amount != first.amount:
                 found.add(
                     f"block {first.block}: L2 credit (nonce {nonce}) does not match its L1 lock",
                     nonce=nonce,
                     block=first.block,
-                    expected={"account": lock.get("account"), "amount": lock.get("amount")},
+                    expected={"account": lock.account, "amount": lock.amount},
                     seen={"account": first.account, "amount": first.amount},
                 )
         for nonce, rl in releases.items():
@@ -360,22 +361,22 @@ class FundConservation(Checker[NoParams]):
             rel = rl[0]
             if not wd:
                 found.add(
-                    f"L1 release of {rel.get('amount')} to account {rel.get('account')} "
+                    f"L1 release of {rel.amount} to account {rel.account} "
                     f"(nonce {nonce}) has no canonical L2 withdrawal",
                     nonce=nonce,
-                    account=rel.get("account"),
-                    amount=rel.get("amount"),
-                    host_ts_ns=rel.get("host_ts_ns"),
+                    account=rel.account,
+                    amount=rel.amount,
+                    host_ts_ns=rel.host_ts_ns,
                 )
                 continue
             w = wd[0]
-            if rel.get("account") != w.account or rel.get("amount") != w.amount:
+            if rel.account != w.account or rel.amount != w.amount:
                 found.add(
                     f"L1 release (nonce {nonce}) does not match its L2 withdrawal",
                     nonce=nonce,
                     block=w.block,
                     expected={"account": w.account, "amount": w.amount},
-                    seen={"account": rel.get("account"), "amount": rel.get("amount")},
+                    seen={"account": rel.account, "amount": rel.amount},
                 )
         for nonce, wl in withdrawals.items():
             if len(wl) > 1:
@@ -384,7 +385,7 @@ class FundConservation(Checker[NoParams]):
                     nonce=nonce,
                     blocks=[w.block for w in wl],
                 )
-        pending_dep = sum(rows[0]["amount"] for n, rows in locks.items() if n not in credits)
+        pending_dep = sum(rows[0].amount or 0 for n, rows in locks.items() if n not in credits)
         pending_wd = sum(wl[0].amount for n, wl in withdrawals.items() if n not in releases)
         expected = n_total + pending_dep + pending_wd
         if escrow != expected:
@@ -399,7 +400,7 @@ class FundConservation(Checker[NoParams]):
         reported = None
         state = record.bridge_state()
         if state is not None:
-            reported = state.get("escrow_balance")
+            reported = state.escrow_balance
             if reported != escrow:
                 found.add(
                     "the bridge reports an escrow balance that differs from its L1 ledger",

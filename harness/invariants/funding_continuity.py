@@ -46,7 +46,7 @@ class _Market:
 @dataclass(frozen=True)
 class _Row:
     block_seq: int
-    block: Any
+    block: int | None
     index: int
     mark: int
     funding: int
@@ -60,17 +60,18 @@ def persisted_rows(record: RunRecord) -> dict[str, list[_Row]]:
         canonical = record.canonical_seqs()
         out: dict[str, list[_Row]] = {}
         for r in record.market_state():
-            bs, m = r.get("block_seq"), r.get("market")
-            index, mark, fi = (r.get(k) for k in ("index_price", "mark_price", "funding_index"))
-            if not isinstance(bs, int) or not isinstance(m, str):
+            bs, m, index, mark, fi = (
+                r.block_seq,
+                r.market,
+                r.index_price,
+                r.mark_price,
+                r.funding_index,
+            )
+            if bs is None or m is None or index is None or mark is None or fi is None:
                 continue
             if canonical is not None and bs not in canonical:
                 continue
-            if not (isinstance(index, int) and isinstance(mark, int) and isinstance(fi, int)):
-                continue
-            fts = r.get("funding_ts_ns")
-            row = _Row(bs, r.get("block"), index, mark, fi, fts if isinstance(fts, int) else None)
-            out.setdefault(m, []).append(row)
+            out.setdefault(m, []).append(_Row(bs, r.block, index, mark, fi, r.funding_ts_ns))
         for rows in out.values():
             rows.sort(key=lambda x: x.block_seq)
         return out

@@ -17,7 +17,7 @@ markets.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from l2chaos.params import Ratio, param, params
 
@@ -48,26 +48,26 @@ class MarketDataMatchesOracle(Checker[MarketDataParams]):
         priced: set[str] = set()
         checked = work = 0
         for row in record.market_state():
-            bs, m = row.get("block_seq"), row.get("market")
-            if not isinstance(m, str) or (canonical is not None and bs not in canonical):
+            bs, m = row.block_seq, row.market
+            if m is None or (canonical is not None and bs not in canonical):
                 continue
-            index, mark, ts = row.get("index_price"), row.get("mark_price"), row.get("index_ts_ns")
+            index, mark, ts = row.index_price, row.mark_price, row.index_ts_ns
             if m not in priced:
-                if not (isinstance(index, int) and index > 0):
+                if not (index is not None and index > 0):
                     continue
                 priced.add(m)
             work += 1
-            where: dict[str, Any] = {"block": row.get("block"), "block_seq": bs, "market": m}
-            if not (isinstance(index, int) and isinstance(mark, int) and index > 0 and mark > 0):
+            where = {"block": row.block, "block_seq": bs, "market": m}
+            if not (index is not None and mark is not None and index > 0 and mark > 0):
                 found.add(
-                    f"block {row.get('block')}: {m} was persisted with index {index} and mark "
+                    f"block {row.block}: {m} was persisted with index {index} and mark "
                     f"{mark} after it had been priced (market data is never zero)",
                     **where,
                     seen={"index_price": index, "mark_price": mark},
                     expected="> 0",
                 )
                 continue
-            at = refs.at(m, ts) if isinstance(ts, int) else None
+            at = refs.at(m, ts) if ts is not None else None
             if at is None:
                 continue
             checked += 1
@@ -75,7 +75,7 @@ class MarketDataMatchesOracle(Checker[MarketDataParams]):
             for what, v in (("index", index),):
                 if abs(v - ref) > band * ref:
                     found.add(
-                        f"block {row.get('block')}: the persisted {what} price of {m} is {v}, "
+                        f"block {row.block}: the persisted {what} price of {m} is {v}, "
                         f"{float(Fraction(v - ref, ref)):+.2%} from the oracle's reference {ref}",
                         **where,
                         price=what,

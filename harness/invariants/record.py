@@ -15,25 +15,43 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 from l2chaos.load.rate import RatePlan
+from l2chaos.rundir import blocks as _blocks
+from l2chaos.rundir import bridge as _bridge
+from l2chaos.rundir import chain as _chain
 from l2chaos.rundir.balances import BALANCES as BALANCES_FILE
 from l2chaos.rundir.balances import Balance, read_balances
+from l2chaos.rundir.blocks import AuditBlock, read_blocks
+from l2chaos.rundir.bridge import BridgeMessage, BridgeState, L1Move
+from l2chaos.rundir.chain import ChainBlock, Head, Reorg
 from l2chaos.rundir.errors import RecordError
 from l2chaos.rundir.events import EVENTS as EVENTS_FILE
 from l2chaos.rundir.events import Event, read_events
+from l2chaos.rundir.faults import FAULTS, FaultLine, read_faults
+from l2chaos.rundir.history import HISTORY, HistoryLine, read_history
+from l2chaos.rundir.jsonl import read_typed
+from l2chaos.rundir.l7 import L7, L7Decision, read_l7
+from l2chaos.rundir.market_state import MARKET_STATE as MARKET_STATE_FILE
+from l2chaos.rundir.market_state import MarketRow, read_market_state
+from l2chaos.rundir.oracle_reference import ORACLE_REFERENCE, OracleTick, read_oracle_reference
 from l2chaos.rundir.probes import Sample
 from l2chaos.rundir.run_info import RUN_JSON, RunInfo
 from l2chaos.rundir.scenario import SCENARIO_JSON, ResolvedScenario
+from l2chaos.rundir.transactions import TRANSACTIONS as TRANSACTIONS_FILE
+from l2chaos.rundir.transactions import Transaction, read_transactions
 
 __all__ = [
     "AUDIT",
     "CHAIN",
+    "FAULTS",
+    "HISTORY",
+    "L7",
+    "PROBES",
     "AuditHeader",
     "FaultRecord",
     "RecordError",
@@ -43,42 +61,32 @@ __all__ = [
 
 T = TypeVar("T")
 
-# orjson parses a line about twice as fast as the standard library (bytes in, no
-# decoding to str first): the hot path when reading millions of lines.
-_loads = orjson.loads
-
-# Run-directory file names (relative paths), as docs/architecture.md pins them.
-FAULTS = "faults.jsonl"
+# Run-directory file names (relative paths), as docs/architecture.md pins them; each
+# file's format is the l2chaos.rundir module named after it.
 PROBES = "probes.jsonl"
-HISTORY = "history.jsonl"
-L7 = "l7.jsonl"  # the L7 proxy's decisions (docs/l7.md)
 
 
 class AUDIT:
     """Audit export files (under `audit/`)."""
 
     HEADER = "audit/header.json"
-    BLOCKS = "audit/blocks.jsonl"
-    TRANSACTIONS = "audit/transactions.jsonl"
+    BLOCKS = _blocks.BLOCKS
+    TRANSACTIONS = TRANSACTIONS_FILE
     EVENTS = EVENTS_FILE
     BALANCES = BALANCES_FILE
-    MARKET_STATE = "audit/market_state.jsonl"
-    BRIDGE_L1 = "audit/bridge_l1.jsonl"
-    BRIDGE_MESSAGES = "audit/bridge_messages.jsonl"
-    BRIDGE_STATE = "audit/bridge_state.json"
-    ORACLE = "audit/oracle_reference.jsonl"
+    MARKET_STATE = MARKET_STATE_FILE
+    BRIDGE_L1 = _bridge.BRIDGE_L1
+    BRIDGE_MESSAGES = _bridge.BRIDGE_MESSAGES
+    BRIDGE_STATE = _bridge.BRIDGE_STATE
+    ORACLE = ORACLE_REFERENCE
 
 
 class CHAIN:
     """The built-in chain record of a JSON-RPC node (under `chain/`, l2chaos.chainrecord)."""
 
-    HEADS = "chain/heads.jsonl"
-    REORGS = "chain/reorgs.jsonl"
-    BLOCKS = "chain/blocks.jsonl"
-
-
-# Files kept parsed whole once read (RunRecord.events, .blocks): file name -> memo key.
-_PARSED_WHOLE = {AUDIT.BLOCKS: "blocks"}
+    HEADS = _chain.HEADS
+    REORGS = _chain.REORGS
+    BLOCKS = _chain.CHAIN_BLOCKS
 
 
 @dataclass(frozen=True)
@@ -90,8 +98,8 @@ class AuditHeader:
     funding_index_scale: int
     markets: dict[str, dict[str, int]]
     system_accounts: dict[str, int]
-    switches: dict[str, Any]
-    raw: dict[str, Any]
+    switches: dict[str, object]
+    raw: dict[str, object]
 
     def account(self, role: str) -> int | None:
         v = self.system_accounts.get(role)
@@ -123,13 +131,13 @@ class FaultRecord:
     heal_ok: bool | None = None
     heal_scheduled_ns: int | None = None
     errors: list[str] = field(default_factory=list)
-    details: Any = None
-    heal_details: Any = None
-    notes: list[dict[str, Any]] = field(default_factory=list)
-    params: dict[str, Any] = field(default_factory=dict)
+    details: object = None
+    heal_details: object = None
+    notes: list[FaultLine] = field(default_factory=list)
+    params: dict[str, object] = field(default_factory=dict)
     # When it fired: its trigger in words, the chain height then, the height a block or
     # event trigger aimed at; `missed`: why it never fired.
-    trigger: dict[str, Any] | None = None
+    trigger: dict[str, object] | None = None
     block: int | None = None
     target_block: int | None = None
     lateness_blocks: int | None = None
@@ -223,43 +231,12 @@ class RunRecord:
         except OSError as exc:
             raise RecordError(f"cannot read: {exc.strerror or exc}", file=p) from None
 
-    def jsonl(self, name: str, contains: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
-        """Stream a JSON-lines file. With `contains`, lines that hold none of those
-        substrings are skipped without parsing (a fast pre-filter; callers still test
-        the parsed record). A missing file yields nothing. A file another reader has
-        already parsed whole (events, blocks) is served from memory, every record of it
-        (callers test what they read, so a pre-filter need not be applied again)."""
-        parsed = self._memo.get(_PARSED_WHOLE.get(name, ""))
-        if parsed is not None:
-            return iter(parsed)
-        return self._stream(name, contains)
-
-    def _stream(self, name: str, contains: tuple[str, ...]) -> Iterator[dict[str, Any]]:
-        p = self.dir / name
-        if not p.is_file():
-            return
+    def jsonl(self, name: str, contains: tuple[str, ...] = ()) -> Iterator[dict[str, object]]:
+        """Stream any JSON-lines file as JSON objects (for a file without a typed
+        reader: plug-ins, load/rate.jsonl). With `contains`, lines that hold none of
+        those substrings are skipped without parsing. A missing file yields nothing."""
         needles = tuple(c.encode() for c in contains)
-        one = needles[0] if len(needles) == 1 else None
-        with p.open("rb") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if one is not None:
-                    if one not in line:
-                        continue
-                elif needles and not any(c in line for c in needles):
-                    continue
-                try:
-                    rec = _loads(line)
-                except orjson.JSONDecodeError as exc:
-                    if not line.strip():
-                        continue
-                    raise RecordError(
-                        f"invalid JSON line: {exc.msg}", file=p, line=lineno
-                    ) from None
-                if type(rec) is not dict:
-                    raise RecordError(
-                        f"expected a JSON object, got {type(rec).__name__}", file=p, line=lineno
-                    )
-                yield rec
+        return read_typed(self.dir / name, dict[str, object], needles)
 
     def memo(self, key: str, compute: Callable[[], T]) -> T:
         """Derived data shared between checkers, computed once per record."""
@@ -318,18 +295,16 @@ class RunRecord:
             raw=raw,
         )
 
-    def bridge_state(self) -> dict[str, Any] | None:
-        if not self.has(AUDIT.BRIDGE_STATE):
-            return None
-        data = self.read_json(AUDIT.BRIDGE_STATE)
-        return data if isinstance(data, dict) else None
+    def bridge_state(self) -> BridgeState | None:
+        """audit/bridge_state.json (None when absent)."""
+        return _bridge.read_bridge_state(self.path(AUDIT.BRIDGE_STATE))
 
     # --------------------------------------------------------------- streams
 
-    def history(self) -> Iterator[dict[str, Any]]:
-        return self.jsonl(HISTORY)
+    def history(self) -> Iterator[HistoryLine]:
+        return read_history(self.path(HISTORY))
 
-    def probes(self) -> Iterator[dict[str, Any]]:
+    def probes(self) -> Iterator[dict[str, object]]:
         """probes.jsonl as JSON objects (what plug-ins written against it read)."""
         return self.jsonl(PROBES)
 
@@ -364,30 +339,33 @@ class RunRecord:
             return iter(parsed)
         return read_events(self.path(AUDIT.EVENTS), (text.encode(),))
 
-    def blocks(self) -> Iterator[dict[str, Any]]:
+    def blocks(self) -> Iterator[AuditBlock]:
         """audit/blocks.jsonl, parsed once (the chain, coverage and canonical set read it)."""
-        return iter(self.memo("blocks", lambda: list(self._stream(AUDIT.BLOCKS, ()))))
+        return iter(self.memo("blocks", lambda: list(read_blocks(self.path(AUDIT.BLOCKS)))))
 
-    def transactions(self) -> Iterator[dict[str, Any]]:
-        return self.jsonl(AUDIT.TRANSACTIONS)
+    def transactions(self, contains: tuple[str, ...] = ()) -> Iterator[Transaction]:
+        """audit/transactions.jsonl; with `contains`, only lines holding one of those
+        substrings are decoded (a pre-filter: callers still test what they read)."""
+        needles = tuple(c.encode() for c in contains)
+        return read_transactions(self.path(AUDIT.TRANSACTIONS), needles)
 
     def balances(self) -> Iterator[Balance]:
         return read_balances(self.path(AUDIT.BALANCES))
 
-    def market_state(self) -> Iterator[dict[str, Any]]:
-        return self.jsonl(AUDIT.MARKET_STATE)
+    def market_state(self) -> Iterator[MarketRow]:
+        return read_market_state(self.path(AUDIT.MARKET_STATE))
 
-    def bridge_l1(self) -> Iterator[dict[str, Any]]:
-        return self.jsonl(AUDIT.BRIDGE_L1)
+    def bridge_l1(self) -> Iterator[L1Move]:
+        return _bridge.read_bridge_l1(self.path(AUDIT.BRIDGE_L1))
 
-    def bridge_messages(self) -> Iterator[dict[str, Any]]:
-        return self.jsonl(AUDIT.BRIDGE_MESSAGES)
+    def bridge_messages(self) -> Iterator[BridgeMessage]:
+        return _bridge.read_bridge_messages(self.path(AUDIT.BRIDGE_MESSAGES))
 
-    def l7_decisions(self) -> Iterator[dict[str, Any]]:
-        return self.jsonl(L7)
+    def l7_decisions(self) -> Iterator[L7Decision]:
+        return read_l7(self.path(L7))
 
-    def oracle_reference(self) -> Iterator[dict[str, Any]]:
-        return self.jsonl(AUDIT.ORACLE)
+    def oracle_reference(self) -> Iterator[OracleTick]:
+        return read_oracle_reference(self.path(AUDIT.ORACLE))
 
     # ----------------------------------------------------------- derived data
 
@@ -397,42 +375,41 @@ class RunRecord:
 
     def _load_faults(self) -> list[FaultRecord]:
         by_id: dict[int, FaultRecord] = {}
-        for rec in self.jsonl(FAULTS):
-            fid = int(rec.get("fault_id", -1))
+        for rec in read_faults(self.path(FAULTS)):
+            fid = rec.fault_id
             fr = by_id.get(fid)
             if fr is None:
                 fr = by_id[fid] = FaultRecord(
                     fault_id=fid,
-                    label=str(rec.get("label") or rec.get("name") or f"fault-{fid}"),
-                    name=str(rec.get("name", "")),
-                    target=str(rec.get("target", "")),
-                    params=dict(rec.get("params") or {}),
+                    label=rec.label or rec.name or f"fault-{fid}",
+                    name=rec.name,
+                    target=rec.target,
+                    params=rec.params or {},
                 )
-            action = rec.get("action")
-            t = _int_or_none(rec.get("t_ns"))
-            took_ns = round(float(rec.get("took_ms") or 0.0) * 1e6)
-            if rec.get("error"):
-                fr.errors.append(f"{action}: {rec['error']}")
+            action, t = rec.action, rec.t_ns
+            took_ns = round((rec.took_ms or 0.0) * 1e6)
+            if rec.error:
+                fr.errors.append(f"{action}: {rec.error}")
             if action == "inject":
-                fr.scheduled_ns = _int_or_none(rec.get("scheduled_ns"))
+                fr.scheduled_ns = rec.scheduled_ns
                 fr.inject_t_ns = t
                 fr.inject_done_t_ns = None if t is None else t + took_ns
-                fr.inject_ok = bool(rec.get("ok", True))
-                fr.lateness_ms = rec.get("lateness_ms")
-                fr.details = rec.get("details")
+                fr.inject_ok = rec.ok
+                fr.lateness_ms = rec.lateness_ms
+                fr.details = rec.details
                 fr.trigger = _trigger(rec)
-                fr.block = _int_or_none(rec.get("block"))
-                fr.target_block = _int_or_none(rec.get("target_block"))
-                fr.lateness_blocks = _int_or_none(rec.get("lateness_blocks"))
+                fr.block = rec.block
+                fr.target_block = rec.target_block
+                fr.lateness_blocks = rec.lateness_blocks
             elif action == "missed":
                 fr.trigger = _trigger(rec)
-                fr.missed = str(rec.get("error") or "never fired")
+                fr.missed = rec.error or "never fired"
             elif action == "heal":
-                fr.heal_scheduled_ns = _int_or_none(rec.get("scheduled_ns"))
+                fr.heal_scheduled_ns = rec.scheduled_ns
                 fr.heal_t_ns = t
                 fr.heal_done_t_ns = None if t is None else t + took_ns
-                fr.heal_ok = bool(rec.get("ok", True))
-                fr.heal_details = rec.get("details")
+                fr.heal_ok = rec.ok
+                fr.heal_details = rec.details
             else:
                 fr.notes.append(rec)
         return [by_id[k] for k in sorted(by_id)]
@@ -446,13 +423,9 @@ class RunRecord:
         start = info.t0_ns or info.started_t_ns
         end = info.ended_t_ns
         if end is None:
-            last: int | None = None
-            for name in (PROBES, FAULTS):
-                for rec in self.jsonl(name):
-                    t = _int_or_none(rec.get("t_ns"))
-                    if t is not None and (last is None or t > last):
-                        last = t
-            end = last
+            times = [s.t_ns for s in self.samples()]
+            times += [f.t_ns for f in read_faults(self.path(FAULTS)) if f.t_ns is not None]
+            end = max(times, default=None)
         return start, end
 
     def fault_windows(self) -> list[tuple[FaultRecord, int, int]]:
@@ -489,11 +462,9 @@ class RunRecord:
             if not self.has(AUDIT.ORACLE):
                 return None
             ref = ReferencePrices()
-            for rec in self.oracle_reference():
-                price = rec.get("model_price")
-                t = _int_or_none(rec.get("host_ts_ns"))
-                market = rec.get("market")
-                if isinstance(price, int) and t is not None and isinstance(market, str):
+            for tick in self.oracle_reference():
+                price, t, market = tick.model_price, tick.host_ts_ns, tick.market
+                if price is not None and t is not None and market is not None:
                     ref.add(market, t, price)
             return ref
 
@@ -505,39 +476,29 @@ class RunRecord:
         def compute() -> frozenset[int] | None:
             if not self.has(AUDIT.BLOCKS):
                 return None
-            return frozenset(int(b["seq"]) for b in self.blocks() if b.get("canonical", True))
+            return frozenset(b.seq for b in self.blocks() if b.canonical and b.seq is not None)
 
         return self.memo("canonical_seqs", compute)
 
-    def chain_heads(self) -> Iterator[dict[str, Any]]:
+    def chain_heads(self) -> Iterator[Head]:
         """chain/heads.jsonl: each new head the probes saw, in time order."""
-        return self.jsonl(CHAIN.HEADS)
+        return _chain.read_heads(self.path(CHAIN.HEADS))
 
-    def chain_reorgs(self) -> Iterator[dict[str, Any]]:
+    def chain_reorgs(self) -> Iterator[Reorg]:
         """chain/reorgs.jsonl: each step back or rewrite of the head the probes saw."""
-        return self.jsonl(CHAIN.REORGS)
+        return _chain.read_reorgs(self.path(CHAIN.REORGS))
 
-    def chain_blocks(self) -> Iterator[dict[str, Any]]:
+    def chain_blocks(self) -> Iterator[ChainBlock]:
         """chain/blocks.jsonl: the node's final canonical chain, in number order."""
-        return self.jsonl(CHAIN.BLOCKS)
+        return _chain.read_chain_blocks(self.path(CHAIN.BLOCKS))
 
     def declared_rollbacks(self) -> list[FaultRecord]:
         """Rollbacks the scenario declared (chain.rollback faults that were injected)."""
         return [f for f in self.faults() if f.name == "chain.rollback" and f.injected]
 
 
-def _trigger(rec: Mapping[str, Any]) -> dict[str, Any] | None:
+def _trigger(rec: FaultLine) -> dict[str, object] | None:
     """A fault record's trigger with its text (`{"kind": "block", ..., "text": "block +50"}`)."""
-    trig = rec.get("trigger")
-    if not isinstance(trig, Mapping):
+    if rec.trigger is None:
         return None
-    return {**trig, "text": rec.get("trigger_text")}
-
-
-def _int_or_none(v: Any) -> int | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return None
+    return {**rec.trigger, "text": rec.trigger_text}

@@ -124,20 +124,20 @@ def build_timeline(
                 tl.latency_p99.append((x, _pct(lat[b], 99)))
 
     oracle: dict[str, list[tuple[float, float]]] = {}
-    for rec in record.oracle_reference():
-        t, m, p = rec.get("host_ts_ns"), rec.get("market"), rec.get("model_price")
-        if isinstance(t, int) and isinstance(m, str) and isinstance(p, (int, float)):
-            oracle.setdefault(m, []).append((sec(t), float(p)))
+    for tick in record.oracle_reference():
+        t, m, price = tick.host_ts_ns, tick.market, tick.model_price
+        if t is not None and m is not None and price is not None:
+            oracle.setdefault(m, []).append((sec(t), float(price)))
     tl.oracle = {m: _thin(v, max_points) for m, v in sorted(oracle.items())}
 
     block_time: dict[int, int] = {}
     heights: list[tuple[float, float]] = []
     if record.has(AUDIT.BLOCKS):
         for blk in record.blocks():
-            t, seq, num = blk.get("host_ts_ns"), blk.get("seq"), blk.get("number")
-            if isinstance(t, int) and isinstance(seq, int):
+            t, seq, num = blk.host_ts_ns, blk.seq, blk.number
+            if t is not None and seq is not None:
                 block_time[seq] = t
-                if isinstance(num, int):
+                if num is not None:
                     heights.append((sec(t), float(num)))
     else:
         for p in record.samples():
@@ -147,10 +147,10 @@ def build_timeline(
 
     used: dict[str, list[tuple[float, float]]] = {}
     for row in record.market_state():
-        seq, m, p = row.get("block_seq"), row.get("market"), row.get("index_price")
-        t = block_time.get(seq) if isinstance(seq, int) else None
-        if t is not None and isinstance(m, str) and isinstance(p, (int, float)):
-            used.setdefault(m, []).append((sec(t), float(p)))
+        seq, m, index = row.block_seq, row.market, row.index_price
+        t = block_time.get(seq) if seq is not None else None
+        if t is not None and m is not None and index is not None:
+            used.setdefault(m, []).append((sec(t), float(index)))
     tl.used = {m: _thin(sorted(v), max_points) for m, v in sorted(used.items())}
 
     for sec_rec in record.jsonl(RATE_RECORD):

@@ -1,13 +1,23 @@
 """faults.jsonl: one line per action of a timeline entry (docs/architecture.md,
 "faults.jsonl"). The timeline writes `FaultAction`s; the lifecycle events hand the
-same objects to listeners."""
+same objects to listeners. The checkers read each line back as a `FaultLine`
+(`RunRecord.faults()` folds them per fault).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["FaultAction"]
+import msgspec
+
+from .jsonl import read_typed
+
+__all__ = ["FAULTS", "FaultAction", "FaultLine", "read_faults"]
+
+FAULTS = "faults.jsonl"
 
 
 @dataclass(frozen=True)
@@ -66,3 +76,31 @@ class FaultAction:
             out["fired_by"] = self.fired_by
             out["waited_for"] = self.waited_for
         return out
+
+
+class FaultLine(msgspec.Struct, gc=False):
+    """A line of the fault log as the checkers read it (the fields of `FaultAction`
+    they use; `params`, `details` and a trigger's fields are each fault's own)."""
+
+    fault_id: int = -1
+    label: str | None = None
+    name: str = ""
+    target: str = ""
+    action: str | None = None
+    params: dict[str, object] | None = None
+    scheduled_ns: int | None = None
+    t_ns: int | None = None
+    lateness_ms: float | None = None
+    took_ms: float | None = None
+    block: int | None = None
+    ok: bool = True
+    error: str | None = None
+    details: object = None
+    trigger: dict[str, object] | None = None
+    trigger_text: str | None = None
+    target_block: int | None = None
+    lateness_blocks: int | None = None
+
+
+def read_faults(path: Path) -> Iterator[FaultLine]:
+    return read_typed(path, FaultLine)

@@ -1,0 +1,34 @@
+"""audit/market_state.jsonl: the market data the stack persisted, one line per block and
+market where it changed (docs/architecture.md, "Audit export"). Prices in quote quanta
+per base quantum, the funding index scaled by the header's `funding_index_scale`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from .jsonl import read_typed
+
+__all__ = ["MARKET_STATE", "MarketRow", "read_market_state"]
+
+MARKET_STATE = "audit/market_state.jsonl"
+
+
+class MarketRow(msgspec.Struct, gc=False):
+    """A market after a block. `funding_ts_ns` (the funding accrual time) is perpdex's."""
+
+    block_seq: int | None = None
+    block: int | None = None
+    market: str | None = None
+    index_price: int | None = None
+    mark_price: int | None = None
+    funding_index: int | None = None
+    index_ts_ns: int | None = None
+    funding_ts_ns: int | None = None
+
+
+def read_market_state(path: Path) -> Iterator[MarketRow]:
+    return read_typed(path, MarketRow)
