@@ -26,24 +26,24 @@ from l2chaos.rundir import bridge as _bridge
 from l2chaos.rundir import chain as _chain
 from l2chaos.rundir.balances import BALANCES as BALANCES_FILE
 from l2chaos.rundir.balances import Balance, read_balances
-from l2chaos.rundir.blocks import AuditBlock, read_blocks
+from l2chaos.rundir.blocks import AuditBlock
 from l2chaos.rundir.bridge import BridgeMessage, BridgeState, L1Move
 from l2chaos.rundir.chain import ChainBlock, Head, Reorg
 from l2chaos.rundir.errors import RecordError
 from l2chaos.rundir.events import EVENTS as EVENTS_FILE
 from l2chaos.rundir.events import Event, read_events
-from l2chaos.rundir.faults import FAULTS, FaultLine, read_faults
+from l2chaos.rundir.faults import FAULTS, FaultLine
 from l2chaos.rundir.history import HISTORY, HistoryLine, read_history
 from l2chaos.rundir.jsonl import read_typed
-from l2chaos.rundir.l7 import L7, L7Decision, read_l7
+from l2chaos.rundir.l7 import L7, L7Decision
 from l2chaos.rundir.market_state import MARKET_STATE as MARKET_STATE_FILE
-from l2chaos.rundir.market_state import MarketRow, read_market_state
-from l2chaos.rundir.oracle_reference import ORACLE_REFERENCE, OracleTick, read_oracle_reference
+from l2chaos.rundir.market_state import MarketRow
+from l2chaos.rundir.oracle_reference import ORACLE_REFERENCE, OracleTick
 from l2chaos.rundir.probes import Sample
 from l2chaos.rundir.run_info import RUN_JSON, RunInfo
 from l2chaos.rundir.scenario import SCENARIO_JSON, ResolvedScenario
 from l2chaos.rundir.transactions import TRANSACTIONS as TRANSACTIONS_FILE
-from l2chaos.rundir.transactions import Transaction, read_transactions
+from l2chaos.rundir.transactions import Transaction
 
 __all__ = [
     "AUDIT",
@@ -235,8 +235,11 @@ class RunRecord:
         """Stream any JSON-lines file as JSON objects (for a file without a typed
         reader: plug-ins, load/rate.jsonl). With `contains`, lines that hold none of
         those substrings are skipped without parsing. A missing file yields nothing."""
-        needles = tuple(c.encode() for c in contains)
-        return read_typed(self.dir / name, dict[str, object], needles)
+        return self._read(name, dict[str, object], contains)
+
+    def _read(self, name: str, kind: type[T], contains: tuple[str, ...] = ()) -> Iterator[T]:
+        """File `name` as `kind` records (l2chaos.rundir.jsonl.read_typed)."""
+        return read_typed(self.dir / name, kind, tuple(c.encode() for c in contains))
 
     def memo(self, key: str, compute: Callable[[], T]) -> T:
         """Derived data shared between checkers, computed once per record."""
@@ -341,31 +344,30 @@ class RunRecord:
 
     def blocks(self) -> Iterator[AuditBlock]:
         """audit/blocks.jsonl, parsed once (the chain, coverage and canonical set read it)."""
-        return iter(self.memo("blocks", lambda: list(read_blocks(self.path(AUDIT.BLOCKS)))))
+        return iter(self.memo("blocks", lambda: list(self._read(AUDIT.BLOCKS, AuditBlock))))
 
     def transactions(self, contains: tuple[str, ...] = ()) -> Iterator[Transaction]:
         """audit/transactions.jsonl; with `contains`, only lines holding one of those
         substrings are decoded (a pre-filter: callers still test what they read)."""
-        needles = tuple(c.encode() for c in contains)
-        return read_transactions(self.path(AUDIT.TRANSACTIONS), needles)
+        return self._read(AUDIT.TRANSACTIONS, Transaction, contains)
 
     def balances(self) -> Iterator[Balance]:
         return read_balances(self.path(AUDIT.BALANCES))
 
     def market_state(self) -> Iterator[MarketRow]:
-        return read_market_state(self.path(AUDIT.MARKET_STATE))
+        return self._read(AUDIT.MARKET_STATE, MarketRow)
 
     def bridge_l1(self) -> Iterator[L1Move]:
-        return _bridge.read_bridge_l1(self.path(AUDIT.BRIDGE_L1))
+        return self._read(AUDIT.BRIDGE_L1, L1Move)
 
     def bridge_messages(self) -> Iterator[BridgeMessage]:
-        return _bridge.read_bridge_messages(self.path(AUDIT.BRIDGE_MESSAGES))
+        return self._read(AUDIT.BRIDGE_MESSAGES, BridgeMessage)
 
     def l7_decisions(self) -> Iterator[L7Decision]:
-        return read_l7(self.path(L7))
+        return self._read(L7, L7Decision)
 
     def oracle_reference(self) -> Iterator[OracleTick]:
-        return read_oracle_reference(self.path(AUDIT.ORACLE))
+        return self._read(AUDIT.ORACLE, OracleTick)
 
     # ----------------------------------------------------------- derived data
 
@@ -375,7 +377,7 @@ class RunRecord:
 
     def _load_faults(self) -> list[FaultRecord]:
         by_id: dict[int, FaultRecord] = {}
-        for rec in read_faults(self.path(FAULTS)):
+        for rec in self._read(FAULTS, FaultLine):
             fid = rec.fault_id
             fr = by_id.get(fid)
             if fr is None:
@@ -386,29 +388,21 @@ class RunRecord:
                     target=rec.target,
                     params=rec.params or {},
                 )
-            action, t = rec.action, rec.t_ns
-            took_ns = round((rec.took_ms or 0.0) * 1e6)
+            action = rec.action
             if rec.error:
                 fr.errors.append(f"{action}: {rec.error}")
             if action == "inject":
-                fr.scheduled_ns = rec.scheduled_ns
-                fr.inject_t_ns = t
-                fr.inject_done_t_ns = None if t is None else t + took_ns
-                fr.inject_ok = rec.ok
-                fr.lateness_ms = rec.lateness_ms
-                fr.details = rec.details
-                fr.trigger = _trigger(rec)
-                fr.block = rec.block
-                fr.target_block = rec.target_block
+                fr.scheduled_ns, fr.inject_ok = rec.scheduled_ns, rec.ok
+                fr.inject_t_ns, fr.inject_done_t_ns = rec.t_ns, rec.done_t_ns
+                fr.lateness_ms, fr.details, fr.trigger = rec.lateness_ms, rec.details, _trigger(rec)
+                fr.block, fr.target_block = rec.block, rec.target_block
                 fr.lateness_blocks = rec.lateness_blocks
             elif action == "missed":
                 fr.trigger = _trigger(rec)
                 fr.missed = rec.error or "never fired"
             elif action == "heal":
-                fr.heal_scheduled_ns = rec.scheduled_ns
-                fr.heal_t_ns = t
-                fr.heal_done_t_ns = None if t is None else t + took_ns
-                fr.heal_ok = rec.ok
+                fr.heal_scheduled_ns, fr.heal_ok = rec.scheduled_ns, rec.ok
+                fr.heal_t_ns, fr.heal_done_t_ns = rec.t_ns, rec.done_t_ns
                 fr.heal_details = rec.details
             else:
                 fr.notes.append(rec)
@@ -424,7 +418,7 @@ class RunRecord:
         end = info.ended_t_ns
         if end is None:
             times = [s.t_ns for s in self.samples()]
-            times += [f.t_ns for f in read_faults(self.path(FAULTS)) if f.t_ns is not None]
+            times += [f.t_ns for f in self._read(FAULTS, FaultLine) if f.t_ns is not None]
             end = max(times, default=None)
         return start, end
 
@@ -482,15 +476,15 @@ class RunRecord:
 
     def chain_heads(self) -> Iterator[Head]:
         """chain/heads.jsonl: each new head the probes saw, in time order."""
-        return _chain.read_heads(self.path(CHAIN.HEADS))
+        return self._read(CHAIN.HEADS, Head)
 
     def chain_reorgs(self) -> Iterator[Reorg]:
         """chain/reorgs.jsonl: each step back or rewrite of the head the probes saw."""
-        return _chain.read_reorgs(self.path(CHAIN.REORGS))
+        return self._read(CHAIN.REORGS, Reorg)
 
     def chain_blocks(self) -> Iterator[ChainBlock]:
         """chain/blocks.jsonl: the node's final canonical chain, in number order."""
-        return _chain.read_chain_blocks(self.path(CHAIN.BLOCKS))
+        return self._read(CHAIN.BLOCKS, ChainBlock)
 
     def declared_rollbacks(self) -> list[FaultRecord]:
         """Rollbacks the scenario declared (chain.rollback faults that were injected)."""

@@ -9,14 +9,9 @@ and the report's height series read it too. A field the stack left out is None h
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import msgspec
 
-from .jsonl import read_typed
-
-__all__ = ["BLOCKS", "AuditBlock", "read_blocks"]
+__all__ = ["BLOCKS", "AuditBlock"]
 
 BLOCKS = "audit/blocks.jsonl"
 
@@ -34,7 +29,3 @@ class AuditBlock(msgspec.Struct, gc=False):
     host_ts_ns: int | None = None
     canonical: bool = True
     mode: str | None = None
-
-
-def read_blocks(path: Path) -> Iterator[AuditBlock]:
-    return read_typed(path, AuditBlock)

@@ -7,13 +7,11 @@ the bridge path counters follow each deposit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
 from .errors import RecordError
-from .jsonl import read_typed
 
 __all__ = [
     "BRIDGE_L1",
@@ -22,8 +20,6 @@ __all__ = [
     "BridgeMessage",
     "BridgeState",
     "L1Move",
-    "read_bridge_l1",
-    "read_bridge_messages",
     "read_bridge_state",
 ]
 
@@ -62,14 +58,6 @@ class BridgeState(msgspec.Struct, gc=False):
 
     escrow_balance: int | None = None
     event_cursor: int | None = None
-
-
-def read_bridge_l1(path: Path) -> Iterator[L1Move]:
-    return read_typed(path, L1Move)
-
-
-def read_bridge_messages(path: Path) -> Iterator[BridgeMessage]:
-    return read_typed(path, BridgeMessage)
 
 
 def read_bridge_state(path: Path) -> BridgeState | None:

@@ -6,24 +6,9 @@ a line without one is a `RecordError` naming the file and line.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import msgspec
 
-from .jsonl import read_typed
-
-__all__ = [
-    "CHAIN_BLOCKS",
-    "HEADS",
-    "REORGS",
-    "ChainBlock",
-    "Head",
-    "Reorg",
-    "read_chain_blocks",
-    "read_heads",
-    "read_reorgs",
-]
+__all__ = ["CHAIN_BLOCKS", "HEADS", "REORGS", "ChainBlock", "Head", "Reorg"]
 
 HEADS = "chain/heads.jsonl"
 REORGS = "chain/reorgs.jsonl"
@@ -61,15 +46,3 @@ class ChainBlock(msgspec.Struct, gc=False):
     hash: str
     parent_hash: str
     tx_hashes: list[str] = msgspec.field(default_factory=list)
-
-
-def read_heads(path: Path) -> Iterator[Head]:
-    return read_typed(path, Head)
-
-
-def read_reorgs(path: Path) -> Iterator[Reorg]:
-    return read_typed(path, Reorg)
-
-
-def read_chain_blocks(path: Path) -> Iterator[ChainBlock]:
-    return read_typed(path, ChainBlock)

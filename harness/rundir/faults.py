@@ -6,16 +6,12 @@ same objects to listeners. The checkers read each line back as a `FaultLine`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from .jsonl import read_typed
-
-__all__ = ["FAULTS", "FaultAction", "FaultLine", "read_faults"]
+__all__ = ["FAULTS", "FaultAction", "FaultLine"]
 
 FAULTS = "faults.jsonl"
 
@@ -101,6 +97,8 @@ class FaultLine(msgspec.Struct, gc=False):
     target_block: int | None = None
     lateness_blocks: int | None = None
 
-
-def read_faults(path: Path) -> Iterator[FaultLine]:
-    return read_typed(path, FaultLine)
+    @property
+    def done_t_ns(self) -> int | None:
+        """When the action ended (host UTC ns): its start plus what it took."""
+        t = self.t_ns
+        return None if t is None else t + round((self.took_ms or 0.0) * 1e6)

@@ -5,14 +5,9 @@ coverage counts the hits that had an effect.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import msgspec
 
-from .jsonl import read_typed
-
-__all__ = ["L7", "L7Decision", "read_l7"]
+__all__ = ["L7", "L7Decision"]
 
 L7 = "l7.jsonl"
 
@@ -26,7 +21,3 @@ class L7Decision(msgspec.Struct, gc=False):
     rule: str | None = None
     hit: bool = False
     effect: str | None = None
-
-
-def read_l7(path: Path) -> Iterator[L7Decision]:
-    return read_typed(path, L7Decision)

@@ -5,14 +5,9 @@ per base quantum, the funding index scaled by the header's `funding_index_scale`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import msgspec
 
-from .jsonl import read_typed
-
-__all__ = ["MARKET_STATE", "MarketRow", "read_market_state"]
+__all__ = ["MARKET_STATE", "MarketRow"]
 
 MARKET_STATE = "audit/market_state.jsonl"
 
@@ -28,7 +23,3 @@ class MarketRow(msgspec.Struct, gc=False):
     funding_index: int | None = None
     index_ts_ns: int | None = None
     funding_ts_ns: int | None = None
-
-
-def read_market_state(path: Path) -> Iterator[MarketRow]:
-    return read_typed(path, MarketRow)

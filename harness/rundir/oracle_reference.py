@@ -5,14 +5,9 @@ into the reference the market-data and liquidation checkers compare with.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import msgspec
 
-from .jsonl import read_typed
-
-__all__ = ["ORACLE_REFERENCE", "OracleTick", "read_oracle_reference"]
+__all__ = ["ORACLE_REFERENCE", "OracleTick"]
 
 ORACLE_REFERENCE = "audit/oracle_reference.jsonl"
 
@@ -25,7 +20,3 @@ class OracleTick(msgspec.Struct, gc=False):
     market: str | None = None
     model_price: int | None = None
     published_price: int | None = None
-
-
-def read_oracle_reference(path: Path) -> Iterator[OracleTick]:
-    return read_typed(path, OracleTick)

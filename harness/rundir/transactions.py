@@ -5,14 +5,9 @@ history's writes to it by hash; deposits_settle reads the deposits the chain ref
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import msgspec
 
-from .jsonl import read_typed
-
-__all__ = ["TRANSACTIONS", "Transaction", "read_transactions"]
+__all__ = ["TRANSACTIONS", "Transaction"]
 
 TRANSACTIONS = "audit/transactions.jsonl"
 
@@ -41,8 +36,3 @@ class Transaction(msgspec.Struct, gc=False):
             return int(n)
         except ValueError:
             return None
-
-
-def read_transactions(path: Path, contains: tuple[bytes, ...] = ()) -> Iterator[Transaction]:
-    """Stream the log; with `contains`, lines without any of those bytes are skipped."""
-    return read_typed(path, Transaction, contains)
