@@ -25,8 +25,10 @@ S' = -S x (I - c) micro-quanta: round(S' / scale) to the account, the remainder 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from l2chaos.rundir.json_types import JsonValue
 
 __all__ = ["FormulaError", "Formulas", "FundingRule", "div", "fee", "premium"]
 
@@ -79,8 +81,8 @@ class Formulas:
     liquidation_fee_cap: str | None
 
     @classmethod
-    def from_header(cls, raw: Any) -> Formulas:
-        f = raw if isinstance(raw, dict) else {}
+    def from_header(cls, raw: JsonValue) -> Formulas:
+        f = raw if isinstance(raw, Mapping) else {}
         fi, fs, fe, lq = (
             _rule(f, "funding_index"),
             _rule(f, "funding_settlement"),
@@ -106,27 +108,27 @@ class Formulas:
             fee_rounding=None if fe is None else _rounding(fe, "rounding"),
             liquidation_price=None if lq is None else "mark",
             liquidation_fee_rounding=None if lq is None else _rounding(lq, "fee_rounding"),
-            liquidation_fee_cap=None if lq is None else lq.get("fee_cap"),
+            liquidation_fee_cap=None if lq is None or lq.get("fee_cap") is None else "equity",
         )
 
 
-def _rule(f: dict[str, Any], name: str) -> dict[str, Any] | None:
+def _rule(f: Mapping[str, JsonValue], name: str) -> Mapping[str, JsonValue] | None:
     r = f.get(name)
     if r is None:
         return None
-    if not isinstance(r, dict):
+    if not isinstance(r, Mapping):
         raise FormulaError(f"{name}: expected an object, got {r!r}")
     return r
 
 
-def _rounding(r: dict[str, Any], key: str) -> str:
+def _rounding(r: Mapping[str, JsonValue], key: str) -> str:
     v = r.get(key)
     if v not in ROUNDINGS:
         raise FormulaError(f"{key}: {v!r} (known: {', '.join(ROUNDINGS)})")
     return str(v)
 
 
-def _pos_int(r: dict[str, Any], key: str) -> int:
+def _pos_int(r: Mapping[str, JsonValue], key: str) -> int:
     v = r.get(key)
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
         raise FormulaError(f"{key}: expected a positive integer, got {v!r}")

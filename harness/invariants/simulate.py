@@ -18,12 +18,15 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from l2chaos.registry import checkers
+from l2chaos.rundir.events import Ledger
+from l2chaos.rundir.json_types import JsonObject, JsonValue
+from l2chaos.rundir.probes import Sample
 from l2chaos.rundir.run_info import RECORD_VERSION
 
-from .formulas import FundingRule, div
+from .formulas import Formulas, div
 from .ledger import IncrementalRoot, LedgerState, block_hash
 from .synth import DEFAULT_HEADER, FORMULAS, T0_NS
 
@@ -55,6 +58,27 @@ class SimStats:
     files: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class _Message:
+    """The bridge's message of a deposit: credited in block `credited` (a seq) or pending."""
+
+    account: int
+    amount: int
+    credited: int | None = None
+
+
+def _ledger_json(ledger: Ledger) -> JsonObject:
+    """The ledger as the event log holds it: only the parts an event moved."""
+    out: JsonObject = {}
+    if ledger.cash is not None:
+        out["cash"] = ledger.cash
+    if ledger.pos is not None:
+        out["pos"] = ledger.pos
+    if ledger.dust_micro is not None:
+        out["dust_micro"] = ledger.dust_micro
+    return out
+
+
 class _Out:
     """Append-only JSON-lines files with record counting."""
 
@@ -63,7 +87,7 @@ class _Out:
         self.stats = stats
         self._fh: dict[str, TextIO] = {}
 
-    def write(self, name: str, rec: dict[str, Any]) -> None:
+    def write(self, name: str, rec: JsonObject) -> None:
         fh = self._fh.get(name)
         if fh is None:
             p = self.root / name
@@ -97,8 +121,9 @@ class _Sim:
         self.mark = {BTC: 0, ETH: 0}
         self.index = {BTC: 400_000_000, ETH: 150_000_000}
         self.funding_ts = {BTC: T0_NS + 10**9, ETH: T0_NS + 10**9}
-        fi = FORMULAS["funding_index"]
-        self.rule = FundingRule(fi["period_ns"], fi["premium_cap_bps"], fi["rounding"])
+        rule = Formulas.from_header(FORMULAS).funding
+        assert rule is not None, "FORMULAS states the funding rule"
+        self.rule = rule
         self.ev_seq = 0
         self.seq = 0
         self.number = 0
@@ -111,10 +136,9 @@ class _Sim:
         self.l1_seq = 0
         self.escrow = 0
         self.pending_credit: list[tuple[int, int, int, int]] = []  # (due block, nonce, acct, amt)
-        # the bridge's message per deposit nonce: [account, amount, credited block seq]
-        self.messages: dict[int, list[Any]] = {}
+        self.messages: dict[int, _Message] = {}  # per deposit nonce
         self.pending_release: list[tuple[int, int, int, int]] = []
-        self.history: list[tuple[int, int, dict[str, Any]]] = []
+        self.history: list[tuple[int, int, JsonObject]] = []
         self.hseq = 0
         self.op_id = 0
         self.pending_tx: dict[int, list[tuple[str, int]]] = {}
@@ -128,10 +152,8 @@ class _Sim:
     def t_ns(self, s: float) -> int:
         return T0_NS + round(s * 1e9)
 
-    def emit(
-        self, kind: str, t: float, data: dict[str, Any], ledger: dict[str, Any] | None = None
-    ) -> None:
-        rec: dict[str, Any] = {
+    def emit(self, kind: str, t: float, data: JsonObject, ledger: Ledger | None = None) -> None:
+        rec: JsonObject = {
             "seq": self.ev_seq,
             "block": self.number,
             "block_seq": self.seq,
@@ -142,9 +164,9 @@ class _Sim:
             "data": data,
         }
         if ledger is not None:
-            rec["ledger"] = ledger
-            d = self.st.apply_json(ledger)
-            changed = set(d.by_account) | {e[0] for e in ledger.get("pos", ())}
+            rec["ledger"] = _ledger_json(ledger)
+            d = self.st.apply(ledger)
+            changed = set(d.by_account) | {e[0] for e in ledger.pos or ()}
             if d.dust_micro:
                 changed.add(DUST)
             self.touched |= changed
@@ -169,7 +191,7 @@ class _Sim:
             "funding_settlement",
             t,
             {"account": a, "market": m, "size": size, "index_from": cached, "index_to": idx},
-            {"cash": [[a, q]], "pos": [[a, m, size, idx]], "dust_micro": r},
+            Ledger(cash=[(a, q)], pos=[(a, m, size, idx)], dust_micro=r),
         )
 
     def fill(self, buyer: int, seller: int, m: str, qty: int, price: int, t: float) -> None:
@@ -196,14 +218,14 @@ class _Sim:
                 "taker_fee": fee_b,
                 "mode": self.mode,
             },
-            {
-                "cash": [
-                    [buyer, -notional - fee_b],
-                    [seller, notional - fee_s],
-                    [FEES, fee_b + fee_s],
+            Ledger(
+                cash=[
+                    (buyer, -notional - fee_b),
+                    (seller, notional - fee_s),
+                    (FEES, fee_b + fee_s),
                 ],
-                "pos": [[buyer, m, b_after, idx], [seller, m, s_after, idx]],
-            },
+                pos=[(buyer, m, b_after, idx), (seller, m, s_after, idx)],
+            ),
         )
         self.stats.fills += 1
 
@@ -223,20 +245,20 @@ class _Sim:
             },
         )
         self.pending_credit.append((self.seq + credit_in, self.nonce, acct, amount))
-        self.messages[self.nonce] = [acct, amount, None]
+        self.messages[self.nonce] = _Message(acct, amount)
 
     def credit(self, nonce: int, acct: int, amount: int, t: float) -> None:
-        self.messages[nonce][2] = self.seq
+        self.messages[nonce].credited = self.seq
         self.emit(
             "deposit_credited",
             t,
             {"nonce": nonce, "account": acct, "amount": amount},
-            {"cash": [[acct, amount]]},
+            Ledger(cash=[(acct, amount)]),
         )
 
     # ------------------------------------------------------------- blocks
 
-    def seal(self, t: float, canonical: bool, extra: dict[str, Any] | None = None) -> None:
+    def seal(self, t: float, canonical: bool, extra: JsonObject | None = None) -> None:
         root = self.root.root()
         tx_root = "0x" + format(self.seq, "064x")
         h = block_hash(self.number, self.head, root, tx_root, self.t_ns(t))
@@ -298,7 +320,7 @@ class _Sim:
 
     # -------------------------------------------------------------- history
 
-    def hist(self, t_ns: int, rec: dict[str, Any]) -> None:
+    def hist(self, t_ns: int, rec: JsonObject) -> None:
         self.hseq += 1
         heapq.heappush(self.history, (t_ns, self.hseq, rec))
 
@@ -329,7 +351,7 @@ class _Sim:
             self.op_id += 1
             oid = f"w{self.op_id % 4}-{self.op_id}"
             acct = rng.randint(1, self.n_accounts)
-            common = {
+            common: JsonObject = {
                 "op_id": oid,
                 "process": f"p{acct}",
                 "worker": self.op_id % 4,
@@ -343,7 +365,7 @@ class _Sim:
                 t_inv,
                 {"type": "invoke", **common, "args": {}, "t_ns": t_inv, "mono_ns": t_inv - T0_NS},
             )
-            result: dict[str, Any] | None = None
+            result: JsonObject | None = None
             if outcome == "ok" and op_name in WRITES:
                 due = self.seq + int((inv + lat - t) / BLOCK_S) + 1
                 h_tx = f"0x{self.op_id:064x}"
@@ -402,7 +424,7 @@ class _Sim:
                 snapshot = (self.st.copy(), dict(self.hash_by_number))
                 markets = self._market_data()
                 back_to = self.number - 1
-            extra_rollback: dict[str, Any] | None = None
+            extra_rollback: JsonObject | None = None
             if self.orphan is not None and self.seq == self.orphan[1] and snapshot is not None:
                 # the declared rollback: state back to block `back_to`, production goes on
                 self.st = snapshot[0]
@@ -489,7 +511,7 @@ class _Sim:
                         "withdrawal",
                         t,
                         {"nonce": self.nonce, "account": a, "amount": amount},
-                        {"cash": [[a, -amount]]},
+                        Ledger(cash=[(a, -amount)]),
                     )
                     self.pending_release.append((self.seq + 30, self.nonce, a, amount))
             # the whale: funded, leveraged 25x, crashed, liquidated (justified)
@@ -526,14 +548,14 @@ class _Sim:
         self._run_files(end_s)
         self.out.close()
         with (self.dir / "audit/bridge_messages.jsonl").open("w", encoding="utf-8") as fh:
-            for nonce, (acct, amount, at) in sorted(self.messages.items()):
-                status = "pending" if at is None else "credited"
+            for nonce, message in sorted(self.messages.items()):
+                at = message.credited
                 msg = {
                     "nonce": nonce,
                     "direction": "l1_to_l2",
-                    "account": acct,
-                    "amount": amount,
-                    "status": status,
+                    "account": message.account,
+                    "amount": message.amount,
+                    "status": "pending" if at is None else "credited",
                     "l2_block_seq": at,
                     "attempts": 1,
                 }
@@ -643,10 +665,10 @@ class _Sim:
                     "maintenance": mm,
                     "fee": fee,
                 },
-                {
-                    "cash": [[w, notional - fee], [LIQ, -notional], [INS, fee]],
-                    "pos": [[w, m, 0, self.index[m]], [LIQ, m, vault_after, self.index[m]]],
-                },
+                Ledger(
+                    cash=[(w, notional - fee), (LIQ, -notional), (INS, fee)],
+                    pos=[(w, m, 0, self.index[m]), (LIQ, m, vault_after, self.index[m])],
+                ),
             )
             self.stats.liquidations += 1
         left = st.account_cash(w)
@@ -655,12 +677,12 @@ class _Sim:
                 "insurance_cover",
                 t,
                 {"account": w, "deficit": -left, "covered": -left},
-                {"cash": [[INS, left], [w, -left]]},
+                Ledger(cash=[(INS, left), (w, -left)]),
             )
 
     def _fault_rec(
-        self, fid: int, name: str, target: str, action: str, t: float, details: Any
-    ) -> dict[str, Any]:
+        self, fid: int, name: str, target: str, action: str, t: float, details: JsonValue
+    ) -> JsonObject:
         return {
             "fault_id": fid,
             "label": f"{name}#{fid}",
@@ -694,23 +716,21 @@ class _Sim:
         while t < end_s:
             bad = any(s <= t < e + 1.0 for s, e in windows)
             height = max(0, min(self.n_blocks - 1, int((t - 1.0) / BLOCK_S)))
-            self.out.write(
-                "probes.jsonl",
-                {
-                    "t_ns": self.t_ns(t),
-                    "mono_ns": round(t * 1e9),
-                    "health": {"db": not bad, "sequencer": not bad},
-                    "ready": {"db": not bad, "sequencer": not bad},
-                    "block_height": height,
-                    "order_ok": not bad,
-                    "order_ms": 12.0,
-                    "order_error": None,
-                },
+            sample = Sample(
+                t_ns=self.t_ns(t),
+                mono_ns=round(t * 1e9),
+                health={"db": not bad, "sequencer": not bad},
+                ready={"db": not bad, "sequencer": not bad},
+                block_height=height,
+                order_ok=not bad,
+                order_ms=12.0,
+                order_error=None,
             )
+            self.out.write("probes.jsonl", sample.to_json())
             t = round(t + 0.25, 6)
 
     def _run_files(self, end_s: float) -> None:
-        header = json.loads(json.dumps(DEFAULT_HEADER))
+        header: JsonObject = json.loads(json.dumps(DEFAULT_HEADER))
         header["exported_t_ns"] = self.t_ns(end_s)
         (self.dir / "audit/header.json").write_text(json.dumps(header, indent=1), encoding="utf-8")
         (self.dir / "run.json").write_text(

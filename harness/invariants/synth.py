@@ -10,9 +10,14 @@ simulate`) builds a large consistent record from a small exchange model.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TextIO
 
+import msgspec
+from l2chaos.rundir.balances import BALANCES, Balance
+from l2chaos.rundir.json_types import JsonObject, JsonValue
+from l2chaos.rundir.probes import Sample
 from l2chaos.rundir.run_info import RECORD_VERSION
 
 from .ledger import block_hash
@@ -22,7 +27,7 @@ __all__ = ["DEFAULT_HEADER", "FORMULAS", "RecordWriter", "block_hash"]
 T0_NS = 1_768_800_000_000_000_000
 
 # The value formulas of docs/architecture.md, as the reference stack states them.
-FORMULAS: dict[str, Any] = {
+FORMULAS: JsonObject = {
     "funding_index": {
         "on": "price_update",
         "period_ns": 8 * 3600 * 1_000_000_000,
@@ -49,7 +54,7 @@ def _market(size_decimals: int) -> dict[str, int]:
     }
 
 
-DEFAULT_HEADER: dict[str, Any] = {
+DEFAULT_HEADER: JsonObject = {
     "format": "l2chaos-audit/1",
     "stack": "synthetic",
     "scales": {"quote_decimals": 6, "funding_index_scale": 1_000_000},
@@ -68,8 +73,9 @@ class RecordWriter:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "audit").mkdir(exist_ok=True)
         self.t0_ns = t0_ns
-        self._files: dict[str, Any] = {}
-        self._history: list[dict[str, Any]] = []
+        self._files: dict[str, TextIO] = {}
+        # (t_ns, a completion?, line): invokes first among lines of the same time
+        self._history: list[tuple[int, bool, JsonObject]] = []
         self._event_seq = 0
         self._block_seq = 0
         self.head_hash = "0x" + "0" * 64
@@ -79,36 +85,40 @@ class RecordWriter:
     def t(self, seconds: float) -> int:
         return self.t0_ns + round(seconds * 1e9)
 
-    def write_json(self, name: str, data: Any) -> Path:
+    def write_json(self, name: str, data: JsonValue) -> Path:
         p = self.dir / name
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         return p
 
-    def append(self, name: str, record: dict[str, Any]) -> None:
+    def append(self, name: str, record: Mapping[str, JsonValue]) -> None:
+        self._file(name).write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def append_record(self, name: str, record: msgspec.Struct) -> None:
+        """A line of a typed record (`l2chaos.rundir`), encoded as its reader decodes it."""
+        self._file(name).write(msgspec.json.encode(record).decode() + "\n")
+
+    def touch(self, name: str) -> None:
+        """Create an empty file (the record has it, with nothing in it)."""
+        self._file(name)
+
+    def _file(self, name: str) -> TextIO:
         fh = self._files.get(name)
         if fh is None:
             p = self.dir / name
             p.parent.mkdir(parents=True, exist_ok=True)
             fh = self._files[name] = p.open("a", encoding="utf-8")
-        fh.write(json.dumps(record, separators=(",", ":")) + "\n")
-
-    def touch(self, name: str) -> None:
-        """Create an empty file (the record has it, with nothing in it)."""
-        if name not in self._files:
-            p = self.dir / name
-            p.parent.mkdir(parents=True, exist_ok=True)
-            self._files[name] = p.open("a", encoding="utf-8")
+        return fh
 
     def close(self) -> None:
         if self._history:
-            self._history.sort(key=lambda r: (r["t_ns"], r["type"] != "invoke"))
+            self._history.sort(key=lambda h: (h[0], h[1]))
             with (self.dir / "history.jsonl").open("a", encoding="utf-8") as fh:
-                for r in self._history:
+                for _, _, r in self._history:
                     fh.write(json.dumps(r, separators=(",", ":")) + "\n")
             self._history.clear()
-        for fh in self._files.values():
-            fh.close()
+        for f in self._files.values():
+            f.close()
         self._files.clear()
 
     def __enter__(self) -> RecordWriter:
@@ -124,13 +134,13 @@ class RecordWriter:
         *,
         name: str = "synthetic",
         profile: str | None = "hardened",
-        invariants: list[dict[str, Any]] | None = None,
-        sometimes: list[dict[str, Any]] | None = None,
-        expect: dict[str, Any] | None = None,
-        timeline: list[dict[str, Any]] | None = None,
+        invariants: Sequence[Mapping[str, JsonValue]] | None = None,
+        sometimes: Sequence[Mapping[str, JsonValue]] | None = None,
+        expect: Mapping[str, JsonValue] | None = None,
+        timeline: Sequence[Mapping[str, JsonValue]] | None = None,
         seed: int = 1,
         backend: str = "local",
-        load: dict[str, Any] | None = None,
+        load: Mapping[str, JsonValue] | None = None,
     ) -> None:
         self.write_json(
             "scenario.resolved.json",
@@ -149,8 +159,8 @@ class RecordWriter:
             },
         )
 
-    def run(self, *, end_s: float | None = None, **fields: Any) -> None:
-        data: dict[str, Any] = {
+    def run(self, *, end_s: float | None = None, **fields: JsonValue) -> None:
+        data: JsonObject = {
             "record_version": RECORD_VERSION,
             "run_id": self.dir.name,
             "t0_ns": self.t0_ns,
@@ -164,8 +174,8 @@ class RecordWriter:
         data.update(fields)
         self.write_json("run.json", data)
 
-    def header(self, **overrides: Any) -> None:
-        data = json.loads(json.dumps(DEFAULT_HEADER))
+    def header(self, **overrides: JsonValue) -> None:
+        data: JsonObject = json.loads(json.dumps(DEFAULT_HEADER))
         data.update(overrides)
         data.setdefault("exported_t_ns", self.t0_ns)
         self.write_json("audit/header.json", data)
@@ -182,10 +192,10 @@ class RecordWriter:
         scheduled_s: float | None = None,
         inject_ok: bool = True,
         heal_ok: bool = True,
-        details: Any = None,
+        details: JsonValue = None,
         error: str | None = None,
     ) -> None:
-        base = {
+        base: JsonObject = {
             "fault_id": fault_id,
             "label": label or f"{name}@{fault_id}",
             "name": name,
@@ -193,7 +203,7 @@ class RecordWriter:
             "params": {},
         }
 
-        def action(what: str, sched_s: float, at_s: float, ok: bool, details: Any) -> None:
+        def action(what: str, sched_s: float, at_s: float, ok: bool, details: JsonValue) -> None:
             self.append(
                 "faults.jsonl",
                 {
@@ -225,19 +235,17 @@ class RecordWriter:
         order_ok: bool | None = True,  # None: the stack has no order probe
         services: tuple[str, ...] = ("db", "sequencer", "rpc"),
     ) -> None:
-        self.append(
-            "probes.jsonl",
-            {
-                "t_ns": self.t(t_s),
-                "mono_ns": round(t_s * 1e9),
-                "health": dict.fromkeys(services, healthy),
-                "ready": dict.fromkeys(services, healthy),
-                "block_height": height,
-                "order_ok": order_ok,
-                "order_ms": 20.0 if order_ok else None,
-                "order_error": "503" if order_ok is False else None,
-            },
+        sample = Sample(
+            t_ns=self.t(t_s),
+            mono_ns=round(t_s * 1e9),
+            health=dict.fromkeys(services, healthy),
+            ready=dict.fromkeys(services, healthy),
+            block_height=height,
+            order_ok=order_ok,
+            order_ms=20.0 if order_ok else None,
+            order_error="503" if order_ok is False else None,
         )
+        self.append("probes.jsonl", sample.to_json())
 
     def op(
         self,
@@ -248,8 +256,8 @@ class RecordWriter:
         done_s: float | None,
         outcome: str = "ok",
         account: int = 1,
-        result: dict[str, Any] | None = None,
-        args: dict[str, Any] | None = None,
+        result: Mapping[str, JsonValue] | None = None,
+        args: Mapping[str, JsonValue] | None = None,
         persona: str = "taker",
         process: str | None = None,
         write: bool = False,
@@ -257,7 +265,7 @@ class RecordWriter:
         """An operation: its invoke and (unless done_s is None) its completion; `write`
         marks it a write as the load does for any protocol's writes."""
         proc = process or f"p-{op_id}"
-        common = {
+        common: JsonObject = {
             "op_id": op_id,
             "process": proc,
             "worker": 0,
@@ -267,20 +275,30 @@ class RecordWriter:
         }
         if write:
             common["write"] = True
+        t_inv = self.t(invoke_s)
         self._history.append(
-            {"type": "invoke", **common, "args": args or {}, "t_ns": self.t(invoke_s), "mono_ns": 0}
+            (
+                t_inv,
+                False,
+                {"type": "invoke", **common, "args": args or {}, "t_ns": t_inv, "mono_ns": 0},
+            )
         )
         if done_s is not None:
+            t_done = self.t(done_s)
             self._history.append(
-                {
-                    "type": outcome,
-                    **common,
-                    "result": result,
-                    "error": None if outcome == "ok" else "error",
-                    "t_ns": self.t(done_s),
-                    "mono_ns": 0,
-                    "latency_ms": round((done_s - invoke_s) * 1e3, 3),
-                }
+                (
+                    t_done,
+                    outcome != "invoke",
+                    {
+                        "type": outcome,
+                        **common,
+                        "result": result,
+                        "error": None if outcome == "ok" else "error",
+                        "t_ns": t_done,
+                        "mono_ns": 0,
+                        "latency_ms": round((done_s - invoke_s) * 1e3, 3),
+                    },
+                )
             )
 
     # --------------------------------------------------------------- audit
@@ -297,14 +315,14 @@ class RecordWriter:
         mode: str = "normal",
         tx_root: str = "0x" + "cd" * 32,
         seq: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """Append a block (its hash computed), chaining on the last one by default."""
         parent = self.head_hash if parent_hash is None else parent_hash
         chain_ts = self.t(host_s)
         h = block_hash(number, parent, state_root, tx_root, chain_ts)
         s = self._block_seq if seq is None else seq
         self._block_seq = s + 1
-        rec = {
+        rec: JsonObject = {
             "seq": s,
             "number": number,
             "hash": h,
@@ -328,11 +346,11 @@ class RecordWriter:
         block: int,
         block_seq: int,
         host_s: float,
-        data: dict[str, Any] | None = None,
-        ledger: dict[str, Any] | None = None,
+        data: Mapping[str, JsonValue] | None = None,
+        ledger: Mapping[str, JsonValue] | None = None,
         tx: str | None = None,
-    ) -> dict[str, Any]:
-        rec: dict[str, Any] = {
+    ) -> JsonObject:
+        rec: JsonObject = {
             "seq": self._event_seq,
             "block": block,
             "block_seq": block_seq,
@@ -357,15 +375,15 @@ class RecordWriter:
         cash: int,
         positions: dict[str, list[int]] | None = None,
     ) -> None:
-        self.append(
-            "audit/balances.jsonl",
-            {
-                "block_seq": block_seq,
-                "block": block,
-                "account": account,
-                "cash": cash,
-                "positions": positions or {},
-            },
+        self.append_record(
+            BALANCES,
+            Balance(
+                block_seq=block_seq,
+                block=block,
+                account=account,
+                cash=cash,
+                positions=positions or {},
+            ),
         )
 
     def market_state(
@@ -401,8 +419,8 @@ class RecordWriter:
         status: str = "accepted",
         kind: str = "place_order",
         account: int = 1,
-        order_id: Any = None,
-        nonce: Any = None,
+        order_id: JsonValue = None,
+        nonce: JsonValue = None,
     ) -> None:
         self.append(
             "audit/transactions.jsonl",
@@ -421,7 +439,7 @@ class RecordWriter:
         )
 
     def bridge_l1(
-        self, kind: str, *, seq: int, nonce: Any, account: int, amount: int, host_s: float
+        self, kind: str, *, seq: int, nonce: JsonValue, account: int, amount: int, host_s: float
     ) -> None:
         self.append(
             "audit/bridge_l1.jsonl",
@@ -436,14 +454,14 @@ class RecordWriter:
         )
 
     def bridge_state(self, escrow_balance: int, event_cursor: int | None = None) -> None:
-        state: dict[str, Any] = {"escrow_balance": escrow_balance}
+        state: JsonObject = {"escrow_balance": escrow_balance}
         if event_cursor is not None:
             state["event_cursor"] = event_cursor
         self.write_json("audit/bridge_state.json", state)
 
     def bridge_message(
         self,
-        nonce: Any,
+        nonce: JsonValue,
         *,
         account: int,
         amount: int,

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 from l2chaos.invariants.synth import RecordWriter
+from l2chaos.rundir.json_types import JsonObject
 
 from tests._support.cli import l2chaos as run_l2chaos
 
-LIQ = [{"name": "no_zero_price_liquidations", "params": {}}]
+LIQ: list[JsonObject] = [{"name": "no_zero_price_liquidations", "params": {}}]
 
 
 def record(tmp_path: Path, **run: Any) -> Path:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
+from l2chaos.rundir.json_types import JsonObject
 
 from tests._support.verdicts import not_applicable
 
@@ -15,7 +16,7 @@ Check = Callable[..., Verdict]
 def order(
     rw: RecordWriter, n: int, *, t: float, tx: str | None, outcome: str = "ok", block: int = 1
 ) -> None:
-    result = (
+    result: JsonObject = (
         {"order_id": n, "tx_hash": tx, "block": block, "status": "accepted"}
         if tx
         else {"order_id": n}

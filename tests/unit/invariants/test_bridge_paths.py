@@ -10,9 +10,10 @@ from l2chaos.invariants.check import check_run
 from l2chaos.invariants.coverage import compute_coverage
 from l2chaos.invariants.record import RunRecord
 from l2chaos.invariants.synth import RecordWriter
+from l2chaos.rundir.json_types import JsonObject
 
 DEP = 1_000_000
-RULE = {"during": "rollback", "fault_index": 0, "at_least": 1, "at_most": None,
+RULE: JsonObject = {"during": "rollback", "fault_index": 0, "at_least": 1, "at_most": None,
         "profiles": None, "extend_ns": 1_000_000_000}  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
+from l2chaos.rundir.json_types import JsonObject
 
 from tests._support.records import first_deposit
 from tests._support.verdicts import not_applicable, violation
@@ -31,11 +32,11 @@ R2 = root("1|90|", "2|10|")  # then pays 10 to account 2
 R3 = root("-4|5|", "1|85|", f"2|10|{BTC}:3:7")  # dust (micro) and a position
 
 
-def pay(rw: RecordWriter, number: int, seq: int, ledger: dict[str, object]) -> None:
+def pay(rw: RecordWriter, number: int, seq: int, ledger: JsonObject) -> None:
     rw.event("transfer", block=number, block_seq=seq, host_s=float(seq), ledger=ledger)
 
 
-def straight_chain(rw: RecordWriter) -> list[dict[str, object]]:
+def straight_chain(rw: RecordWriter) -> list[JsonObject]:
     rw.header()
     blocks = [rw.block(0, host_s=0.0, state_root=R1)]
     first_deposit(rw)
@@ -122,7 +123,7 @@ def rollback_chain(
     rw.block(5, host_s=5.0, state_root=R2, canonical=not mark_orphans)
     if declare:
         rw.fault(0, "chain.rollback", target="", inject_s=5.5, heal_s=5.5)
-    rw.block(4, host_s=6.0, state_root=R1, parent_hash=b3["hash"])
+    rw.block(4, host_s=6.0, state_root=R1, parent_hash=str(b3["hash"]))
     rw.event(
         "rollback",
         block=4,

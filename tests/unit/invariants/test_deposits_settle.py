@@ -32,7 +32,9 @@ class Chain:
             host_s=float(seq),
             data={"nonce": nonce, "account": nonce, "amount": DEP},
         )
-        return int(ev["seq"])
+        ev_seq = ev["seq"]
+        assert isinstance(ev_seq, int)
+        return ev_seq
 
     def block(self, number: int, seq: int, *, canonical: bool = True) -> None:
         self.rw.block(number, host_s=float(seq), canonical=canonical, seq=seq)
@@ -45,7 +47,9 @@ class Chain:
             host_s=float(seq),
             data={"to_block": 0, "orphaned": orphaned},
         )
-        return int(ev["seq"])
+        ev_seq = ev["seq"]
+        assert isinstance(ev_seq, int)
+        return ev_seq
 
     def orphan_credit_1(self) -> int:
         """Block 0, block 1 crediting deposit 1, and the rollback that orphans block 1;

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
+from l2chaos.rundir.json_types import JsonObject
 
 from tests._support.verdicts import not_applicable
 
@@ -183,7 +184,7 @@ def test_a_stack_still_down_after_a_load_spike_is_a_violation(
 
 
 def test_a_rate_without_a_spike_adds_no_work(rw: RecordWriter, check: Check) -> None:
-    rate = {"shape": "constant", "points": [[0.0, 10.0]], "max_lag_ns": 10**9}
+    rate: JsonObject = {"shape": "constant", "points": [[0.0, 10.0]], "max_lag_ns": 10**9}
     rw.scenario(load={"rate": rate})
     rw.touch("faults.jsonl")
     probes(rw, until=30.0, down=(40.0, 41.0))

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
+from l2chaos.rundir.json_types import JsonValue
 
 Check = Callable[..., Verdict]
 BTC = "BTC-USD-PERP"
@@ -124,7 +125,7 @@ def mode(rw: RecordWriter, t: float, m: str, market: str | None = None) -> None:
     )
 
 
-def fill(rw: RecordWriter, t: float, price: int, **extra: object) -> None:
+def fill(rw: RecordWriter, t: float, price: int, **extra: JsonValue) -> None:
     rw.event(
         "fill",
         block=int(t),
