@@ -28,8 +28,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from l2chaos.rundir.json_types import JsonValue
-
 __all__ = ["FormulaError", "Formulas", "FundingRule", "div", "fee", "premium"]
 
 ROUNDINGS = ("floor", "ceil")
@@ -81,7 +79,7 @@ class Formulas:
     liquidation_fee_cap: str | None
 
     @classmethod
-    def from_header(cls, raw: JsonValue) -> Formulas:
+    def from_header(cls, raw: object) -> Formulas:
         f = raw if isinstance(raw, Mapping) else {}
         fi, fs, fe, lq = (
             _rule(f, "funding_index"),
@@ -112,7 +110,7 @@ class Formulas:
         )
 
 
-def _rule(f: Mapping[str, JsonValue], name: str) -> Mapping[str, JsonValue] | None:
+def _rule(f: Mapping[str, object], name: str) -> Mapping[str, object] | None:
     r = f.get(name)
     if r is None:
         return None
@@ -121,14 +119,14 @@ def _rule(f: Mapping[str, JsonValue], name: str) -> Mapping[str, JsonValue] | No
     return r
 
 
-def _rounding(r: Mapping[str, JsonValue], key: str) -> str:
+def _rounding(r: Mapping[str, object], key: str) -> str:
     v = r.get(key)
     if v not in ROUNDINGS:
         raise FormulaError(f"{key}: {v!r} (known: {', '.join(ROUNDINGS)})")
     return str(v)
 
 
-def _pos_int(r: Mapping[str, JsonValue], key: str) -> int:
+def _pos_int(r: Mapping[str, object], key: str) -> int:
     v = r.get(key)
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
         raise FormulaError(f"{key}: expected a positive integer, got {v!r}")
