@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from l2chaos.params import Duration, param, params
+from l2chaos.rundir.json_types import JsonObject
 
 from .record import RunRecord
 
@@ -56,7 +57,7 @@ class Reorg:
     depth: int
     declared: Rollback | None  # the declared rollback that made it, if one did
 
-    def evidence(self) -> dict[str, Any]:
+    def evidence(self) -> JsonObject:
         return {
             "t_ns": self.t_ns,
             "from": {"number": self.from_number, "hash": self.from_hash},

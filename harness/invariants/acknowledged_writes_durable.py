@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from l2chaos.params import param, params
+from l2chaos.rundir.json_types import JsonObject
 
 from ._chain import ReorgParams, chain_view
 from .base import Checker, Findings, Verdict
@@ -33,7 +34,7 @@ from .record import AUDIT, CHAIN, HISTORY, RunRecord
 _RANK = {"durable": 3, "orphaned": 2, "rejected": 1}
 
 
-def _write(w: AckedWrite) -> dict[str, Any]:
+def _write(w: AckedWrite) -> JsonObject:
     """Which acknowledged write a finding is about."""
     return {"op_id": w.op_id, "op": w.op, "account": w.account, "t_ns": w.t_ns}
 
@@ -222,7 +223,7 @@ class AcknowledgedWritesDurable(Checker[DurableParams]):
         )
 
     def _verdict(
-        self, ops: OpsIndex, checked: dict[str, int], found: Findings, details: dict[str, Any]
+        self, ops: OpsIndex, checked: dict[str, int], found: Findings, details: JsonObject
     ) -> Verdict:
         """The verdict over the run's acknowledged writes."""
         return self.verdict(

@@ -41,6 +41,7 @@ from l2chaos.durations import ALLOWED as DURATION_ALLOWED
 from l2chaos.durations import format_duration, parse_duration
 from l2chaos.jsonfields import fields_json
 from l2chaos.params import Where
+from l2chaos.rundir.json_types import JsonObject
 
 from .base import Findings, Verdict
 from .bridge_paths import BRIDGE_COUNTERS, bridge_path_times
@@ -51,6 +52,7 @@ from .record import AUDIT, L7, FaultRecord, RunRecord
 __all__ = [
     "COUNTERS",
     "Coverage",
+    "CoverageWindow",
     "SometimesRule",
     "check_sometimes",
     "compute_coverage",
@@ -117,7 +119,7 @@ class SometimesRule:
         why = f" ({self.why})" if self.why else ""
         return f"{self.count} {bound} {where}{ext}{why}"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             **fields_json(self, omit=("profiles", "why")),
             "profiles": list(self.profiles) if self.profiles is not None else None,
@@ -268,6 +270,20 @@ def _nonneg_int(item: Mapping[str, Any], key: str, w: Where, default: int) -> in
 # --------------------------------------------------------------------- counting
 
 
+@dataclass(frozen=True)
+class CoverageWindow:
+    """A fault window (inject start to heal end, host ns) and what happened in it."""
+
+    fault_id: int
+    label: str
+    name: str
+    target: str
+    start_ns: int
+    end_ns: int
+    healed: bool
+    counts: dict[str, int]
+
+
 @dataclass
 class Coverage:
     """Sorted event times per counter, for counts over any window."""
@@ -280,7 +296,7 @@ class Coverage:
     has_blocks: bool = False
     has_l7: bool = False
     has_bridge: bool = False
-    windows: list[dict[str, Any]] = field(default_factory=list)
+    windows: list[CoverageWindow] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
     _record: RunRecord | None = None
 
@@ -325,8 +341,8 @@ class Coverage:
                 out[name] = c
         return {k: out[k] for k in [*COUNTERS, *sorted(out)] if k in out}
 
-    def to_json(self) -> dict[str, Any]:
-        return {"windows": self.windows, "run": self.totals}
+    def to_json(self) -> JsonObject:
+        return {"windows": [fields_json(w) for w in self.windows], "run": self.totals}
 
 
 def compute_coverage(record: RunRecord) -> Coverage:
@@ -381,16 +397,9 @@ def compute_coverage(record: RunRecord) -> Coverage:
     cov.totals = cov.counts(cov.run_start_ns, cov.run_end_ns)
     for fr, s, e in record.fault_windows():
         cov.windows.append(
-            {
-                "fault_id": fr.fault_id,
-                "label": fr.label,
-                "name": fr.name,
-                "target": fr.target,
-                "start_ns": s,
-                "end_ns": e,
-                "healed": fr.healed,
-                "counts": cov.counts(s, e),
-            }
+            CoverageWindow(
+                fr.fault_id, fr.label, fr.name, fr.target, s, e, fr.healed, cov.counts(s, e)
+            )
         )
     return cov
 
@@ -434,7 +443,7 @@ def check_sometimes(
     if not rules:
         return None
     found = Findings(100)
-    results: list[dict[str, Any]] = []
+    results: list[JsonObject] = []
     checked = 0
     windows = record.fault_windows()
     for rule in rules:

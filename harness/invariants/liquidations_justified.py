@@ -21,8 +21,9 @@ executed). Work = liquidation attempts (see `_liquidations`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from l2chaos.params import Ratio, param, params
 from l2chaos.rundir.events import Event
@@ -40,12 +41,32 @@ def _ceil_mul(p: int, f: Fraction) -> int:
     return -((-p * f.numerator) // f.denominator)
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """The account re-valued at adverse reference prices (`prices`, per market)."""
+
+    equity: Fraction
+    maintenance: Fraction
+    prices: dict[str, int]
+    funding_gain: Fraction
+
+    @property
+    def below_maintenance(self) -> bool:
+        return self.equity < self.maintenance
+
+
+@dataclass(frozen=True)
+class _Unjustified:
+    message: str
+    evidence: dict[str, object]
+
+
 def assess(
-    data: dict[str, Any],
+    data: dict[str, object],
     refs: dict[str, int],
     header: AuditHeader,
     tolerance: Fraction,
-) -> dict[str, Any] | None:
+) -> Assessment | None:
     """Re-value the account at the adverse reference prices. None if it cannot be done
     (snapshot or market parameters missing)."""
     cash = data.get("cash")
@@ -79,14 +100,7 @@ def assess(
             accrued = Fraction(-size * (index - cached), scale)
             if accrued > 0:
                 funding_gain += accrued
-    equity += funding_gain
-    return {
-        "equity": equity,
-        "maintenance": maintenance,
-        "prices": prices,
-        "funding_gain": funding_gain,
-        "below_maintenance": equity < maintenance,
-    }
+    return Assessment(equity + funding_gain, maintenance, prices, funding_gain)
 
 
 @params
@@ -121,14 +135,13 @@ class LiquidationsJustified(Checker[JustifiedParams]):
             if ev.kind == "liquidation_blocked":
                 blocked += 1
                 continue
-            data = ev.payload
-            verdict = self._one(ev, data, header, ref, band, tol, canonical)
+            verdict = self._one(ev, ev.payload, header, ref, band, tol, canonical)
             if verdict is None:
                 unchecked += 1
                 continue
             executed += 1
-            if verdict:
-                found.add(verdict.pop("message"), **verdict)
+            if isinstance(verdict, _Unjustified):
+                found.add(verdict.message, **verdict.evidence)
         work = attempts + unrecorded_takeovers(record)
         checked = {"liquidations": executed, "blocked_attempts": blocked}
         details = {"unchecked_liquidations": unchecked} if unchecked else {}
@@ -137,14 +150,14 @@ class LiquidationsJustified(Checker[JustifiedParams]):
     def _one(
         self,
         ev: Event,
-        data: dict[str, Any],
+        data: dict[str, object],
         header: AuditHeader,
         ref: ReferencePrices,
         band: Fraction,
         tol: Fraction,
         canonical: frozenset[int] | None,
-    ) -> dict[str, Any] | None:
-        """None: cannot be checked; {}: justified; else the violation."""
+    ) -> _Unjustified | bool | None:
+        """None: cannot be checked; True: justified; else the violation."""
         t = ev.host_ts_ns
         market = data.get("market")
         price = data.get("price")
@@ -168,22 +181,24 @@ class LiquidationsJustified(Checker[JustifiedParams]):
             problems.append(
                 f"fill price {price} is outside ±{float(band):.2%} of the reference {r_m}"
             )
-        if not a["below_maintenance"]:
+        if not a.below_maintenance:
             problems.append(
                 f"the account was above maintenance at reference prices "
-                f"(equity {float(a['equity']):.0f} >= maintenance {float(a['maintenance']):.0f})"
+                f"(equity {float(a.equity):.0f} >= maintenance {float(a.maintenance):.0f})"
             )
         if not problems:
-            return {}
-        return {
-            "message": f"account {data.get('account')} liquidated on {market} in block "
-            f"{ev.block}: " + "; ".join(problems),
-            **liquidation_evidence(ev, canonical),
-            "reference_prices": refs,
-            "adverse_prices": a["prices"],
-            "expected": "below maintenance at reference prices, fill within band",
-            "equity_recomputed": int(a["equity"]),
-            "maintenance_recomputed": int(a["maintenance"]),
-            "equity_stack": data.get("equity"),
-            "maintenance_stack": data.get("maintenance"),
-        }
+            return True
+        return _Unjustified(
+            f"account {data.get('account')} liquidated on {market} in block {ev.block}: "
+            + "; ".join(problems),
+            {
+                **liquidation_evidence(ev, canonical),
+                "reference_prices": refs,
+                "adverse_prices": a.prices,
+                "expected": "below maintenance at reference prices, fill within band",
+                "equity_recomputed": int(a.equity),
+                "maintenance_recomputed": int(a.maintenance),
+                "equity_stack": data.get("equity"),
+                "maintenance_stack": data.get("maintenance"),
+            },
+        )

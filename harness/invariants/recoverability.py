@@ -21,10 +21,12 @@ less than `rto` after the heal without a recovery, that fault cannot be judged
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import ClassVar
 
+from l2chaos.jsonfields import fields_json
 from l2chaos.params import Duration, param, params
+from l2chaos.rundir.json_types import JsonObject
 
 from .base import Checker, Findings, Verdict
 from .record import FAULTS, PROBES, FaultRecord, RunRecord
@@ -44,6 +46,53 @@ class _Probes:
     @property
     def has_order(self) -> bool:
         return any(o is not None for o in self.order_ok)
+
+
+@dataclass
+class _Measured:
+    """How long after the start each signal took to come back (s), and all of them."""
+
+    status: str
+    recovery_s: float | None = None
+    needed: list[str] = field(default_factory=list)
+    health_s: float | None = None
+    blocks_s: float | None = None
+    order_s: float | None = None
+
+    def missing(self) -> list[str]:
+        took = {"health": self.health_s, "blocks": self.blocks_s, "order": self.order_s}
+        return [k for k in self.needed if took[k] is None]
+
+
+@dataclass
+class _Recovery:
+    """A row of the details: a fault's (`fault_id`) or a load spike's (`spike_s`)."""
+
+    label: str
+    name: str
+    target: str | None
+    fault_id: int | None = None
+    spike_s: float | None = None
+    status: str | None = None
+    measured_from_ns: int | None = None
+    measured: _Measured | None = None
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {
+            **({"fault_id": self.fault_id} if self.spike_s is None else {}),
+            "label": self.label,
+            "name": self.name,
+            "target": self.target,
+            **({"spike_s": self.spike_s} if self.spike_s is not None else {}),
+            "recovery_s": None,
+        }
+        if self.measured_from_ns is not None:
+            out["measured_from_ns"] = self.measured_from_ns
+        if self.measured is not None:
+            out.update(fields_json(self.measured))
+        if self.status is not None:
+            out["status"] = self.status
+        return out
 
 
 def load_probes(record: RunRecord) -> _Probes:
@@ -91,21 +140,15 @@ class Recoverability(Checker[RecoverabilityParams]):
         probes = load_probes(record)
         windows = record.fault_windows()
         found = self.findings()
-        per_fault: list[dict[str, Any]] = []
+        per_fault: list[_Recovery] = []
         injected = judged = 0
         for fr in record.faults():
             if not fr.injected:
                 continue
             injected += 1
-            row: dict[str, Any] = {
-                "fault_id": fr.fault_id,
-                "label": fr.label,
-                "name": fr.name,
-                "target": fr.target,
-                "recovery_s": None,
-            }
+            row = _Recovery(fr.label, fr.name, fr.target, fault_id=fr.fault_id)
             per_fault.append(row)
-            base: dict[str, Any] = {"fault": fr.label, "name": fr.name, "target": fr.target}
+            base = {"fault": fr.label, "name": fr.name, "target": fr.target}
             if fr.heal_done_t_ns is None:
                 found.add(
                     f"{fr.label}: never healed",
@@ -114,7 +157,7 @@ class Recoverability(Checker[RecoverabilityParams]):
                     errors=fr.errors,
                 )
                 judged += 1
-                row["status"] = "never healed"
+                row.status = "never healed"
                 continue
             if not fr.heal_ok:
                 found.add(
@@ -123,17 +166,16 @@ class Recoverability(Checker[RecoverabilityParams]):
                     healed_t_ns=fr.heal_done_t_ns,
                 )
                 judged += 1
-                row["status"] = "heal failed"
+                row.status = "heal failed"
                 continue
             start = recovery_start(fr, windows)
             judged += self._judge(row, start, probes, found)
         spikes = judged_spikes = 0
-        per_spike: list[dict[str, Any]] = []
+        per_spike: list[_Recovery] = []
         for i, (s_ns, e_ns) in enumerate(record.load_spikes(), 1):
             spikes += 1
             label = f"load-spike-{i}" if i > 1 else "load-spike"
-            row = {"label": label, "name": "load.rate spike", "target": None, "recovery_s": None}
-            row["spike_s"] = round((e_ns - s_ns) / 1e9, 3)
+            row = _Recovery(label, "load.rate spike", None, spike_s=round((e_ns - s_ns) / 1e9, 3))
             per_spike.append(row)
             start = max([e_ns] + [e for _, s, e in windows if s <= e_ns < e])
             judged_spikes += self._judge(row, start, probes, found)
@@ -146,8 +188,8 @@ class Recoverability(Checker[RecoverabilityParams]):
             work=injected + spikes,
             what="faults injected and load spikes (with probe samples after their end)",
             details={
-                "recoveries": per_fault,
-                **({"load_spikes": per_spike} if per_spike else {}),
+                "recoveries": [r.to_json() for r in per_fault],
+                **({"load_spikes": [r.to_json() for r in per_spike]} if per_spike else {}),
                 "rto_s": rto_ns / 1e9,
                 "signals": ["health"]
                 + (["blocks"] if probes.has_height else [])
@@ -155,25 +197,24 @@ class Recoverability(Checker[RecoverabilityParams]):
             },
         )
 
-    def _judge(self, row: dict[str, Any], start: int, probes: _Probes, found: Findings) -> int:
+    def _judge(self, row: _Recovery, start: int, probes: _Probes, found: Findings) -> int:
         """Measure the recovery from `start` into `row` (a fault's or a spike's); a
         finding when it is past the rto or never came while the run went on for the rto.
         1 when judged, else 0."""
         rto_ns = self.p.rto.ns
-        label = row["label"]
-        base = {"fault": label, "name": row["name"], "target": row["target"]}
-        end_word = "its end" if row.get("spike_s") is not None else "the heal"
-        row["measured_from_ns"] = start
-        res = self._measure(probes, start)
-        row.update(res)
-        if res["status"] == "no samples":
+        label = row.label
+        base = {"fault": label, "name": row.name, "target": row.target}
+        end_word = "its end" if row.spike_s is not None else "the heal"
+        row.measured_from_ns = start
+        res = row.measured = self._measure(probes, start)
+        if res.status == "no samples":
             return 0
-        if res["recovery_s"] is None:
+        if res.recovery_s is None:
             waited_ns = probes.t[-1] - start
             if waited_ns < rto_ns:
-                row["status"] = "run ended before rto"
+                row.status = "run ended before rto"
                 return 0
-            missing = [k for k in res["needed"] if res[f"{k}_s"] is None]
+            missing = res.missing()
             found.add(
                 f"{label}: not recovered {waited_ns / 1e9:.1f}s after {end_word} "
                 f"(still missing: {', '.join(missing)})",
@@ -183,24 +224,24 @@ class Recoverability(Checker[RecoverabilityParams]):
                 seen={"missing": missing, "waited_s": round(waited_ns / 1e9, 3)},
             )
             return 1
-        if res["recovery_s"] * 1e9 > rto_ns:
+        if res.recovery_s * 1e9 > rto_ns:
             found.add(
-                f"{label}: recovered after {res['recovery_s']:.2f}s > rto {rto_ns / 1e9:g}s",
+                f"{label}: recovered after {res.recovery_s:.2f}s > rto {rto_ns / 1e9:g}s",
                 **base,
                 measured_from_ns=start,
                 expected=rto_ns / 1e9,
-                seen=res["recovery_s"],
-                health_s=res["health_s"],
-                blocks_s=res["blocks_s"],
-                order_s=res["order_s"],
+                seen=res.recovery_s,
+                health_s=res.health_s,
+                blocks_s=res.blocks_s,
+                order_s=res.order_s,
             )
         return 1
 
     @staticmethod
-    def _measure(p: _Probes, start: int) -> dict[str, Any]:
+    def _measure(p: _Probes, start: int) -> _Measured:
         i0 = bisect_left(p.t, start)
         if i0 >= len(p.t):
-            return {"status": "no samples", "recovery_s": None}
+            return _Measured("no samples")
         needed = (
             ["health"] + (["blocks"] if p.has_height else []) + (["order"] if p.has_order else [])
         )
@@ -226,11 +267,11 @@ class Recoverability(Checker[RecoverabilityParams]):
             return round((seen[key] - start) / 1e9, 3) if key in seen else None
 
         done = max(seen[k] for k in needed) if all(k in seen for k in needed) else None
-        return {
-            "status": "recovered" if done is not None else "not recovered",
-            "recovery_s": None if done is None else round((done - start) / 1e9, 3),
-            "needed": needed,
-            "health_s": secs("health"),
-            "blocks_s": secs("blocks"),
-            "order_s": secs("order"),
-        }
+        return _Measured(
+            "recovered" if done is not None else "not recovered",
+            None if done is None else round((done - start) / 1e9, 3),
+            needed,
+            secs("health"),
+            secs("blocks"),
+            secs("order"),
+        )

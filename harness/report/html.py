@@ -21,7 +21,7 @@ from typing import Any
 from l2chaos.invariants.check import CheckOutcome
 from l2chaos.invariants.record import RunRecord
 
-from .series import Timeline, build_timeline
+from .series import LiquidationPoint, Timeline, build_timeline
 
 __all__ = ["render_html", "write_html"]
 
@@ -112,20 +112,18 @@ class _Panel:
             f"<title>{_e(label)}</title></polyline>"
         )
 
-    def marks(self, pts: Sequence[dict[str, Any]], key: str, color: str, hollow: bool) -> None:
+    def marks(self, pts: Sequence[LiquidationPoint], color: str, hollow: bool) -> None:
         for p in pts:
-            v = p.get(key)
-            if not isinstance(v, (int, float)):
+            v = p.price
+            if v is None:
                 continue
             fill = "none" if hollow else color
             what = "blocked" if hollow else "liquidation"
-            tip = (
-                f"{what} t={p['t_s']}s account {p.get('account')} {p.get('market')} "
-                f"price {v} block {p.get('block')}"
-                + (f" guard {p['guard']}" if p.get("guard") else "")
+            tip = f"{what} t={p.t_s}s account {p.account} {p.market} price {v} block {p.block}" + (
+                f" guard {p.guard}" if p.guard else ""
             )
             self.parts.append(
-                f'<circle class="{what}-mark" cx="{self.x(p["t_s"]):.1f}" cy="{self.y(v):.1f}" r="3.2" '
+                f'<circle class="{what}-mark" cx="{self.x(p.t_s):.1f}" cy="{self.y(v):.1f}" r="3.2" '
                 f'fill="{fill}" stroke="{color}"><title>{_e(tip)}</title></circle>'
             )
 
@@ -162,9 +160,9 @@ def _liquidation_panel(tl: Timeline, panel: Callable[[str, float, float], _Panel
     ex = [0] * n
     bl = [0] * n
     for pt in tl.liquidations:
-        ex[min(n - 1, int(pt["t_s"] / tl.bucket_s))] += 1
+        ex[min(n - 1, int(pt.t_s / tl.bucket_s))] += 1
     for pt in tl.blocked:
-        bl[min(n - 1, int(pt["t_s"] / tl.bucket_s))] += 1
+        bl[min(n - 1, int(pt.t_s / tl.bucket_s))] += 1
     peak = max([*ex, *bl, 1])
     p = panel("liquidations (up) and blocked attempts (down) per bucket", -peak, peak)
     for i in range(n):
@@ -199,25 +197,17 @@ def render_timeline_svg(tl: Timeline) -> str:
     p.line(tl.latency_p50, _COLORS[0], "p50")
     p.line(tl.latency_p99, _COLORS[1], "p99")
     p.legend([("p50", _COLORS[0]), ("p99", _COLORS[1])])
-    markets = sorted(
-        set(tl.oracle) | set(tl.used) | {str(x.get("market")) for x in tl.liquidations}
-    )
-    for m in markets:
-        if m == "None":
-            continue
-        liq = [x for x in tl.liquidations if x.get("market") == m]
-        blk = [x for x in tl.blocked if x.get("market") == m]
-        price_pts = [
-            (x["t_s"], float(x["price"]))
-            for x in liq + blk
-            if isinstance(x.get("price"), (int, float))
-        ]
+    liquidated = {x.market for x in tl.liquidations if x.market is not None}
+    for m in sorted(set(tl.oracle) | set(tl.used) | liquidated):
+        liq = [x for x in tl.liquidations if x.market == m]
+        blk = [x for x in tl.blocked if x.market == m]
+        price_pts = [(x.t_s, float(x.price)) for x in liq + blk if x.price is not None]
         lo, hi = _range(tl.oracle.get(m, []), tl.used.get(m, []), price_pts, zero=False)
         p = panel(f"{m}: oracle reference vs price used", lo, hi)
         p.line(tl.oracle.get(m, []), _COLORS[2], f"{m} oracle reference")
         p.line(tl.used.get(m, []), _COLORS[3], f"{m} index used", dash="4 2")
-        p.marks(liq, "price", "#c62828", hollow=False)
-        p.marks(blk, "price", "#2e7d32", hollow=True)
+        p.marks(liq, "#c62828", hollow=False)
+        p.marks(blk, "#2e7d32", hollow=True)
         p.legend(
             [
                 ("oracle", _COLORS[2]),
@@ -251,13 +241,13 @@ def render_timeline_svg(tl: Timeline) -> str:
         t += step
     bands: list[str] = []
     for b in tl.bands:
-        x0 = panels[0].x(b["start_s"])
-        x1 = max(x0 + 2.0, panels[0].x(b["end_s"]))
-        tip = f"{b['label']} ({b['name']} -> {b['target']}): {b['start_s']}s - {b['end_s']}s"
+        x0 = panels[0].x(b.start_s)
+        x1 = max(x0 + 2.0, panels[0].x(b.end_s))
+        tip = f"{b.label} ({b.name} -> {b.target}): {b.start_s}s - {b.end_s}s"
         bands.append(
-            f'<rect class="fault-band" data-fault-id="{_e(b["fault_id"])}" x="{x0:.1f}" y="{_TOP - 18}" '
+            f'<rect class="fault-band" data-fault-id="{_e(b.fault_id)}" x="{x0:.1f}" y="{_TOP - 18}" '
             f'width="{x1 - x0:.1f}" height="{bottom - _TOP + 18:.1f}"><title>{_e(tip)}</title></rect>'
-            f'<text class="fault-label" x="{x0 + 2:.1f}" y="{_TOP - 22}">{_e(b["label"])}</text>'
+            f'<text class="fault-label" x="{x0 + 2:.1f}" y="{_TOP - 22}">{_e(b.label)}</text>'
         )
     body = "".join(x_axis) + "".join(part for pn in panels for part in pn.parts)
     return (

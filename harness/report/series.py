@@ -10,14 +10,38 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from l2chaos.invariants.ops import OPEN, ops_index
 from l2chaos.invariants.record import AUDIT, RunRecord
 
-__all__ = ["RATE_RECORD", "Timeline", "build_timeline"]
+__all__ = ["RATE_RECORD", "Band", "LiquidationPoint", "Timeline", "build_timeline"]
 
 RATE_RECORD = "load/rate.jsonl"  # seconds since the run's t0 (l2chaos.load.rate)
+
+
+@dataclass(frozen=True)
+class Band:
+    """A fault window, shaded across the timeline (seconds since t0)."""
+
+    fault_id: int
+    label: str
+    name: str
+    target: str
+    start_s: float
+    end_s: float
+    healed: bool
+
+
+@dataclass(frozen=True)
+class LiquidationPoint:
+    """A liquidation or a blocked attempt (`guard` names what blocked it)."""
+
+    t_s: float
+    market: str | None
+    account: int | None
+    price: int | None
+    guard: str | None
+    block: int | None
 
 
 @dataclass
@@ -27,7 +51,7 @@ class Timeline:
     t0_ns: int
     end_s: float
     bucket_s: float
-    bands: list[dict[str, Any]] = field(default_factory=list)
+    bands: list[Band] = field(default_factory=list)
     throughput: list[tuple[float, float]] = field(default_factory=list)  # ops/s
     error_rate: list[tuple[float, float]] = field(default_factory=list)  # 0..1
     latency_p50: list[tuple[float, float]] = field(default_factory=list)  # ms
@@ -35,8 +59,8 @@ class Timeline:
     # per market: oracle model price and the price the exchange used (index price)
     oracle: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     used: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    liquidations: list[dict[str, Any]] = field(default_factory=list)
-    blocked: list[dict[str, Any]] = field(default_factory=list)
+    liquidations: list[LiquidationPoint] = field(default_factory=list)
+    blocked: list[LiquidationPoint] = field(default_factory=list)
     height: list[tuple[float, float]] = field(default_factory=list)
     # open-loop load (load/rate.jsonl): arrivals/s the target asked for and users started
     rate_target: list[tuple[float, float]] = field(default_factory=list)
@@ -84,17 +108,7 @@ def build_timeline(
         return round((t - t0) / 1e9, 3)
 
     for fr, s, e in record.fault_windows():
-        tl.bands.append(
-            {
-                "fault_id": fr.fault_id,
-                "label": fr.label,
-                "name": fr.name,
-                "target": fr.target,
-                "start_s": sec(s),
-                "end_s": sec(e),
-                "healed": fr.healed,
-            }
-        )
+        tl.bands.append(Band(fr.fault_id, fr.label, fr.name, fr.target, sec(s), sec(e), fr.healed))
 
     if ops is not None and len(ops):
         n = int(end_s / bucket_s) + 1
@@ -169,14 +183,17 @@ def build_timeline(
         t = ev.host_ts_ns
         if t is None or data is None:
             continue
-        point = {
-            "t_s": sec(t),
-            "market": data.get("market"),
-            "account": data.get("account"),
-            "price": data.get("price"),
-            "guard": data.get("guard"),
-            "block": ev.block,
-        }
+        market, account, fill, guard = (
+            data.get(k) for k in ("market", "account", "price", "guard")
+        )
+        point = LiquidationPoint(
+            sec(t),
+            market if isinstance(market, str) else None,
+            account if isinstance(account, int) else None,
+            fill if isinstance(fill, int) and not isinstance(fill, bool) else None,
+            guard if isinstance(guard, str) else None,
+            ev.block,
+        )
         target = tl.liquidations if ev.kind == "liquidation" else tl.blocked
         if len(target) < cap:
             target.append(point)

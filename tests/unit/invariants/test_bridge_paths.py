@@ -87,7 +87,7 @@ def test_each_path_counted_once_at_its_time(rw: RecordWriter, run_dir: Path) -> 
         "withdrawals_final_after_rollback": 1,  # 20: burned before it, released after
     }
     [w] = cov.windows
-    assert w["counts"]["deposits_pending_across_rollback"] == 3  # at the rollback event
+    assert w.counts["deposits_pending_across_rollback"] == 3  # at the rollback event
 
     def count(name: str, start_s: float, end_s: float) -> int | None:
         return cov.count(name, rw.t(start_s), rw.t(end_s))
