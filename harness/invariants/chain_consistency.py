@@ -39,8 +39,9 @@ from l2chaos.rundir.events import Event
 
 from ._chain import ReorgParams, chain_view
 from .base import Checker, Findings, Verdict
-from .ledger import IncrementalRoot, LedgerError, LedgerState, block_hash
+from .ledger import IncrementalRoot, LedgerState, block_hash
 from .record import AUDIT, CHAIN, RunRecord
+from .replay import FOLLOWERS, Follower, Replayed, Step, replay, shared_follower
 
 
 @dataclass
@@ -153,21 +154,9 @@ class ChainConsistency(Checker[ChainParams]):
     def _audit(
         self, record: RunRecord, found: Findings
     ) -> tuple[dict[str, int], dict[str, Any], int]:
-        blocks: list[_Block] = []
-        bad_shape = 0
+        parsed, bad_shape = _audit_blocks(record)
         hashes_ok = 0
-        for b in record.blocks():
-            seq, number, hash_, parent, root = b.seq, b.number, b.hash, b.parent_hash, b.state_root
-            tx_root, chain_ts = b.tx_root, b.chain_ts_ns
-            if (
-                seq is None or number is None or hash_ is None or parent is None
-                or root is None or tx_root is None or chain_ts is None
-            ):  # fmt: skip
-                bad_shape += 1
-                continue
-            blk = _Block(seq, number, hash_, parent, root, b.canonical, b.host_ts_ns)
-            want = block_hash(number, parent, root, tx_root, chain_ts)
-            blocks.append(blk)
+        for blk, want in parsed:
             if want != blk.hash:
                 found.add(
                     f"block {blk.number} (seq {blk.seq}): hash does not match its contents",
@@ -178,8 +167,8 @@ class ChainConsistency(Checker[ChainParams]):
                 )
             else:
                 hashes_ok += 1
-        blocks.sort(key=lambda x: x.seq)
-        rollbacks = [ev for ev in record.events(kinds=("rollback",)) if ev.data is not None]
+        blocks = sorted((blk for blk, _ in parsed), key=lambda x: x.seq)
+        rollbacks = _rollbacks(record)
         declared = record.declared_rollbacks()
         links, rb_checked, orphan_ok = self._production_order(blocks, rollbacks, declared, found)
         canon_links = self._canonical_chain(blocks, found)
@@ -366,67 +355,147 @@ class ChainConsistency(Checker[ChainParams]):
         rollbacks: list[Event],
         found: Findings,
     ) -> int:
-        header = record.header
-        if header is None or not record.has(AUDIT.EVENTS):
-            return 0
-        canon = [b for b in blocks if b.canonical]
-        if not canon:
-            return 0
         mode = self.p.replay_roots
-        by_number = {b.number: b for b in canon}
-        targets: set[int] = set()
-        for ev in rollbacks:
-            t = ev.payload.get("to_block")
-            if isinstance(t, int) and t in by_number:
-                targets.add(by_number[t].seq)
-        if mode in ("final", "all"):
-            targets.add(canon[-1].seq)
-        if mode != "all" and not targets:
+        plan = _plan(record, blocks, rollbacks, mode)
+        if plan is None:
             return 0
-        canon_seqs = {b.seq for b in canon}
-        order = [b for b in canon if mode == "all" or b.seq in targets]
-        st = LedgerState(header.account("dust"))
-        inc = IncrementalRoot(st) if mode == "all" else None
-        checked = 0
-        i = 0  # next block in `order` to compare
+        order, canon_seqs = plan
+        f = shared_follower(record, self.name) if mode == "all" else None
+        if not (
+            isinstance(f, _Roots)
+            and not f.unplaced
+            and f.canon == canon_seqs
+            and len(f.order) == len(order)
+        ):
+            # replayed alone: other parameters, or the shared replay's events differ
+            assert record.header is not None
+            st = LedgerState(record.header.account("dust"))
+            f = _Roots(order, canon_seqs, st, every=mode == "all")
+            replay(record.events(), canon_seqs, st, [f], placed_only=True)
+        for b, root in f.wrong:
+            found.add(
+                f"block {b.number} (seq {b.seq}): recorded state root differs from the "
+                "root of the replayed ledgers",
+                block=b.number,
+                block_seq=b.seq,
+                expected=root,
+                seen=b.state_root,
+            )
+        return f.checked
 
-        def compare_through(seq_done: float) -> None:
-            """Compare every block in `order` with seq < seq_done (its events are applied)."""
-            nonlocal i, checked
-            while i < len(order) and order[i].seq < seq_done:
-                b = order[i]
-                i += 1
-                root = inc.root() if inc is not None else st.state_root()
-                checked += 1
-                if root != b.state_root:
-                    found.add(
-                        f"block {b.number} (seq {b.seq}): recorded state root differs from the "
-                        "root of the replayed ledgers",
-                        block=b.number,
-                        block_seq=b.seq,
-                        expected=root,
-                        seen=b.state_root,
-                    )
 
-        last_bs: int | None = None
-        for ev in record.events():
-            bs = ev.block_seq
-            if bs is None or bs not in canon_seqs:
+def _audit_blocks(record: RunRecord) -> tuple[list[tuple[_Block, str]], int]:
+    """audit/blocks.jsonl in file order, each block with the hash its contents give, and
+    the number of malformed rows (read once per record: the roots replay needs them)."""
+
+    def compute() -> tuple[list[tuple[_Block, str]], int]:
+        parsed: list[tuple[_Block, str]] = []
+        bad_shape = 0
+        for b in record.blocks():
+            seq, number, hash_, parent, root = b.seq, b.number, b.hash, b.parent_hash, b.state_root
+            tx_root, chain_ts = b.tx_root, b.chain_ts_ns
+            if (
+                seq is None or number is None or hash_ is None or parent is None
+                or root is None or tx_root is None or chain_ts is None
+            ):  # fmt: skip
+                bad_shape += 1
                 continue
-            if bs != last_bs:
-                compare_through(bs)
-                last_bs = bs
-            if ev.has_ledger:
-                try:
-                    d = st.apply_event(ev)
-                except LedgerError:
-                    continue  # fund_conservation reports malformed ledgers
-                if inc is not None:
-                    dirty = inc.dirty
-                    dirty.update(d.by_account)
-                    for e in (ev.ledger.pos if ev.ledger is not None else None) or ():
-                        dirty.add(e[0])
-                    if d.dust_micro and st.dust_account is not None:
-                        dirty.add(st.dust_account)
-        compare_through(float("inf"))
-        return checked
+            blk = _Block(seq, number, hash_, parent, root, b.canonical, b.host_ts_ns)
+            want = block_hash(number, parent, root, tx_root, chain_ts)
+            parsed.append((blk, want))
+        return parsed, bad_shape
+
+    return record.memo("audit_blocks", compute)
+
+
+def _rollbacks(record: RunRecord) -> list[Event]:
+    return [ev for ev in record.events(kinds=("rollback",)) if ev.data is not None]
+
+
+def _plan(
+    record: RunRecord, blocks: list[_Block], rollbacks: list[Event], mode: str
+) -> tuple[list[_Block], frozenset[int]] | None:
+    """The canonical blocks whose roots `mode` compares, and the seqs of every canonical
+    block (whose events are replayed); None when there is nothing to compare."""
+    if record.header is None or not record.has(AUDIT.EVENTS):
+        return None
+    canon = [b for b in blocks if b.canonical]
+    if not canon:
+        return None
+    by_number = {b.number: b for b in canon}
+    targets: set[int] = set()
+    for ev in rollbacks:
+        t = ev.payload.get("to_block")
+        if isinstance(t, int) and t in by_number:
+            targets.add(by_number[t].seq)
+    if mode in ("final", "all"):
+        targets.add(canon[-1].seq)
+    if mode != "all" and not targets:
+        return None
+    order = [b for b in canon if mode == "all" or b.seq in targets]
+    return order, frozenset(b.seq for b in canon)
+
+
+class _Roots(Follower):
+    """Compares the root of the replayed state with each block of `order` once the
+    events of every block before it are applied."""
+
+    def __init__(
+        self, order: list[_Block], canon: frozenset[int], st: LedgerState, *, every: bool
+    ) -> None:
+        self.order = order
+        self.canon = canon
+        self.inc = IncrementalRoot(st) if every else None
+        self.i = 0  # next block in `order` to compare
+        self.checked = 0
+        self.last_bs: int | None = None
+        self.wrong: list[tuple[_Block, str]] = []  # (block, the replayed root)
+        # a ledger in no block: the roots replay leaves it out, the shared one does not
+        self.unplaced = False
+
+    @classmethod
+    def shared(cls, record: RunRecord, st: LedgerState) -> Follower | str:
+        """Every block's root (the default), in the shared replay when its canonical
+        blocks are the replay's."""
+        blocks = sorted((blk for blk, _ in _audit_blocks(record)[0]), key=lambda x: x.seq)
+        plan = _plan(record, blocks, _rollbacks(record), "all")
+        if plan is None or plan[1] != record.canonical_seqs():
+            return "no state roots to compare along the shared replay"
+        return cls(*plan, st, every=True)
+
+    def _through(self, seq_done: float, st: LedgerState) -> None:
+        """Compare every block in `order` with seq < seq_done (its events are applied)."""
+        order, inc = self.order, self.inc
+        while self.i < len(order) and order[self.i].seq < seq_done:
+            b = order[self.i]
+            self.i += 1
+            root = inc.root() if inc is not None else st.state_root()
+            self.checked += 1
+            if root != b.state_root:
+                self.wrong.append((b, root))
+
+    def before(self, ev: Event, st: LedgerState) -> None:
+        bs = ev.block_seq
+        if bs is None:
+            self.unplaced = self.unplaced or ev.has_ledger
+            return
+        if bs != self.last_bs:
+            self._through(bs, st)
+            self.last_bs = bs
+
+    def after(self, ev: Event, step: Step, st: LedgerState) -> None:
+        inc, d = self.inc, step.delta
+        if inc is None or d is None:
+            return  # no ledger, or a malformed one (fund_conservation reports it)
+        dirty = inc.dirty
+        dirty.update(d.by_account)
+        for e in (ev.ledger.pos if ev.ledger is not None else None) or ():
+            dirty.add(e[0])
+        if d.dust_micro and st.dust_account is not None:
+            dirty.add(st.dust_account)
+
+    def finish(self, st: LedgerState, replayed: Replayed) -> None:
+        self._through(float("inf"), st)
+
+
+FOLLOWERS[ChainConsistency.name] = _Roots.shared

@@ -32,9 +32,10 @@ from l2chaos.rundir.bridge import L1Move
 from l2chaos.rundir.events import Event
 
 from .base import Checker, Findings, NoParams, Verdict
-from .ledger import MICRO, LedgerError, LedgerState
+from .ledger import MICRO, LedgerState
 from .ops import ops_index
 from .record import AUDIT, RunRecord
+from .replay import FOLLOWERS, Follower, Replayed, Step, follow
 
 _FEE_FIELDS = {"fill": ("maker_fee", "taker_fee"), "fee": ("amount",)}
 
@@ -106,6 +107,160 @@ def _at_event(ev: Event, block_seq: int | None, kind: str | None) -> dict[str, o
     }
 
 
+class _Conservation(Follower):
+    """The per-event and per-block identities, along the shared replay."""
+
+    def __init__(self, record: RunRecord, st: LedgerState, found: Findings) -> None:
+        header = record.header
+        assert header is not None
+        self.st = st
+        self.found = found
+        self.fees_acct = header.account("fees")
+        self.ins_acct = header.account("insurance")
+        self.snaps = _Snapshots(record.balances(), record.canonical_seqs())
+        self.n_total = 0
+        self.credits: dict[Any, list[_BridgeMove]] = {}
+        self.withdrawals: dict[Any, list[_BridgeMove]] = {}
+        self.shortfall = False
+        self.ins_negative = False
+        self.events_seen = self.replayed = self.orphaned = self.blocks = self.fee_checks = 0
+        self.cur_bs: int | None = None
+        self.cur_block: Any = None
+        self.d_n = 0  # of the event in hand
+        self.oi_before: dict[str, int] = {}
+
+    @classmethod
+    def make(cls, record: RunRecord, st: LedgerState) -> Follower | str:
+        if record.header is None:
+            return "audit/header.json is missing"
+        return cls(record, st, Findings(FundConservation.max_violations))
+
+    def _end_block(self) -> None:
+        self.blocks += 1
+        ins_acct = self.ins_acct
+        if ins_acct is None:
+            return
+        bal = self.st.account_cash(ins_acct)
+        if bal < 0 and not self.shortfall:
+            if not self.ins_negative:
+                self.found.add(
+                    f"block {self.cur_block}: the insurance fund is negative ({bal}) and no "
+                    "insurance_shortfall event declared it",
+                    block=self.cur_block,
+                    block_seq=self.cur_bs,
+                    account=ins_acct,
+                    expected=">= 0 or a declared shortfall",
+                    seen=bal,
+                )
+            self.ins_negative = True
+        elif bal >= 0:
+            self.ins_negative = False
+
+    def before(self, ev: Event, st: LedgerState) -> None:
+        bs = ev.block_seq
+        if bs is not None and bs != self.cur_bs:
+            if self.cur_bs is not None:
+                self._end_block()
+            self.snaps.flush(bs, st, self.found)
+            self.cur_bs, self.cur_block = bs, ev.block
+        kind = ev.kind
+        d_n = 0
+        if kind in ("deposit_credited", "withdrawal"):
+            data = ev.payload
+            amount = data.get("amount")
+            if not isinstance(amount, int):
+                self.found.add(
+                    f"{kind} event {ev.seq} has no integer amount",
+                    event_seq=ev.seq,
+                    block=ev.block,
+                    seen=amount,
+                )
+                amount = 0
+            d_n = amount if kind == "deposit_credited" else -amount
+            entry = _BridgeMove(data.get("account"), amount, ev.block, bs, ev.seq)
+            target = self.credits if kind == "deposit_credited" else self.withdrawals
+            target.setdefault(data.get("nonce"), []).append(entry)
+        elif kind == "insurance_shortfall":
+            self.shortfall = True
+        self.d_n = d_n
+        if ev.has_ledger:
+            self.oi_before = dict(st.open_interest)
+
+    def after(self, ev: Event, step: Step, st: LedgerState) -> None:
+        kind, d_n, found = ev.kind, self.d_n, self.found
+        d = step.delta
+        if step.error is not None:
+            found.add(
+                f"event {ev.seq} ({kind}): malformed ledger: {step.error}",
+                event_seq=ev.seq,
+                block=ev.block,
+                kind=kind,
+            )
+            return
+        if d is not None:
+            self.replayed += 1
+            bs = ev.block_seq
+            if d.identity_micro != d_n * MICRO:
+                found.add(
+                    f"block {ev.block}: {kind} event {ev.seq} changed "
+                    f"Σ cashx1e6 + Σ sizexindex + dust by {d.identity_micro} micro-quanta, "
+                    f"expected {d_n * MICRO}",
+                    **_at_event(ev, bs, kind),
+                    accounts=sorted(d.by_account),
+                    expected=d_n * MICRO,
+                    seen=d.identity_micro,
+                    difference=d.identity_micro - d_n * MICRO,
+                )
+            oi_before = self.oi_before
+            for m in sorted(d.touched_markets):
+                oi = st.open_interest.get(m, 0)
+                if oi != 0 and oi != oi_before.get(m, 0):
+                    found.add(
+                        f"block {ev.block}: {kind} event {ev.seq} left open "
+                        f"interest on {m} at {oi} (Σ size must be 0)",
+                        block=ev.block,
+                        block_seq=bs,
+                        event_seq=ev.seq,
+                        market=m,
+                        kind=kind,
+                        expected=0,
+                        seen=oi,
+                    )
+            fee_fields = _FEE_FIELDS.get(str(kind))
+            if fee_fields and self.fees_acct is not None:
+                self._fees(ev, fee_fields, d.by_account.get(self.fees_acct, 0))
+        elif d_n != 0:
+            found.add(
+                f"{kind} event {ev.seq} moved {d_n} across the bridge without a ledger",
+                event_seq=ev.seq,
+                block=ev.block,
+                kind=kind,
+            )
+        self.n_total += d_n
+
+    def _fees(self, ev: Event, fee_fields: tuple[str, ...], credited: int) -> None:
+        data = ev.payload
+        charged = [data.get(f) for f in fee_fields if f in data]
+        if charged and all(isinstance(c, int) for c in charged):
+            self.fee_checks += 1
+            total = sum(c for c in charged if isinstance(c, int))
+            if total != credited:
+                self.found.add(
+                    f"block {ev.block}: {ev.kind} event {ev.seq} charged "
+                    f"fees of {total} but the fees account was credited {credited}",
+                    **_at_event(ev, ev.block_seq, ev.kind),
+                    account=self.fees_acct,
+                    expected=total,
+                    seen=credited,
+                )
+
+    def finish(self, st: LedgerState, replayed: Replayed) -> None:
+        if self.cur_bs is not None:
+            self._end_block()
+        self.snaps.flush(float("inf"), st, self.found)
+        self.events_seen, self.orphaned = replayed.read, replayed.skipped
+
+
 class FundConservation(Checker[NoParams]):
     name = "fund_conservation"
     summary = (
@@ -116,147 +271,17 @@ class FundConservation(Checker[NoParams]):
     needs: ClassVar[tuple[str, ...]] = (AUDIT.HEADER, AUDIT.EVENTS)
 
     def check(self, record: RunRecord) -> Verdict:
-        header = record.header
-        if header is None:
-            return self.not_applicable("audit/header.json is missing")
-        canonical = record.canonical_seqs()
-        fees_acct = header.account("fees")
-        ins_acct = header.account("insurance")
-        st = LedgerState(header.account("dust"))
-        found = self.findings()
-        snaps = _Snapshots(record.balances(), canonical)
-        n_total = 0
-        credits: dict[Any, list[_BridgeMove]] = {}
-        withdrawals: dict[Any, list[_BridgeMove]] = {}
-        shortfall = False
-        ins_negative = False
-        events_seen = replayed = orphaned = blocks = fee_checks = 0
-        cur_bs: int | None = None
-        cur_block: Any = None
-
-        def end_block() -> None:
-            nonlocal ins_negative, blocks
-            blocks += 1
-            if ins_acct is None:
-                return
-            bal = st.account_cash(ins_acct)
-            if bal < 0 and not shortfall:
-                if not ins_negative:
-                    found.add(
-                        f"block {cur_block}: the insurance fund is negative ({bal}) and no "
-                        "insurance_shortfall event declared it",
-                        block=cur_block,
-                        block_seq=cur_bs,
-                        account=ins_acct,
-                        expected=">= 0 or a declared shortfall",
-                        seen=bal,
-                    )
-                ins_negative = True
-            elif bal >= 0:
-                ins_negative = False
-
-        for ev in record.events():
-            events_seen += 1
-            bs = ev.block_seq
-            if canonical is not None and bs is not None and bs not in canonical:
-                orphaned += 1
-                continue
-            if bs is not None and bs != cur_bs:
-                if cur_bs is not None:
-                    end_block()
-                snaps.flush(bs, st, found)
-                cur_bs, cur_block = bs, ev.block
-            kind = ev.kind
-            data = ev.payload
-            d_n = 0
-            if kind in ("deposit_credited", "withdrawal"):
-                amount = data.get("amount")
-                if not isinstance(amount, int):
-                    found.add(
-                        f"{kind} event {ev.seq} has no integer amount",
-                        event_seq=ev.seq,
-                        block=ev.block,
-                        seen=amount,
-                    )
-                    amount = 0
-                d_n = amount if kind == "deposit_credited" else -amount
-                entry = _BridgeMove(data.get("account"), amount, ev.block, bs, ev.seq)
-                target = credits if kind == "deposit_credited" else withdrawals
-                target.setdefault(data.get("nonce"), []).append(entry)
-            elif kind == "insurance_shortfall":
-                shortfall = True
-            if ev.has_ledger:
-                oi_before = dict(st.open_interest)
-                try:
-                    d = st.apply_event(ev)
-                except LedgerError as exc:
-                    found.add(
-                        f"event {ev.seq} ({kind}): malformed ledger: {exc}",
-                        event_seq=ev.seq,
-                        block=ev.block,
-                        kind=kind,
-                    )
-                    continue
-                replayed += 1
-                if d.identity_micro != d_n * MICRO:
-                    found.add(
-                        f"block {ev.block}: {kind} event {ev.seq} changed "
-                        f"Σ cashx1e6 + Σ sizexindex + dust by {d.identity_micro} micro-quanta, "
-                        f"expected {d_n * MICRO}",
-                        **_at_event(ev, bs, kind),
-                        accounts=sorted(d.by_account),
-                        expected=d_n * MICRO,
-                        seen=d.identity_micro,
-                        difference=d.identity_micro - d_n * MICRO,
-                    )
-                for m in sorted(d.touched_markets):
-                    oi = st.open_interest.get(m, 0)
-                    if oi != 0 and oi != oi_before.get(m, 0):
-                        found.add(
-                            f"block {ev.block}: {kind} event {ev.seq} left open "
-                            f"interest on {m} at {oi} (Σ size must be 0)",
-                            block=ev.block,
-                            block_seq=bs,
-                            event_seq=ev.seq,
-                            market=m,
-                            kind=kind,
-                            expected=0,
-                            seen=oi,
-                        )
-                fee_fields = _FEE_FIELDS.get(str(kind))
-                if fee_fields and fees_acct is not None:
-                    charged = [data.get(f) for f in fee_fields if f in data]
-                    if charged and all(isinstance(c, int) for c in charged):
-                        fee_checks += 1
-                        total = sum(c for c in charged if isinstance(c, int))
-                        credited = d.by_account.get(fees_acct, 0)
-                        if total != credited:
-                            found.add(
-                                f"block {ev.block}: {kind} event {ev.seq} charged "
-                                f"fees of {total} but the fees account was credited {credited}",
-                                **_at_event(ev, bs, kind),
-                                account=fees_acct,
-                                expected=total,
-                                seen=credited,
-                            )
-            elif d_n != 0:
-                found.add(
-                    f"{kind} event {ev.seq} moved {d_n} across the bridge without a ledger",
-                    event_seq=ev.seq,
-                    block=ev.block,
-                    kind=kind,
-                )
-            n_total += d_n
-        if cur_bs is not None:
-            end_block()
-        snaps.flush(float("inf"), st, found)
-
-        if st.identity_micro != n_total * MICRO:
+        c = follow(record, self.name)
+        if isinstance(c, str):
+            return self.not_applicable(c)
+        assert isinstance(c, _Conservation)
+        st, found = c.st, c.found
+        if st.identity_micro != c.n_total * MICRO:
             found.add(
                 "at the end: Σ cashx1e6 + Σ sizexindex + dust != Nx1e6",
-                expected=n_total * MICRO,
+                expected=c.n_total * MICRO,
                 seen=st.identity_micro,
-                difference=st.identity_micro - n_total * MICRO,
+                difference=st.identity_micro - c.n_total * MICRO,
             )
         for m, oi in sorted(st.open_interest.items()):
             if oi != 0:
@@ -264,22 +289,23 @@ class FundConservation(Checker[NoParams]):
                     f"at the end: open interest on {m} is {oi}", market=m, expected=0, seen=oi
                 )
 
-        bridge = self._bridge(record, credits, withdrawals, n_total, found)
+        bridge = self._bridge(record, c.credits, c.withdrawals, c.n_total, found)
         checked = {
-            "events": replayed,
-            "blocks": blocks,
-            "snapshots": snaps.compared,
-            "fee_checks": fee_checks,
+            "events": c.replayed,
+            "blocks": c.blocks,
+            "snapshots": c.snaps.compared,
+            "fee_checks": c.fee_checks,
             **bridge.pop("checked"),
         }
         ops = ops_index(record)
-        work = events_seen + (len(ops.acked_writes) if ops is not None else 0)
+        work = c.events_seen + (len(ops.acked_writes) if ops is not None else 0)
+        ins_acct = c.ins_acct
         details = {
-            "deposits_minus_withdrawals": n_total,
-            "orphaned_events_skipped": orphaned,
+            "deposits_minus_withdrawals": c.n_total,
+            "orphaned_events_skipped": c.orphaned,
             "final_identity_micro": st.identity_micro,
             "insurance_fund": st.account_cash(ins_acct) if ins_acct is not None else None,
-            "shortfall_declared": shortfall,
+            "shortfall_declared": c.shortfall,
             **bridge,
         }
         return self.verdict(
@@ -417,3 +443,6 @@ class FundConservation(Checker[NoParams]):
             "pending_deposits": pending_dep,
             "pending_withdrawals": pending_wd,
         }
+
+
+FOLLOWERS[FundConservation.name] = _Conservation.make

@@ -31,8 +31,9 @@ from l2chaos.rundir.events import Event
 
 from .base import Checker, Findings, NoParams, Verdict
 from .formulas import FormulaError, Formulas, FundingRule, div
-from .ledger import LedgerError, LedgerState
+from .ledger import LedgerState
 from .record import AUDIT, RunRecord
+from .replay import FOLLOWERS, Follower, Replayed, Step, follow
 
 
 @dataclass
@@ -89,93 +90,84 @@ class FundingContinuity(Checker[NoParams]):
     needs: ClassVar[tuple[str, ...]] = (AUDIT.HEADER, AUDIT.EVENTS)
 
     def check(self, record: RunRecord) -> Verdict:
-        header = record.header
-        if header is None:
-            return self.not_applicable("audit/header.json is missing")
-        try:
-            formulas = Formulas.from_header(header.raw.get("formulas"))
-        except FormulaError as exc:
-            return self.not_applicable(f"audit header formulas: {exc}")
-        if formulas.funding is None or formulas.settlement_rounding is None:
-            return self.not_applicable(
-                "the audit header states no funding_index / funding_settlement formula"
-            )
-        return _Replay(self, record, formulas.funding, formulas.settlement_rounding).run()
-
-
-class _Replay:
-    def __init__(
-        self, checker: FundingContinuity, record: RunRecord, rule: FundingRule, rounding: str
-    ) -> None:
-        assert record.header is not None
-        self.checker = checker
-        self.record = record
-        self.rule = rule
-        self.rounding = rounding
-        self.scale = record.header.funding_index_scale
-        self.st = LedgerState(record.header.account("dust"))
-        self.markets: dict[str, _Market] = {}
-        self.rebase: dict[str, _Market] = {}  # after a rollback: the persisted state
-        self.rows = persisted_rows(record)
-        self.found: Findings = checker.findings()
-        self.n = {"price_updates": 0, "settlements": 0, "positions": 0, "persisted_rows": 0}
-        self.work = 0
-
-    def run(self) -> Verdict:
-        canonical = self.record.canonical_seqs()
-        row_i = dict.fromkeys(self.rows, 0)
-        last_bs: int | None = None
-        for ev in self.record.events():
-            bs = ev.block_seq
-            if canonical is not None and isinstance(bs, int) and bs not in canonical:
-                continue
-            if isinstance(bs, int) and bs != last_bs:
-                self._compare_rows(row_i, bs)
-                last_bs = bs
-            self._event(ev)
-        self._compare_rows(row_i, float("inf"))
-        return self.checker.verdict(
-            self.n,
-            self.found,
-            work=self.work,
+        f = follow(record, self.name)
+        if isinstance(f, str):
+            return self.not_applicable(f)
+        assert isinstance(f, _Replay)
+        return self.verdict(
+            f.n,
+            f.found,
+            work=f.work,
             what="price updates, funding settlements or position changes",
             details={
-                "funding_index": {m: s.funding for m, s in sorted(self.markets.items())},
+                "funding_index": {m: s.funding for m, s in sorted(f.markets.items())},
                 "formula": {
-                    "period_ns": self.rule.period_ns,
-                    "premium_cap_bps": self.rule.premium_cap_bps,
-                    "rounding": self.rule.rounding,
-                    "settlement_rounding": self.rounding,
+                    "period_ns": f.rule.period_ns,
+                    "premium_cap_bps": f.rule.premium_cap_bps,
+                    "rounding": f.rule.rounding,
+                    "settlement_rounding": f.rounding,
                 },
             },
         )
 
+
+class _Replay(Follower):
+    def __init__(self, record: RunRecord, rule: FundingRule, rounding: str) -> None:
+        assert record.header is not None
+        self.rule = rule
+        self.rounding = rounding
+        self.scale = record.header.funding_index_scale
+        self.markets: dict[str, _Market] = {}
+        self.rebase: dict[str, _Market] = {}  # after a rollback: the persisted state
+        self.rows = persisted_rows(record)
+        self.row_i = dict.fromkeys(self.rows, 0)
+        self.last_bs: int | None = None
+        self.found = Findings(FundingContinuity.max_violations)
+        self.n = {"price_updates": 0, "settlements": 0, "positions": 0, "persisted_rows": 0}
+        self.work = 0
+
+    @classmethod
+    def make(cls, record: RunRecord, st: LedgerState) -> Follower | str:
+        header = record.header
+        if header is None:
+            return "audit/header.json is missing"
+        try:
+            formulas = Formulas.from_header(header.raw.get("formulas"))
+        except FormulaError as exc:
+            return f"audit header formulas: {exc}"
+        if formulas.funding is None or formulas.settlement_rounding is None:
+            return "the audit header states no funding_index / funding_settlement formula"
+        return cls(record, formulas.funding, formulas.settlement_rounding)
+
     # ------------------------------------------------------------------ events
 
-    def _event(self, ev: Event) -> None:
+    def before(self, ev: Event, st: LedgerState) -> None:
+        bs = ev.block_seq
+        if isinstance(bs, int) and bs != self.last_bs:
+            self._compare_rows(bs)
+            self.last_bs = bs
         kind = ev.kind
-        data = ev.payload
         if kind == "genesis":
-            self._genesis(ev, data)
+            self._genesis(ev, ev.payload)
         elif kind == "price_update":
             self.work += 1
-            self._price(ev, data)
+            self._price(ev, ev.payload)
         elif kind == "rollback":
-            self._rollback(data)
-        if not ev.has_ledger:
-            return
+            self._rollback(ev.payload)
+
+    def after(self, ev: Event, step: Step, st: LedgerState) -> None:
+        d = step.delta
+        if d is None:
+            return  # no ledger, or a malformed one (fund_conservation reports it)
         pos = (ev.ledger.pos if ev.ledger is not None else None) or []
-        before = {(e[0], e[1]): self.st.positions.get(e[0], {}).get(e[1], (0, 0)) for e in pos}
-        dust_before = self.st.dust_micro
-        try:
-            d = self.st.apply_event(ev)
-        except LedgerError:
-            return  # fund_conservation reports malformed ledgers
-        if kind == "funding_settlement":
+        if ev.kind == "funding_settlement":
             self.work += 1
-            self._settlement(ev, pos, before, d.by_account, self.st.dust_micro - dust_before)
+            self._settlement(ev, pos, step.before, d.by_account, d.dust_micro)
         else:
-            self._positions(ev, pos, before)
+            self._positions(ev, pos, step.before)
+
+    def finish(self, st: LedgerState, replayed: Replayed) -> None:
+        self._compare_rows(float("inf"))
 
     def _genesis(self, ev: Event, data: dict[str, object]) -> None:
         t = ev.chain_ts_ns
@@ -249,12 +241,11 @@ class _Replay:
         self,
         ev: Event,
         pos: list[tuple[int, str, int, int]],
-        before: dict[tuple[Any, Any], tuple[int, int]],
+        before: list[tuple[int, int]],
         cash: dict[int, int],
         dust: int,
     ) -> None:
-        for acct, m, size, idx in pos:
-            old_size, cached = before.get((acct, m), (0, 0))
+        for (acct, m, size, idx), (old_size, cached) in zip(pos, before, strict=True):
             self.n["settlements"] += 1
             if size != old_size:
                 self._add(
@@ -320,10 +311,9 @@ class _Replay:
         self,
         ev: Event,
         pos: list[tuple[int, str, int, int]],
-        before: dict[tuple[Any, Any], tuple[int, int]],
+        before: list[tuple[int, int]],
     ) -> None:
-        for acct, m, size, idx in pos:
-            old_size, cached = before.get((acct, m), (0, 0))
+        for (acct, m, size, idx), (old_size, cached) in zip(pos, before, strict=True):
             st = self.markets.get(m)
             self.n["positions"] += 1
             self.work += 1
@@ -352,8 +342,9 @@ class _Replay:
 
     # -------------------------------------------------------------- persisted
 
-    def _compare_rows(self, row_i: dict[str, int], before_seq: float) -> None:
+    def _compare_rows(self, before_seq: float) -> None:
         """Persisted rows of blocks before `before_seq` against the replayed index."""
+        row_i = self.row_i
         for m, rows in self.rows.items():
             i = row_i[m]
             while i < len(rows) and rows[i].block_seq < before_seq:
@@ -386,3 +377,6 @@ class _Replay:
             host_ts_ns=ev.host_ts_ns,
             **evidence,
         )
+
+
+FOLLOWERS[FundingContinuity.name] = _Replay.make

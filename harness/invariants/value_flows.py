@@ -36,8 +36,9 @@ from l2chaos.rundir.events import Event, Ledger
 
 from .base import Checker, Findings, NoParams, Verdict
 from .formulas import FormulaError, Formulas, div, fee
-from .ledger import LedgerError, LedgerState
+from .ledger import LedgerState
 from .record import AUDIT, AuditHeader, RunRecord
+from .replay import FOLLOWERS, Follower, Replayed, Step, follow
 
 _KINDS = ("fill", "liquidation", "insurance_cover", "insurance_shortfall")
 
@@ -51,66 +52,55 @@ class ValueFlows(Checker[NoParams]):
     needs: ClassVar[tuple[str, ...]] = (AUDIT.HEADER, AUDIT.EVENTS)
 
     def check(self, record: RunRecord) -> Verdict:
-        header = record.header
-        if header is None:
-            return self.not_applicable("audit/header.json is missing")
-        try:
-            formulas = Formulas.from_header(header.raw.get("formulas"))
-        except FormulaError as exc:
-            return self.not_applicable(f"audit header formulas: {exc}")
-        if formulas.fee_rounding is None or formulas.liquidation_fee_rounding is None:
-            return self.not_applicable("the audit header states no fee / liquidation formula")
-        roles = {r: header.account(r) for r in ("fees", "insurance", "liquidator")}
-        if None in roles.values():
-            return self.not_applicable(
-                "the audit header names no fees/insurance/liquidator account"
-            )
-        return _Flows(self, record, header, formulas).run()
+        f = follow(record, self.name)
+        if isinstance(f, str):
+            return self.not_applicable(f)
+        assert isinstance(f, _Flows)
+        return self.verdict(
+            f.n, f.found, work=sum(f.n.values()), what="fills, liquidations or insurance moves"
+        )
 
 
-class _Flows:
-    def __init__(
-        self, checker: ValueFlows, record: RunRecord, header: AuditHeader, formulas: Formulas
-    ) -> None:
-        self.checker = checker
-        self.record = record
+class _Flows(Follower):
+    def __init__(self, header: AuditHeader, formulas: Formulas, st: LedgerState) -> None:
         self.header = header
         self.f = formulas
         self.fees_acct = _acct(header, "fees")
         self.ins = _acct(header, "insurance")
         self.vault = _acct(header, "liquidator")
         self.scale = header.funding_index_scale
-        self.st = LedgerState(header.account("dust"))
+        self.st = st
         self.marks: dict[str, int] = {}
         self.funding: dict[str, int] = {}
-        self.found: Findings = checker.findings()
+        self.found = Findings(ValueFlows.max_violations)
         self.n = {"fills": 0, "liquidations": 0, "insurance": 0}
         # per account, within one block: fee budget left, and a deficit awaiting cover
         self.budget: dict[tuple[Any, Any], int] = {}
         self.deficit: dict[int, _Deficit] = {}
         self.limits: dict[Any, tuple[Any, Any]] = {}  # order id -> (side, limit price)
         self._size_before: dict[tuple[Any, Any], int] = {}  # of the event's positions
+        self.last_bs: Any = None
 
-    def run(self) -> Verdict:
-        canonical = self.record.canonical_seqs()
-        last_bs: Any = None
-        for ev in self.record.events():
-            bs = ev.block_seq
-            if canonical is not None and isinstance(bs, int) and bs not in canonical:
-                continue
-            if bs != last_bs:
-                self._end_block()
-                last_bs = bs
-            self._event(ev)
-        self._end_block()
-        return self.checker.verdict(
-            self.n,
-            self.found,
-            work=sum(self.n.values()),
-            what="fills, liquidations or insurance moves",
-        )
+    @classmethod
+    def make(cls, record: RunRecord, st: LedgerState) -> Follower | str:
+        header = record.header
+        if header is None:
+            return "audit/header.json is missing"
+        try:
+            formulas = Formulas.from_header(header.raw.get("formulas"))
+        except FormulaError as exc:
+            return f"audit header formulas: {exc}"
+        if formulas.fee_rounding is None or formulas.liquidation_fee_rounding is None:
+            return "the audit header states no fee / liquidation formula"
+        if None in (header.account(r) for r in ("fees", "insurance", "liquidator")):
+            return "the audit header names no fees/insurance/liquidator account"
+        return cls(header, formulas, st)
 
-    def _event(self, ev: Event) -> None:
+    def before(self, ev: Event, st: LedgerState) -> None:
+        bs = ev.block_seq
+        if bs != self.last_bs:
+            self._end_block()
+            self.last_bs = bs
         kind = ev.kind
         data = ev.payload
         if kind == "order_accepted" and "order_id" in data:
@@ -123,25 +113,30 @@ class _Flows:
                 self.marks[market] = mark
             if isinstance(index, int):
                 self.funding[market] = index
-        led = ev.ledger
-        self._size_before = {
-            (e[0], e[1]): self.st.positions.get(e[0], {}).get(e[1], (0, 0))[0]
-            for e in (led.pos if led is not None else None) or ()
-        }
-        if kind == "liquidation":
+        elif kind == "liquidation":
             self._liquidation_before(ev, data)
         elif kind == "insurance_cover":
             self._cover_before(ev, data)
         elif kind == "insurance_shortfall":
             self._shortfall(ev, data)
-        try:
-            d = self.st.apply_event(ev)
-        except LedgerError:
+
+    def after(self, ev: Event, step: Step, st: LedgerState) -> None:
+        kind = ev.kind
+        if step.error is not None or kind not in ("fill", "liquidation"):
             return  # fund_conservation reports malformed ledgers
+        led = ev.ledger
+        self._size_before = {
+            (e[0], e[1]): b[0]
+            for e, b in zip((led.pos if led else None) or (), step.before, strict=True)
+        }
+        moved = step.delta.by_account if step.delta is not None else {}
         if kind == "fill":
-            self._fill(ev, data, d.by_account, led)
-        elif kind == "liquidation":
-            self._liquidation_after(ev, data, d.by_account)
+            self._fill(ev, ev.payload, moved, led)
+        else:
+            self._liquidation_after(ev, ev.payload, moved)
+
+    def finish(self, st: LedgerState, replayed: Replayed) -> None:
+        self._end_block()
 
     # ----------------------------------------------------------------- fills
 
@@ -456,3 +451,6 @@ def _acct(header: AuditHeader, role: str) -> int:
 
 def _diff(seen: Any, want: Any) -> Any:
     return seen - want if isinstance(seen, int) and isinstance(want, int) else None
+
+
+FOLLOWERS[ValueFlows.name] = _Flows.make
