@@ -33,6 +33,7 @@ from .coverage import (
 )
 from .expectations import Expectation, ExpectationResult, evaluate
 from .record import RecordError, RunRecord
+from .replay import share_replay
 
 __all__ = ["CheckOutcome", "bulk_reading", "check_run", "run_checker"]
 
@@ -228,6 +229,7 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
     if incomplete is not None:  # a partial record gives no verdict, not even a pass
         verdicts = [c.not_applicable(f"no verdict: {incomplete}") for c in checkers]
     else:
+        share_replay(record, (c.name for c in checkers))
         verdicts = [run_checker(c, record) for c in checkers]
     cov_json: dict[str, Any]
     sometimes: Verdict | None = None

@@ -79,7 +79,8 @@ class _Snapshots:
             return
         self.compared += 1
         replayed_cash = st.account_cash(acct)
-        replayed_pos = {m: [s, c] for m, (s, c) in st.account_positions(acct).items()}
+        book = st.positions.get(acct)
+        replayed_pos = {m: [s, c] for m, (s, c) in book.items() if s != 0} if book else {}
         seen_pos = {
             m: [p[0], p[1]] for m, p in (row.positions or {}).items() if len(p) >= 2 and p[0] != 0
         }
@@ -183,7 +184,7 @@ class _Conservation(Follower):
         elif kind == "insurance_shortfall":
             self.shortfall = True
         self.d_n = d_n
-        if ev.has_ledger:
+        if ev.ledger is not None or ev.malformed_ledger is not None:
             self.oi_before = dict(st.open_interest)
 
     def after(self, ev: Event, step: Step, st: LedgerState) -> None:

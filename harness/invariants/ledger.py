@@ -38,7 +38,7 @@ class LedgerError(ValueError):
     """A ledger entry has the wrong shape (a list where an int belongs, ...)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class LedgerDelta:
     """What one event's ledger changed."""
 
@@ -110,19 +110,20 @@ class LedgerState:
     # ------------------------------------------------------------------ replay
 
     def apply(self, ledger: Ledger) -> LedgerDelta:
-        # The hot loop of every ledger replay; the decoder has checked the types.
-        d = LedgerDelta()
-        by = d.by_account
+        # The hot loop of the ledger replay; the decoder has checked the types. The
+        # totals are kept in locals and the delta is built once at the end.
+        by: dict[int, int] = {}
+        markets: set[str] = set()
+        cash_sum = sc_sum = dust_micro = 0
         cash = self.cash
         dust_acct = self.dust_account
         touched = self.accounts_touched
         for acct, delta in ledger.cash or ():
             if acct == dust_acct:
-                d.dust_micro += delta
-                self.dust_micro += delta
+                dust_micro += delta
             else:
                 cash[acct] = cash.get(acct, 0) + delta
-                d.cash_sum += delta
+                cash_sum += delta
             by[acct] = by.get(acct, 0) + delta
             touched.add(acct)
         positions = self.positions
@@ -133,17 +134,16 @@ class LedgerState:
                 book = positions[acct] = {}
             old_size, old_cached = book.get(market, (0, 0))
             book[market] = (size, cached)
-            d.sc_sum += size * cached - old_size * old_cached
+            sc_sum += size * cached - old_size * old_cached
             oi[market] = oi.get(market, 0) + size - old_size
-            d.touched_markets.add(market)
+            markets.add(market)
             touched.add(acct)
-        dust = ledger.dust_micro
-        if dust is not None:
-            d.dust_micro += dust
-            self.dust_micro += dust
-        self.cash_sum += d.cash_sum
-        self.sc_sum += d.sc_sum
-        return d
+        if ledger.dust_micro is not None:
+            dust_micro += ledger.dust_micro
+        self.dust_micro += dust_micro
+        self.cash_sum += cash_sum
+        self.sc_sum += sc_sum
+        return LedgerDelta(cash_sum, sc_sum, dust_micro, by, markets)
 
     def apply_json(self, ledger: Mapping[str, object]) -> LedgerDelta:
         """Apply a ledger object as written, checking its shape. Entries before the

@@ -3,11 +3,12 @@
 fund_conservation, value_flows, funding_continuity and chain_consistency's state roots
 each judge the accounts replayed from the ledgers of canonical blocks in `seq` order
 (ledger.py). Replaying is most of their cost, so the log is replayed once per record:
-each of them registers a `Follower` factory in FOLLOWERS, and the first of them to check
-a record runs one replay for every registered follower that applies to it
-(`RunRecord.memo`); each then reads its own follower's outcome. A follower that is not
-in that replay (not registered yet, it crashed, or its checker asks for other
-parameters) is replayed alone, so a checker's verdict never depends on the others.
+each of them registers a `Follower` factory in FOLLOWERS; `check_run` declares which
+checkers will run (`share_replay`), and the first of those to check the record runs one
+replay for all their followers that apply (`RunRecord.memo`); each then reads its own
+follower's outcome. A follower that is not in that replay (undeclared, it crashed, or
+its checker asks for other parameters) is replayed alone, so a checker's verdict never
+depends on the others.
 
 A follower sees the shared state around every event: `before` (the event's ledger not
 yet applied), `after` (applied; the `Step` says what it changed) and `finish`. It
@@ -24,7 +25,16 @@ from l2chaos.rundir.events import Event
 from .ledger import LedgerDelta, LedgerError, LedgerState
 from .record import RunRecord
 
-__all__ = ["FOLLOWERS", "Follower", "Replayed", "Step", "follow", "replay", "shared_follower"]
+__all__ = [
+    "FOLLOWERS",
+    "Follower",
+    "Replayed",
+    "Step",
+    "follow",
+    "replay",
+    "share_replay",
+    "shared_follower",
+]
 
 _NO_POSITION = (0, 0)
 
@@ -141,9 +151,17 @@ def _dust(record: RunRecord) -> int | None:
     return header.account("dust") if header is not None else None
 
 
-def _shared(record: RunRecord) -> dict[str, Follower]:
-    """One replay for every registered follower that applies, by name; those that
-    broke are left out (replayed alone, their checker sees the exception)."""
+def share_replay(record: RunRecord, names: Iterable[str]) -> None:
+    """Declare the checkers about to check `record`: the first of them to follow the
+    ledgers replays them once for every one of them that has a follower. Undeclared,
+    a checker replays for itself alone."""
+    record.memo("ledger_followers", lambda: frozenset(names))
+
+
+def _shared(record: RunRecord, first: str) -> dict[str, Follower]:
+    """One replay for the declared followers and `first`'s, by name; those that do not
+    apply or broke are left out (replayed alone: their checker sees the exception)."""
+    wanted = record.memo("ledger_followers", frozenset) | {first}
     try:
         canonical = record.canonical_seqs()
     except Exception:
@@ -151,6 +169,8 @@ def _shared(record: RunRecord) -> dict[str, Follower]:
     st = LedgerState(_dust(record))
     made: dict[str, Follower | str] = {}
     for name, make in FOLLOWERS.items():
+        if name not in wanted:
+            continue
         try:
             made[name] = make(record, st)
         except Exception:
@@ -167,7 +187,7 @@ def _shared(record: RunRecord) -> dict[str, Follower]:
 def shared_follower(record: RunRecord, name: str) -> Follower | None:
     """`name`'s follower after the record's shared replay (None: it was not in it). It
     is handed out once: a second check of the same record replays alone."""
-    return record.memo("ledger_replay", lambda: _shared(record)).pop(name, None)
+    return record.memo("ledger_replay", lambda: _shared(record, name)).pop(name, None)
 
 
 def follow(record: RunRecord, name: str) -> Follower | str:
