@@ -39,7 +39,7 @@ from l2chaos.rundir.l7 import L7, L7Decision
 from l2chaos.rundir.market_state import MARKET_STATE as MARKET_STATE_FILE
 from l2chaos.rundir.market_state import MarketRow
 from l2chaos.rundir.oracle_reference import ORACLE_REFERENCE, OracleTick
-from l2chaos.rundir.probes import Sample
+from l2chaos.rundir.probes import PROBES, ProbeLine, Sample
 from l2chaos.rundir.run_info import RUN_JSON, RunInfo
 from l2chaos.rundir.scenario import SCENARIO_JSON, ResolvedScenario
 from l2chaos.rundir.transactions import TRANSACTIONS as TRANSACTIONS_FILE
@@ -60,10 +60,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-# Run-directory file names (relative paths), as docs/architecture.md pins them; each
-# file's format is the l2chaos.rundir module named after it.
-PROBES = "probes.jsonl"
 
 
 class AUDIT:
@@ -313,8 +309,8 @@ class RunRecord:
 
     def samples(self) -> Iterator[Sample]:
         """probes.jsonl as the Samples the probe loop wrote (lines without a time skipped)."""
-        for rec in self.jsonl(PROBES):
-            sample = Sample.from_json(rec)
+        for line in self._read(PROBES, ProbeLine):
+            sample = line.sample()
             if sample is not None:
                 yield sample
 

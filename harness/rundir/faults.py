@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from .json_types import JsonObject
+
 __all__ = ["FAULTS", "FaultAction", "FaultLine"]
 
 FAULTS = "faults.jsonl"
@@ -37,15 +39,15 @@ class FaultAction:
     error: str | None
     details: Any
     # inject and missed: the entry's trigger; inject: when it fired
-    trigger: dict[str, Any] | None = None
+    trigger: JsonObject | None = None
     trigger_text: str | None = None
     target_block: int | None = None
     lateness_blocks: int | None = None
-    fired_by: dict[str, Any] | None = None
+    fired_by: JsonObject | None = None
     waited_for: list[str] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {
             "fault_id": self.fault_id,
             "label": self.label,
             "name": self.name,

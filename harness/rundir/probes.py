@@ -1,31 +1,22 @@
 """probes.jsonl: one line per probe sample (docs/architecture.md, "probes.jsonl").
 
-The probe loop writes `Sample`s; the checkers and the report read them back with
-`Sample.from_json` (`RunRecord.probes()`).
+The probe loop writes `Sample`s; the checkers and the report read each line back as a
+`ProbeLine` (msgspec, straight from the line) and take its `Sample`
+(`RunRecord.samples()`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+import msgspec
 from l2chaos.chainrecord import Block
 
-__all__ = ["Sample"]
+from .json_types import JsonObject
 
+__all__ = ["PROBES", "ProbeLine", "Sample"]
 
-def _flags(v: Any) -> dict[str, bool]:
-    return {str(k): bool(x) for k, x in v.items()} if isinstance(v, Mapping) else {}
-
-
-def _head(v: Any) -> Block | None:
-    if not isinstance(v, Mapping):
-        return None
-    number, hash_, parent = v.get("number"), v.get("hash"), v.get("parent_hash")
-    if isinstance(number, int) and isinstance(hash_, str) and isinstance(parent, str):
-        return Block(number, hash_, parent)
-    return None
+PROBES = "probes.jsonl"
 
 
 @dataclass
@@ -47,8 +38,8 @@ class Sample:
         """Every service healthy and ready."""
         return all(self.health.values()) and all(self.ready.values())
 
-    def to_json(self) -> dict[str, Any]:
-        out = {
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {
             "t_ns": self.t_ns,
             "mono_ns": self.mono_ns,
             "health": self.health,
@@ -62,23 +53,25 @@ class Sample:
             out["head"] = self.head.to_json(txs=False)
         return out
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Sample | None:
-        """The sample of one line; None for a line without its time (it cannot be placed)."""
-        t, mono, height = data.get("t_ns"), data.get("mono_ns"), data.get("block_height")
-        if not isinstance(t, int):
+
+class ProbeLine(msgspec.Struct, gc=False):
+    """A line of probes.jsonl as read back; `sample()` is the Sample it holds."""
+
+    t_ns: int | None = None
+    mono_ns: int | None = None
+    health: dict[str, bool] = msgspec.field(default_factory=dict)
+    ready: dict[str, bool] = msgspec.field(default_factory=dict)
+    block_height: int | None = None
+    order_ok: bool | None = None
+    order_ms: float | None = None
+    order_error: str | None = None
+    head: Block | None = None
+
+    def sample(self) -> Sample | None:
+        """None for a line without its time (it cannot be placed)."""
+        if self.t_ns is None:
             return None
-        ok, ms, err = data.get("order_ok"), data.get("order_ms"), data.get("order_error")
-        return cls(
-            t_ns=t,
-            mono_ns=mono if isinstance(mono, int) else 0,
-            health=_flags(data.get("health")),
-            ready=_flags(data.get("ready")),
-            block_height=height
-            if isinstance(height, int) and not isinstance(height, bool)
-            else None,
-            order_ok=None if ok is None else ok is True,
-            order_ms=float(ms) if isinstance(ms, (int, float)) else None,
-            order_error=None if err is None else str(err),
-            head=_head(data.get("head")),
-        )
+        return Sample(
+            self.t_ns, self.mono_ns or 0, self.health, self.ready, self.block_height,
+            self.order_ok, self.order_ms, self.order_error, self.head,
+        )  # fmt: skip

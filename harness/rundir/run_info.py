@@ -16,6 +16,8 @@ from typing import Any
 
 from l2chaos.errors import UsageError
 
+from .json_types import JsonObject
+
 __all__ = [
     "LEGACY_VERSION",
     "READABLE_VERSIONS",
@@ -94,8 +96,8 @@ class RunInfo:
     baseline_block: int | None = None
     ended_t_ns: int | None = None  # the stack is down
     pid: int | None = None
-    versions: dict[str, Any] = field(default_factory=dict)
-    stack: dict[str, Any] | None = None  # RunningStack.describe()
+    versions: dict[str, str] = field(default_factory=dict)
+    stack: JsonObject | None = None  # RunningStack.describe()
     problems: list[str] = field(default_factory=list)
     error: str | None = None  # why an aborted run stopped
     harness_error: str | None = None
@@ -103,7 +105,7 @@ class RunInfo:
     exit_code: int | None = None
     record_version: int = RECORD_VERSION
     # keys this version does not name, kept so that an update never drops them
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: JsonObject = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Any, file: Path | str = RUN_JSON) -> RunInfo:
@@ -128,7 +130,9 @@ class RunInfo:
             baseline_block=_int(data.get("baseline_block")),
             ended_t_ns=_int(data.get("ended_t_ns")),
             pid=_int(data.get("pid")),
-            versions=dict(v) if isinstance(v := data.get("versions"), Mapping) else {},
+            versions={str(k): str(x) for k, x in v.items()}
+            if isinstance(v := data.get("versions"), Mapping)
+            else {},
             stack=dict(s) if isinstance(s := data.get("stack"), Mapping) else None,
             problems=[str(p) for p in problems] if isinstance(problems, list) else [],
             error=_text(data.get("error")),
@@ -139,8 +143,8 @@ class RunInfo:
             extra={k: v for k, v in data.items() if k not in known},
         )
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"record_version": self.record_version}
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {"record_version": self.record_version}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name in ("record_version", "extra") or value is None:

@@ -1,6 +1,6 @@
 """The audit export's and the chain record's JSON-lines files read as typed records
 (l2chaos.rundir: blocks, transactions, market_state, bridge, oracle_reference, l7,
-chain, faults): the fields the writers produce, and a line of the wrong shape is one
+probes, chain, faults): the fields the writers produce, and a line of the wrong shape is one
 RecordError naming the file and the line."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from l2chaos.invariants.record import AUDIT, CHAIN, FAULTS, L7, RunRecord
+from l2chaos.invariants.record import AUDIT, CHAIN, FAULTS, L7, PROBES, RunRecord
 from l2chaos.rundir.bridge import BridgeState
 from l2chaos.rundir.errors import RecordError
 from l2chaos.rundir.transactions import Transaction
@@ -39,6 +39,10 @@ STREAMS: list[tuple[str, Reader, bytes, bytes]] = [
     (L7, RunRecord.l7_decisions,
      b'{"t_ns":5,"link":"a.b","rule":"r1","hit":true,"effect":"drop"}',
      b'{"t_ns":5,"hit":"yes"}'),
+    (PROBES, RunRecord.samples,
+     b'{"t_ns":5,"mono_ns":1,"health":{"db":true},"ready":{},"block_height":3,'
+     b'"head":{"number":3,"hash":"0x3","parent_hash":"0x2"}}',
+     b'{"t_ns":6,"health":{"db":"yes"}}'),
     (CHAIN.HEADS, RunRecord.chain_heads,
      b'{"t_ns":5,"number":3,"hash":"0x3","parent_hash":"0x2"}',
      b'{"t_ns":5,"number":3,"hash":"0x3"}'),
