@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from l2chaos.errors import EXIT_EXPECTATION_FAILED, EXIT_HARNESS_BROKE, EXIT_OK
 from l2chaos.params import Where
+from l2chaos.rundir.json_types import JsonObject, JsonValue, as_list
 
 from .base import Verdict
 
@@ -40,14 +41,13 @@ class Expectation:
     violated: tuple[str, ...] = ()
     all_hold: bool = False
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"violated": list(self.violated)} if self.violated else {"all_hold": True}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Expectation:
-        if data.get("violated"):
-            return cls(violated=tuple(data["violated"]))
-        return cls(all_hold=True)
+    def from_json(cls, data: Mapping[str, JsonValue]) -> Expectation:
+        violated = tuple(str(n) for n in as_list(data.get("violated")))
+        return cls(violated=violated) if violated else cls(all_hold=True)
 
     def text(self) -> str:
         if self.violated:
@@ -56,7 +56,7 @@ class Expectation:
 
 
 def parse_expect(
-    section: Any, where: Where, invariant_names: Sequence[str], profiles: Sequence[str]
+    section: object, where: Where, invariant_names: Sequence[str], profiles: Sequence[str]
 ) -> dict[str, Expectation]:
     """Validate `expect:` (profile → expectation) against the scenario's invariants and
     the stack's profiles."""
@@ -131,7 +131,7 @@ class ExpectationResult:
     problems: list[str] = field(default_factory=list)
     harness_error: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "profile": self.profile,
             "expect": self.expectation.to_json() if self.expectation else None,

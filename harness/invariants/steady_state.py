@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from l2chaos.params import Duration, Ratio, param, params
+from l2chaos.rundir.json_types import JsonObject
 
 from .base import Checker, Findings, Verdict
 from .coverage import merge_intervals
@@ -89,7 +90,7 @@ class SteadyState(Checker[SteadyParams]):
         found = self.findings()
         all_idx = [i for seg in segments.values() for i in seg]
         overall = self._judge(ops, all_idx, "all steady operations", found)
-        per_segment: list[dict[str, Any]] = []
+        per_segment: list[JsonObject] = []
         if len(segments) > 1:
             for k in sorted(segments):
                 idx = segments[k]
@@ -119,7 +120,7 @@ class SteadyState(Checker[SteadyParams]):
             },
         )
 
-    def _judge(self, ops: OpsIndex, idx: list[int], label: str, found: Findings) -> dict[str, Any]:
+    def _judge(self, ops: OpsIndex, idx: list[int], label: str, found: Findings) -> JsonObject:
         if not idx:
             return {"segment": label, "ops": 0, "judged": False}
         count_fail = self.p.count_fail
@@ -133,17 +134,18 @@ class SteadyState(Checker[SteadyParams]):
                 lat.append(ops.latency_ms[i])
         lat.sort()
         rate = errors / len(idx)
-        out: dict[str, Any] = {
+        quantiles = {f"p{q}_ms": percentile(lat, q) for q in (50, 95, 99)}
+        start_ns = min(ops.invoke_t[i] for i in idx)
+        end_ns = max(ops.done_t[i] for i in idx)
+        out: JsonObject = {
             "segment": label,
             "ops": len(idx),
             "judged": True,
             "errors": errors,
             "error_rate": round(rate, 6),
-            "p50_ms": percentile(lat, 50),
-            "p95_ms": percentile(lat, 95),
-            "p99_ms": percentile(lat, 99),
-            "start_ns": min(ops.invoke_t[i] for i in idx),
-            "end_ns": max(ops.done_t[i] for i in idx),
+            **quantiles,
+            "start_ns": start_ns,
+            "end_ns": end_ns,
         }
         bound = self.p.max_error_rate
         if rate > bound:
@@ -154,12 +156,12 @@ class SteadyState(Checker[SteadyParams]):
                 seen=round(rate, 6),
                 errors=errors,
                 ops=len(idx),
-                start_ns=out["start_ns"],
-                end_ns=out["end_ns"],
+                start_ns=start_ns,
+                end_ns=end_ns,
             )
         limits = {"p50_ms": self.p.p50_ms, "p95_ms": self.p.p95_ms, "p99_ms": self.p.p99_ms}
         for q, limit in limits.items():
-            seen = out[q]
+            seen = quantiles[q]
             if limit > 0 and seen is not None and seen > limit:
                 slowest = sorted(
                     (i for i in idx if ops.outcome[i] == 0),
