@@ -14,7 +14,6 @@ may leave the canonical chain only through
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from l2chaos.params import Duration, param, params
 from l2chaos.rundir.json_types import JsonObject
@@ -79,7 +78,9 @@ class ChainView:
     def head(self) -> int | None:
         return max(self.by_number, default=None)
 
-    def explain(self, number: int, after_t_ns: int, max_depth: int) -> tuple[str, Any] | None:
+    def explain(
+        self, number: int, after_t_ns: int, max_depth: int
+    ) -> tuple[str, Rollback | Reorg] | None:
         """Why block `number`, seen at `after_t_ns`, may have left the chain:
         ("rollback", Rollback) or ("reorg", Reorg); None when nothing explains it."""
         for rb in self.rollbacks:

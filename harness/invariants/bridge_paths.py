@@ -32,7 +32,6 @@ fault's heal: a rule over a `chain.rollback` window needs an `extend`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from .record import AUDIT, RunRecord
 
@@ -53,11 +52,13 @@ class _Paths:
     """The run's deposits, withdrawals and rollbacks, as the path counters read them."""
 
     rollbacks: list[int] = field(default_factory=list)  # time of each rollback event
-    orphaned_at: dict[Any, int] = field(default_factory=dict)  # block seq -> its rollback
-    credits: dict[Any, list[tuple[int, Any]]] = field(default_factory=dict)  # nonce -> (t, seq)
-    withdrawn: list[tuple[int, Any, Any]] = field(default_factory=list)  # (t, seq, nonce)
-    locked: dict[Any, int] = field(default_factory=dict)  # deposit nonce -> lock time
-    released: list[tuple[int, Any]] = field(default_factory=list)  # (t, withdrawal nonce)
+    orphaned_at: dict[object, int] = field(default_factory=dict)  # block seq -> its rollback
+    credits: dict[object, list[tuple[int, int | None]]] = field(
+        default_factory=dict
+    )  # nonce -> (t, seq)
+    withdrawn: list[tuple[int, int | None, object]] = field(default_factory=list)  # (t, seq, nonce)
+    locked: dict[object, int] = field(default_factory=dict)  # deposit nonce -> lock time
+    released: list[tuple[int, object]] = field(default_factory=list)  # (t, withdrawal nonce)
 
 
 def _read(record: RunRecord) -> _Paths:
@@ -88,8 +89,8 @@ def bridge_path_times(record: RunRecord) -> dict[str, list[int]]:
     """Host times at which each of `BRIDGE_COUNTERS` was reached (unsorted)."""
     p = _read(record)
     out = _withdrawal_times(p)
-    final: dict[Any, int] = {}  # deposit nonce -> time of its credit on the final chain
-    orphaned: dict[Any, int] = {}  # deposit nonce -> its credits in orphaned blocks
+    final: dict[object, int] = {}  # deposit nonce -> time of its credit on the final chain
+    orphaned: dict[object, int] = {}  # deposit nonce -> its credits in orphaned blocks
     out["deposits_orphaned_by_rollback"] = []
     for nonce, seen in p.credits.items():
         for t, s in seen:

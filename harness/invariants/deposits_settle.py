@@ -44,8 +44,8 @@ _CONSUMED = "message_already_consumed"
 @dataclass
 class _Credit:
     event_seq: int
-    block: Any
-    block_seq: Any
+    block: int | None
+    block_seq: int | None
     canonical: bool
 
 
@@ -79,7 +79,7 @@ class DepositsSettle(Checker[NoParams]):
             for row in record.bridge_l1()
             if row.kind == "lock"
         }
-        orphaned_by: dict[Any, int] = {}  # orphaned block seq -> the rollback event's seq
+        orphaned_by: dict[object, int] = {}  # orphaned block seq -> the rollback event's seq
         for ev in record.events(kinds=("deposit_credited", "rollback")):
             data = ev.payload
             if ev.kind == "rollback":
@@ -120,7 +120,7 @@ class DepositsSettle(Checker[NoParams]):
 
 
 class _Judge:
-    def __init__(self, found: Findings, cursor: int | None, orphaned_by: dict[Any, int]) -> None:
+    def __init__(self, found: Findings, cursor: int | None, orphaned_by: dict[object, int]) -> None:
         self.found = found
         self.cursor = cursor
         self.orphaned_by = orphaned_by

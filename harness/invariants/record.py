@@ -218,7 +218,7 @@ class RunRecord:
     def missing(self, names: tuple[str, ...] | list[str]) -> list[str]:
         return [n for n in names if not self.has(n)]
 
-    def read_json(self, name: str) -> Any:
+    def read_json(self, name: str) -> object:
         p = self.dir / name
         try:
             return json.loads(p.read_text(encoding="utf-8"))
