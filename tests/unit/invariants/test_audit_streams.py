@@ -5,56 +5,31 @@ RecordError naming the file and the line."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from l2chaos.invariants.record import AUDIT, CHAIN, FAULTS, L7, PROBES, RunRecord
+from l2chaos.invariants.record import AUDIT, FAULTS, L7, RunRecord
 from l2chaos.rundir.bridge import BridgeState
 from l2chaos.rundir.errors import RecordError
 from l2chaos.rundir.transactions import Transaction
 
 Reader = Callable[[RunRecord], Iterator[object]]
 
-# (file, a line as its writer produces it, the same line with one field of the wrong type)
+# per file: the RunRecord method that reads it, a line as its writer produces it, and the
+# same line with one field missing or of the wrong type
+_CASES = json.loads((Path(__file__).parent / "data" / "stream_lines.json").read_text())
 STREAMS: list[tuple[str, Reader, bytes, bytes]] = [
-    (AUDIT.BLOCKS, RunRecord.blocks,
-     b'{"seq":1,"number":1,"hash":"0x1","canonical":true,"mode":"normal"}',
-     b'{"seq":"1","number":1}'),
-    (AUDIT.TRANSACTIONS, RunRecord.transactions,
-     b'{"hash":"0xa","block":1,"block_seq":1,"status":"accepted","nonce":"7"}',
-     b'{"hash":"0xa","block_seq":[1]}'),
-    (AUDIT.MARKET_STATE, RunRecord.market_state,
-     b'{"block_seq":1,"block":1,"market":"BTC","index_price":5,"mark_price":5}',
-     b'{"block_seq":1,"market":"BTC","index_price":"5"}'),
-    (AUDIT.BRIDGE_L1, RunRecord.bridge_l1,
-     b'{"seq":1,"host_ts_ns":5,"kind":"lock","nonce":7,"account":1,"amount":10}',
-     b'{"seq":1,"kind":"lock","nonce":7,"amount":"10"}'),
-    (AUDIT.BRIDGE_MESSAGES, RunRecord.bridge_messages,
-     b'{"nonce":7,"direction":"l1_to_l2","status":"pending","attempts":2}',
-     b'{"nonce":7,"attempts":"2"}'),
-    (AUDIT.ORACLE, RunRecord.oracle_reference,
-     b'{"host_ts_ns":5,"market":"BTC","model_price":9,"published_price":null}',
-     b'{"host_ts_ns":5,"market":"BTC","model_price":"9"}'),
-    (L7, RunRecord.l7_decisions,
-     b'{"t_ns":5,"link":"a.b","rule":"r1","hit":true,"effect":"drop"}',
-     b'{"t_ns":5,"hit":"yes"}'),
-    (PROBES, RunRecord.samples,
-     b'{"t_ns":5,"mono_ns":1,"health":{"db":true},"ready":{},"block_height":3,'
-     b'"head":{"number":3,"hash":"0x3","parent_hash":"0x2"}}',
-     b'{"t_ns":6,"health":{"db":"yes"}}'),
-    (CHAIN.HEADS, RunRecord.chain_heads,
-     b'{"t_ns":5,"number":3,"hash":"0x3","parent_hash":"0x2"}',
-     b'{"t_ns":5,"number":3,"hash":"0x3"}'),
-    (CHAIN.REORGS, RunRecord.chain_reorgs,
-     b'{"t_ns":5,"from_number":3,"from_hash":"0x3","to_number":2,"to_hash":"0xb",'
-     b'"common_ancestor":null,"ancestor_at_most":1,"depth":2}',
-     b'{"t_ns":5,"from_number":3,"from_hash":"0x3","to_number":2,"to_hash":"0xb",'
-     b'"depth":"2"}'),
-    (CHAIN.BLOCKS, RunRecord.chain_blocks,
-     b'{"number":3,"hash":"0x3","parent_hash":"0x2","tx_hashes":["0xa"]}',
-     b'{"number":3,"hash":"0x3","parent_hash":"0x2","tx_hashes":"0xa"}'),
-]  # fmt: skip
+    (
+        name,
+        getattr(RunRecord, c["read"]),
+        json.dumps(c["good"]).encode(),
+        json.dumps(c["bad"]).encode(),
+    )
+    for name, c in _CASES.items()
+    if not name.startswith("_")
+]
 
 
 def _record(tmp_path: Path, name: str, *lines: bytes) -> RunRecord:
