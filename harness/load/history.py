@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from time import monotonic_ns
 from typing import Any
@@ -166,6 +166,25 @@ class HistoryWriter:
             raise ValueError(f"completion type must be ok, fail or info, got {type_!r}")
         self._done(handle, (type_, handle.seq, monotonic_ns(), result, error))
 
+    def settle(
+        self,
+        handle: OpHandle,
+        outcome: Outcome,
+        result: Mapping[str, Any] | None,
+        retire: Callable[[], None],
+    ) -> None:
+        """Complete `handle` with `outcome`; after an `info` the caller's process may have
+        a write in limbo, so `retire` gives it a new one."""
+        self.complete(handle, outcome.type, result, outcome.error)
+        if outcome.type == "info":
+            retire()
+
+    def interrupted(self, handle: OpHandle, exc: BaseException, retire: Callable[[], None]) -> None:
+        """Complete `handle` as `info` for an operation cut short by `exc` (GreenletExit
+        at stop, or a bug: never leave it open), then `retire` the process."""
+        self.complete(handle, "info", None, f"interrupted: {type(exc).__name__}: {exc}")
+        retire()
+
     def complete_raw(self, handle: OpHandle, body: str) -> None:
         """Record a read answered 2xx with its body undecoded: the merge decides its
         outcome and result with the protocol's `read_result` (ok with what it keeps of
@@ -276,12 +295,13 @@ def classify_http(status: int, exc: BaseException | None, body: Any = None) -> O
     return Outcome("info", text)
 
 
-def classify_rpc(body: Any) -> Outcome:
+def classify_rpc(body: Any, *, server_errors_unknown: bool = True) -> Outcome:
     """Classify a JSON-RPC 2.0 response body that came with HTTP 200.
 
     An error object is `info` when it is an internal or server error (-32603,
     -32000..-32099: the node may have failed mid-way) and `fail` otherwise (parse error,
-    invalid request or params, method not found, a definite application error).
+    invalid request or params, method not found, a definite application error). With
+    `server_errors_unknown=False` every error object is `fail`.
     """
     if not isinstance(body, Mapping):
         return Outcome("info", "not a JSON-RPC response")
@@ -292,6 +312,7 @@ def classify_rpc(body: Any) -> Outcome:
         return Outcome("info", "JSON-RPC response without result or error")
     code = err.get("code")
     text = f"JSON-RPC {code}: {err.get('message', '')}".rstrip(": ")
-    if isinstance(code, int) and (code == -32603 or -32099 <= code <= -32000):
+    server_error = isinstance(code, int) and (code == -32603 or -32099 <= code <= -32000)
+    if server_error and server_errors_unknown:
         return Outcome("info", text)
     return Outcome("fail", text)

@@ -386,13 +386,10 @@ class Trader:
             elif op in WRITE_OPS and isinstance(parsed, dict) and "tx_hash" in parsed:
                 # a rejection that reached the chain: its hash joins it to the audit export
                 result = summarise(op, parsed)
-        except BaseException as exc:  # GreenletExit at stop, or a bug: never leave it open
-            self.history.complete(h, "info", None, f"interrupted: {type(exc).__name__}: {exc}")
-            self._retire()
+        except BaseException as exc:
+            self.history.interrupted(h, exc, self._retire)
             raise
-        self.history.complete(h, outcome.type, result, outcome.error)
-        if outcome.type == "info":
-            self._retire()
+        self.history.settle(h, outcome, result, self._retire)
         return outcome, parsed
 
     def _send(self, op: str, method: str, url: str, body: Any) -> Any:

@@ -26,6 +26,7 @@ __all__ = [
     "Brain",
     "Intent",
     "MarketInfo",
+    "WeightedOps",
     "cross_price",
     "leveraged_size",
     "make_brain",
@@ -191,6 +192,24 @@ class BridgerBrain(Brain):
         return Intent(step, "deposit", think, amount_usd=dep)
 
 
+class WeightedOps:
+    """The operations of a `mix` setting with a positive weight, chosen by one draw."""
+
+    def __init__(self, mix: Mapping[str, float]) -> None:
+        self.ops = [op for op, w in mix.items() if w > 0]
+        self.weights = [float(mix[op]) for op in self.ops]
+        self.total = sum(self.weights)
+
+    def choose(self, u: float) -> str:
+        """The operation a uniform draw `u` in [0, 1) lands on."""
+        x = u * self.total
+        for op, w in zip(self.ops, self.weights, strict=True):
+            if x < w:
+                return op
+            x -= w
+        return self.ops[-1]
+
+
 class ReaderBrain(Brain):
     """Reads blocks, receipts and positions, weighted by `mix`."""
 
@@ -198,23 +217,15 @@ class ReaderBrain(Brain):
 
     def __init__(self, settings: Mapping[str, Any], rng: random.Random) -> None:
         super().__init__(settings, rng)
-        mix: Mapping[str, float] = settings["mix"]
-        self._ops = [op for op, w in mix.items() if w > 0]
-        self._weights = [float(mix[op]) for op in self._ops]
-        self._total = sum(self._weights)
+        self._mix = WeightedOps(settings["mix"])
 
     def _decide(self, step: int) -> Intent:
-        x = self.rng.random() * self._total
+        u = self.rng.random()
         lo, hi = self.settings["blocks_back"]
         back = self.rng.randint(int(lo), int(hi))
         pick = _r(self.rng.random(), 6)
         think = self._think()
-        kind = self._ops[-1]
-        for op, w in zip(self._ops, self._weights, strict=True):
-            if x < w:
-                kind = op
-                break
-            x -= w
+        kind = self._mix.choose(u)
         if kind == "get_block":
             return Intent(step, kind, think, back=back)
         if kind == "get_receipt":

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .history import Outcome, classify_http, describe_error, parse_json
+from .history import Outcome, classify_http, classify_rpc, describe_error, parse_json
 
 __all__ = ["RpcReply", "classify_strict", "post"]
 
@@ -22,14 +22,7 @@ __all__ = ["RpcReply", "classify_strict", "post"]
 def classify_strict(body: Any) -> Outcome:
     """A JSON-RPC answer with HTTP 200: `ok` with a result, `fail` with an error object
     (the node answered and did not do it), `info` when it is not a JSON-RPC answer."""
-    if not isinstance(body, Mapping):
-        return Outcome("info", "not a JSON-RPC response")
-    err = body.get("error")
-    if err is None and "result" in body:
-        return Outcome("ok")
-    if not isinstance(err, Mapping):
-        return Outcome("info", "JSON-RPC response without result or error")
-    return Outcome("fail", f"JSON-RPC {err.get('code')}: {err.get('message', '')}".rstrip(": "))
+    return classify_rpc(body, server_errors_unknown=False)
 
 
 @dataclass(frozen=True)

@@ -195,11 +195,7 @@ class RpcService(Service):
             return json_response(await self._batch(body))
         answer = await self._one(body)
         retry = _retry_after(answer)
-        if retry is None:
-            return json_response(answer)
-        resp = json_response(answer, 503)
-        resp.headers["Retry-After"] = str(retry)
-        return resp
+        return json_response(answer, 200 if retry is None else 503, retry_after=retry)
 
     def _check(self, req: Any) -> tuple[Any, str, Any]:
         if not isinstance(req, dict) or req.get("jsonrpc") != "2.0":
@@ -349,17 +345,20 @@ class RpcService(Service):
         except DB_ERRORS as exc:
             raise _unavailable("database", exc) from None
 
+    async def _block_by_hash(self, block_hash: str) -> Any:
+        """The block with this hash, None if there is none (the newest of a hash that
+        came again after a rollback)."""
+        return await self._db(
+            "SELECT * FROM blocks WHERE hash = $1 ORDER BY seq DESC LIMIT 1", block_hash, one=True
+        )
+
     async def _block_row(self, block_id: Any) -> Any:
         if block_id is None or block_id in ("latest", "pending"):
             row = await self._db(
                 "SELECT * FROM blocks WHERE canonical ORDER BY seq DESC LIMIT 1", one=True
             )
         elif isinstance(block_id, dict) and "block_hash" in block_id:
-            row = await self._db(
-                "SELECT * FROM blocks WHERE hash = $1 ORDER BY seq DESC LIMIT 1",
-                str(block_id["block_hash"]),
-                one=True,
-            )
+            row = await self._block_by_hash(str(block_id["block_hash"]))
         elif isinstance(block_id, dict) and "block_seq" in block_id:
             row = await self._db(
                 "SELECT * FROM blocks WHERE seq = $1",
@@ -376,6 +375,10 @@ class RpcService(Service):
         if row is None:
             raise RpcError(24, "block not found", {"block_id": block_id})
         return row
+
+    async def _block_of(self, params: Any) -> Any:
+        """The block a method's `block_id` parameter names (the latest without one)."""
+        return await self._block_row(_params(params, ("block_id",)).get("block_id", "latest"))
 
     @staticmethod
     def _block_json(row: Any) -> dict[str, Any]:
@@ -408,8 +411,7 @@ class RpcService(Service):
         return CHAIN_ID
 
     async def get_block_with_txs(self, params: Any) -> dict[str, Any]:
-        p = _params(params, ("block_id",))
-        row = await self._block_row(p.get("block_id", "latest"))
+        row = await self._block_of(params)
         txs = await self._db(
             "SELECT hash, status, reason, body FROM transactions WHERE block_seq = $1 ORDER BY idx",
             row["seq"],
@@ -427,13 +429,8 @@ class RpcService(Service):
         return out
 
     async def get_state_update(self, params: Any) -> dict[str, Any]:
-        p = _params(params, ("block_id",))
-        row = await self._block_row(p.get("block_id", "latest"))
-        parent = await self._db(
-            "SELECT state_root FROM blocks WHERE hash = $1 ORDER BY seq DESC LIMIT 1",
-            row["parent_hash"],
-            one=True,
-        )
+        row = await self._block_of(params)
+        parent = await self._block_by_hash(row["parent_hash"])
         snaps = await self._db(
             "SELECT account, cash, positions FROM account_snapshots WHERE block_seq = $1 ORDER BY account",
             row["seq"],

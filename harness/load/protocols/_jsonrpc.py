@@ -6,6 +6,8 @@ its seeded choices. Requests go through `l2chaos.load.rpc.post`.
 from __future__ import annotations
 
 import random
+from abc import abstractmethod
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,11 +15,11 @@ from l2chaos.jsonrpc import quantity
 
 from ..history import HistoryWriter, Outcome
 from ..ops import Stopping
-from ..personas import user_seed
+from ..personas import WeightedOps, pick_item, user_seed
 from ..rpc import RpcReply, post
 from .base import DriverArgs
 
-__all__ = ["JsonRpcDriver", "Mix", "quantity"]
+__all__ = ["BlockReader", "JsonRpcDriver", "Mix", "quantity"]
 
 
 class JsonRpcDriver:
@@ -68,13 +70,10 @@ class JsonRpcDriver:
         )
         try:
             outcome, result = run()
-        except BaseException as exc:  # GreenletExit at stop, or a bug: never leave it open
-            self.history.complete(h, "info", None, f"interrupted: {type(exc).__name__}: {exc}")
-            self._retire()
+        except BaseException as exc:
+            self.history.interrupted(h, exc, self._retire)
             raise
-        self.history.complete(h, outcome.type, result, outcome.error)
-        if outcome.type == "info":
-            self._retire()
+        self.history.settle(h, outcome, result, self._retire)
         return outcome, result
 
     def read(
@@ -103,22 +102,53 @@ class Mix:
 
     def __init__(self, args: DriverArgs) -> None:
         self.rng = random.Random(user_seed(args.seed, args.worker, args.persona, args.ordinal))
-        mix: Mapping[str, float] = args.settings["mix"]
-        self.ops = [op for op, w in mix.items() if w > 0]
-        self.weights = [float(mix[op]) for op in self.ops]
-        self.total = sum(self.weights)
+        self.mix = WeightedOps(args.settings["mix"])
         self.think_range = args.settings["think"]
 
     def next(self) -> tuple[str, float, float]:
         """(operation, pick, think seconds)."""
-        x = self.rng.random() * self.total
+        u = self.rng.random()
         pick = self.rng.random()
         lo, hi = self.think_range
         think = round((lo + (hi - lo) * self.rng.random()) / 1e9, 3)
-        chosen = self.ops[-1]
-        for op, w in zip(self.ops, self.weights, strict=True):
-            if x < w:
-                chosen = op
-                break
-            x -= w
-        return chosen, pick, think
+        return self.mix.choose(u), pick, think
+
+
+class BlockReader(JsonRpcDriver):
+    """Base of a reader user: its `Mix`, the highest block number it has seen and the
+    hashes of recent transactions, learnt from the blocks it reads (`_get_block`)."""
+
+    def __init__(self, args: DriverArgs) -> None:
+        super().__init__(args)
+        self.mix = Mix(args)
+        self.head: int | None = None
+        self.recent_tx: deque[str] = deque(maxlen=64)
+
+    def start(self) -> None:
+        pass
+
+    @abstractmethod
+    def _get_block(self, number: int | None) -> None:
+        """Read block `number` (None: the latest) and `note_block` what it answered."""
+
+    def note_block(self, r: RpcReply, number_key: str, tx_hash: Callable[[Any], Any]) -> None:
+        """Learn the head and the last transactions' hashes from a block read."""
+        res = r.result
+        if r.outcome.type != "ok" or not isinstance(res, Mapping):
+            return
+        n = quantity(res.get(number_key))
+        if n is not None:
+            self.head = max(self.head or 0, n)
+        for tx in (res.get("transactions") or [])[-8:]:
+            h = tx_hash(tx)
+            if isinstance(h, str):
+                self.recent_tx.append(h)
+
+    def recent_tx_hash(self, pick: float) -> str | None:
+        """A recent transaction's hash, chosen by `pick`; with none seen yet, the latest
+        block is read first."""
+        tx: str | None = pick_item(list(self.recent_tx), pick)
+        if tx is None:
+            self._get_block(None)
+            tx = pick_item(list(self.recent_tx), pick)
+        return tx

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
@@ -38,7 +37,7 @@ from l2chaos.params import Param, Where
 
 from ..history import Outcome
 from ..personas import pick_item
-from ._jsonrpc import JsonRpcDriver, Mix
+from ._jsonrpc import BlockReader, JsonRpcDriver, Mix
 from .base import Driver, DriverArgs, Prepared, SetupArgs, TraderProtocol
 from .perpdex import check_mix, whole_range
 
@@ -294,17 +293,11 @@ class _Sender(JsonRpcDriver):
         )
 
 
-class _Reader(JsonRpcDriver):
+class _Reader(BlockReader):
     def __init__(self, args: DriverArgs) -> None:
         super().__init__(args)
-        self.mix = Mix(args)
         self.address = args.account.address or _address(args.account.api_key)
         self.contract = str(args.data["contract"])
-        self.head: int | None = None
-        self.recent_tx: deque[str] = deque(maxlen=64)
-
-    def start(self) -> None:
-        pass
 
     def step(self) -> float:
         kind, pick, think = self.mix.next()
@@ -329,10 +322,7 @@ class _Reader(JsonRpcDriver):
                 lambda v: {"value": quantity(v) if v != "0x" else None},
             )  # fmt: skip
         else:
-            tx = pick_item(list(self.recent_tx), pick)
-            if tx is None:
-                self._get_block(None)
-                tx = pick_item(list(self.recent_tx), pick)
+            tx = self.recent_tx_hash(pick)
             if tx is not None:
                 self.read(
                     "rpc_get_receipt", "eth_getTransactionReceipt", [tx],
@@ -343,15 +333,7 @@ class _Reader(JsonRpcDriver):
     def _get_block(self, number: int | None) -> None:
         tag = "latest" if number is None else hex(number)
         r = self.read("rpc_get_block", "eth_getBlockByNumber", [tag, False], _block_summary)
-        res = r.result
-        if r.outcome.type != "ok" or not isinstance(res, Mapping):
-            return
-        n = quantity(res.get("number"))
-        if n is not None:
-            self.head = max(self.head or 0, n)
-        for h in (res.get("transactions") or [])[-8:]:
-            if isinstance(h, str):
-                self.recent_tx.append(h)
+        self.note_block(r, "number", lambda h: h)  # hashes only (full=False)
 
 
 def _block_summary(res: Any) -> dict[str, Any]:

@@ -10,15 +10,13 @@ accounts and no writes: readers need no keys.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 from l2chaos.params import Param, Where
 
-from ..personas import pick_item
-from ._jsonrpc import JsonRpcDriver, Mix, quantity
+from ._jsonrpc import BlockReader, quantity
 from .base import Driver, DriverArgs, Prepared, SetupArgs, TraderProtocol
 from .perpdex import check_mix, whole_range
 
@@ -43,16 +41,10 @@ def _block_summary(res: Any) -> dict[str, Any]:
     }
 
 
-class _Reader(JsonRpcDriver):
+class _Reader(BlockReader):
     def __init__(self, args: DriverArgs) -> None:
         super().__init__(args)
-        self.mix = Mix(args)
-        self.head: int | None = None
-        self.recent_tx: deque[str] = deque(maxlen=64)
         self.block_method = "starknet_getBlockWithTxHashes"
-
-    def start(self) -> None:
-        pass
 
     def step(self) -> float:
         kind, pick, think = self.mix.next()
@@ -75,10 +67,7 @@ class _Reader(JsonRpcDriver):
                 lambda v: {"block_hash": v.get("block_hash")} if isinstance(v, Mapping) else {},
             )
         elif kind == "get_receipt":
-            tx = pick_item(list(self.recent_tx), pick)
-            if tx is None:
-                self._get_block(None)
-                tx = pick_item(list(self.recent_tx), pick)
+            tx = self.recent_tx_hash(pick)
             if tx is not None:
                 self.read(
                     "rpc_get_receipt",
@@ -97,16 +86,12 @@ class _Reader(JsonRpcDriver):
         err = r.body.get("error") if isinstance(r.body, Mapping) else None
         if isinstance(err, Mapping) and err.get("code") == -32601:
             self.block_method = "starknet_getBlockWithTxs"
-        res = r.result
-        if r.outcome.type != "ok" or not isinstance(res, Mapping):
-            return
-        n = quantity(res.get("block_number"))
-        if n is not None:
-            self.head = max(self.head or 0, n)
-        for tx in (res.get("transactions") or [])[-8:]:
-            h = tx.get("transaction_hash") if isinstance(tx, Mapping) else tx
-            if isinstance(h, str):
-                self.recent_tx.append(h)
+        self.note_block(r, "block_number", _tx_hash)
+
+
+def _tx_hash(tx: Any) -> Any:
+    """A block's transaction: its hash (WithTxHashes) or an object carrying it (WithTxs)."""
+    return tx.get("transaction_hash") if isinstance(tx, Mapping) else tx
 
 
 def _receipt_summary(res: Any) -> dict[str, Any]:

@@ -40,17 +40,19 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-def json_response(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(text=dumps(obj), status=status, content_type="application/json")
+def json_response(obj: Any, status: int = 200, retry_after: int | None = None) -> web.Response:
+    """`obj` as JSON; with `retry_after` (seconds) a `Retry-After` header too."""
+    resp = web.Response(text=dumps(obj), status=status, content_type="application/json")
+    if retry_after is not None:
+        resp.headers["Retry-After"] = str(retry_after)
+    return resp
 
 
 def error_response(
     status: int, code: str, message: str, field: str | None = None, retry_after: int | None = None
 ) -> web.Response:
-    resp = json_response({"error": {"code": code, "message": message, "field": field}}, status)
-    if retry_after is not None:
-        resp.headers["Retry-After"] = str(retry_after)
-    return resp
+    error = {"code": code, "message": message, "field": field}
+    return json_response({"error": error}, status, retry_after)
 
 
 class ApiError(Exception):
