@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 import uuid
@@ -12,6 +13,13 @@ from l2chaos.backends.base import Backend
 from l2chaos.stackspec import StackRun
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def arg_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's command line, with its module docstring as the help text."""
+    return argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
 def tinystack() -> ModuleType:

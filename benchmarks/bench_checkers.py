@@ -19,7 +19,6 @@ time, and the median is reported.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -28,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _support import arg_parser
 from l2chaos.invariants.check import bulk_reading, check_run, run_checker
 from l2chaos.invariants.record import RunRecord
 from l2chaos.invariants.simulate import generate_run
@@ -89,9 +89,7 @@ def bench(
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = arg_parser(__doc__)
     ap.add_argument("--small", action="store_true", help="10k and 100k operations instead")
     ap.add_argument("--repeat", type=int, default=3, help="timed checks per size (median counts)")
     ap.add_argument("--records", type=Path, help="keep the generated records in DIR and reuse them")

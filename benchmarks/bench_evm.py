@@ -19,7 +19,6 @@ file is also the locustfile of that run (Locust imports it).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -31,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _support import arg_parser
 
 CTX_ENV = "BENCH_EVM_CONTEXT"
 
@@ -149,9 +150,7 @@ def _wait_rpc(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = arg_parser(__doc__)
     ap.add_argument("--seconds", type=int, default=20, help="Locust run time")
     ap.add_argument("--users", type=int, default=32, help="senders (half recorded, half plain)")
     ap.add_argument("--period", type=int, default=0, help="geth --dev.period (0: on demand)")

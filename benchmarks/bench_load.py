@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from _support import arg_parser
+
 BODY = b'{"account":1,"cash":"10000.000000","equity":"10250.125000","free_collateral":"9000.5"}'
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
@@ -445,9 +447,7 @@ def _serve(n: int) -> tuple[list[int], list[subprocess.Popen[bytes]]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = arg_parser(__doc__)
     ap.add_argument("--seconds", type=int, default=30, help="run time of each Locust run")
     ap.add_argument("--users", type=int, default=20, help="concurrent users (closed loop)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each kind (median reported)")

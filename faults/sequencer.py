@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from abc import abstractmethod
+from typing import Literal, TypeVar
 
 from l2chaos.params import Duration, NoParams, param, params, required
 
 from ._hooked import Body, HookedFault
 from .base import Window
+
+HP = TypeVar("HP")
 
 
 @params
@@ -17,34 +20,45 @@ class ModeParams:
     )
 
 
-class SequencerMode(HookedFault[ModeParams]):
+class _TradingModeFault(HookedFault[HP]):
+    """Sets the exchange's trading mode through its `trading_mode` hook and returns it to
+    normal at heal."""
+
+    hook = "trading_mode"
+    resource = "trading-mode"
+
+    @abstractmethod
+    def mode(self) -> str:
+        """The mode set at inject."""
+
+    def inject_body(self) -> Body:
+        return {"mode": self.mode()}
+
+    def heal_body(self) -> Body | None:
+        return {"mode": "normal"}
+
+
+class SequencerMode(_TradingModeFault[ModeParams]):
     name = "sequencer.mode"
     summary = (
         "Sets the exchange's trading mode (an operator's staged reopen: cancel_only, post_only); "
         "with `for` it returns to normal after it, without it the mode stays."
     )
-    hook = "trading_mode"
-    resource = "trading-mode"
     window = Window.OPTIONAL
 
-    def inject_body(self) -> Body:
-        return {"mode": self.p.mode}
+    def mode(self) -> str:
+        return self.p.mode
 
     def heal_body(self) -> Body | None:
-        return None if self.duration is None else {"mode": "normal"}
+        return None if self.duration is None else super().heal_body()
 
 
-class SequencerHalt(HookedFault[NoParams]):
+class SequencerHalt(_TradingModeFault[NoParams]):
     name = "sequencer.halt"
     summary = "Halts trading (no orders, no matching) for the window, then resumes normal mode."
-    hook = "trading_mode"
-    resource = "trading-mode"
 
-    def inject_body(self) -> Body:
-        return {"mode": "halted"}
-
-    def heal_body(self) -> Body:
-        return {"mode": "normal"}
+    def mode(self) -> str:
+        return "halted"
 
 
 @params

@@ -118,10 +118,6 @@ class BridgeService(Service):
         self.app.router.add_get("/admin/state", self.get_state)
         self.app.router.add_post("/admin/chaos/relayer", self.admin_relayer)
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], log: JsonLog) -> BridgeService:
-        return cls(BridgeConfig.from_env(env), log)
-
     def ready(self) -> tuple[bool, str]:
         if self.pool is None:
             return False, "starting"
@@ -498,7 +494,7 @@ class BridgeService(Service):
 
 
 def main() -> None:
-    run_main("bridge", BridgeService.from_env)
+    run_main("bridge", BridgeService, BridgeConfig.from_env)
 
 
 if __name__ == "__main__":

@@ -182,10 +182,6 @@ class OracleService(Service):
         self.app.router.add_get("/admin/reference", self.admin_reference)
         self.app.router.add_get("/prices", self.get_prices)
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], log: JsonLog) -> OracleService:
-        return cls(OracleConfig.from_env(env), log)
-
     def ready(self) -> tuple[bool, str]:
         return (self._task is not None and self.tick >= 0, f"tick {self.tick}")
 
@@ -471,7 +467,7 @@ def _markets(body: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
-    run_main("oracle", OracleService.from_env)
+    run_main("oracle", OracleService, OracleConfig.from_env)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ truth), replacing the previous list; kept in the data dir (pricefeed_drifts.json
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from l2chaos.stacks.perpdex.common.log import JsonLog
 from l2chaos.stacks.perpdex.markets import MARKET_NAMES, MARKETS
 from l2chaos.stacks.perpdex.pricemodel import ModelConfig, StartedMoves, parse_drift
 
-__all__ = ["MAX_BATCH", "MAX_TICK", "METHOD", "PriceFeedService"]
+__all__ = ["MAX_BATCH", "MAX_TICK", "METHOD", "PriceFeedConfig", "PriceFeedService"]
 
 METHOD = "feed_getPrices"
 MAX_BATCH = 16
@@ -55,22 +56,28 @@ def _tick(params: Any) -> int:
     return raw
 
 
+@dataclass(frozen=True)
+class PriceFeedConfig:
+    common: Common
+    model: ModelConfig
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PriceFeedConfig:
+        common = Common.from_env("pricefeed", env)
+        return cls(common, ModelConfig.from_env(env, common.seed))
+
+
 class PriceFeedService(Service):
-    def __init__(self, common: Common, model_cfg: ModelConfig, log: JsonLog) -> None:
-        super().__init__(common, log)
-        self.model = model_cfg.model()
-        self.moves = StartedMoves(self.model, Path(common.data_dir) / "pricefeed_drifts.json")
+    def __init__(self, cfg: PriceFeedConfig, log: JsonLog) -> None:
+        super().__init__(cfg.common, log)
+        self.model = cfg.model.model()
+        self.moves = StartedMoves(self.model, Path(cfg.common.data_dir) / "pricefeed_drifts.json")
         self.served = 0
         self.app.router.add_post("/", self.handle)
         self.app.router.add_post("/admin/drifts", self.admin_drifts)
 
     async def start(self) -> None:
         self.moves.load()
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], log: JsonLog) -> PriceFeedService:
-        common = Common.from_env("pricefeed", env)
-        return cls(common, ModelConfig.from_env(env, common.seed), log)
 
     def prices(self, tick: int) -> dict[str, Any]:
         return {
@@ -118,7 +125,7 @@ class PriceFeedService(Service):
 
 
 def main() -> None:
-    run_main("pricefeed", PriceFeedService.from_env)
+    run_main("pricefeed", PriceFeedService, PriceFeedConfig.from_env)
 
 
 if __name__ == "__main__":

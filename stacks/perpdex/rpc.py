@@ -151,10 +151,6 @@ class RpcService(Service):
             "starknet_getEvents": self.get_events,
         }
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], log: JsonLog) -> RpcService:
-        return cls(RpcConfig.from_env(env), log)
-
     def ready(self) -> tuple[bool, str]:
         if self.pool is None or self.http is None:
             return False, "starting"
@@ -616,7 +612,7 @@ def _event_seq(start: Any) -> int:
 
 
 def main() -> None:
-    run_main("rpc", RpcService.from_env)
+    run_main("rpc", RpcService, RpcConfig.from_env)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -143,10 +143,6 @@ class UiApiService(Service):
         r.add_get("/admin/accounts", self.admin_accounts)
         r.add_post("/admin/probe/order", self.admin_probe_order)
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], log: JsonLog) -> UiApiService:
-        return cls(UiApiConfig.from_env(env), log)
-
     def ready(self) -> tuple[bool, str]:
         return (self.rpc is not None, "serving" if self.rpc is not None else "starting")
 
@@ -223,6 +219,24 @@ class UiApiService(Service):
         result = await self._call("starknet_addInvokeTransaction", {"invoke_transaction": signed})
         receipt: dict[str, Any] = result["receipt"]
         return receipt
+
+    async def _answer(
+        self,
+        tx: dict[str, Any],
+        fields: Callable[[dict[str, Any]], dict[str, Any]],
+        status: int = 200,
+    ) -> web.Response:
+        """Submit `tx`: the answer to its rejection, or to its acceptance (the
+        transaction's hash and block, and `fields` of the receipt)."""
+        receipt = await self._submit(tx)
+        if receipt["status"] != "accepted":
+            return self._rejected(receipt)
+        body = {
+            "tx_hash": receipt["transaction_hash"],
+            "block": receipt["block_number"],
+            "status": "accepted",
+        }
+        return json_response({**body, **fields(receipt)}, status)
 
     def _rejected(self, receipt: dict[str, Any]) -> web.Response:
         reason = str(receipt.get("reason"))
@@ -405,16 +419,11 @@ class UiApiService(Service):
     async def place(self, request: web.Request) -> web.Response:
         acct = self._account(request)
         tx = self._validate_order(acct, await self._body(request, _ORDER_FIELDS))
-        receipt = await self._submit(tx)
-        if receipt["status"] != "accepted":
-            return self._rejected(receipt)
         mk = MARKETS[tx["market"]]
-        return json_response(
-            {
+
+        def placed(receipt: dict[str, Any]) -> dict[str, Any]:
+            return {
                 "order_id": receipt["order_id"],
-                "tx_hash": receipt["transaction_hash"],
-                "block": receipt["block_number"],
-                "status": "accepted",
                 "order_status": receipt["order_status"],
                 "remaining": mk.size_to_units(receipt["remaining"]),
                 "client_id": tx["client_id"],
@@ -427,9 +436,9 @@ class UiApiService(Service):
                     }
                     for f in receipt.get("fills", [])
                 ],
-            },
-            201,
-        )
+            }
+
+        return await self._answer(tx, placed, 201)
 
     async def cancel(self, request: web.Request) -> web.Response:
         acct = self._account(request)
@@ -443,17 +452,8 @@ class UiApiService(Service):
             "order_id": order_id,
             "client_id": f"cancel-{order_id}",
         }
-        receipt = await self._submit(tx)
-        if receipt["status"] != "accepted":
-            return self._rejected(receipt)
-        return json_response(
-            {
-                "order_id": receipt["order_id"],
-                "tx_hash": receipt["transaction_hash"],
-                "block": receipt["block_number"],
-                "status": "accepted",
-                "order_status": receipt["order_status"],
-            }
+        return await self._answer(
+            tx, lambda r: {"order_id": r["order_id"], "order_status": r["order_status"]}
         )
 
     def _amount(self, body: dict[str, Any]) -> int:
@@ -509,18 +509,8 @@ class UiApiService(Service):
         amount = self._amount(body)
         client_id = _client_id(body, "w")
         tx = {"kind": "withdraw", "account": acct, "amount": amount, "client_id": client_id}
-        receipt = await self._submit(tx)
-        if receipt["status"] != "accepted":
-            return self._rejected(receipt)
-        return json_response(
-            {
-                "tx_hash": receipt["transaction_hash"],
-                "block": receipt["block_number"],
-                "nonce": receipt["nonce"],
-                "amount": format_quote(amount),
-                "status": "accepted",
-            },
-            201,
+        return await self._answer(
+            tx, lambda r: {"nonce": r["nonce"], "amount": format_quote(amount)}, 201
         )
 
     async def admin_accounts(self, request: web.Request) -> web.Response:
@@ -584,7 +574,7 @@ class UiApiService(Service):
 
 
 def main() -> None:
-    run_main("ui-api", UiApiService.from_env)
+    run_main("ui-api", UiApiService, UiApiConfig.from_env)
 
 
 if __name__ == "__main__":

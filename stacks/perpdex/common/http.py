@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from l2chaos.stacks.perpdex.common.admission import Admission
@@ -244,11 +244,16 @@ async def _serve(svc: Service) -> None:
             svc.log.info("stopped")
 
 
-def run_main(name: str, factory: Callable[[Mapping[str, str], JsonLog], Service]) -> None:
+C = TypeVar("C")
+
+
+def run_main(
+    name: str, service: Callable[[C, JsonLog], Service], config: Callable[[Mapping[str, str]], C]
+) -> None:
     """Entry point of a service: config from the environment, then serve until a signal."""
     log = JsonLog(name, level=os.environ.get("PERPDEX_LOG_LEVEL", "info"))
     try:
-        svc = factory(os.environ, log)
+        svc = service(config(os.environ), log)
     except ConfigError as exc:
         log.error("bad configuration", problem=str(exc), variable=exc.name)
         sys.exit(2)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -65,10 +64,6 @@ class SequencerService(Service):
         r.add_post("/admin/chaos/rollback", self.admin_rollback)
         r.add_post("/admin/chaos/clock", self.admin_clock)
         r.add_get("/admin/state", self.admin_state)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], log: JsonLog) -> SequencerService:
-        return cls(SequencerConfig.from_env(env), log)
 
     def ready(self) -> tuple[bool, str]:
         return self.node.ready()

@@ -14,7 +14,7 @@ from l2chaos.stacks.perpdex.common.inputs import InputError
 from l2chaos.stacks.perpdex.common.log import JsonLog
 from l2chaos.stacks.perpdex.markets import MARKET_NAMES, MARKETS
 from l2chaos.stacks.perpdex.oracle import SourceRead, source_price
-from l2chaos.stacks.perpdex.pricefeed import MAX_TICK, METHOD, PriceFeedService
+from l2chaos.stacks.perpdex.pricefeed import MAX_TICK, METHOD, PriceFeedConfig, PriceFeedService
 from l2chaos.stacks.perpdex.pricemodel import Drift, PriceModel, StartedMoves
 
 BTC, ETH = "BTC-USD-PERP", "ETH-USD-PERP"
@@ -23,7 +23,7 @@ ENV = {"PERPDEX_PORT": "8005", "L2CHAOS_SEED": "7"}
 
 @pytest.fixture
 def feed() -> PriceFeedService:
-    return PriceFeedService.from_env(ENV, JsonLog("pricefeed", io.StringIO()))
+    return PriceFeedService(PriceFeedConfig.from_env(ENV), JsonLog("pricefeed", io.StringIO()))
 
 
 def call(tick: object, rid: int = 1, method: str = METHOD) -> dict[str, object]:
