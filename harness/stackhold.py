@@ -22,7 +22,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -34,6 +33,7 @@ import httpx
 
 from .backends.paths import cache_dir
 from .backends.procs import pids_of_run, process_start_time
+from .childproc import spawn_logged
 from .errors import (
     EXIT_HARNESS_BROKE,
     EXIT_OK,
@@ -184,13 +184,7 @@ def up(
          "profile": profile, "sets": sets, "seed": seed, "backend": backend}
     )  # fmt: skip
     with (d / "holder.log").open("w") as log:
-        subprocess.Popen(
-            [sys.executable, "-m", _HOLDER_MODULE, "serve", args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        spawn_logged([sys.executable, "-m", _HOLDER_MODULE, "serve", args], log)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         state = HolderState.read(key)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from l2chaos.childproc import spawn_logged
 from l2chaos.errors import StackError
 from l2chaos.safety import is_loopback
 
@@ -238,14 +239,7 @@ class SshSocketForward:
         argv += ["-L", f"{local}:{remote_socket or '/var/run/docker.sock'}", dest]
         log = open(folder / "ssh.log", "wb")  # noqa: SIM115 - handed to the child, closed below
         try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+            proc = spawn_logged(argv, log, preexec_fn=_die_with_parent)
         finally:
             log.close()
         fwd = cls(proc, folder)

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from l2chaos.childproc import spawn_logged
 from l2chaos.errors import StackError
 
 from .paths import cache_dir, ensure_dir
@@ -215,16 +216,8 @@ class GroupProcess:
             kwargs.update(user=self.user[0], group=self.user[1], extra_groups=[])
         with open(self.log_path, "ab") as log:
             try:
-                self._popen = subprocess.Popen(
-                    list(self.argv),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=self.cwd,
-                    env=dict(self.env),
-                    start_new_session=True,
-                    close_fds=True,
-                    **kwargs,
+                self._popen = spawn_logged(
+                    self.argv, log, cwd=self.cwd, env=dict(self.env), close_fds=True, **kwargs
                 )
             except OSError as exc:
                 raise StackError(

@@ -40,6 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from ..childproc import spawn_logged
 from ..errors import LoadError
 from ..safety import ensure_allowed
 from .context import (
@@ -402,15 +403,7 @@ class LoadRunner:
         )
         f = open(log, "ab")  # noqa: SIM115 - closed in _shutdown
         try:
-            popen = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=f,
-                stderr=subprocess.STDOUT,
-                env=self._env(worker),
-                cwd=str(self.load_dir),
-                start_new_session=True,
-            )
+            popen = spawn_logged(argv, f, env=self._env(worker), cwd=str(self.load_dir))
         except OSError as exc:
             f.close()
             raise LoadError(f"cannot start Locust ({role}): {exc}") from None
