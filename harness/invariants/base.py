@@ -16,10 +16,12 @@ its status, how much it checked, and violations with evidence. Four statuses:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypeVar, cast
 
-from l2chaos.params import JsonValue, NoParams, declared_model, to_json
+from l2chaos.params import NoParams, declared_model, to_json
+from l2chaos.rundir.json_types import JsonObject, JsonValue, as_list, as_object, json_object
 
 if TYPE_CHECKING:
     from .record import RunRecord
@@ -27,6 +29,23 @@ if TYPE_CHECKING:
 __all__ = ["Checker", "Findings", "NoParams", "Status", "Verdict", "Violation"]
 
 Status = Literal["pass", "fail", "not_applicable", "error"]
+_STATUSES: tuple[Status, ...] = ("pass", "fail", "not_applicable", "error")
+
+
+def _status(v: JsonValue) -> Status:
+    return next((s for s in _STATUSES if s == v), "error")
+
+
+def _str(v: JsonValue) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def _int(v: JsonValue) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def _float(v: JsonValue) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
 
 
 @dataclass
@@ -34,10 +53,14 @@ class Violation:
     """One thing that broke, with the evidence to find it (block, time, account, values)."""
 
     message: str
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: JsonObject = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"message": self.message, "evidence": self.evidence}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JsonValue]) -> Violation:
+        return cls(_str(data.get("message")), dict(as_object(data.get("evidence"))))
 
 
 @dataclass
@@ -50,8 +73,8 @@ class Verdict:
     violations: list[Violation] = field(default_factory=list)
     # Why it failed vacuously, is not applicable, or had no work.
     reason: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
+    details: JsonObject = field(default_factory=dict)
+    params: JsonObject = field(default_factory=dict)
     # Violations beyond the stored ones are counted, not kept (a 1M-op run may have many).
     violation_count: int = 0
     # True when the run gave this checker nothing to check (status is then `pass`).
@@ -71,7 +94,7 @@ class Verdict:
     def total_checked(self) -> int:
         return sum(self.checked.values())
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "name": self.name,
             "status": self.status,
@@ -87,21 +110,20 @@ class Verdict:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Verdict:
+    def from_json(cls, data: Mapping[str, JsonValue]) -> Verdict:
+        """The verdict `to_json` wrote (a field of the wrong type reads as its default)."""
+        checked = as_object(data.get("checked"))
         return cls(
-            name=data["name"],
-            status=data["status"],
-            checked=dict(data.get("checked", {})),
-            violations=[
-                Violation(v["message"], dict(v.get("evidence", {})))
-                for v in data.get("violations", [])
-            ],
-            reason=data.get("reason", ""),
-            details=dict(data.get("details", {})),
-            params=dict(data.get("params", {})),
-            violation_count=int(data.get("violation_count", 0)),
-            no_work=bool(data.get("no_work", False)),
-            seconds=float(data.get("seconds", 0.0)),
+            name=_str(data.get("name")),
+            status=_status(data.get("status")),
+            checked={k: n for k, n in checked.items() if isinstance(n, int)},
+            violations=[Violation.from_json(as_object(v)) for v in as_list(data.get("violations"))],
+            reason=_str(data.get("reason")),
+            details=dict(as_object(data.get("details"))),
+            params=dict(as_object(data.get("params"))),
+            violation_count=_int(data.get("violation_count")),
+            no_work=data.get("no_work") is True,
+            seconds=_float(data.get("seconds")),
         )
 
 
@@ -113,10 +135,12 @@ class Findings:
         self.kept: list[Violation] = []
         self.count = 0
 
-    def add(self, message: str, **evidence: Any) -> None:
+    def add(self, message: str, **evidence: object) -> None:
+        """A violation; its evidence is kept as JSON (values read from the record as they
+        were written, anything else as its text)."""
         self.count += 1
         if len(self.kept) < self.limit:
-            self.kept.append(Violation(message, evidence))
+            self.kept.append(Violation(message, json_object(evidence)))
 
     def __bool__(self) -> bool:
         return self.count > 0
@@ -148,7 +172,7 @@ class Checker(ABC, Generic[P]):
         """The parameter model: the class's type argument."""
         return cast("type[P]", declared_model(cls, Checker))
 
-    def params_json(self) -> dict[str, JsonValue]:
+    def params_json(self) -> JsonObject:
         """The parameters as the verdict records them (durations in ns)."""
         return to_json(self.p)
 
@@ -162,7 +186,7 @@ class Checker(ABC, Generic[P]):
         *,
         work: int,
         what: str,
-        details: dict[str, Any] | None = None,
+        details: Mapping[str, object] | None = None,
         attempted: int = 0,
         succeeded: int | None = None,
     ) -> Verdict:
@@ -177,7 +201,7 @@ class Checker(ABC, Generic[P]):
             checked=checked,
             violations=found.kept,
             violation_count=found.count,
-            details=details or {},
+            details=json_object(details) if details else {},
             params=self.params_json(),
         )
         if found:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 from l2chaos.errors import UsageError
 from l2chaos.params import Where, from_json
 from l2chaos.registry import checkers as checker_registry
+from l2chaos.rundir.json_types import JsonValue, as_list, as_object
 from l2chaos.rundir.run_info import RunInfo
 from l2chaos.rundir.scenario import SCENARIO_JSON, CheckerUse
 
@@ -121,11 +122,13 @@ def _instantiate(uses: list[CheckerUse] | None, source: Path) -> list[Checker[An
 def _faults_summary(
     record: RunRecord, verdicts: list[Verdict], t0: int | None
 ) -> list[dict[str, Any]]:
-    recovery: dict[int, dict[str, Any]] = {}
+    recovery: dict[int, Mapping[str, JsonValue]] = {}
     for v in verdicts:
         if v.name == "recoverability":
-            for row in v.details.get("recoveries", []):
-                recovery[int(row["fault_id"])] = row
+            for row in map(as_object, as_list(v.details.get("recoveries"))):
+                fault_id = row.get("fault_id")
+                if isinstance(fault_id, int):
+                    recovery[fault_id] = row
 
     def rel(t: int | None) -> float | None:
         return None if t is None or t0 is None else round((t - t0) / 1e9, 6)

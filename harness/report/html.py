@@ -20,6 +20,7 @@ from typing import Any
 
 from l2chaos.invariants.check import CheckOutcome
 from l2chaos.invariants.record import RunRecord
+from l2chaos.rundir.json_types import as_list, as_object
 
 from .series import LiquidationPoint, Timeline, build_timeline
 
@@ -432,14 +433,14 @@ def render_html(outcome: CheckOutcome, tl: Timeline) -> str:
 
     if outcome.sometimes is not None:
         srows = []
-        for r in outcome.sometimes.details.get("rules", []):
+        for r in map(as_object, as_list(outcome.sometimes.details.get("rules"))):
             state = (
                 "not for this profile"
                 if not r.get("applies")
                 else ("holds" if r.get("ok") else "does not hold")
             )
             srows.append(
-                f"<tr><td>{_e(r['rule'])}</td><td>{_e(r.get('seen'))}</td><td>{_e(state)}</td></tr>"
+                f"<tr><td>{_e(r.get('rule'))}</td><td>{_e(r.get('seen'))}</td><td>{_e(state)}</td></tr>"
             )
         parts.append("<h2>Sometimes</h2>")
         parts.append(_table(["rule", "seen", "result"], srows, "sometimes"))

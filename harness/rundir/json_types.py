@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from l2chaos.params import JsonValue
 
-__all__ = ["JsonObject", "JsonValue", "as_list", "as_object"]
+__all__ = ["JsonObject", "JsonValue", "as_list", "as_object", "json_object", "json_value"]
 
 # A JSON object as written: its values are any JSON (nested objects and arrays are
 # read-only `Mapping`/`Sequence`, so a `dict[str, int]` or a `list[str]` fits as is).
@@ -26,3 +26,20 @@ def as_object(v: JsonValue) -> Mapping[str, JsonValue]:
 def as_list(v: JsonValue) -> Sequence[JsonValue]:
     """`v` when it is a JSON array (a string is not one), else an empty one."""
     return v if isinstance(v, Sequence) and not isinstance(v, str) else ()
+
+
+def json_value(v: object) -> JsonValue:
+    """`v` as JSON: scalars as they are, mappings and lists converted, anything else as
+    its text (what the run directory's writers write for it)."""
+    if v is None or isinstance(v, (str, int, float)):
+        return v
+    if isinstance(v, Mapping):
+        return json_object(v)
+    if isinstance(v, (list, tuple)):
+        return [json_value(x) for x in v]
+    return str(v)
+
+
+def json_object(v: Mapping[str, object]) -> JsonObject:
+    """A mapping as a JSON object."""
+    return {str(k): json_value(x) for k, x in v.items()}

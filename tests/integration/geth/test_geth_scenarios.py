@@ -11,6 +11,8 @@ from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.check import check_run
 from l2chaos.runner import RunOptions, run_scenario
 
+from tests._support.json_path import at, num, text
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -31,9 +33,9 @@ def test_sigkill_loses_acknowledged_transactions(tmp_path: Path) -> None:
     code, v, out = run("geth-sigkill-restart", tmp_path)
     assert code == 0, out  # the expectation: the three invariants violated
     lost = v["acknowledged_writes_durable"].violations[0].evidence
-    assert lost["tx_hash"].startswith("0x")
+    assert text(lost["tx_hash"]).startswith("0x")
     assert isinstance(lost["block"], int)
-    assert lost["step_back"]["to"]["number"] < lost["block"]
+    assert num(at(lost, "step_back", "to", "number")) < num(lost["block"])
 
 
 def test_a_declared_sethead_rollback_holds(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from l2chaos.stacks.perpdex import STACK_FILE
 from l2chaos.stackspec import StackRun, load_stack
 
 from tests._support.audit import export_audit
+from tests._support.json_path import num
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -147,13 +148,13 @@ def test_broken_fee_path_is_caught_from_the_audit_export(tmp_path: Path) -> None
     ev = lost[0].evidence
     assert ev["kind"] == "fill"
     assert ev["account"] == -1
-    assert ev["expected"] > 0
+    assert num(ev["expected"]) > 0
     assert ev["seen"] == 0
     assert isinstance(ev["block"], int)
     assert ev["tx"]
     identity = [x for x in fc.violations if "changed" in x.message and x.evidence["kind"] == "fill"]
     assert len(identity) == 2
-    assert identity[0].evidence["difference"] == -ev["expected"] * 1_000_000
+    assert identity[0].evidence["difference"] == -num(ev["expected"]) * 1_000_000
     assert out.exit_code == 1
 
 

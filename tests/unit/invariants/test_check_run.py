@@ -13,6 +13,8 @@ from l2chaos.invariants.check import check_run
 from l2chaos.invariants.expectations import evaluate
 from l2chaos.invariants.synth import RecordWriter
 
+from tests._support.json_path import arr, obj, text
+
 BTC = "BTC-USD-PERP"
 LIQ = [{"name": "no_zero_price_liquidations", "params": {}}]
 
@@ -308,7 +310,7 @@ def test_l7_hits_are_counted_per_window_and_per_rule(rw: RecordWriter, run_dir: 
     assert w["counts"]["l7_hits.r1"] == 3
     assert out.coverage["run"]["l7_hits"] == 4
     assert out.sometimes is not None
-    texts = [r["rule"] for r in out.sometimes.details["rules"]]
+    texts = [text(obj(r)["rule"]) for r in arr(out.sometimes.details["rules"])]
     assert any(t.startswith("l7_hits.r1 at least 1 during zero (implicit") for t in texts)
 
 

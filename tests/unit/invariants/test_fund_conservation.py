@@ -9,6 +9,7 @@ from typing import Any
 from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
 
+from tests._support.json_path import at, text
 from tests._support.records import first_deposit
 from tests._support.verdicts import not_applicable, violation
 
@@ -189,8 +190,8 @@ def test_snapshot_that_differs_from_the_replay_is_caught(rw: RecordWriter, check
     snap = [x for x in v.violations if "snapshot" in x.message]
     assert len(snap) == 1
     assert snap[0].evidence["account"] == 1
-    assert snap[0].evidence["seen"]["cash"] == 12345
-    assert snap[0].evidence["expected"]["cash"] == DEP - 90_000_000 - 36_000 - 1_235
+    assert at(snap[0].evidence, "seen", "cash") == 12345
+    assert at(snap[0].evidence, "expected", "cash") == DEP - 90_000_000 - 36_000 - 1_235
 
 
 def test_dust_snapshot_is_in_micro_quanta(rw: RecordWriter, check: Check) -> None:
@@ -332,4 +333,4 @@ def test_without_bridge_log_the_rest_is_still_checked(rw: RecordWriter, check: C
     story(rw, bridge=False)
     v = check("fund_conservation")
     assert v.status == "pass"
-    assert "bridge_l1.jsonl is missing" in v.details["bridge"]
+    assert "bridge_l1.jsonl is missing" in text(v.details["bridge"])

@@ -8,6 +8,7 @@ from typing import Any
 from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
 
+from tests._support.json_path import obj
 from tests._support.verdicts import not_applicable
 
 BTC = "BTC-USD-PERP"
@@ -261,7 +262,7 @@ def test_cross_margin_uses_every_position(rw: RecordWriter, check: Check) -> Non
     # equity 1.6e9 (BTC at 89,100) + 5e9 - 3.03e9 = 3.57e9 > maintenance 2.673e9 + 0.0909e9
     v = check("liquidations_justified")
     assert v.status == "fail", "the ETH profit keeps the account above maintenance"
-    assert set(v.violations[0].evidence["reference_prices"]) == {BTC, ETH}
+    assert set(obj(v.violations[0].evidence["reference_prices"])) == {BTC, ETH}
 
 
 def test_blocked_only_is_checked_not_vacuous(rw: RecordWriter, check: Check) -> None:

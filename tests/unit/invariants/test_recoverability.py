@@ -8,6 +8,7 @@ from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
 from l2chaos.rundir.json_types import JsonObject
 
+from tests._support.json_path import arr, at, num, obj
 from tests._support.verdicts import not_applicable
 
 Check = Callable[..., Verdict]
@@ -33,7 +34,7 @@ def test_quick_recovery_holds_and_is_reported(rw: RecordWriter, check: Check) ->
     v = check("recoverability", rto=30_000_000_000)
     assert v.status == "pass", v.violations
     assert v.checked == {"faults": 1}
-    row = v.details["recoveries"][0]
+    row = obj(at(v.details, "recoveries", 0))
     assert row["label"] == "db-restart"
     assert row["recovery_s"] == 1.5
     assert row["health_s"] == 1.5
@@ -50,7 +51,7 @@ def test_slow_recovery_is_a_violation(rw: RecordWriter, check: Check) -> None:
     assert ev["fault"] == "db-restart"
     assert ev["seen"] == 40.0
     assert ev["expected"] == 30.0
-    assert v.details["recoveries"][0]["recovery_s"] == 40.0
+    assert at(v.details, "recoveries", 0, "recovery_s") == 40.0
 
 
 def test_never_recovered_is_a_violation(rw: RecordWriter, check: Check) -> None:
@@ -59,7 +60,11 @@ def test_never_recovered_is_a_violation(rw: RecordWriter, check: Check) -> None:
     v = check("recoverability", rto=30_000_000_000)
     assert v.status == "fail"
     assert "not recovered" in v.violations[0].message
-    assert set(v.violations[0].evidence["seen"]["missing"]) == {"health", "blocks", "order"}
+    assert set(arr(at(v.violations[0].evidence, "seen", "missing"))) == {
+        "health",
+        "blocks",
+        "order",
+    }
 
 
 def test_blocks_must_advance_after_the_heal(rw: RecordWriter, check: Check) -> None:
@@ -69,7 +74,7 @@ def test_blocks_must_advance_after_the_heal(rw: RecordWriter, check: Check) -> N
         rw.probe(t, healthy=True, height=min(i, 40), order_ok=True)  # height stuck at 40 forever
     v = check("recoverability", rto=30_000_000_000)
     assert v.status == "fail"
-    assert v.violations[0].evidence["seen"]["missing"] == ["blocks"]
+    assert at(v.violations[0].evidence, "seen", "missing") == ["blocks"]
 
 
 def test_failed_heal_is_a_violation(rw: RecordWriter, check: Check) -> None:
@@ -88,7 +93,7 @@ def test_overlapping_faults_measure_from_the_last_heal(rw: RecordWriter, check: 
     rw.fault(1, "process.kill", target="rpc", inject_s=15.0, heal_s=30.0)
     probes(rw, until=60.0, down=(15.0, 31.0))
     v = check("recoverability")
-    rows = {r["fault_id"]: r for r in v.details["recoveries"]}
+    rows = {obj(r)["fault_id"]: obj(r) for r in arr(v.details["recoveries"])}
     assert rows[0]["measured_from_ns"] == rw.t(30.0)
     assert rows[0]["recovery_s"] == 1.0
     assert rows[1]["recovery_s"] == 1.0
@@ -100,7 +105,7 @@ def test_run_that_ended_before_the_rto_is_not_judged(rw: RecordWriter, check: Ch
     v = check("recoverability", rto=30_000_000_000)
     assert v.status == "fail"  # the only fault could not be judged: vacuous
     assert "checked nothing although the run had 1 faults injected" in v.reason
-    assert v.details["recoveries"][0]["status"] == "run ended before rto"
+    assert at(v.details, "recoveries", 0, "status") == "run ended before rto"
 
 
 def test_no_probe_after_the_heal_is_vacuous(rw: RecordWriter, check: Check) -> None:
@@ -134,7 +139,7 @@ def test_after_a_rollback_production_not_the_old_height_must_return(
         rw.probe(t, healthy=True, height=height, order_ok=True)
     v = check("recoverability", rto=5_000_000_000)
     assert v.status == "pass", v.violations
-    assert v.details["recoveries"][0]["blocks_s"] <= 0.5  # not the 15 s to pass height 80
+    assert num(at(v.details, "recoveries", 0, "blocks_s")) <= 0.5  # not the 15 s to pass height 80
 
 
 def test_signals_the_stack_does_not_probe_are_not_required(rw: RecordWriter, check: Check) -> None:
@@ -145,7 +150,7 @@ def test_signals_the_stack_does_not_probe_are_not_required(rw: RecordWriter, che
     v = check("recoverability", rto=5_000_000_000)
     assert v.status == "pass", v.violations
     assert v.details["signals"] == ["health"]
-    assert v.details["recoveries"][0]["recovery_s"] == 1.0
+    assert at(v.details, "recoveries", 0, "recovery_s") == 1.0
 
 
 def _spike(rw: RecordWriter, at_s: float, for_s: float) -> None:
@@ -163,7 +168,7 @@ def test_a_load_spike_is_measured_from_its_end(rw: RecordWriter, check: Check) -
     assert v.status == "pass", v.violations
     assert v.checked == {"faults": 0, "load_spikes": 1}
     assert v.details["recoveries"] == []  # the faults' (joined with faults.jsonl)
-    [row] = v.details["load_spikes"]
+    [row] = map(obj, arr(v.details["load_spikes"]))
     assert row["label"] == "load-spike"
     assert row["spike_s"] == 20.0
     assert row["recovery_s"] == 1.0

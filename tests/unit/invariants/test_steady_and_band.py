@@ -8,6 +8,8 @@ from l2chaos.invariants.base import Verdict
 from l2chaos.invariants.synth import RecordWriter
 from l2chaos.rundir.json_types import JsonValue
 
+from tests._support.json_path import arr, at, obj
+
 Check = Callable[..., Verdict]
 BTC = "BTC-USD-PERP"
 
@@ -42,8 +44,8 @@ def test_steady_outside_the_fault_holds(rw: RecordWriter, check: Check) -> None:
     v = check("steady_state", settle=5_000_000_000)
     assert v.status == "pass", [x.message for x in v.violations]
     assert v.checked["ops"] == before + after
-    assert v.details["overall"]["p99_ms"] == 10.0
-    assert [s["segment"] for s in v.details["segments"]] == [
+    assert at(v.details, "overall", "p99_ms") == 10.0
+    assert [obj(s)["segment"] for s in arr(v.details["segments"])] == [
         "before the first fault",
         "after the last fault",
     ]
@@ -73,7 +75,7 @@ def test_latency_bound(rw: RecordWriter, check: Check) -> None:
     ev = v.violations[0].evidence
     assert ev["seen"] == 50.0
     assert ev["expected"] == 20.0
-    assert ev["slowest"][0]["latency_ms"] == 2500.0
+    assert at(ev, "slowest", 0, "latency_ms") == 2500.0
 
 
 def test_fail_outcomes_are_not_errors_unless_asked(rw: RecordWriter, check: Check) -> None:
