@@ -37,9 +37,7 @@ class BlockProgress(Checker[ProgressParams]):
         max_gap, settle = self.p.max_gap.ns, self.p.settle.ns
         excused = [(start, end + settle) for _, start, end in record.fault_windows()]
         samples = sorted(
-            (p["t_ns"], p["block_height"])
-            for p in record.probes()
-            if isinstance(p.get("t_ns"), int) and isinstance(p.get("block_height"), int)
+            (s.t_ns, s.block_height) for s in record.samples() if s.block_height is not None
         )
         if not samples:
             return self.not_applicable(
