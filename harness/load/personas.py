@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 __all__ = [
     "BRAINS",
@@ -78,6 +78,14 @@ def _r(x: float, digits: int) -> float:
     return round(x, digits)
 
 
+class _OrderDraws(NamedTuple):
+    side: str
+    size_usd: float
+    bps: float
+    pick: float
+    think: float
+
+
 class Brain(ABC):
     """A persona's decision maker: a seeded random stream and the persona's settings."""
 
@@ -96,6 +104,15 @@ class Brain(ABC):
         lo, hi = self.settings["think"]  # nanoseconds
         return _r((lo + (hi - lo) * self.rng.random()) / 1e9, 3)
 
+    def _order_draws(self, bps_key: str) -> _OrderDraws:
+        """An order's draws, in this order: side (even odds), size, the distance
+        `bps_key` from the index, the pick and the think time."""
+        side = "buy" if self.rng.random() < 0.5 else "sell"
+        size = _r(self._uniform("size_usd"), 2)
+        bps = _r(self._uniform(bps_key), 2)
+        pick = _r(self.rng.random(), 6)
+        return _OrderDraws(side, size, bps, pick, self._think())
+
     def next(self) -> Intent:
         intent = self._decide(self.step)
         self.step += 1
@@ -112,17 +129,15 @@ class MakerBrain(Brain):
 
     def _decide(self, step: int) -> Intent:
         r = self.rng.random()
-        side = "buy" if self.rng.random() < 0.5 else "sell"
-        size = _r(self._uniform("size_usd"), 2)
-        bps = _r(self._uniform("spread_bps"), 2)
-        pick = _r(self.rng.random(), 6)
-        think = self._think()
+        o = self._order_draws("spread_bps")
         s = self.settings
         if r < s["cancel_ratio"]:
-            return Intent(step, "cancel", think)
+            return Intent(step, "cancel", o.think)
         if r < s["cancel_ratio"] + s["refresh_ratio"]:
-            return Intent(step, "refresh", think)
-        return Intent(step, "quote", think, pick=pick, side=side, size_usd=size, bps=bps)
+            return Intent(step, "refresh", o.think)
+        return Intent(
+            step, "quote", o.think, pick=o.pick, side=o.side, size_usd=o.size_usd, bps=o.bps
+        )
 
 
 class TakerBrain(Brain):
@@ -133,18 +148,14 @@ class TakerBrain(Brain):
     def _decide(self, step: int) -> Intent:
         r = self.rng.random()
         m = self.rng.random()
-        side = "buy" if self.rng.random() < 0.5 else "sell"
-        size = _r(self._uniform("size_usd"), 2)
-        bps = _r(self._uniform("cross_bps"), 2)
-        pick = _r(self.rng.random(), 6)
-        think = self._think()
+        o = self._order_draws("cross_bps")
         s = self.settings
         if r < s["close_ratio"]:
-            return Intent(step, "close", think)
+            return Intent(step, "close", o.think)
         kind = "market" if m < s["market_ratio"] else "limit"
         return Intent(
-            step, kind, think, pick=pick, side=side, size_usd=size,
-            bps=bps if kind == "limit" else None,
+            step, kind, o.think, pick=o.pick, side=o.side, size_usd=o.size_usd,
+            bps=o.bps if kind == "limit" else None,
         )  # fmt: skip
 
 
