@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+from abc import abstractmethod
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, TypeVar
 
 import httpx
 from l2chaos.errors import FaultError
@@ -30,14 +31,32 @@ class HttpCallParams:
     timeout: Duration = param(Duration.of(s=10), "request timeout")
 
 
-class HttpCall(Fault[HttpCallParams]):
+AP = TypeVar("AP")
+
+
+class _ActionFault(Fault[AP]):
+    """An action at inject and, when the scenario gives one, another at heal."""
+
+    window = Window.OPTIONAL
+
+    @abstractmethod
+    def perform(self, ctx: FaultContext, heal: bool) -> Details | None:
+        """Do the inject's action, or the heal's; None: the scenario gave no heal action."""
+
+    def inject(self, ctx: FaultContext) -> Details:
+        return self.perform(ctx, heal=False) or {}
+
+    def heal(self, ctx: FaultContext) -> Details:
+        return self.perform(ctx, heal=True) or {}
+
+
+class HttpCall(_ActionFault[HttpCallParams]):
     name = "http.call"
     summary = (
         "Calls an HTTP endpoint of the target service directly (with the run's admin token), "
         "and optionally another one at heal."
     )
     target_kind = TargetKind.SERVICE
-    window = Window.OPTIONAL
 
     def validate(self, services: set[str], links: set[str]) -> str | None:
         for key, value in (("path", self.p.path), ("heal_path", self.p.heal_path)):
@@ -72,13 +91,11 @@ class HttpCall(Fault[HttpCallParams]):
             "answer": resp.text[:1000],
         }
 
-    def inject(self, ctx: FaultContext) -> Details:
-        return self._call(ctx, self.p.method, self.p.path, self.p.body)
-
-    def heal(self, ctx: FaultContext) -> Details:
-        if not self.p.heal_path:
-            return {}
-        return self._call(ctx, self.p.heal_method, self.p.heal_path, self.p.heal_body)
+    def perform(self, ctx: FaultContext, heal: bool) -> Details | None:
+        p = self.p
+        if not heal:
+            return self._call(ctx, p.method, p.path, p.body)
+        return self._call(ctx, p.heal_method, p.heal_path, p.heal_body) if p.heal_path else None
 
 
 @params
@@ -88,7 +105,7 @@ class ExecCommandParams:
     timeout: Duration = param(Duration.of(s=60), "how long a command may run")
 
 
-class ExecCommand(Fault[ExecCommandParams]):
+class ExecCommand(_ActionFault[ExecCommandParams]):
     name = "exec.command"
     summary = (
         "Runs a command on this host (e.g. a script that breaks something of your own stack), "
@@ -96,7 +113,6 @@ class ExecCommand(Fault[ExecCommandParams]):
         "L2CHAOS_RUN_DIR and L2CHAOS_DIRECT_<SERVICE>=host:port."
     )
     target_kind = TargetKind.NONE
-    window = Window.OPTIONAL
     runs_commands = True
 
     def validate(self, services: set[str], links: set[str]) -> str | None:
@@ -132,10 +148,7 @@ class ExecCommand(Fault[ExecCommandParams]):
             )
         return {"argv": list(argv), "exit": done.returncode, "stdout": done.stdout[-1000:]}
 
-    def inject(self, ctx: FaultContext) -> Details:
-        return self._run(ctx, list(self.p.command))
-
-    def heal(self, ctx: FaultContext) -> Details:
-        if not self.p.heal_command:
-            return {}
-        return self._run(ctx, list(self.p.heal_command))
+    def perform(self, ctx: FaultContext, heal: bool) -> Details | None:
+        if not heal:
+            return self._run(ctx, list(self.p.command))
+        return self._run(ctx, list(self.p.heal_command)) if self.p.heal_command else None
