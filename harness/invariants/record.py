@@ -33,6 +33,8 @@ from l2chaos.rundir.errors import RecordError
 from l2chaos.rundir.events import EVENTS as EVENTS_FILE
 from l2chaos.rundir.events import Event, read_events
 from l2chaos.rundir.faults import FAULTS, FaultLine
+from l2chaos.rundir.header import HEADER as HEADER_FILE
+from l2chaos.rundir.header import AuditHeader
 from l2chaos.rundir.history import HISTORY, HistoryLine, read_history
 from l2chaos.rundir.jsonl import read_typed
 from l2chaos.rundir.l7 import L7, L7Decision
@@ -65,7 +67,7 @@ T = TypeVar("T")
 class AUDIT:
     """Audit export files (under `audit/`)."""
 
-    HEADER = "audit/header.json"
+    HEADER = HEADER_FILE
     BLOCKS = _blocks.BLOCKS
     TRANSACTIONS = TRANSACTIONS_FILE
     EVENTS = EVENTS_FILE
@@ -83,26 +85,6 @@ class CHAIN:
     HEADS = _chain.HEADS
     REORGS = _chain.REORGS
     BLOCKS = _chain.CHAIN_BLOCKS
-
-
-@dataclass(frozen=True)
-class AuditHeader:
-    """audit/header.json: scales, market parameters, system accounts, switches."""
-
-    stack: str
-    quote_decimals: int
-    funding_index_scale: int
-    markets: dict[str, dict[str, int]]
-    system_accounts: dict[str, int]
-    switches: dict[str, object]
-    raw: dict[str, object]
-
-    def account(self, role: str) -> int | None:
-        v = self.system_accounts.get(role)
-        return int(v) if v is not None else None
-
-    def market(self, name: str) -> dict[str, int] | None:
-        return self.markets.get(name)
 
 
 @dataclass
@@ -276,23 +258,7 @@ class RunRecord:
     def _load_header(self) -> AuditHeader | None:
         if not self.has(AUDIT.HEADER):
             return None
-        raw = self.read_json(AUDIT.HEADER)
-        p = self.path(AUDIT.HEADER)
-        if not isinstance(raw, dict):
-            raise RecordError("expected a JSON object", file=p)
-        scales = raw.get("scales", {})
-        markets = raw.get("markets", {})
-        if not isinstance(markets, dict) or not all(isinstance(m, dict) for m in markets.values()):
-            raise RecordError("markets: expected an object of market objects", file=p)
-        return AuditHeader(
-            stack=str(raw.get("stack", "")),
-            quote_decimals=int(scales.get("quote_decimals", 6)),
-            funding_index_scale=int(scales.get("funding_index_scale", 1_000_000)),
-            markets={k: dict(v) for k, v in markets.items()},
-            system_accounts={k: int(v) for k, v in dict(raw.get("system_accounts", {})).items()},
-            switches=dict(raw.get("switches", {})),
-            raw=raw,
-        )
+        return AuditHeader.from_json(self.read_json(AUDIT.HEADER), self.path(AUDIT.HEADER))
 
     def bridge_state(self) -> BridgeState | None:
         """audit/bridge_state.json (None when absent)."""

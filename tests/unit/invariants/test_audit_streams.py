@@ -104,3 +104,16 @@ def test_a_fault_line_of_the_wrong_type_names_file_and_line(tmp_path: Path) -> N
     with pytest.raises(RecordError, match="malformed faults line") as exc:
         record.faults()
     assert exc.value.line == 1
+
+
+def test_a_header_of_the_wrong_shape_names_file_and_field(tmp_path: Path) -> None:
+    ok = _record(tmp_path, AUDIT.HEADER, b'{"stack":"x","markets":{"BTC":{"mmf_bps":300}}}')
+    assert ok.header is not None
+    assert ok.header.market("BTC") == {"mmf_bps": 300}
+    for line, problem in (
+        (b'{"markets":{"BTC":{"mmf_bps":"300"}}}', "markets.BTC.mmf_bps: expected an integer"),
+        (b'{"system_accounts":[]}', "system_accounts: expected an object, got list"),
+    ):
+        with pytest.raises(RecordError, match=problem) as exc:
+            _ = _record(tmp_path, AUDIT.HEADER, line).header
+        assert exc.value.file == tmp_path / AUDIT.HEADER
