@@ -80,11 +80,13 @@ class _Snapshots:
         self.compared += 1
         replayed_cash = st.account_cash(acct)
         book = st.positions.get(acct)
-        replayed_pos = {m: [s, c] for m, (s, c) in book.items() if s != 0} if book else {}
-        seen_pos = {
-            m: [p[0], p[1]] for m, p in (row.positions or {}).items() if len(p) >= 2 and p[0] != 0
+        replayed = {m: p for m, p in book.items() if p[0] != 0} if book else {}
+        seen = {
+            m: (p[0], p[1]) for m, p in (row.positions or {}).items() if len(p) >= 2 and p[0] != 0
         }
-        if row.cash != replayed_cash or seen_pos != replayed_pos:
+        if row.cash != replayed_cash or seen != replayed:
+            replayed_pos = {m: [s, c] for m, (s, c) in replayed.items()}
+            seen_pos = {m: [s, c] for m, (s, c) in seen.items()}
             found.add(
                 f"block {row.block}: account {acct}: the stack's snapshot differs from "
                 "the replayed ledgers",

@@ -51,6 +51,9 @@ class Step:
     error: str | None = None
 
 
+_NO_LEDGER = Step([], None)  # shared: followers never change a step
+
+
 @dataclass(slots=True)
 class Replayed:
     """What the replay read: every event of the log, and those it left out."""
@@ -127,7 +130,7 @@ def replay(
             except LedgerError as exc:
                 step = Step([], None, str(exc))
         else:
-            step = Step([], None)
+            step = _NO_LEDGER
         for f in active:
             if broken and f in broken:
                 continue

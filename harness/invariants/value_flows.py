@@ -408,6 +408,8 @@ class _Flows(Follower):
     def _transfers(
         self, ev: Event, what: str, expected: dict[Any, int], moved: dict[Any, int]
     ) -> None:
+        if expected == moved:
+            return
         for acct in sorted(set(expected) | set(moved), key=str):
             want, got = expected.get(acct, 0), moved.get(acct, 0)
             if want != got:
