@@ -27,6 +27,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .record import AuditHeader
 
 __all__ = ["FormulaError", "Formulas", "FundingRule", "div", "fee", "premium"]
 
@@ -108,6 +112,16 @@ class Formulas:
             liquidation_fee_rounding=None if lq is None else _rounding(lq, "fee_rounding"),
             liquidation_fee_cap=None if lq is None or lq.get("fee_cap") is None else "equity",
         )
+
+
+def header_formulas(header: AuditHeader | None) -> tuple[AuditHeader, Formulas] | str:
+    """The audit header and its formulas, or why a checker of them does not apply."""
+    if header is None:
+        return "audit/header.json is missing"
+    try:
+        return header, Formulas.from_header(header.raw.get("formulas"))
+    except FormulaError as exc:
+        return f"audit header formulas: {exc}"
 
 
 def _rule(f: Mapping[str, object], name: str) -> Mapping[str, object] | None:

@@ -35,7 +35,7 @@ from .base import Checker, Findings, NoParams, Verdict
 from .ledger import MICRO, LedgerState
 from .ops import ops_index
 from .record import AUDIT, RunRecord
-from .replay import FOLLOWERS, Follower, Replayed, Step, follow
+from .replay import FOLLOWERS, Follower, Replayed, Step, judge
 
 _FEE_FIELDS = {"fill": ("maker_fee", "taker_fee"), "fee": ("amount",)}
 
@@ -263,6 +263,45 @@ class _Conservation(Follower):
         self.snaps.flush(float("inf"), st, self.found)
         self.events_seen, self.orphaned = replayed.read, replayed.skipped
 
+    def verdict(self, checker: Checker[Any], record: RunRecord) -> Verdict:
+        assert isinstance(checker, FundConservation)
+        st, found = self.st, self.found
+        if st.identity_micro != self.n_total * MICRO:
+            found.add(
+                "at the end: Σ cashx1e6 + Σ sizexindex + dust != Nx1e6",
+                expected=self.n_total * MICRO,
+                seen=st.identity_micro,
+                difference=st.identity_micro - self.n_total * MICRO,
+            )
+        for m, oi in sorted(st.open_interest.items()):
+            if oi != 0:
+                found.add(
+                    f"at the end: open interest on {m} is {oi}", market=m, expected=0, seen=oi
+                )
+
+        bridge = checker._bridge(record, self.credits, self.withdrawals, self.n_total, found)
+        checked = {
+            "events": self.replayed,
+            "blocks": self.blocks,
+            "snapshots": self.snaps.compared,
+            "fee_checks": self.fee_checks,
+            **bridge.pop("checked"),
+        }
+        ops = ops_index(record)
+        work = self.events_seen + (len(ops.acked_writes) if ops is not None else 0)
+        ins_acct = self.ins_acct
+        details = {
+            "deposits_minus_withdrawals": self.n_total,
+            "orphaned_events_skipped": self.orphaned,
+            "final_identity_micro": st.identity_micro,
+            "insurance_fund": st.account_cash(ins_acct) if ins_acct is not None else None,
+            "shortfall_declared": self.shortfall,
+            **bridge,
+        }
+        return checker.verdict(
+            checked, found, work=work, what="events or acknowledged writes", details=details
+        )
+
 
 class FundConservation(Checker[NoParams]):
     name = "fund_conservation"
@@ -274,46 +313,7 @@ class FundConservation(Checker[NoParams]):
     needs: ClassVar[tuple[str, ...]] = (AUDIT.HEADER, AUDIT.EVENTS)
 
     def check(self, record: RunRecord) -> Verdict:
-        c = follow(record, self.name)
-        if isinstance(c, str):
-            return self.not_applicable(c)
-        assert isinstance(c, _Conservation)
-        st, found = c.st, c.found
-        if st.identity_micro != c.n_total * MICRO:
-            found.add(
-                "at the end: Σ cashx1e6 + Σ sizexindex + dust != Nx1e6",
-                expected=c.n_total * MICRO,
-                seen=st.identity_micro,
-                difference=st.identity_micro - c.n_total * MICRO,
-            )
-        for m, oi in sorted(st.open_interest.items()):
-            if oi != 0:
-                found.add(
-                    f"at the end: open interest on {m} is {oi}", market=m, expected=0, seen=oi
-                )
-
-        bridge = self._bridge(record, c.credits, c.withdrawals, c.n_total, found)
-        checked = {
-            "events": c.replayed,
-            "blocks": c.blocks,
-            "snapshots": c.snaps.compared,
-            "fee_checks": c.fee_checks,
-            **bridge.pop("checked"),
-        }
-        ops = ops_index(record)
-        work = c.events_seen + (len(ops.acked_writes) if ops is not None else 0)
-        ins_acct = c.ins_acct
-        details = {
-            "deposits_minus_withdrawals": c.n_total,
-            "orphaned_events_skipped": c.orphaned,
-            "final_identity_micro": st.identity_micro,
-            "insurance_fund": st.account_cash(ins_acct) if ins_acct is not None else None,
-            "shortfall_declared": c.shortfall,
-            **bridge,
-        }
-        return self.verdict(
-            checked, found, work=work, what="events or acknowledged writes", details=details
-        )
+        return judge(self, record)
 
     def _bridge(
         self,

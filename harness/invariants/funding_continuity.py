@@ -30,10 +30,10 @@ from typing import Any, ClassVar
 from l2chaos.rundir.events import Event
 
 from .base import Checker, Findings, NoParams, Verdict
-from .formulas import FormulaError, Formulas, FundingRule, div
+from .formulas import FundingRule, div, header_formulas
 from .ledger import LedgerState
 from .record import AUDIT, RunRecord
-from .replay import FOLLOWERS, Follower, Replayed, Step, follow
+from .replay import FOLLOWERS, Follower, Replayed, Step, judge
 
 
 @dataclass
@@ -90,25 +90,7 @@ class FundingContinuity(Checker[NoParams]):
     needs: ClassVar[tuple[str, ...]] = (AUDIT.HEADER, AUDIT.EVENTS)
 
     def check(self, record: RunRecord) -> Verdict:
-        f = follow(record, self.name)
-        if isinstance(f, str):
-            return self.not_applicable(f)
-        assert isinstance(f, _Replay)
-        return self.verdict(
-            f.n,
-            f.found,
-            work=f.work,
-            what="price updates, funding settlements or position changes",
-            details={
-                "funding_index": {m: s.funding for m, s in sorted(f.markets.items())},
-                "formula": {
-                    "period_ns": f.rule.period_ns,
-                    "premium_cap_bps": f.rule.premium_cap_bps,
-                    "rounding": f.rule.rounding,
-                    "settlement_rounding": f.rounding,
-                },
-            },
-        )
+        return judge(self, record)
 
 
 class _Replay(Follower):
@@ -128,13 +110,10 @@ class _Replay(Follower):
 
     @classmethod
     def make(cls, record: RunRecord, st: LedgerState) -> Follower | str:
-        header = record.header
-        if header is None:
-            return "audit/header.json is missing"
-        try:
-            formulas = Formulas.from_header(header.raw.get("formulas"))
-        except FormulaError as exc:
-            return f"audit header formulas: {exc}"
+        known = header_formulas(record.header)
+        if isinstance(known, str):
+            return known
+        formulas = known[1]
         if formulas.funding is None or formulas.settlement_rounding is None:
             return "the audit header states no funding_index / funding_settlement formula"
         return cls(record, formulas.funding, formulas.settlement_rounding)
@@ -168,6 +147,23 @@ class _Replay(Follower):
 
     def finish(self, st: LedgerState, replayed: Replayed) -> None:
         self._compare_rows(float("inf"))
+
+    def verdict(self, checker: Checker[Any], record: RunRecord) -> Verdict:
+        return checker.verdict(
+            self.n,
+            self.found,
+            work=self.work,
+            what="price updates, funding settlements or position changes",
+            details={
+                "funding_index": {m: s.funding for m, s in sorted(self.markets.items())},
+                "formula": {
+                    "period_ns": self.rule.period_ns,
+                    "premium_cap_bps": self.rule.premium_cap_bps,
+                    "rounding": self.rule.rounding,
+                    "settlement_rounding": self.rounding,
+                },
+            },
+        )
 
     def _genesis(self, ev: Event, data: dict[str, object]) -> None:
         t = ev.chain_ts_ns

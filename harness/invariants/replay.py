@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from l2chaos.rundir.events import Event
 
+from .base import Checker, Verdict
 from .ledger import LedgerDelta, LedgerError, LedgerState
 from .record import RunRecord
 
@@ -31,6 +33,7 @@ __all__ = [
     "Replayed",
     "Step",
     "follow",
+    "judge",
     "replay",
     "share_replay",
     "shared_follower",
@@ -73,6 +76,10 @@ class Follower:
 
     def finish(self, st: LedgerState, replayed: Replayed) -> None:
         """Every event is applied."""
+
+    def verdict(self, checker: Checker[Any], record: RunRecord) -> Verdict:
+        """`checker`'s verdict on what this follower found (see `judge`)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no verdict of its own")
 
 
 # name -> factory: a follower bound to the state it will read, or why it does not apply
@@ -204,3 +211,9 @@ def follow(record: RunRecord, name: str) -> Follower | str:
     if isinstance(made, Follower):
         replay(record.events(), record.canonical_seqs(), st, [made])
     return made
+
+
+def judge(checker: Checker[Any], record: RunRecord) -> Verdict:
+    """`checker`'s verdict from its follower of the replay, or not applicable (why)."""
+    f = follow(record, checker.name)
+    return checker.not_applicable(f) if isinstance(f, str) else f.verdict(checker, record)

@@ -35,10 +35,10 @@ from typing import Any, ClassVar, NamedTuple
 from l2chaos.rundir.events import Event, Ledger
 
 from .base import Checker, Findings, NoParams, Verdict
-from .formulas import FormulaError, Formulas, div, fee
+from .formulas import Formulas, div, fee, header_formulas
 from .ledger import LedgerState
 from .record import AUDIT, AuditHeader, RunRecord
-from .replay import FOLLOWERS, Follower, Replayed, Step, follow
+from .replay import FOLLOWERS, Follower, Replayed, Step, judge
 
 _KINDS = ("fill", "liquidation", "insurance_cover", "insurance_shortfall")
 
@@ -52,13 +52,7 @@ class ValueFlows(Checker[NoParams]):
     needs: ClassVar[tuple[str, ...]] = (AUDIT.HEADER, AUDIT.EVENTS)
 
     def check(self, record: RunRecord) -> Verdict:
-        f = follow(record, self.name)
-        if isinstance(f, str):
-            return self.not_applicable(f)
-        assert isinstance(f, _Flows)
-        return self.verdict(
-            f.n, f.found, work=sum(f.n.values()), what="fills, liquidations or insurance moves"
-        )
+        return judge(self, record)
 
 
 class _Flows(Follower):
@@ -83,13 +77,10 @@ class _Flows(Follower):
 
     @classmethod
     def make(cls, record: RunRecord, st: LedgerState) -> Follower | str:
-        header = record.header
-        if header is None:
-            return "audit/header.json is missing"
-        try:
-            formulas = Formulas.from_header(header.raw.get("formulas"))
-        except FormulaError as exc:
-            return f"audit header formulas: {exc}"
+        known = header_formulas(record.header)
+        if isinstance(known, str):
+            return known
+        header, formulas = known
         if formulas.fee_rounding is None or formulas.liquidation_fee_rounding is None:
             return "the audit header states no fee / liquidation formula"
         if None in (header.account(r) for r in ("fees", "insurance", "liquidator")):
@@ -137,6 +128,14 @@ class _Flows(Follower):
 
     def finish(self, st: LedgerState, replayed: Replayed) -> None:
         self._end_block()
+
+    def verdict(self, checker: Checker[Any], record: RunRecord) -> Verdict:
+        return checker.verdict(
+            self.n,
+            self.found,
+            work=sum(self.n.values()),
+            what="fills, liquidations or insurance moves",
+        )
 
     # ----------------------------------------------------------------- fills
 
