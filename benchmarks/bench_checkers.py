@@ -30,13 +30,15 @@ from pathlib import Path
 from _support import arg_parser
 from l2chaos.invariants.check import bulk_reading, check_run, run_checker
 from l2chaos.invariants.record import RunRecord
+from l2chaos.invariants.replay import FOLLOWERS
 from l2chaos.invariants.simulate import generate_run
 from l2chaos.params import Where, bind
 from l2chaos.registry import checkers
 
 
 def _roots_only(run: Path, mode: str) -> float:
-    """CPU seconds of chain_consistency alone with `replay_roots: mode`."""
+    """CPU seconds of chain_consistency alone (its own ledger replay: no other checker
+    is declared to share it) with `replay_roots: mode`."""
     cls = checkers()["chain_consistency"]
     params = bind(cls.params_model(), {"replay_roots": mode}, Where(None, "chain_consistency"))
     started = time.process_time()
@@ -103,7 +105,8 @@ def main() -> int:
         t_small, r_small, _ = bench(root, *small, args.repeat, keep)
         t_large, r_large, per = bench(root, *large, args.repeat, keep)
     print(
-        "per checker at the larger size (wall s, the fastest check): "
+        "per checker at the larger size (wall s, the fastest check; the one ledger replay "
+        f"that {', '.join(sorted(FOLLOWERS))} share counts in the first of them to run): "
         + ", ".join(f"{k} {v:.2f}" for k, v in per.items())
     )
     rate = r_large / t_large
