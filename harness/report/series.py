@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 from l2chaos.invariants.ops import OPEN, ops_index
 from l2chaos.invariants.record import AUDIT, RunRecord
+from l2chaos.load.rate import RATE_FILE, RateSecond, read_rate_lines
 
 __all__ = ["RATE_RECORD", "Band", "LiquidationPoint", "Timeline", "build_timeline"]
 
-RATE_RECORD = "load/rate.jsonl"  # seconds since the run's t0 (l2chaos.load.rate)
+RATE_RECORD = f"load/{RATE_FILE}"  # seconds since the run's t0 (l2chaos.load.rate)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,15 @@ def _pct(values: list[float], q: float) -> float:
     values.sort()
     k = max(1, math.ceil(q / 100 * len(values)))
     return values[k - 1]
+
+
+def _rate_seconds(record: RunRecord) -> list[RateSecond]:
+    """load/rate.jsonl as the load wrote it (l2chaos.load.rate; none without it)."""
+    path = record.path(RATE_RECORD)
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8", errors="replace") as f:
+        return read_rate_lines(f)
 
 
 def build_timeline(
@@ -167,13 +177,10 @@ def build_timeline(
             used.setdefault(m, []).append((sec(t), float(index)))
     tl.used = {m: _thin(sorted(v), max_points) for m, v in sorted(used.items())}
 
-    for sec_rec in record.jsonl(RATE_RECORD):
-        t_s, target, achieved = (sec_rec.get(k) for k in ("t_s", "target", "achieved"))
-        if isinstance(t_s, int) and isinstance(target, (int, float)):
-            x = float(t_s)  # the load counts from the run's t0 too
-            tl.rate_target.append((x, float(target)))
-            if isinstance(achieved, int):
-                tl.rate_achieved.append((x, float(achieved)))
+    for rate in _rate_seconds(record):
+        x = float(rate.t_s)  # the load counts from the run's t0 too
+        tl.rate_target.append((x, rate.target))
+        tl.rate_achieved.append((x, float(rate.achieved)))
     tl.rate_target = _thin(tl.rate_target, max_points)
     tl.rate_achieved = _thin(tl.rate_achieved, max_points)
 
