@@ -13,20 +13,21 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from l2chaos.errors import UsageError
 from l2chaos.params import Where, from_json
 from l2chaos.registry import checkers as checker_registry
-from l2chaos.rundir.json_types import JsonValue, as_list, as_object
+from l2chaos.rundir.json_types import JsonObject, JsonValue, as_list, as_object, json_object
 from l2chaos.rundir.run_info import RunInfo
 from l2chaos.rundir.scenario import SCENARIO_JSON, CheckerUse
 
 from .base import Checker, Verdict
 from .coverage import (
     Coverage,
+    CoverageWindow,
     SometimesRule,
     check_sometimes,
     compute_coverage,
@@ -36,7 +37,7 @@ from .expectations import Expectation, ExpectationResult, evaluate
 from .record import RecordError, RunRecord
 from .replay import share_replay
 
-__all__ = ["CheckOutcome", "bulk_reading", "check_run", "run_checker"]
+__all__ = ["CheckOutcome", "FaultSummary", "bulk_reading", "check_run", "run_checker"]
 
 
 @dataclass
@@ -51,13 +52,16 @@ class CheckOutcome:
     run_id: str | None
     verdicts: list[Verdict]
     sometimes: Verdict | None
-    coverage: dict[str, Any]
+    # None when the record could not be read for it (then `coverage_error` says why)
+    coverage: Coverage | None
     expectation: ExpectationResult
-    faults: list[dict[str, Any]]
+    faults: list[FaultSummary]
     t0_ns: int | None = None
     end_ns: int | None = None
     seconds: float = 0.0
-    meta: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None
+    tags: list[str] = field(default_factory=list)
+    coverage_error: str | None = None
     # The record it was checked from (its derived data is reused by the reports).
     record: RunRecord | None = field(default=None, repr=False, compare=False)
 
@@ -72,6 +76,52 @@ class CheckOutcome:
 
     def all_verdicts(self) -> list[Verdict]:
         return [*self.verdicts, *([self.sometimes] if self.sometimes is not None else [])]
+
+    @property
+    def windows(self) -> list[CoverageWindow]:
+        """The coverage per fault window (none when it could not be counted)."""
+        return self.coverage.windows if self.coverage is not None else []
+
+    @property
+    def run_counts(self) -> dict[str, int]:
+        """The coverage over the whole run."""
+        return self.coverage.totals if self.coverage is not None else {}
+
+    def coverage_json(self) -> JsonObject:
+        if self.coverage is None:
+            return {"error": self.coverage_error, "windows": [], "run": {}}
+        return self.coverage.to_json()
+
+
+@dataclass(frozen=True)
+class FaultSummary:
+    """One timeline entry as the reports show it: when it was due, injected and healed
+    (seconds from time zero), its trigger and block, and its recovery time."""
+
+    fault_id: int
+    label: str
+    name: str
+    target: str
+    scheduled_at: float | None
+    injected_at: float | None
+    healed_at: float | None
+    injected_t_ns: int | None
+    healed_t_ns: int | None
+    lateness_ms: float | None
+    trigger: Mapping[str, object] | None
+    block: int | None
+    target_block: int | None
+    lateness_blocks: int | None
+    missed: str | None
+    inject_ok: bool | None
+    heal_ok: bool | None
+    errors: list[str]
+    recovery_s: JsonValue
+    recovery_status: JsonValue
+
+    def to_json(self) -> JsonObject:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return json_object(out)
 
 
 def run_checker(checker: Checker[Any], record: RunRecord) -> Verdict:
@@ -121,7 +171,7 @@ def _instantiate(uses: list[CheckerUse] | None, source: Path) -> list[Checker[An
 
 def _faults_summary(
     record: RunRecord, verdicts: list[Verdict], t0: int | None
-) -> list[dict[str, Any]]:
+) -> list[FaultSummary]:
     recovery: dict[int, Mapping[str, JsonValue]] = {}
     for v in verdicts:
         if v.name == "recoverability":
@@ -133,34 +183,32 @@ def _faults_summary(
     def rel(t: int | None) -> float | None:
         return None if t is None or t0 is None else round((t - t0) / 1e9, 6)
 
-    out: list[dict[str, Any]] = []
+    out: list[FaultSummary] = []
     for fr in record.faults():
         rec = recovery.get(fr.fault_id, {})
         out.append(
-            {
-                "fault_id": fr.fault_id,
-                "label": fr.label,
-                "name": fr.name,
-                "target": fr.target,
-                "scheduled_at": None
-                if fr.scheduled_ns is None
-                else round(fr.scheduled_ns / 1e9, 6),
-                "injected_at": rel(fr.inject_t_ns),
-                "healed_at": rel(fr.heal_done_t_ns),
-                "injected_t_ns": fr.inject_t_ns,
-                "healed_t_ns": fr.heal_done_t_ns,
-                "lateness_ms": fr.lateness_ms,
-                "trigger": fr.trigger,
-                "block": fr.block,
-                "target_block": fr.target_block,
-                "lateness_blocks": fr.lateness_blocks,
-                "missed": fr.missed,
-                "inject_ok": fr.inject_ok,
-                "heal_ok": fr.heal_ok,
-                "errors": fr.errors,
-                "recovery_s": rec.get("recovery_s"),
-                "recovery_status": rec.get("status"),
-            }
+            FaultSummary(
+                fault_id=fr.fault_id,
+                label=fr.label,
+                name=fr.name,
+                target=fr.target,
+                scheduled_at=None if fr.scheduled_ns is None else round(fr.scheduled_ns / 1e9, 6),
+                injected_at=rel(fr.inject_t_ns),
+                healed_at=rel(fr.heal_done_t_ns),
+                injected_t_ns=fr.inject_t_ns,
+                healed_t_ns=fr.heal_done_t_ns,
+                lateness_ms=fr.lateness_ms,
+                trigger=fr.trigger,
+                block=fr.block,
+                target_block=fr.target_block,
+                lateness_blocks=fr.lateness_blocks,
+                missed=fr.missed,
+                inject_ok=fr.inject_ok,
+                heal_ok=fr.heal_ok,
+                errors=fr.errors,
+                recovery_s=rec.get("recovery_s"),
+                recovery_status=rec.get("status"),
+            )
         )
     return out
 
@@ -234,18 +282,18 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
     else:
         share_replay(record, (c.name for c in checkers))
         verdicts = [run_checker(c, record) for c in checkers]
-    cov_json: dict[str, Any]
+    cov: Coverage | None = None
+    cov_error: str | None = None
     sometimes: Verdict | None = None
     ran_profile = profile or scenario.profile or info.profile
     rules = [SometimesRule.from_json(r) for r in scenario.sometimes]
     try:
-        cov: Coverage = compute_coverage(record)
-        cov_json = cov.to_json()
+        cov = compute_coverage(record)
         rules += implicit_rules(record)
         if incomplete is None:
             sometimes = check_sometimes(record, cov, rules, ran_profile)
     except RecordError as exc:
-        cov_json = {"error": str(exc), "windows": [], "run": {}}
+        cov, cov_error = None, str(exc)
         if rules:
             sometimes = Verdict("sometimes", "error", reason=str(exc))
     raw_expect = scenario.expect.get(ran_profile) if ran_profile is not None else None
@@ -274,12 +322,14 @@ def _check_run(run_dir: Path, profile: str | None) -> CheckOutcome:
         run_id=info.run_id or path.name,
         verdicts=verdicts,
         sometimes=sometimes,
-        coverage=cov_json,
+        coverage=cov,
+        coverage_error=cov_error,
         expectation=result,
         faults=faults,
         t0_ns=start_ns if t0 is None else t0,
         end_ns=end_ns,
         seconds=time.perf_counter() - started,
-        meta={"description": scenario.description, "tags": scenario.tags},
+        description=scenario.description,
+        tags=scenario.tags,
         record=record,
     )

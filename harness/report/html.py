@@ -14,11 +14,11 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from l2chaos.invariants.check import CheckOutcome
+from l2chaos.invariants.check import CheckOutcome, FaultSummary
 from l2chaos.invariants.record import RunRecord
 from l2chaos.rundir.json_types import as_list, as_object
 
@@ -307,8 +307,8 @@ def render_html(outcome: CheckOutcome, tl: Timeline) -> str:
         parts.append(
             '<ul class="problems">' + "".join(f"<li>{_e(p)}</li>" for p in items) + "</ul>"
         )
-    if outcome.meta.get("description"):
-        parts.append(f'<p class="meta">{_e(outcome.meta["description"])}</p>')
+    if outcome.description:
+        parts.append(f'<p class="meta">{_e(outcome.description)}</p>')
 
     parts.append('<h2>Timeline</h2><section id="timeline">')
     parts.append(render_timeline_svg(tl))
@@ -378,14 +378,14 @@ def render_html(outcome: CheckOutcome, tl: Timeline) -> str:
     frows = []
     for f in outcome.faults:
         frows.append(
-            f'<tr class="fault"><td>{_e(f["label"])}</td><td>{_e(f["name"])}</td><td>{_e(f["target"])}</td>'
-            f'<td class="num">{_e(_s(f.get("scheduled_at")))}</td><td class="num">{_e(_s(f.get("injected_at")))}</td>'
-            f'<td class="num">{_e(_s(f.get("healed_at")))}</td>'
-            f'<td class="num">{_e(_ms(f.get("lateness_ms")))}</td>'
+            f'<tr class="fault"><td>{_e(f.label)}</td><td>{_e(f.name)}</td><td>{_e(f.target)}</td>'
+            f'<td class="num">{_e(_s(f.scheduled_at))}</td><td class="num">{_e(_s(f.injected_at))}</td>'
+            f'<td class="num">{_e(_s(f.healed_at))}</td>'
+            f'<td class="num">{_e(_ms(f.lateness_ms))}</td>'
             f"<td>{_e(_trigger(f))}</td>"
             f'<td class="num">{_e(_blocks(f))}</td>'
-            f'<td class="num">{_e(_s(f.get("recovery_s")))}</td><td>{_e(f.get("recovery_status") or "")}'
-            f"{_e('; '.join([*(f.get('errors') or []), *([f['missed']] if f.get('missed') else [])]))}</td></tr>"
+            f'<td class="num">{_e(_s(f.recovery_s))}</td><td>{_e(f.recovery_status or "")}'
+            f"{_e('; '.join([*f.errors, *([f.missed] if f.missed else [])]))}</td></tr>"
         )
     parts.append("<h2>Faults and recovery times</h2>")
     parts.append(
@@ -408,21 +408,21 @@ def render_html(outcome: CheckOutcome, tl: Timeline) -> str:
         )
     )
 
-    windows = outcome.coverage.get("windows") or []
+    windows = outcome.windows
     keys: list[str] = []
-    for w in [*windows, {"counts": outcome.coverage.get("run") or {}}]:
-        for k in w.get("counts", {}):
+    for window_counts in [*(w.counts for w in windows), outcome.run_counts]:
+        for k in window_counts:
             if k not in keys:
                 keys.append(k)
     crows = []
     for w in windows:
-        c = w.get("counts", {})
+        c = w.counts
         crows.append(
-            f"<tr><td>{_e(w['label'])}</td>"
+            f"<tr><td>{_e(w.label)}</td>"
             + "".join(f'<td class="num">{_e(c.get(k, ""))}</td>' for k in keys)
             + "</tr>"
         )
-    run_c = outcome.coverage.get("run") or {}
+    run_c = outcome.run_counts
     crows.append(
         "<tr><td><b>whole run</b></td>"
         + "".join(f'<td class="num">{_e(run_c.get(k, ""))}</td>' for k in keys)
@@ -477,13 +477,13 @@ def write_html(run_dir: Path, outcome: CheckOutcome, record: RunRecord | None = 
     return path
 
 
-def _trigger(f: Mapping[str, Any]) -> str:
-    trig = f.get("trigger") or {}
+def _trigger(f: FaultSummary) -> str:
+    trig = f.trigger or {}
     return str(trig.get("text") or "")
 
 
-def _blocks(f: Mapping[str, Any]) -> str:
-    if f.get("block") is None:
+def _blocks(f: FaultSummary) -> str:
+    if f.block is None:
         return ""
-    late = f.get("lateness_blocks")
-    return str(f["block"]) + ("" if late is None else f" ({late:+d})")
+    late = f.lateness_blocks
+    return str(f.block) + ("" if late is None else f" ({late:+d})")

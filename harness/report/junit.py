@@ -147,20 +147,18 @@ def junit_tree(outcome: CheckOutcome) -> ET.ElementTree[ET.Element]:
 
     # Coverage per fault window, for the suite (every report shows the counts).
     cov_lines = []
-    for w in outcome.coverage.get("windows") or []:
-        counts = ", ".join(f"{k} {n}" for k, n in (w.get("counts") or {}).items())
-        cov_lines.append(
-            f"coverage {w.get('label')} ({w.get('name')} -> {w.get('target') or '-'}): {counts}"
-        )
-    run_counts = outcome.coverage.get("run") or {}
+    for w in outcome.windows:
+        counts = ", ".join(f"{k} {n}" for k, n in w.counts.items())
+        cov_lines.append(f"coverage {w.label} ({w.name} -> {w.target or '-'}): {counts}")
+    run_counts = outcome.run_counts
     if run_counts:
         cov_lines.append(
             "coverage over the run: " + ", ".join(f"{k} {n}" for k, n in run_counts.items())
         )
     for f in outcome.faults:
-        rec = f.get("recovery_s")
+        rec = f.recovery_s
         cov_lines.append(
-            f"fault {f['label']}: injected at {f.get('injected_at')}s, healed at {f.get('healed_at')}s, "
+            f"fault {f.label}: injected at {f.injected_at}s, healed at {f.healed_at}s, "
             f"recovery {'-' if rec is None else f'{rec}s'}"
         )
     suite_out = ET.SubElement(suite, "system-out")

@@ -4,12 +4,11 @@ the path of the report. Also written to summary.txt."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from l2chaos.invariants.base import Verdict
-from l2chaos.invariants.check import CheckOutcome
+from l2chaos.invariants.check import CheckOutcome, FaultSummary
 
 __all__ = ["render_summary"]
 
@@ -55,22 +54,22 @@ def _line(v: Verdict, role: str | None, satisfied: bool | None, width: int) -> s
     return f"  {status}  {v.name:<{width}}  {_counts(v)}{extra}"
 
 
-def _fault_line(f: Mapping[str, Any]) -> str:
+def _fault_line(f: FaultSummary) -> str:
     """When a fault fired (and on what trigger), how late, and its recovery."""
-    trig = f.get("trigger") or {}
-    if f.get("missed"):
-        return f"never fired ({trig.get('text')}): {f['missed']}"
-    state = f.get("recovery_status") or ("healed" if f.get("heal_ok") else "not healed")
+    trig = f.trigger or {}
+    if f.missed:
+        return f"never fired ({trig.get('text')}): {f.missed}"
+    state = f.recovery_status or ("healed" if f.heal_ok else "not healed")
     fired = ""
     if trig.get("kind") not in (None, "time"):
         fired = f" on {trig.get('text')}"
-    if f.get("block") is not None:
-        fired += f", block {f['block']}"
-    if f.get("lateness_blocks") is not None:
-        fired += f" ({f['lateness_blocks']} blocks late)"
+    if f.block is not None:
+        fired += f", block {f.block}"
+    if f.lateness_blocks is not None:
+        fired += f" ({f.lateness_blocks} blocks late)"
     return (
-        f"at {_fmt_s(f.get('injected_at'))}{fired}, late {f.get('lateness_ms') or 0:.1f}ms, "
-        f"recovery {_fmt_s(f.get('recovery_s'))} ({state})"
+        f"at {_fmt_s(f.injected_at)}{fired}, late {f.lateness_ms or 0:.1f}ms, "
+        f"recovery {_fmt_s(f.recovery_s)} ({state})"
     )
 
 
@@ -109,18 +108,17 @@ def render_summary(outcome: CheckOutcome, run_dir: Path | str | None = None) -> 
     if outcome.faults:
         lines.append("faults (injected at, lateness, recovery):")
         for f in outcome.faults:
-            lines.append(f"  {f['label']} ({f['name']} -> {f['target'] or '-'}): {_fault_line(f)}")
+            lines.append(f"  {f.label} ({f.name} -> {f.target or '-'}): {_fault_line(f)}")
 
-    windows = outcome.coverage.get("windows") or []
-    run_totals = outcome.coverage.get("run") or {}
+    windows = outcome.windows
+    run_totals = outcome.run_counts
     # l7_hits only where message faults acted (one that hit nothing fails `sometimes`)
     keys = [k for k in _COVERAGE_KEYS if k != "l7_hits" or run_totals.get(k)]
     if windows:
         lines.append("coverage per fault window:")
         for w in windows:
-            counts = w.get("counts", {})
-            text = ", ".join(f"{k} {counts[k]}" for k in keys if k in counts)
-            lines.append(f"  {w['label']}: {text or 'no data'}")
+            text = ", ".join(f"{k} {w.counts[k]}" for k in keys if k in w.counts)
+            lines.append(f"  {w.label}: {text or 'no data'}")
     if run_totals:
         text = ", ".join(f"{k} {run_totals[k]}" for k in keys if k in run_totals)
         lines.append(f"coverage over the run: {text}")

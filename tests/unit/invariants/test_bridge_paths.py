@@ -141,7 +141,7 @@ def test_without_the_bridge_files_a_rule_has_no_data(rw: RecordWriter, run_dir: 
     rw.scenario(sometimes=[{**RULE, "count": "withdrawals_final_after_rollback"}])
     rw.close()
     out = check_run(run_dir)
-    assert "withdrawals_final_after_rollback" not in out.coverage["run"]
+    assert "withdrawals_final_after_rollback" not in out.run_counts
     assert out.sometimes is not None
     [v] = out.sometimes.violations
     assert "has no data for 'withdrawals_final_after_rollback'" in v.message

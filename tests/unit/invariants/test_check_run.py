@@ -117,15 +117,15 @@ def test_hardened_all_hold_with_blocked_attempts(rw: RecordWriter, run_dir: Path
     rw.close()
     out = check_run(run_dir)
     assert out.exit_code == 0, out.expectation.problems
-    w = out.coverage["windows"][0]
-    assert w["label"] == "db-restart"
-    assert w["counts"]["liquidations_blocked"] == 1
-    assert w["counts"]["liquidations_blocked.readiness_gate"] == 1
-    assert w["counts"]["liquidation_attempts"] == 1
-    assert w["counts"]["fills"] == 0
-    assert w["counts"]["blocks"] == 5  # blocks at 10, 11, 12, 13, 14 s
-    assert w["counts"]["ops_info"] == 9  # invoked at 10.0, 10.5, ..., 14.0
-    assert out.coverage["run"]["fills"] == 1
+    w = out.windows[0]
+    assert w.label == "db-restart"
+    assert w.counts["liquidations_blocked"] == 1
+    assert w.counts["liquidations_blocked.readiness_gate"] == 1
+    assert w.counts["liquidation_attempts"] == 1
+    assert w.counts["fills"] == 0
+    assert w.counts["blocks"] == 5  # blocks at 10, 11, 12, 13, 14 s
+    assert w.counts["ops_info"] == 9  # invoked at 10.0, 10.5, ..., 14.0
+    assert out.run_counts["fills"] == 1
 
 
 def test_sometimes_rule_that_does_not_hold_fails_the_run(rw: RecordWriter, run_dir: Path) -> None:
@@ -222,13 +222,13 @@ def test_faults_summary(rw: RecordWriter, run_dir: Path) -> None:
     rw.close()
     out = check_run(run_dir)
     f = out.faults[0]
-    assert f["name"] == "process.restart_race"
-    assert f["target"] == "db"
-    assert f["scheduled_at"] == 10.0
-    assert f["injected_at"] == 10.2
-    assert f["healed_at"] == 14.0
-    assert f["lateness_ms"] == 200.0
-    assert f["recovery_s"] == 1.0
+    assert f.name == "process.restart_race"
+    assert f.target == "db"
+    assert f.scheduled_at == 10.0
+    assert f.injected_at == 10.2
+    assert f.healed_at == 14.0
+    assert f.lateness_ms == 200.0
+    assert f.recovery_s == 1.0
 
 
 def test_params_are_filled_with_defaults(rw: RecordWriter, run_dir: Path) -> None:
@@ -305,10 +305,10 @@ def test_l7_hits_are_counted_per_window_and_per_rule(rw: RecordWriter, run_dir: 
     l7_run(rw, hits=3, sometimes=[rule])
     out = check_run(run_dir)
     assert out.exit_code == 0, out.expectation.problems
-    (w,) = [w for w in out.coverage["windows"] if w["label"] == "zero"]
-    assert w["counts"]["l7_hits"] == 3
-    assert w["counts"]["l7_hits.r1"] == 3
-    assert out.coverage["run"]["l7_hits"] == 4
+    (w,) = [w for w in out.windows if w.label == "zero"]
+    assert w.counts["l7_hits"] == 3
+    assert w.counts["l7_hits.r1"] == 3
+    assert out.run_counts["l7_hits"] == 4
     assert out.sometimes is not None
     texts = [text(obj(r)["rule"]) for r in arr(out.sometimes.details["rules"])]
     assert any(t.startswith("l7_hits.r1 at least 1 during zero (implicit") for t in texts)

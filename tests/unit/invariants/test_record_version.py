@@ -52,14 +52,14 @@ def test_the_previous_format_is_read() -> None:
     held = {v.name: v.status for v in outcome.verdicts}
     assert held["chain_consistency"] == "pass"
     assert held["fund_conservation"] == "pass"
-    assert outcome.coverage["run"]["ops"] == 40
+    assert outcome.run_counts["ops"] == 40
 
 
 def test_the_current_version_reads_as_the_previous_one(tmp_path: Path) -> None:
     old = check_run(V0_RUN)
     new = check_run(copy_of_v0(tmp_path, record_version=RECORD_VERSION))
     assert [(v.name, v.status) for v in new.verdicts] == [(v.name, v.status) for v in old.verdicts]
-    assert new.coverage == old.coverage
+    assert new.coverage_json() == old.coverage_json()
 
 
 @pytest.mark.parametrize("version", [RECORD_VERSION + 1, "two", None, 1.5, True])
