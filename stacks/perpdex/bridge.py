@@ -78,14 +78,14 @@ class BridgeConfig:
     max_escrow: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> BridgeConfig:
+    def from_env(cls, common: Common, env: Mapping[str, str]) -> BridgeConfig:
         user = env_int(env, "PERPDEX_GENESIS_USD", 100_000, min=0)
         system = env_int(env, "PERPDEX_GENESIS_SYSTEM_USD", 10_000_000, min=0)
         insurance = env_int(env, "PERPDEX_INSURANCE_FUND_USD", system, min=0)
         if max(user, system, insurance) * QUOTE_SCALE >= 2**62:
             raise ConfigError("PERPDEX_GENESIS_USD", "too large")
         return cls(
-            common=Common.from_env("bridge", env),
+            common=common,
             rpc_url=env_url(env, "PERPDEX_RPC_URL"),
             db_url=env_str(env, "PERPDEX_DB_URL"),
             layout=AccountLayout(env_int(env, "PERPDEX_ACCOUNTS", 1000, min=1, max=1_000_000)),

@@ -92,8 +92,7 @@ class OracleConfig:
         return self.model.interval_ms
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> OracleConfig:
-        common = Common.from_env("oracle", env)
+    def from_env(cls, common: Common, env: Mapping[str, str]) -> OracleConfig:
         return cls(
             common=common,
             sequencer_url=env_url(env, "PERPDEX_SEQUENCER_URL"),

@@ -62,8 +62,7 @@ class PriceFeedConfig:
     model: ModelConfig
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> PriceFeedConfig:
-        common = Common.from_env("pricefeed", env)
+    def from_env(cls, common: Common, env: Mapping[str, str]) -> PriceFeedConfig:
         return cls(common, ModelConfig.from_env(env, common.seed))
 
 

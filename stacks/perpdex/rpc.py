@@ -85,8 +85,7 @@ class RpcConfig:
     admission: tuple[int, int] | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> RpcConfig:
-        common = Common.from_env("rpc", env)
+    def from_env(cls, common: Common, env: Mapping[str, str]) -> RpcConfig:
         return cls(
             common=common,
             sequencer_url=env_url(env, "PERPDEX_SEQUENCER_URL"),

@@ -79,8 +79,7 @@ class UiApiConfig:
     admission: tuple[int, int] | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> UiApiConfig:
-        common = Common.from_env("ui-api", env)
+    def from_env(cls, common: Common, env: Mapping[str, str]) -> UiApiConfig:
         return cls(
             common=common,
             rpc_url=env_url(env, "PERPDEX_RPC_URL"),

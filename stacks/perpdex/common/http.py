@@ -248,12 +248,15 @@ C = TypeVar("C")
 
 
 def run_main(
-    name: str, service: Callable[[C, JsonLog], Service], config: Callable[[Mapping[str, str]], C]
+    name: str,
+    service: Callable[[C, JsonLog], Service],
+    config: Callable[[Common, Mapping[str, str]], C],
 ) -> None:
-    """Entry point of a service: config from the environment, then serve until a signal."""
+    """Entry point of service `name`: its config from the environment (the settings every
+    service has, then its own), then serve until a signal."""
     log = JsonLog(name, level=os.environ.get("PERPDEX_LOG_LEVEL", "info"))
     try:
-        svc = service(config(os.environ), log)
+        svc = service(config(Common.from_env(name, os.environ), os.environ), log)
     except ConfigError as exc:
         log.error("bad configuration", problem=str(exc), variable=exc.name)
         sys.exit(2)

@@ -44,8 +44,7 @@ class SequencerConfig:
         return min(self.mempool_limit, self.admission_mempool)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> SequencerConfig:
-        common = Common.from_env("sequencer", env)
+    def from_env(cls, common: Common, env: Mapping[str, str]) -> SequencerConfig:
         guards = Guards.from_switches(
             common.switches,
             max_price_age_ns=env_int(env, "PERPDEX_MAX_PRICE_AGE_MS", 3000, min=1) * MS,

@@ -126,25 +126,25 @@ def test_a_service_answers_503_with_retry_after_past_its_bound() -> None:
     asyncio.run(scenario())
 
 
+def sequencer_config(env: dict[str, str]) -> SequencerConfig:
+    return SequencerConfig.from_env(Common.from_env("sequencer", env), env)
+
+
 def test_the_sequencer_mempool_bound_is_tighter_with_admission_control() -> None:
-    off = SequencerConfig.from_env({**ENV, "PERPDEX_ADMISSION_MEMPOOL": "5"})
+    off = sequencer_config({**ENV, "PERPDEX_ADMISSION_MEMPOOL": "5"})
     assert off.queue_bound == 20_000
-    on = SequencerConfig.from_env(
-        {**ENV, "L2CHAOS_SWITCHES": ADMISSION, "PERPDEX_ADMISSION_MEMPOOL": "5"}
-    )
+    on = sequencer_config({**ENV, "L2CHAOS_SWITCHES": ADMISSION, "PERPDEX_ADMISSION_MEMPOOL": "5"})
     assert on.queue_bound == 5
     low = {**ENV, "L2CHAOS_SWITCHES": ADMISSION, "PERPDEX_MEMPOOL_LIMIT": "3"}
-    assert SequencerConfig.from_env(low).queue_bound == 3
+    assert sequencer_config(low).queue_bound == 3
     with pytest.raises(ConfigError) as err:
-        SequencerConfig.from_env(
-            {**ENV, "L2CHAOS_SWITCHES": ADMISSION, "PERPDEX_ADMISSION_MEMPOOL": "0"}
-        )
+        sequencer_config({**ENV, "L2CHAOS_SWITCHES": ADMISSION, "PERPDEX_ADMISSION_MEMPOOL": "0"})
     assert err.value.name == "PERPDEX_ADMISSION_MEMPOOL"
 
 
 def test_a_full_mempool_says_when_to_retry() -> None:
     env = {**ENV, "L2CHAOS_SWITCHES": ADMISSION, "PERPDEX_ADMISSION_MEMPOOL": "2"}
-    node = Node(SequencerConfig.from_env(env), JsonLog("sequencer", io.StringIO()))
+    node = Node(sequencer_config(env), JsonLog("sequencer", io.StringIO()))
     layout = node.cfg.layout
 
     def order(n: int) -> object:

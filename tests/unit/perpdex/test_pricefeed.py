@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from l2chaos.stacks.perpdex.common.config import Common
 from l2chaos.stacks.perpdex.common.inputs import InputError
 from l2chaos.stacks.perpdex.common.log import JsonLog
 from l2chaos.stacks.perpdex.markets import MARKET_NAMES, MARKETS
@@ -23,7 +24,10 @@ ENV = {"PERPDEX_PORT": "8005", "L2CHAOS_SEED": "7"}
 
 @pytest.fixture
 def feed() -> PriceFeedService:
-    return PriceFeedService(PriceFeedConfig.from_env(ENV), JsonLog("pricefeed", io.StringIO()))
+    return PriceFeedService(
+        PriceFeedConfig.from_env(Common.from_env("pricefeed", ENV), ENV),
+        JsonLog("pricefeed", io.StringIO()),
+    )
 
 
 def call(tick: object, rid: int = 1, method: str = METHOD) -> dict[str, object]:
