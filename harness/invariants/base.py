@@ -146,7 +146,7 @@ class Findings:
         return self.count > 0
 
 
-P = TypeVar("P")
+P = TypeVar("P", covariant=True)  # a Checker[X] is a Checker[object]
 
 
 class Checker(ABC, Generic[P]):

@@ -15,7 +15,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 from l2chaos.errors import UsageError
 from l2chaos.params import Where, from_json
@@ -124,7 +123,7 @@ class FaultSummary:
         return json_object(out)
 
 
-def run_checker(checker: Checker[Any], record: RunRecord) -> Verdict:
+def run_checker(checker: Checker[object], record: RunRecord) -> Verdict:
     """Run one checker: not_applicable when its files are missing; `error` (the harness
     broke) when the record cannot be read or the checker crashes."""
     missing = record.missing(checker.needs)
@@ -150,11 +149,11 @@ def run_checker(checker: Checker[Any], record: RunRecord) -> Verdict:
     return v
 
 
-def _instantiate(uses: list[CheckerUse] | None, source: Path) -> list[Checker[Any]]:
+def _instantiate(uses: list[CheckerUse] | None, source: Path) -> list[Checker[object]]:
     registry = checker_registry()
     if uses is None:
         uses = [CheckerUse(n, {}) for n in registry]
-    out: list[Checker[Any]] = []
+    out: list[Checker[object]] = []
     for i, use in enumerate(uses):
         cls = registry.get(use.name)
         if cls is None:
