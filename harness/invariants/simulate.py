@@ -20,9 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import msgspec
 from l2chaos.registry import checkers
+from l2chaos.rundir.balances import BALANCES, Balance
+from l2chaos.rundir.bridge import BRIDGE_L1, L1Move
 from l2chaos.rundir.events import Ledger
 from l2chaos.rundir.json_types import JsonObject, JsonValue
+from l2chaos.rundir.market_state import MARKET_STATE, MarketRow
 from l2chaos.rundir.probes import Sample
 from l2chaos.rundir.run_info import RECORD_VERSION
 
@@ -88,12 +92,19 @@ class _Out:
         self._fh: dict[str, TextIO] = {}
 
     def write(self, name: str, rec: JsonObject) -> None:
+        self._line(name, json.dumps(rec, separators=(",", ":")))
+
+    def write_record(self, name: str, rec: msgspec.Struct) -> None:
+        """A typed record (`l2chaos.rundir`), encoded as its reader decodes it."""
+        self._line(name, msgspec.json.encode(rec).decode())
+
+    def _line(self, name: str, line: str) -> None:
         fh = self._fh.get(name)
         if fh is None:
             p = self.root / name
             p.parent.mkdir(parents=True, exist_ok=True)
             fh = self._fh[name] = p.open("w", encoding="utf-8", buffering=1 << 20)
-        fh.write(json.dumps(rec, separators=(",", ":")))
+        fh.write(line)
         fh.write("\n")
         self.stats.records += 1
         self.stats.files[name] = self.stats.files.get(name, 0) + 1
@@ -233,16 +244,8 @@ class _Sim:
         self.nonce += 1
         self.l1_seq += 1
         self.escrow += amount
-        self.out.write(
-            "audit/bridge_l1.jsonl",
-            {
-                "seq": self.l1_seq,
-                "host_ts_ns": self.t_ns(t),
-                "kind": "lock",
-                "nonce": self.nonce,
-                "account": acct,
-                "amount": amount,
-            },
+        self.out.write_record(
+            BRIDGE_L1, L1Move(self.l1_seq, self.t_ns(t), "lock", self.nonce, acct, amount)
         )
         self.pending_credit.append((self.seq + credit_in, self.nonce, acct, amount))
         self.messages[self.nonce] = _Message(acct, amount)
@@ -281,16 +284,8 @@ class _Sim:
         )
         for a in sorted(self.touched):
             pos = {m: [s, c] for m, (s, c) in self.st.account_positions(a).items()}
-            self.out.write(
-                "audit/balances.jsonl",
-                {
-                    "block_seq": self.seq,
-                    "block": self.number,
-                    "account": a,
-                    "cash": self.st.account_cash(a),
-                    "positions": pos,
-                },
-            )
+            cash = self.st.account_cash(a)
+            self.out.write_record(BALANCES, Balance(self.seq, self.number, a, cash, pos))
         for h_tx, acct in self.pending_tx.pop(self.seq, []):
             self.out.write(
                 "audit/transactions.jsonl",
@@ -469,17 +464,8 @@ class _Sim:
                 for _, nonce, acct, amount in rel:
                     self.l1_seq += 1
                     self.escrow -= amount
-                    self.out.write(
-                        "audit/bridge_l1.jsonl",
-                        {
-                            "seq": self.l1_seq,
-                            "host_ts_ns": self.t_ns(t),
-                            "kind": "release",
-                            "nonce": nonce,
-                            "account": acct,
-                            "amount": amount,
-                        },
-                    )
+                    move = L1Move(self.l1_seq, self.t_ns(t), "release", nonce, acct, amount)
+                    self.out.write_record(BRIDGE_L1, move)
             # oracle tick every 5 blocks: the reference moves, the exchange follows
             if k % 5 == 0:
                 for m in (BTC, ETH):
@@ -591,19 +577,17 @@ class _Sim:
                 "mode": "normal",
             },
         )
-        self.out.write(
-            "audit/market_state.jsonl",
-            {
-                "block_seq": self.seq,
-                "block": self.number,
-                "market": m,
-                "index_price": p,
-                "mark_price": self.mark[m],
-                "funding_index": self.index[m],
-                "index_ts_ns": now,
-                "funding_ts_ns": self.funding_ts[m],
-            },
+        row = MarketRow(
+            block_seq=self.seq,
+            block=self.number,
+            market=m,
+            index_price=p,
+            mark_price=self.mark[m],
+            funding_index=self.index[m],
+            index_ts_ns=now,
+            funding_ts_ns=self.funding_ts[m],
         )
+        self.out.write_record(MARKET_STATE, row)
         self.emit(
             "price_update",
             t,

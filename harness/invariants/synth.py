@@ -16,7 +16,9 @@ from typing import TextIO
 
 import msgspec
 from l2chaos.rundir.balances import BALANCES, Balance
+from l2chaos.rundir.bridge import BRIDGE_L1, L1Move
 from l2chaos.rundir.json_types import JsonObject, JsonValue
+from l2chaos.rundir.market_state import MARKET_STATE, MarketRow
 from l2chaos.rundir.probes import Sample
 from l2chaos.rundir.run_info import RECORD_VERSION
 
@@ -397,17 +399,17 @@ class RecordWriter:
         funding_index: int = 0,
         index_ts_ns: int | None = None,
     ) -> None:
-        self.append(
-            "audit/market_state.jsonl",
-            {
-                "block_seq": block_seq,
-                "block": block,
-                "market": market,
-                "index_price": index_price,
-                "mark_price": index_price if mark_price is None else mark_price,
-                "funding_index": funding_index,
-                "index_ts_ns": index_ts_ns,
-            },
+        self.append_record(
+            MARKET_STATE,
+            MarketRow(
+                block_seq=block_seq,
+                block=block,
+                market=market,
+                index_price=index_price,
+                mark_price=index_price if mark_price is None else mark_price,
+                funding_index=funding_index,
+                index_ts_ns=index_ts_ns,
+            ),
         )
 
     def tx(
@@ -439,19 +441,10 @@ class RecordWriter:
         )
 
     def bridge_l1(
-        self, kind: str, *, seq: int, nonce: JsonValue, account: int, amount: int, host_s: float
+        self, kind: str, *, seq: int, nonce: int, account: int, amount: int, host_s: float
     ) -> None:
-        self.append(
-            "audit/bridge_l1.jsonl",
-            {
-                "seq": seq,
-                "host_ts_ns": self.t(host_s),
-                "kind": kind,
-                "nonce": nonce,
-                "account": account,
-                "amount": amount,
-            },
-        )
+        move = L1Move(seq, self.t(host_s), kind, nonce, account, amount)
+        self.append_record(BRIDGE_L1, move)
 
     def bridge_state(self, escrow_balance: int, event_cursor: int | None = None) -> None:
         state: JsonObject = {"escrow_balance": escrow_balance}
