@@ -399,18 +399,9 @@ class RecordWriter:
         funding_index: int = 0,
         index_ts_ns: int | None = None,
     ) -> None:
-        self.append_record(
-            MARKET_STATE,
-            MarketRow(
-                block_seq=block_seq,
-                block=block,
-                market=market,
-                index_price=index_price,
-                mark_price=index_price if mark_price is None else mark_price,
-                funding_index=funding_index,
-                index_ts_ns=index_ts_ns,
-            ),
-        )
+        mark = index_price if mark_price is None else mark_price
+        row = MarketRow(block_seq, block, market, index_price, mark, funding_index, index_ts_ns)
+        self.append_record(MARKET_STATE, row)
 
     def tx(
         self,
