@@ -130,7 +130,6 @@ class _Conservation(Follower):
         self.cur_bs: int | None = None
         self.cur_block: Any = None
         self.d_n = 0  # of the event in hand
-        self.oi_before: dict[str, int] = {}
 
     @classmethod
     def make(cls, record: RunRecord, st: LedgerState) -> Follower | str:
@@ -186,8 +185,6 @@ class _Conservation(Follower):
         elif kind == "insurance_shortfall":
             self.shortfall = True
         self.d_n = d_n
-        if ev.ledger is not None or ev.malformed_ledger is not None:
-            self.oi_before = dict(st.open_interest)
 
     def after(self, ev: Event, step: Step, st: LedgerState) -> None:
         kind, d_n, found = ev.kind, self.d_n, self.found
@@ -214,10 +211,9 @@ class _Conservation(Follower):
                     seen=d.identity_micro,
                     difference=d.identity_micro - d_n * MICRO,
                 )
-            oi_before = self.oi_before
-            for m in sorted(d.touched_markets):
+            for m, moved in sorted(d.oi_change.items()):
                 oi = st.open_interest.get(m, 0)
-                if oi != 0 and oi != oi_before.get(m, 0):
+                if oi != 0 and moved != 0:
                     found.add(
                         f"block {ev.block}: {kind} event {ev.seq} left open "
                         f"interest on {m} at {oi} (Σ size must be 0)",

@@ -46,7 +46,8 @@ class LedgerDelta:
     sc_sum: int = 0  # change of Σ size x cached_index
     dust_micro: int = 0  # change of the dust account, micro-quanta
     by_account: dict[int, int] = field(default_factory=dict)  # cash deltas per account
-    touched_markets: set[str] = field(default_factory=set)
+    # per market its positions touched: the change of open interest (Σ size)
+    oi_change: dict[str, int] = field(default_factory=dict)
 
     @property
     def identity_micro(self) -> int:
@@ -113,7 +114,7 @@ class LedgerState:
         # The hot loop of the ledger replay; the decoder has checked the types. The
         # totals are kept in locals and the delta is built once at the end.
         by: dict[int, int] = {}
-        markets: set[str] = set()
+        oi_change: dict[str, int] = {}
         cash_sum = sc_sum = dust_micro = 0
         cash = self.cash
         dust_acct = self.dust_account
@@ -136,14 +137,14 @@ class LedgerState:
             book[market] = (size, cached)
             sc_sum += size * cached - old_size * old_cached
             oi[market] = oi.get(market, 0) + size - old_size
-            markets.add(market)
+            oi_change[market] = oi_change.get(market, 0) + size - old_size
             touched.add(acct)
         if ledger.dust_micro is not None:
             dust_micro += ledger.dust_micro
         self.dust_micro += dust_micro
         self.cash_sum += cash_sum
         self.sc_sum += sc_sum
-        return LedgerDelta(cash_sum, sc_sum, dust_micro, by, markets)
+        return LedgerDelta(cash_sum, sc_sum, dust_micro, by, oi_change)
 
     def apply_json(self, ledger: Mapping[str, object]) -> LedgerDelta:
         """Apply a ledger object as written, checking its shape. Entries before the
