@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import msgspec
-
+from .in_block import InBlock
 from .jsonl import read_typed
 
 __all__ = ["BALANCES", "Balance", "read_balances"]
@@ -16,12 +15,10 @@ __all__ = ["BALANCES", "Balance", "read_balances"]
 BALANCES = "audit/balances.jsonl"
 
 
-class Balance(msgspec.Struct, gc=False):
+class Balance(InBlock, gc=False):
     """An account after a block: `cash` in quote quanta (micro-quanta for the dust
     account), `positions` market -> [size, cached funding index]."""
 
-    block_seq: int | None = None
-    block: int | None = None
     account: int | None = None
     cash: int | None = None
     positions: dict[str, list[int]] | None = None

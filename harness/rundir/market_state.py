@@ -5,18 +5,16 @@ per base quantum, the funding index scaled by the header's `funding_index_scale`
 
 from __future__ import annotations
 
-import msgspec
+from .in_block import InBlock
 
 __all__ = ["MARKET_STATE", "MarketRow"]
 
 MARKET_STATE = "audit/market_state.jsonl"
 
 
-class MarketRow(msgspec.Struct, gc=False):
+class MarketRow(InBlock, gc=False):
     """A market after a block. `funding_ts_ns` (the funding accrual time) is perpdex's."""
 
-    block_seq: int | None = None
-    block: int | None = None
     market: str | None = None
     index_price: int | None = None
     mark_price: int | None = None

@@ -56,6 +56,14 @@ def transfer(
           write=True)  # fmt: skip
 
 
+def both_pass(check: Check, **counted: int) -> None:
+    """acknowledged_writes_durable passes with these counts, and chain_consistency passes."""
+    v = check("acknowledged_writes_durable")
+    assert v.status == "pass", [x.message for x in v.violations]
+    assert {k: v.checked[k] for k in counted} == counted
+    assert check("chain_consistency").status == "pass"
+
+
 def test_all_acknowledged_transactions_in_the_final_chain_pass(
     rw: RecordWriter, check: Check
 ) -> None:
@@ -63,10 +71,7 @@ def test_all_acknowledged_transactions_in_the_final_chain_pass(
     heads(rw, 10)
     transfer(rw, "w0-1", 2.5, "0xt1", 3)  # hashes compare case-insensitively
     transfer(rw, "w0-2", 4.5, "0xt2", 5)
-    v = check("acknowledged_writes_durable")
-    assert v.status == "pass", [x.message for x in v.violations]
-    assert v.checked["durable"] == 2
-    assert check("chain_consistency").status == "pass"
+    both_pass(check, durable=2)
 
 
 def test_a_lost_acknowledged_transaction_fails_with_its_hash_and_block(
@@ -99,10 +104,7 @@ def test_a_declared_rollback_explains_the_step_and_the_lost_write(
              details={"declared": {"from_block": 6, "to_block": 3}})  # fmt: skip
     step_back(rw, 7.0, 6, 4)
     transfer(rw, "w0-2", 4.5, "0xt2", 5)
-    v = check("acknowledged_writes_durable")
-    assert v.status == "pass", [x.message for x in v.violations]
-    assert v.checked["rolled_back"] == 1
-    assert check("chain_consistency").status == "pass"
+    both_pass(check, rolled_back=1)
 
 
 def test_a_shallow_reorg_is_allowed_when_the_scenario_says_so(

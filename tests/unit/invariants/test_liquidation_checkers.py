@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from l2chaos.invariants.base import Verdict
+from l2chaos.invariants.base import Verdict, Violation
 from l2chaos.invariants.synth import RecordWriter
 
 from tests._support.json_path import obj
@@ -176,28 +176,31 @@ def test_underwater_account_is_justified(rw: RecordWriter, check: Check) -> None
     assert v.checked == {"liquidations": 1, "blocked_attempts": 0}
 
 
-def test_healthy_account_liquidated_is_caught(rw: RecordWriter, check: Check) -> None:
-    # at 95,000 the same account has equity 7.5e9 >> maintenance 2.85e9
+def unjustified(rw: RecordWriter, check: Check, account: int, price: int) -> Violation:
+    """With the reference at 95,000, a liquidation of `account` at `price` (the oracle
+    and mark price too) fails liquidations_justified: its first violation."""
     setup(rw, ref=95_000)
-    liquidation(rw, account=11, price=95_000, oracle_price=95_000, mark_price=95_000)
+    liquidation(rw, account=account, price=price, oracle_price=price, mark_price=price)
     v = check("liquidations_justified")
     assert v.status == "fail"
-    ev = v.violations[0].evidence
+    return v.violations[0]
+
+
+def test_healthy_account_liquidated_is_caught(rw: RecordWriter, check: Check) -> None:
+    # at 95,000 the same account has equity 7.5e9 >> maintenance 2.85e9
+    violation = unjustified(rw, check, account=11, price=95_000)
+    ev = violation.evidence
     assert ev["account"] == 11
     assert ev["reference_prices"] == {BTC: 95_000}
     # valued at the adverse price 94,050 (1% below): equity = -87.5e9 + 94.05e9 = 6.55e9
     assert ev["adverse_prices"] == {BTC: 94_050}
     assert ev["equity_recomputed"] == 6_550_000_000
     assert ev["maintenance_recomputed"] == 2_821_500_000
-    assert "above maintenance" in v.violations[0].message
+    assert "above maintenance" in violation.message
 
 
 def test_zero_price_liquidation_fails_band_and_margin(rw: RecordWriter, check: Check) -> None:
-    setup(rw, ref=95_000)
-    liquidation(rw, account=12, price=0, oracle_price=0, mark_price=0)
-    v = check("liquidations_justified")
-    assert v.status == "fail"
-    msg = v.violations[0].message
+    msg = unjustified(rw, check, account=12, price=0).message
     assert "outside ±5.00% of the reference 95000" in msg
     assert "above maintenance" in msg
 
