@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from .json_types import JsonObject
+from .json_types import JsonObject, fields_json
 
 __all__ = ["FAULTS", "FaultAction", "FaultLine"]
 
@@ -47,33 +47,18 @@ class FaultAction:
     waited_for: list[str] | None = None
 
     def to_json(self) -> JsonObject:
-        out: JsonObject = {
-            "fault_id": self.fault_id,
-            "label": self.label,
-            "name": self.name,
-            "target": self.target,
-            "action": self.action,
-            "params": self.params,
-            "scheduled_ns": self.scheduled_ns,
-            "t_ns": self.t_ns,
-            "mono_ns": self.mono_ns,
-            "done_mono_ns": self.done_mono_ns,
-            "lateness_ms": self.lateness_ms,
-            "took_ms": self.took_ms,
-            "block": self.block,
-            "ok": self.ok,
-            "error": self.error,
-            "details": self.details,
-        }
+        """Every field but the trigger's (written when there is one) and the firing's
+        (written for an inject)."""
+        out = fields_json(self, _TRIGGER + _FIRING)
         if self.trigger is not None:
-            out["trigger"] = self.trigger
-            out["trigger_text"] = self.trigger_text
+            out.update((k, getattr(self, k)) for k in _TRIGGER)
         if self.action == "inject":
-            out["target_block"] = self.target_block
-            out["lateness_blocks"] = self.lateness_blocks
-            out["fired_by"] = self.fired_by
-            out["waited_for"] = self.waited_for
+            out.update((k, getattr(self, k)) for k in _FIRING)
         return out
+
+
+_TRIGGER = ("trigger", "trigger_text")
+_FIRING = ("target_block", "lateness_blocks", "fired_by", "waited_for")
 
 
 class FaultLine(msgspec.Struct, gc=False):

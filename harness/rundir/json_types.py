@@ -7,11 +7,24 @@ the helpers here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from l2chaos.params import JsonValue
 
-__all__ = ["JsonObject", "JsonValue", "as_list", "as_object", "json_object", "json_value"]
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+__all__ = [
+    "JsonObject",
+    "JsonValue",
+    "as_list",
+    "as_object",
+    "fields_json",
+    "json_object",
+    "json_value",
+]
 
 # A JSON object as written: its values are any JSON (nested objects and arrays are
 # read-only `Mapping`/`Sequence`, so a `dict[str, int]` or a `list[str]` fits as is).
@@ -38,6 +51,17 @@ def json_value(v: object) -> JsonValue:
     if isinstance(v, (list, tuple)):
         return [json_value(x) for x in v]
     return str(v)
+
+
+def fields_json(record: DataclassInstance, leave_out: Collection[str] = ()) -> JsonObject:
+    """A dataclass whose fields hold JSON already, as the JSON object of its fields in
+    their order (not copied), without those in `leave_out` (each writer adds those its
+    own way)."""
+    return {
+        f.name: getattr(record, f.name)
+        for f in dataclasses.fields(record)
+        if f.name not in leave_out
+    }
 
 
 def json_object(v: Mapping[str, object]) -> JsonObject:

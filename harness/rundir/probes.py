@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import msgspec
 from l2chaos.chainrecord import Block
 
-from .json_types import JsonObject
+from .json_types import JsonObject, fields_json
 
 __all__ = ["PROBES", "ProbeLine", "Sample"]
 
@@ -39,16 +39,7 @@ class Sample:
         return all(self.health.values()) and all(self.ready.values())
 
     def to_json(self) -> JsonObject:
-        out: JsonObject = {
-            "t_ns": self.t_ns,
-            "mono_ns": self.mono_ns,
-            "health": self.health,
-            "ready": self.ready,
-            "block_height": self.block_height,
-            "order_ok": self.order_ok,
-            "order_ms": self.order_ms,
-            "order_error": self.order_error,
-        }
+        out = fields_json(self, ("head",))
         if self.head is not None:
             out["head"] = self.head.to_json(txs=False)
         return out

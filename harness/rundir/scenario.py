@@ -17,7 +17,7 @@ from typing import Any
 from l2chaos.errors import UsageError
 from l2chaos.params import JsonValue
 
-from .json_types import JsonObject
+from .json_types import JsonObject, fields_json
 
 __all__ = ["SCENARIO_JSON", "CheckerUse", "JsonObject", "ResolvedScenario", "StackUse"]
 
@@ -32,7 +32,7 @@ class CheckerUse:
     params: JsonValue = None
 
     def to_json(self) -> JsonObject:
-        return {"name": self.name, "params": self.params}
+        return fields_json(self)
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,7 @@ class StackUse:
     settings: JsonObject = field(default_factory=dict)
 
     def to_json(self) -> JsonObject:
-        return {
-            "ref": self.ref,
-            "name": self.name,
-            "path": self.path,
-            "profile": self.profile,
-            "switches": self.switches,
-            "settings": self.settings,
-        }
+        return fields_json(self)
 
 
 @dataclass(frozen=True)
