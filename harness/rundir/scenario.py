@@ -26,18 +26,16 @@ SCENARIO_JSON = "scenario.resolved.json"
 
 @dataclass(frozen=True)
 class CheckerUse:
-    """An `invariants[]` entry: a checker's name and its bound parameters as JSON."""
+    """An `invariants[]` entry: a checker's name and its bound parameters as JSON
+    (written as its fields, `fields_json`)."""
 
     name: str
     params: JsonValue = None
 
-    def to_json(self) -> JsonObject:
-        return fields_json(self)
-
 
 @dataclass(frozen=True)
 class StackUse:
-    """The stack the scenario ran against."""
+    """The stack the scenario ran against (written as its fields, `fields_json`)."""
 
     ref: str | None = None
     name: str | None = None
@@ -45,9 +43,6 @@ class StackUse:
     profile: str | None = None
     switches: JsonObject = field(default_factory=dict)
     settings: JsonObject = field(default_factory=dict)
-
-    def to_json(self) -> JsonObject:
-        return fields_json(self)
 
 
 @dataclass(frozen=True)
@@ -80,7 +75,7 @@ class ResolvedScenario:
             "overrides": list(self.overrides),
             "seed": self.seed,
             "profile": self.profile,
-            "stack": None if self.stack is None else self.stack.to_json(),
+            "stack": None if self.stack is None else fields_json(self.stack),
             "backend": self.backend,
             "duration_ns": self.duration_ns,
             "time_scale": self.time_scale,
@@ -88,7 +83,7 @@ class ResolvedScenario:
             "timeline": list(self.timeline),
             "invariants": None
             if self.invariants is None
-            else [use.to_json() for use in self.invariants],
+            else [fields_json(use) for use in self.invariants],
             "sometimes": list(self.sometimes),
             "expect": dict(self.expect),
         }
