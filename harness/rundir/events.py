@@ -17,7 +17,6 @@ from pathlib import Path
 
 import msgspec
 
-from .in_block import InBlock
 from .jsonl import read_typed
 
 __all__ = ["EVENTS", "Event", "Ledger", "read_events"]
@@ -34,10 +33,12 @@ class Ledger(msgspec.Struct, frozen=True, gc=False):
     dust_micro: int | None = None
 
 
-class Event(InBlock, gc=False):
+class Event(msgspec.Struct, gc=False):
     """One line of the event log. `data` is None when the line has no object there."""
 
     seq: int | None = None
+    block: int | None = None
+    block_seq: int | None = None
     host_ts_ns: int | None = None
     chain_ts_ns: int | None = None
     kind: str | None = None

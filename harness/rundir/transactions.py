@@ -5,19 +5,21 @@ history's writes to it by hash; deposits_settle reads the deposits the chain ref
 
 from __future__ import annotations
 
-from .in_block import InBlock
+import msgspec
 
 __all__ = ["TRANSACTIONS", "Transaction"]
 
 TRANSACTIONS = "audit/transactions.jsonl"
 
 
-class Transaction(InBlock, gc=False):
+class Transaction(msgspec.Struct, gc=False):
     """`status` is accepted or rejected (`reason` says why). A deposit carries the
     bridge message's `nonce`: the reference stack writes it as text (its column is
     text), the L1 log as a number; `deposit_nonce` is the number both mean."""
 
     hash: str | None = None
+    block: int | None = None
+    block_seq: int | None = None
     kind: str | None = None
     account: int | None = None
     status: str | None = None
