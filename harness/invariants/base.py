@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypeVar, cast
 
 from l2chaos.params import NoParams, declared_model, to_json
-from l2chaos.rundir.json_types import JsonObject, JsonValue, as_list, as_object, json_object
+from l2chaos.rundir.json_types import JsonObject, json_object
 
 if TYPE_CHECKING:
     from .record import RunRecord
@@ -29,23 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["Checker", "Findings", "NoParams", "Status", "Verdict", "Violation"]
 
 Status = Literal["pass", "fail", "not_applicable", "error"]
-_STATUSES: tuple[Status, ...] = ("pass", "fail", "not_applicable", "error")
-
-
-def _status(v: JsonValue) -> Status:
-    return next((s for s in _STATUSES if s == v), "error")
-
-
-def _str(v: JsonValue) -> str:
-    return v if isinstance(v, str) else ""
-
-
-def _int(v: JsonValue) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) else 0
-
-
-def _float(v: JsonValue) -> float:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
 
 
 @dataclass
@@ -57,10 +40,6 @@ class Violation:
 
     def to_json(self) -> JsonObject:
         return {"message": self.message, "evidence": self.evidence}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, JsonValue]) -> Violation:
-        return cls(_str(data.get("message")), dict(as_object(data.get("evidence"))))
 
 
 @dataclass
@@ -108,23 +87,6 @@ class Verdict:
             "params": self.params,
             "seconds": round(self.seconds, 6),
         }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, JsonValue]) -> Verdict:
-        """The verdict `to_json` wrote (a field of the wrong type reads as its default)."""
-        checked = as_object(data.get("checked"))
-        return cls(
-            name=_str(data.get("name")),
-            status=_status(data.get("status")),
-            checked={k: n for k, n in checked.items() if isinstance(n, int)},
-            violations=[Violation.from_json(as_object(v)) for v in as_list(data.get("violations"))],
-            reason=_str(data.get("reason")),
-            details=dict(as_object(data.get("details"))),
-            params=dict(as_object(data.get("params"))),
-            violation_count=_int(data.get("violation_count")),
-            no_work=data.get("no_work") is True,
-            seconds=_float(data.get("seconds")),
-        )
 
 
 class Findings:

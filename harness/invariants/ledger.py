@@ -106,7 +106,6 @@ class LedgerState:
         self.cash_sum = 0  # ordinary accounts, quanta
         self.sc_sum = 0
         self.open_interest: dict[str, int] = {}
-        self.accounts_touched: set[int] = set()
 
     # ------------------------------------------------------------------ replay
 
@@ -118,7 +117,6 @@ class LedgerState:
         cash_sum = sc_sum = dust_micro = 0
         cash = self.cash
         dust_acct = self.dust_account
-        touched = self.accounts_touched
         for acct, delta in ledger.cash or ():
             if acct == dust_acct:
                 dust_micro += delta
@@ -126,7 +124,6 @@ class LedgerState:
                 cash[acct] = cash.get(acct, 0) + delta
                 cash_sum += delta
             by[acct] = by.get(acct, 0) + delta
-            touched.add(acct)
         positions = self.positions
         oi = self.open_interest
         for acct, market, size, cached in ledger.pos or ():
@@ -138,7 +135,6 @@ class LedgerState:
             sc_sum += size * cached - old_size * old_cached
             oi[market] = oi.get(market, 0) + size - old_size
             oi_change[market] = oi_change.get(market, 0) + size - old_size
-            touched.add(acct)
         if ledger.dust_micro is not None:
             dust_micro += ledger.dust_micro
         self.dust_micro += dust_micro

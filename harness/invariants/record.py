@@ -17,9 +17,8 @@ import json
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, TypeVar
 
 from l2chaos.load.rate import RatePlan
 from l2chaos.rundir import blocks as _blocks
@@ -183,31 +182,6 @@ class ReferencePrices:
         return self._t.get(market, []), self._p.get(market, [])
 
 
-class _Stream(Generic[T]):
-    """A stream method of `RunRecord` for one JSON-lines file read as `kind` records:
-    `market_state = _Stream(AUDIT.MARKET_STATE, MarketRow)` makes
-    `record.market_state()` iterate audit/market_state.jsonl (nothing when missing);
-    `RunRecord.market_state(record)` is the same, as for any method."""
-
-    def __init__(self, name: str, kind: type[T], what: str = "") -> None:
-        self.name, self.kind = name, kind
-        self.__doc__ = f"{name}: {what}" if what else name
-
-    def __call__(self, record: RunRecord) -> Iterator[T]:
-        return record._read(self.name, self.kind)
-
-    @overload
-    def __get__(self, record: None, owner: type[RunRecord]) -> _Stream[T]: ...
-    @overload
-    def __get__(self, record: RunRecord, owner: type[RunRecord]) -> Callable[[], Iterator[T]]: ...
-    def __get__(
-        self, record: RunRecord | None, owner: type[RunRecord]
-    ) -> _Stream[T] | Callable[[], Iterator[T]]:
-        if record is None:
-            return self
-        return partial(self, record)
-
-
 class RunRecord:
     """A run directory, read lazily. Checkers never need the stack to be up."""
 
@@ -342,16 +316,32 @@ class RunRecord:
     def balances(self) -> Iterator[Balance]:
         return read_balances(self.path(AUDIT.BALANCES))
 
-    market_state = _Stream(AUDIT.MARKET_STATE, MarketRow)
-    bridge_l1 = _Stream(AUDIT.BRIDGE_L1, L1Move)
-    bridge_messages = _Stream(AUDIT.BRIDGE_MESSAGES, BridgeMessage)
-    l7_decisions = _Stream(L7, L7Decision)
-    oracle_reference = _Stream(AUDIT.ORACLE, OracleTick)
-    chain_heads = _Stream(CHAIN.HEADS, Head, "each new head the probes saw, in time order")
-    chain_reorgs = _Stream(
-        CHAIN.REORGS, Reorg, "each step back or rewrite of the head the probes saw"
-    )
-    chain_blocks = _Stream(CHAIN.BLOCKS, ChainBlock, "the node's final canonical chain")
+    def market_state(self) -> Iterator[MarketRow]:
+        return self._read(AUDIT.MARKET_STATE, MarketRow)
+
+    def bridge_l1(self) -> Iterator[L1Move]:
+        return self._read(AUDIT.BRIDGE_L1, L1Move)
+
+    def bridge_messages(self) -> Iterator[BridgeMessage]:
+        return self._read(AUDIT.BRIDGE_MESSAGES, BridgeMessage)
+
+    def l7_decisions(self) -> Iterator[L7Decision]:
+        return self._read(L7, L7Decision)
+
+    def oracle_reference(self) -> Iterator[OracleTick]:
+        return self._read(AUDIT.ORACLE, OracleTick)
+
+    def chain_heads(self) -> Iterator[Head]:
+        """Each new head the probes saw, in time order."""
+        return self._read(CHAIN.HEADS, Head)
+
+    def chain_reorgs(self) -> Iterator[Reorg]:
+        """Each step back or rewrite of the head the probes saw."""
+        return self._read(CHAIN.REORGS, Reorg)
+
+    def chain_blocks(self) -> Iterator[ChainBlock]:
+        """The node's final canonical chain."""
+        return self._read(CHAIN.BLOCKS, ChainBlock)
 
     # ----------------------------------------------------------- derived data
 

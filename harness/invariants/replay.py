@@ -177,21 +177,21 @@ def _shared(record: RunRecord, first: str) -> dict[str, Follower]:
     except Exception:
         return {}  # each checker meets this alone, as it would without sharing
     st = LedgerState(_dust(record))
-    made: dict[str, Follower | str] = {}
+    pairs: list[tuple[str, Follower]] = []
     for name, make in FOLLOWERS.items():
         if name not in wanted:
             continue
         try:
-            made[name] = make(record, st)
+            made = make(record, st)
         except Exception:
             continue  # replayed alone: its checker meets the exception
-    names = [n for n, f in made.items() if isinstance(f, Follower)]
-    followers = [f for f in made.values() if isinstance(f, Follower)]
-    if not followers:
+        if isinstance(made, Follower):
+            pairs.append((name, made))
+    if not pairs:
         return {}
     failed: dict[int, Exception] = {}
-    replay(record.events(), canonical, st, followers, failed=failed)
-    return {n: f for i, (n, f) in enumerate(zip(names, followers, strict=True)) if i not in failed}
+    replay(record.events(), canonical, st, [f for _, f in pairs], failed=failed)
+    return {n: f for i, (n, f) in enumerate(pairs) if i not in failed}
 
 
 def shared_follower(record: RunRecord, name: str) -> Follower | None:
