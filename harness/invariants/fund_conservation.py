@@ -24,7 +24,7 @@ The identities of research/domain.md section 4, recomputed from audit/events.jso
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 from l2chaos.rundir.balances import Balance
@@ -35,7 +35,7 @@ from .base import Checker, Findings, NoParams, Verdict
 from .ledger import MICRO, LedgerState
 from .ops import ops_index
 from .record import AUDIT, RunRecord
-from .replay import FOLLOWERS, Follower, Replayed, Step, judge
+from .replay import Follower, LedgerChecker, Replayed, Step
 
 _FEE_FIELDS = {"fill": ("maker_fee", "taker_fee"), "fee": ("amount",)}
 
@@ -299,17 +299,14 @@ class _Conservation(Follower):
         )
 
 
-class FundConservation(Checker[NoParams]):
+class FundConservation(LedgerChecker[NoParams]):
     name = "fund_conservation"
     summary = (
         "Exact integer identities at every event and block and at the end: zero-sum "
         "ledgers, open interest nets to zero, fees credited, snapshots match the replay, "
         "insurance fund non-negative, bridge escrow reconciles (also across a rollback)."
     )
-    needs: ClassVar[tuple[str, ...]] = (AUDIT.HEADER, AUDIT.EVENTS)
-
-    def check(self, record: RunRecord) -> Verdict:
-        return judge(self, record)
+    follower = _Conservation.make
 
     def _bridge(
         self,
@@ -442,6 +439,3 @@ class FundConservation(Checker[NoParams]):
             "pending_deposits": pending_dep,
             "pending_withdrawals": pending_wd,
         }
-
-
-FOLLOWERS[FundConservation.name] = _Conservation.make

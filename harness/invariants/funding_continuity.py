@@ -25,15 +25,15 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from l2chaos.rundir.events import Event
 
 from .base import Checker, Findings, NoParams, Verdict
 from .formulas import FundingRule, div, header_formulas
 from .ledger import LedgerState
-from .record import AUDIT, RunRecord
-from .replay import FOLLOWERS, Follower, Replayed, Step, judge
+from .record import RunRecord
+from .replay import Follower, LedgerChecker, Replayed, Step
 
 
 @dataclass
@@ -78,19 +78,6 @@ def persisted_rows(record: RunRecord) -> dict[str, list[_Row]]:
         return out
 
     return record.memo("persisted_market_rows", compute)
-
-
-class FundingContinuity(Checker[NoParams]):
-    name = "funding_continuity"
-    summary = (
-        "Funding indices follow the documented formula tick by tick (no reset to 0 or jump "
-        "without a declared rollback), persisted market rows carry them, and every funding "
-        "settlement pays -size x Δindex rounded as documented, the remainder to dust."
-    )
-    needs: ClassVar[tuple[str, ...]] = (AUDIT.HEADER, AUDIT.EVENTS)
-
-    def check(self, record: RunRecord) -> Verdict:
-        return judge(self, record)
 
 
 class _Replay(Follower):
@@ -375,4 +362,11 @@ class _Replay(Follower):
         )
 
 
-FOLLOWERS[FundingContinuity.name] = _Replay.make
+class FundingContinuity(LedgerChecker[NoParams]):
+    name = "funding_continuity"
+    summary = (
+        "Funding indices follow the documented formula tick by tick (no reset to 0 or jump "
+        "without a declared rollback), persisted market rows carry them, and every funding "
+        "settlement pays -size x Δindex rounded as documented, the remainder to dust."
+    )
+    follower = _Replay.make

@@ -3,7 +3,8 @@
 fund_conservation, value_flows, funding_continuity and chain_consistency's state roots
 each judge the accounts replayed from the ledgers of canonical blocks in `seq` order
 (ledger.py). Replaying is most of their cost, so the log is replayed once per record:
-each of them registers a `Follower` factory in FOLLOWERS; `check_run` declares which
+each of them registers a `Follower` factory in FOLLOWERS (a `LedgerChecker` by its
+`follower`); `check_run` declares which
 checkers will run (`share_replay`), and the first of those to check the record runs one
 replay for all their followers that apply (`RunRecord.memo`); each then reads its own
 follower's outcome. A follower that is not in that replay (undeclared, it crashed, or
@@ -17,23 +18,24 @@ reads the state and never changes it.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from l2chaos.rundir.events import Event
 
-from .base import Checker, Verdict
+from .base import Checker, P, Verdict
 from .ledger import LedgerDelta, LedgerError, LedgerState
-from .record import RunRecord
+from .record import AUDIT, RunRecord
 
 __all__ = [
     "FOLLOWERS",
     "Follower",
+    "LedgerChecker",
     "Replayed",
     "Step",
     "follow",
-    "judge",
     "replay",
     "share_replay",
     "shared_follower",
@@ -78,7 +80,7 @@ class Follower:
         """Every event is applied."""
 
     def verdict(self, checker: Checker[Any], record: RunRecord) -> Verdict:
-        """`checker`'s verdict on what this follower found (see `judge`)."""
+        """`checker`'s verdict on what this follower found (see `LedgerChecker`)."""
         raise NotImplementedError(f"{type(self).__name__} gives no verdict of its own")
 
 
@@ -213,7 +215,22 @@ def follow(record: RunRecord, name: str) -> Follower | str:
     return made
 
 
-def judge(checker: Checker[Any], record: RunRecord) -> Verdict:
-    """`checker`'s verdict from its follower of the replay, or not applicable (why)."""
-    f = follow(record, checker.name)
-    return checker.not_applicable(f) if isinstance(f, str) else f.verdict(checker, record)
+class LedgerChecker(Checker[P]):
+    """A checker whose verdict is its follower's after the record's (shared) replay: a
+    subclass sets `name`, `summary` and `follower`, which FOLLOWERS then lists."""
+
+    needs: ClassVar[tuple[str, ...]] = (AUDIT.HEADER, AUDIT.EVENTS)
+
+    @staticmethod
+    @abstractmethod
+    def follower(record: RunRecord, st: LedgerState) -> Follower | str:
+        """A follower bound to the state it will read, or why the checker does not apply."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "follower" in cls.__dict__:
+            FOLLOWERS[cls.name] = cls.follower
+
+    def check(self, record: RunRecord) -> Verdict:
+        f = follow(record, self.name)
+        return self.not_applicable(f) if isinstance(f, str) else f.verdict(self, record)

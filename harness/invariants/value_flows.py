@@ -30,29 +30,17 @@ liquidations and insurance events.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 from l2chaos.rundir.events import Event, Ledger
 
 from .base import Checker, Findings, NoParams, Verdict
 from .formulas import Formulas, div, fee, header_formulas
 from .ledger import LedgerState
-from .record import AUDIT, AuditHeader, RunRecord
-from .replay import FOLLOWERS, Follower, Replayed, Step, judge
+from .record import AuditHeader, RunRecord
+from .replay import Follower, LedgerChecker, Replayed, Step
 
 _KINDS = ("fill", "liquidation", "insurance_cover", "insurance_shortfall")
-
-
-class ValueFlows(Checker[NoParams]):
-    name = "value_flows"
-    summary = (
-        "Each fill's fees, each liquidation's price, fee and transfers and each insurance "
-        "cover are recomputed from the documented rules and credited to the right accounts."
-    )
-    needs: ClassVar[tuple[str, ...]] = (AUDIT.HEADER, AUDIT.EVENTS)
-
-    def check(self, record: RunRecord) -> Verdict:
-        return judge(self, record)
 
 
 class _Flows(Follower):
@@ -446,7 +434,7 @@ class _Deficit(NamedTuple):
 
 def _acct(header: AuditHeader, role: str) -> int:
     a = header.account(role)
-    assert a is not None  # ValueFlows.check tested it
+    assert a is not None  # _Flows.make tested it
     return a
 
 
@@ -454,4 +442,10 @@ def _diff(seen: Any, want: Any) -> Any:
     return seen - want if isinstance(seen, int) and isinstance(want, int) else None
 
 
-FOLLOWERS[ValueFlows.name] = _Flows.make
+class ValueFlows(LedgerChecker[NoParams]):
+    name = "value_flows"
+    summary = (
+        "Each fill's fees, each liquidation's price, fee and transfers and each insurance "
+        "cover are recomputed from the documented rules and credited to the right accounts."
+    )
+    follower = _Flows.make
