@@ -24,6 +24,8 @@ from l2chaos.params import NoParams, declared_model, to_json
 from l2chaos.rundir.json_types import JsonObject, json_object
 
 if TYPE_CHECKING:
+    from l2chaos.rundir.events import Event
+
     from .record import RunRecord
 
 __all__ = ["Checker", "Findings", "NoParams", "Status", "Verdict", "Violation"]
@@ -103,6 +105,20 @@ class Findings:
         self.count += 1
         if len(self.kept) < self.limit:
             self.kept.append(Violation(message, json_object(evidence)))
+
+    def at_event(self, ev: Event, message: str, **evidence: object) -> None:
+        """A violation about one event: the evidence starts with where the event is
+        (its block, sequence, kind, time and transaction)."""
+        self.add(
+            message,
+            event_seq=ev.seq,
+            kind=ev.kind,
+            block=ev.block,
+            block_seq=ev.block_seq,
+            host_ts_ns=ev.host_ts_ns,
+            tx=ev.tx,
+            **evidence,
+        )
 
     def __bool__(self) -> bool:
         return self.count > 0

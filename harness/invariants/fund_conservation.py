@@ -98,18 +98,6 @@ class _Snapshots:
             )
 
 
-def _at_event(ev: Event, block_seq: int | None, kind: str | None) -> dict[str, object]:
-    """Where a finding about one ledger event is: its block, event and transaction."""
-    return {
-        "block": ev.block,
-        "block_seq": block_seq,
-        "event_seq": ev.seq,
-        "host_ts_ns": ev.host_ts_ns,
-        "kind": kind,
-        "tx": ev.tx,
-    }
-
-
 class _Conservation(Follower):
     """The per-event and per-block identities, along the shared replay."""
 
@@ -199,13 +187,12 @@ class _Conservation(Follower):
             return
         if d is not None:
             self.replayed += 1
-            bs = ev.block_seq
             if d.identity_micro != d_n * MICRO:
-                found.add(
+                found.at_event(
+                    ev,
                     f"block {ev.block}: {kind} event {ev.seq} changed "
                     f"Σ cashx1e6 + Σ sizexindex + dust by {d.identity_micro} micro-quanta, "
                     f"expected {d_n * MICRO}",
-                    **_at_event(ev, bs, kind),
                     accounts=sorted(d.by_account),
                     expected=d_n * MICRO,
                     seen=d.identity_micro,
@@ -214,14 +201,11 @@ class _Conservation(Follower):
             for m, moved in sorted(d.oi_change.items()):
                 oi = st.open_interest.get(m, 0)
                 if oi != 0 and moved != 0:
-                    found.add(
+                    found.at_event(
+                        ev,
                         f"block {ev.block}: {kind} event {ev.seq} left open "
                         f"interest on {m} at {oi} (Σ size must be 0)",
-                        block=ev.block,
-                        block_seq=bs,
-                        event_seq=ev.seq,
                         market=m,
-                        kind=kind,
                         expected=0,
                         seen=oi,
                     )
@@ -229,11 +213,8 @@ class _Conservation(Follower):
             if fee_fields and self.fees_acct is not None:
                 self._fees(ev, fee_fields, d.by_account.get(self.fees_acct, 0))
         elif d_n != 0:
-            found.add(
-                f"{kind} event {ev.seq} moved {d_n} across the bridge without a ledger",
-                event_seq=ev.seq,
-                block=ev.block,
-                kind=kind,
+            found.at_event(
+                ev, f"{kind} event {ev.seq} moved {d_n} across the bridge without a ledger"
             )
         self.n_total += d_n
 
@@ -244,10 +225,10 @@ class _Conservation(Follower):
             self.fee_checks += 1
             total = sum(c for c in charged if isinstance(c, int))
             if total != credited:
-                self.found.add(
+                self.found.at_event(
+                    ev,
                     f"block {ev.block}: {ev.kind} event {ev.seq} charged "
                     f"fees of {total} but the fees account was credited {credited}",
-                    **_at_event(ev, ev.block_seq, ev.kind),
                     account=self.fees_acct,
                     expected=total,
                     seen=credited,

@@ -169,7 +169,7 @@ class _Replay(Follower):
         if not (isinstance(m, str) and isinstance(t, int)):
             return
         if not (isinstance(price, int) and isinstance(mark, int) and isinstance(fi, int)):
-            self._add(
+            self.found.at_event(
                 ev,
                 f"price_update of {m} lacks an integer price, mark_price or funding_index",
                 market=m,
@@ -190,7 +190,7 @@ class _Replay(Follower):
                 self.markets[m] = alt
         if fi != expected:
             what = "reset to 0" if fi == 0 and expected != 0 else f"is {fi}"
-            self._add(
+            self.found.at_event(
                 ev,
                 f"block {ev.block}: the funding index of {m} {what}; the formula gives "
                 f"{expected} (index {st.index}, mark {st.mark}, dt {dt} ns from {st.funding})",
@@ -231,7 +231,7 @@ class _Replay(Follower):
         for (acct, m, size, idx), (old_size, cached) in zip(pos, before, strict=True):
             self.n["settlements"] += 1
             if size != old_size:
-                self._add(
+                self.found.at_event(
                     ev,
                     f"funding settlement of account {acct} on {m} changed its size",
                     account=acct,
@@ -241,7 +241,7 @@ class _Replay(Follower):
                 )
             st = self.markets.get(m)
             if st is not None and idx != st.funding:
-                self._add(
+                self.found.at_event(
                     ev,
                     f"block {ev.block}: account {acct} settled {m} funding to index {idx}, "
                     f"but the market's funding index is {st.funding}",
@@ -263,7 +263,7 @@ class _Replay(Follower):
                     if got_cash * want_cash < 0
                     else ""
                 )
-                self._add(
+                self.found.at_event(
                     ev,
                     f"block {ev.block}: funding settlement of account {acct} on {m} "
                     f"credited {got_cash}, -size x Δindex / {self.scale} rounded "
@@ -278,7 +278,7 @@ class _Replay(Follower):
                     difference=got_cash - want_cash,
                 )
             if dust != want_dust or not 0 <= dust < self.scale:
-                self._add(
+                self.found.at_event(
                     ev,
                     f"block {ev.block}: funding settlement of account {acct} on {m} "
                     f"sent {dust} micro-quanta to the dust account, expected {want_dust} "
@@ -301,7 +301,7 @@ class _Replay(Follower):
             self.n["positions"] += 1
             self.work += 1
             if old_size != 0 and idx != cached and size != 0:
-                self._add(
+                self.found.at_event(
                     ev,
                     f"block {ev.block}: {ev.kind} moved account {acct}'s cached "
                     f"funding index on {m} from {cached} to {idx} without a settlement",
@@ -312,7 +312,7 @@ class _Replay(Follower):
                     difference=idx - cached,
                 )
             elif size != 0 and st is not None and idx != st.funding:
-                self._add(
+                self.found.at_event(
                     ev,
                     f"block {ev.block}: {ev.kind} left account {acct}'s {m} "
                     f"position cached at index {idx}, the market's funding index is {st.funding}",
@@ -349,17 +349,6 @@ class _Replay(Follower):
                         difference=r.funding - st.funding,
                     )
             row_i[m] = i
-
-    def _add(self, ev: Event, message: str, **evidence: Any) -> None:
-        self.found.add(
-            message,
-            event_seq=ev.seq,
-            kind=ev.kind,
-            block=ev.block,
-            block_seq=ev.block_seq,
-            host_ts_ns=ev.host_ts_ns,
-            **evidence,
-        )
 
 
 class FundingContinuity(LedgerChecker[NoParams]):

@@ -134,7 +134,7 @@ class _Flows(Follower):
         buyer, seller, taker = data.get("buyer"), data.get("seller"), data.get("taker")
         params = self.header.market(m) if isinstance(m, str) else None
         if not (isinstance(price, int) and isinstance(size, int) and params is not None):
-            self._add(ev, f"fill {ev.seq} lacks market, price or size", seen=data)
+            self.found.at_event(ev, f"fill {ev.seq} lacks market, price or size", seen=data)
             return
         self.n["fills"] += 1
         self._fill_price(ev, data, price)
@@ -146,7 +146,7 @@ class _Flows(Follower):
         }
         for k, v in want.items():
             if data.get(k) != v:
-                self._add(
+                self.found.at_event(
                     ev,
                     f"block {ev.block}: fill {ev.seq} on {m} charged {k} "
                     f"{data.get(k)}, size x price x bps rounded {rnd} is {v}",
@@ -170,7 +170,7 @@ class _Flows(Follower):
     def _fill_price(self, ev: Event, data: dict[str, object], price: int) -> None:
         _, maker_limit = self.limits.get(data.get("maker_order"), (None, None))
         if isinstance(maker_limit, int) and price != maker_limit:
-            self._add(
+            self.found.at_event(
                 ev,
                 f"block {ev.block}: fill {ev.seq} executed at {price}, the "
                 f"resting order {data.get('maker_order')} was at {maker_limit}",
@@ -181,7 +181,7 @@ class _Flows(Follower):
         if isinstance(limit, int) and (
             (side == "buy" and price > limit) or (side == "sell" and price < limit)
         ):
-            self._add(
+            self.found.at_event(
                 ev,
                 f"block {ev.block}: fill {ev.seq} executed at {price}, beyond "
                 f"the taker's {side} limit {limit}",
@@ -194,7 +194,7 @@ class _Flows(Follower):
         pos = led.pos if led is not None else None
         entries = [e for e in pos or () if e[0] == acct and e[1] == m]
         if not entries:
-            self._add(
+            self.found.at_event(
                 ev,
                 f"{ev.kind} {ev.seq} does not record account {acct}'s {m} position",
                 account=acct,
@@ -204,7 +204,7 @@ class _Flows(Follower):
         after = entries[-1][2]
         before = self._size_before.get((acct, m), 0)
         if after - before != delta:
-            self._add(
+            self.found.at_event(
                 ev,
                 f"block {ev.block}: {ev.kind} {ev.seq} changed account "
                 f"{acct}'s {m} position by {after - before}, the event says {delta}",
@@ -245,7 +245,7 @@ class _Flows(Follower):
                 cash += div(-size * (now[k][1] - cached), self.scale, rnd)
             if cash == self.st.account_cash(acct):
                 return
-        self._add(
+        self.found.at_event(
             ev,
             f"block {ev.block}: liquidation of account {acct} judged a snapshot "
             "that differs from the replayed account",
@@ -267,12 +267,14 @@ class _Flows(Follower):
         if not (
             isinstance(acct, int) and isinstance(size, int) and isinstance(price, int) and params
         ):
-            self._add(ev, f"liquidation {ev.seq} lacks account, market, size or price", seen=data)
+            self.found.at_event(
+                ev, f"liquidation {ev.seq} lacks account, market, size or price", seen=data
+            )
             return
         self.n["liquidations"] += 1
         mark = self.marks.get(str(m))
         if mark is not None and price != mark:
-            self._add(
+            self.found.at_event(
                 ev,
                 f"block {ev.block}: account {acct} was liquidated on {m} at {price}, "
                 f"the market's mark is {mark}",
@@ -289,7 +291,7 @@ class _Flows(Follower):
         want_fee = min(fee(size, price, int(params.get("liquidation_fee_bps", 0)), rnd), budget)
         self.budget[key] = budget - want_fee
         if data.get("fee") != want_fee:
-            self._add(
+            self.found.at_event(
                 ev,
                 f"block {ev.block}: liquidation of account {acct} on {m} charged a fee of "
                 f"{data.get('fee')}, expected {want_fee} (|size| x price x bps rounded {rnd}, "
@@ -305,7 +307,7 @@ class _Flows(Follower):
         self._transfers(ev, f"liquidation of account {acct} on {m}", expected, moved)
         after = self.st.positions.get(acct, {}).get(str(m), (0, 0))[0]
         if after != 0:
-            self._add(
+            self.found.at_event(
                 ev,
                 f"liquidation left account {acct} with a {m} position of {after}",
                 account=acct,
@@ -316,7 +318,7 @@ class _Flows(Follower):
         v_before = self._size_before.get((self.vault, m), 0)
         v_after = self.st.positions.get(self.vault, {}).get(str(m), (0, 0))[0]
         if v_after - v_before != size:
-            self._add(
+            self.found.at_event(
                 ev,
                 f"block {ev.block}: the liquidator vault took {v_after - v_before} of "
                 f"account {acct}'s {m} position {size}",
@@ -340,7 +342,7 @@ class _Flows(Follower):
         deficit = -self.st.account_cash(acct) if isinstance(acct, int) else None
         want = None if deficit is None else min(deficit, max(0, self.st.account_cash(self.ins)))
         if data.get("deficit") != deficit or data.get("covered") != want:
-            self._add(
+            self.found.at_event(
                 ev,
                 f"block {ev.block}: insurance cover of account {acct} says deficit "
                 f"{data.get('deficit')}, covered {data.get('covered')}; the replay gives "
@@ -364,7 +366,7 @@ class _Flows(Follower):
         self.n["insurance"] += 1
         left = -self.st.account_cash(acct) if isinstance(acct, int) else None
         if data.get("amount") != left:
-            self._add(
+            self.found.at_event(
                 ev,
                 f"block {ev.block}: insurance shortfall for account {acct} declares "
                 f"{data.get('amount')}, the account is short {left}",
@@ -400,7 +402,7 @@ class _Flows(Follower):
         for acct in sorted(set(expected) | set(moved), key=str):
             want, got = expected.get(acct, 0), moved.get(acct, 0)
             if want != got:
-                self._add(
+                self.found.at_event(
                     ev,
                     f"block {ev.block}: {what}: account {acct} moved {got}, expected "
                     f"{want}"
@@ -410,18 +412,6 @@ class _Flows(Follower):
                     seen=got,
                     difference=got - want,
                 )
-
-    def _add(self, ev: Event, message: str, **evidence: Any) -> None:
-        self.found.add(
-            message,
-            event_seq=ev.seq,
-            kind=ev.kind,
-            block=ev.block,
-            block_seq=ev.block_seq,
-            host_ts_ns=ev.host_ts_ns,
-            tx=ev.tx,
-            **evidence,
-        )
 
 
 class _Deficit(NamedTuple):
