@@ -161,16 +161,14 @@ def test_block_commit_statement_takes_every_argument() -> None:
         ex.apply(parse_tx(tx, LAYOUT))
     out = ex.end_block()
     blk = SealedBlock(
-        1, 1, "0xh", "0xp", out.state_root, "0xt", 10, 10, out.mode,
-        txs=out.receipts, events=out.events, touched=out.touched, orders=out.orders,
-        fills=out.fills, liquidations=out.liquidations, funding=out.funding,
-        consumed=out.consumed, markets=[cache.get("ETH-USD-PERP")],
+        1, 1, "0xh", "0xp", out.state_root, "0xt", 10, 10, out.mode, out.body,
+        markets=[cache.get("ETH-USD-PERP")],
     )  # fmt: skip
     args = commit_args(blk)
     assert len(args) == max(int(n) for n in re.findall(r"\$(\d+)", _COMMIT_SQL))
     arrays = [a for a in args[10:] if isinstance(a, list)]
     assert len(arrays) == len(args) - 10
-    assert len(blk.fills) == 1
+    assert len(blk.body.fills) == 1
     assert [len(a) for a in args[10:21]] == [4] * 11  # four transactions
 
 
