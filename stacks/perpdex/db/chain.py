@@ -60,6 +60,27 @@ class LoadedState:
     meta: dict[str, Any]
 
 
+# The orders table: an Order's fields in their order, each under its own name but the id.
+_ORDER_COLUMNS = (
+    ("order_id", "bigint"),
+    ("account", "bigint"),
+    ("market", "text"),
+    ("side", "text"),
+    ("type", "text"),
+    ("price", "bigint"),
+    ("size", "bigint"),
+    ("remaining", "bigint"),
+    ("post_only", "boolean"),
+    ("reduce_only", "boolean"),
+    ("client_id", "text"),
+    ("tx", "text"),
+    ("status", "text"),
+    ("reason", "text"),
+    ("created_block_seq", "bigint"),
+)
+_ORDER_FIELDS = tuple("id" if c == "order_id" else c for c, _ in _ORDER_COLUMNS)
+
+
 class _Sql:
     """Builds the one-statement block commit from table descriptions."""
 
@@ -165,23 +186,7 @@ def _build_commit_sql() -> str:
     s.insert(
         "o",
         "orders",
-        [
-            ("order_id", "bigint"),
-            ("account", "bigint"),
-            ("market", "text"),
-            ("side", "text"),
-            ("type", "text"),
-            ("price", "bigint"),
-            ("size", "bigint"),
-            ("remaining", "bigint"),
-            ("post_only", "boolean"),
-            ("reduce_only", "boolean"),
-            ("client_id", "text"),
-            ("tx", "text"),
-            ("status", "text"),
-            ("reason", "text"),
-            ("created_block_seq", "bigint"),
-        ],
+        _ORDER_COLUMNS,
         {"updated_block_seq": "$1::bigint"},
         conflict="ON CONFLICT (order_id) DO UPDATE SET remaining = excluded.remaining, "
         "status = excluded.status, reason = excluded.reason, "
@@ -329,23 +334,7 @@ def commit_args(blk: SealedBlock) -> list[Any]:
     pos = [(a, m, sc[0], sc[1]) for a, s in touched for m, sc in s["positions"].items()]
     args += [[p[0] for p in pos], [p[1] for p in pos], [p[2] for p in pos], [p[3] for p in pos]]
     orders = [body.orders[k] for k in sorted(body.orders)]
-    args += [
-        [o.id for o in orders],
-        [o.account for o in orders],
-        [o.market for o in orders],
-        [o.side for o in orders],
-        [o.type for o in orders],
-        [o.price for o in orders],
-        [o.size for o in orders],
-        [o.remaining for o in orders],
-        [o.post_only for o in orders],
-        [o.reduce_only for o in orders],
-        [o.client_id for o in orders],
-        [o.tx for o in orders],
-        [o.status for o in orders],
-        [o.reason for o in orders],
-        [o.created_block_seq for o in orders],
-    ]
+    args += [[getattr(o, f) for o in orders] for f in _ORDER_FIELDS]
     fk = ("fill_id", "market", "price", "size", "buyer", "seller", "maker_order", "taker_order")
     args += [[f[k] for f in body.fills] for k in (*fk, "maker_fee", "taker_fee")]
     lk = ("event_seq", "account", "market", "size", "price", "oracle_price", "mark_price", "fee")
@@ -360,6 +349,10 @@ def commit_args(blk: SealedBlock) -> list[Any]:
         [c[2] for c in body.consumed],
     ]
     return args
+
+
+def _order(r: Any) -> Order:
+    return Order(**{f: r[c] for f, (c, _) in zip(_ORDER_FIELDS, _ORDER_COLUMNS, strict=True)})
 
 
 def _market(r: Any) -> MarketData:
@@ -437,21 +430,7 @@ class ChainStore:
                     a = accounts.setdefault(r["account"], Account(r["account"]))
                     a.positions[r["market"]] = Position(r["size"], r["cached_index"])
             orders = [
-                Order(
-                    id=r["order_id"],
-                    account=r["account"],
-                    market=r["market"],
-                    side=r["side"],
-                    type=r["type"],
-                    price=r["price"],
-                    size=r["size"],
-                    remaining=r["remaining"],
-                    post_only=r["post_only"],
-                    reduce_only=r["reduce_only"],
-                    client_id=r["client_id"],
-                    tx=r["tx"],
-                    created_block_seq=r["created_block_seq"],
-                )
+                _order(r)
                 for r in await c.fetch(
                     "SELECT * FROM orders WHERE status = 'open' ORDER BY order_id"
                 )
