@@ -21,7 +21,9 @@ closed loop (no think time), headless:
    measured seconds apart, so a burst from the rest of the machine sways few cycles);
    the read whose body is used is judged against plain+json. Every 8th recorded call
    is also timed inside the process: its CPU time outside the request (where no other
-   greenlet runs), less the timer's own, against plain's CPU time per request;
+   greenlet runs), less the same timer's reading around every 8th plain request (the
+   timer's own cost, measured in the same run under the same load), against plain's
+   CPU time per request;
 2. the recording user with a Locust master and 1 worker against a master and 2 workers.
 
 Rounds repeat; the median of each figure is reported. Numbers only, no assertions.
@@ -109,7 +111,6 @@ if __name__ != "__main__" and os.environ.get(PORT_ENV):
     from l2chaos.load.history import HistoryWriter
     from l2chaos.load.ops import Trader
     from l2chaos.load.personas import make_brain
-    from l2chaos.load.protocols.base import DriverArgs
     from l2chaos.load.protocols.perpdex import PERSONA_PARAMS
     from l2chaos.params import Where, bind_params
     from locust import FastHttpUser, constant, events, task
@@ -126,9 +127,10 @@ if __name__ != "__main__" and os.environ.get(PORT_ENV):
             _WRITER.append(HistoryWriter(d / f"bench-{os.getpid()}.jsonl", 0))
         return _WRITER[0]
 
-    # CPU-seconds of the recording path outside the request, calls timed, and the timer's
-    # own share of that (the same four clock reads around nothing)
-    _COST = [0.0, 0, 0.0]
+    # CPU-seconds outside the request and calls timed: of the recorded calls, and of the
+    # plain ones (nothing but the timer there: its own cost, taken off the former)
+    _COST = [0.0, 0]
+    _NULL = [0.0, 0]
     _TIME_EVERY = 8
 
     def _close(**_kw: object) -> None:
@@ -136,21 +138,19 @@ if __name__ != "__main__" and os.environ.get(PORT_ENV):
             w.close()
         if os.environ.get(SAMPLES_ENV):
             Path(os.environ[SAMPLES_ENV] + ".cost").write_text(
-                f"{_COST[0]} {_COST[1]} {_COST[2]}\n"
+                f"{_COST[0]} {_COST[1]} {_NULL[0]} {_NULL[1]}\n"
             )
 
     class _Timed:
-        """Locust's session, adding up the CPU time spent inside a request while `on`
-        (other greenlets run there too: what is left outside is the recording path's)."""
+        """Locust's session, adding up the CPU time spent inside its requests (other
+        greenlets run there too: what is left outside is the caller's own). Only timed
+        calls go through it."""
 
         def __init__(self, session: Any) -> None:
             self.session = session
-            self.on = False
             self.inside = 0.0
 
         def request(self, *args: Any, **kwargs: Any) -> Any:
-            if not self.on:
-                return self.session.request(*args, **kwargs)
             t = time.process_time()
             try:
                 return self.session.request(*args, **kwargs)
@@ -197,23 +197,20 @@ if __name__ != "__main__" and os.environ.get(PORT_ENV):
 
         def on_start(self) -> None:
             Bench._n += 1
+            settings = bind_params(PERSONA_PARAMS["bridger"], {}, _WHERE)
             self.timed = _Timed(self.client)
             self.calls = 0
-            args = DriverArgs(
-                persona="bridger",
-                settings=bind_params(PERSONA_PARAMS["bridger"], {}, _WHERE),
-                session=self.timed,
+            self.trader = Trader(
+                session=self.client,
                 history=_writer(),
+                brain=make_brain("bridger", settings, seed=1, worker=0, ordinal=Bench._n),
                 account=Account(Bench._n, "bench-key"),
                 endpoints={"ui": _HOST},
-                seed=1,
                 worker=0,
                 uid=Bench._n,
                 ordinal=Bench._n,
                 run_tag="bench",
             )
-            brain = make_brain("bridger", args.settings, seed=1, worker=0, ordinal=Bench._n)
-            self.trader = Trader(args, brain)
             self._ops: dict[str, Callable[[], object]] = {
                 "plain": self._plain,
                 "plain+json": self._plain_json,
@@ -221,26 +218,39 @@ if __name__ != "__main__" and os.environ.get(PORT_ENV):
                 "recorded+json": self.trader.get_account,
             }
 
-        def _recorded(self) -> object:
-            """The bridger's balance read; every `_TIME_EVERY`th call, the CPU time of
-            the call outside its request is added to `_COST` (no switch to another
-            greenlet happens outside the request: that time is this call's own)."""
-            self.calls += 1
-            if self.calls % _TIME_EVERY:
-                return self.trader.get_account(need_body=False)
+        def _timed(self, cost: list[float], call: Callable[[], object]) -> object:
+            """`call()`, adding to `cost` its CPU time outside the requests it makes
+            through `self.timed` (no switch to another greenlet happens outside a
+            request: that time is this call's own)."""
             timed = self.timed
-            timed.on, inside, t = True, timed.inside, time.process_time()
+            inside, t = timed.inside, time.process_time()
             try:
-                return self.trader.get_account(need_body=False)
+                return call()
             finally:
-                _COST[0] += time.process_time() - t - (timed.inside - inside)
-                _COST[1] += 1
-                timed.on = False
-                t0, a, b = time.process_time(), time.process_time(), time.process_time()
-                _COST[2] += time.process_time() - t0 - (b - a)
+                cost[0] += time.process_time() - t - (timed.inside - inside)
+                cost[1] += 1
+
+        def _recorded(self) -> object:
+            """The bridger's balance read; every `_TIME_EVERY`th call timed into `_COST`."""
+            self.calls += 1
+            trader = self.trader
+            if self.calls % _TIME_EVERY:
+                return trader.get_account(need_body=False)
+            trader.session = self.timed
+            try:
+                return self._timed(_COST, lambda: trader.get_account(need_body=False))
+            finally:
+                trader.session = self.client
 
         def _plain(self) -> object:
-            return self.client.get("/v1/account", name="get_account", headers=_KEY)
+            """A plain request; every `_TIME_EVERY`th timed the same way into `_NULL`."""
+            self.calls += 1
+            if self.calls % _TIME_EVERY:
+                return self.client.get("/v1/account", name="get_account", headers=_KEY)
+            timed = self.timed
+            return self._timed(
+                _NULL, lambda: timed.request("GET", "/v1/account", name="get_account", headers=_KEY)
+            )
 
         def _plain_json(self) -> object:
             return self.client.get("/v1/account", name="get_account", headers=_KEY).json()
@@ -411,15 +421,16 @@ def _ab_run(
         print(f"  warning: {failures} of {count} requests failed")
     modes = _phases(r.samples)
     cycles = _cycle_ratios(r.samples, "recorded", "plain")
-    cost_s, timed, timer_s = Path(f"{r.samples}.cost").read_text().split()
-    cost_us = (float(cost_s) - float(timer_s)) / max(int(timed), 1) * 1e6
+    cost_s, timed, null_s, nulls = Path(f"{r.samples}.cost").read_text().split()
+    timer_us = float(null_s) / max(int(nulls), 1) * 1e6
+    cost_us = float(cost_s) / max(int(timed), 1) * 1e6 - timer_us
     print(
         f"  run {n}: "
         + ", ".join(f"{k} {m.per_cpu:.0f}/CPU-s {m.rps:.0f}/s" for k, m in modes.items())
         + f"; recorded / plain per CPU-second {modes['recorded'].per_cpu / modes['plain'].per_cpu:.3f}"
         + f" (median of {len(cycles)} cycles {statistics.median(cycles):.3f});"
         + f" recording path {cost_us:.2f} us of CPU per operation ({timed} timed, the"
-        + f" timer's own {float(timer_s) / max(int(timed), 1) * 1e6:.2f} us taken off)",
+        + f" timer's own {timer_us:.2f} us, timed around {nulls} plain requests, taken off)",
         flush=True,
     )
     return modes, cycles, cost_us

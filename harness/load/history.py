@@ -80,6 +80,9 @@ class OpHandle:
         self.done = False
 
 
+_new_handle = object.__new__  # an OpHandle without a Python-level __init__ call
+
+
 class HistoryWriter:
     """Appends one worker's operations to its worker log through a batch buffer.
 
@@ -144,15 +147,16 @@ class HistoryWriter:
 
     def invoke_as(self, ident: int, args: Mapping[str, Any], step: int | None = None) -> OpHandle:
         """`invoke` with the ident of its fields (see `ident`)."""
-        if self._fd < 0:
-            raise ValueError(f"history {self.path} is closed")
         seq = self._next
         self._next = seq + 1
         buf = self._buf
         buf.append(("i", seq, monotonic_ns(), ident, args or None, step))
-        if len(buf) >= self._buffer_records:
+        if len(buf) >= self._buffer_records:  # always, once closed: _drain refuses
             self._drain()
-        return OpHandle(seq)
+        h: OpHandle = _new_handle(OpHandle)
+        h.seq = seq
+        h.done = False
+        return h
 
     def complete(
         self,
@@ -188,19 +192,24 @@ class HistoryWriter:
     def complete_raw(self, handle: OpHandle, body: str) -> None:
         """Record a read answered 2xx with its body undecoded: the merge decides its
         outcome and result with the protocol's `read_result` (ok with what it keeps of
-        the body, or fail when the body is not JSON), as the caller would have."""
-        self._done(handle, ("r", handle.seq, monotonic_ns(), body))
+        the body, or fail when the body is not JSON), as the caller would have. (`_done`
+        inlined: this is the recorded read's path.)"""
+        if handle.done:
+            raise ValueError(f"operation w{self.worker}-{handle.seq} is already complete")
+        buf = self._buf
+        buf.append(("r", handle.seq, monotonic_ns(), body))
+        if len(buf) >= self._buffer_records:
+            self._drain()
+        handle.done = True
 
     def _done(self, handle: OpHandle, entry: tuple[Any, ...]) -> None:
         if handle.done:
             raise ValueError(f"operation w{self.worker}-{handle.seq} is already complete")
-        if self._fd < 0:
-            raise ValueError(f"history {self.path} is closed")
-        handle.done = True
         buf = self._buf
         buf.append(entry)
-        if len(buf) >= self._buffer_records:
+        if len(buf) >= self._buffer_records:  # always, once closed: _drain refuses
             self._drain()
+        handle.done = True
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -208,7 +217,10 @@ class HistoryWriter:
             view = view[os.write(self._fd, view) :]
 
     def _drain(self) -> None:
-        if self._fd >= 0 and self._buf:
+        if self._fd < 0:
+            self._buf.clear()
+            raise ValueError(f"history {self.path} is closed")
+        if self._buf:
             data = encode_batch(self._buf)
             self._buf.clear()
             if self._header is not None:
@@ -216,8 +228,10 @@ class HistoryWriter:
             self._write(data)
 
     def flush(self) -> None:
-        """Write the buffered records to the file (the caller does this now and then)."""
-        self._drain()
+        """Write the buffered records to the file (the caller does this now and then;
+        nothing once closed)."""
+        if self._fd >= 0:
+            self._drain()
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -227,6 +241,7 @@ class HistoryWriter:
             finally:
                 os.close(self._fd)
                 self._fd = -1
+                self._buffer_records = 0  # every later entry reaches _drain, which refuses
 
 
 # ---------------------------------------------------------------------- classifying

@@ -20,10 +20,12 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from time import monotonic
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
+from .context import Account
 from .history import (
     WRITE_OPS,
+    HistoryWriter,
     Outcome,
     classify_http,
     classify_rpc,
@@ -41,7 +43,6 @@ from .personas import (
     pick_item,
     quote_price,
 )
-from .protocols.base import DriverArgs, RecordedUser
 from .rpc import post
 
 __all__ = [
@@ -279,41 +280,61 @@ def _judge(resp: Any) -> tuple[Outcome, Any]:
     return classify_http(status, err if isinstance(err, BaseException) else None, parsed), parsed
 
 
-class Trader(RecordedUser):
+class Trader:
     """One Locust user's trading state and the calls it makes."""
 
-    def __init__(self, args: DriverArgs, brain: Brain) -> None:
-        super().__init__(args)
-        self.session: Session = args.session
+    def __init__(
+        self,
+        *,
+        session: Session,
+        history: HistoryWriter,
+        brain: Brain,
+        account: Account,
+        endpoints: Mapping[str, str],
+        worker: int,
+        uid: int,
+        ordinal: int,
+        run_tag: str,
+        trace: IO[str] | None = None,
+        markets_filter: tuple[str, ...] = (),
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.session = session
+        self.history = history
         self.brain = brain
-        self.ui = args.endpoints.get("ui", "").rstrip("/")
-        self.rpc = args.endpoints.get("rpc", "").rstrip("/")
-        self.worker = args.worker
-        self.ordinal = args.ordinal
-        self.run_tag = args.run_tag
-        self.trace = args.trace
-        self.markets_filter: tuple[str, ...] = tuple(args.settings.get("markets") or ())
-        self.stopping = args.stopping
+        self.persona = brain.persona
+        self.account = account
+        self.ui = endpoints.get("ui", "").rstrip("/")
+        self.rpc = endpoints.get("rpc", "").rstrip("/")
+        self.worker = worker
+        self.ordinal = ordinal
+        self.base_process = f"w{worker}-u{uid}"
+        self.process = self.base_process
+        self._incarnation = 0
+        self.run_tag = run_tag
+        self.trace = trace
+        self.markets_filter = markets_filter
+        self.stopping = stopping
         self.calls = 0
         self.markets: dict[str, MarketInfo] = {}
         self.open_orders: deque[Any] = deque(maxlen=_MAX_TRACKED_ORDERS)
         self.recent_tx: deque[str] = deque(maxlen=_MAX_RECENT_TX)
         self.head: int | None = None
-        self._headers = {"X-API-Key": args.account.api_key}
+        self._headers = {"X-API-Key": account.api_key}
         self._idents: dict[str, int] = {}  # op -> the history's ident for this process
         self._step = -1
         self._sub = 0
         self._markets_at = -1e18
-        refresh = args.settings.get("price_refresh")
+        refresh = brain.settings.get("price_refresh")
         self._price_refresh_s = refresh / 1e9 if isinstance(refresh, int) else MARKETS_MAX_AGE_S
 
     # ------------------------------------------------------------------ plumbing
 
     def _retire(self) -> None:
-        """After an `info` the process may have a write in limbo: use a new one (whose
-        operations get new idents in the history)."""
+        """After an `info` the process may have a write in limbo: use a new one."""
         self._idents.clear()
-        super()._retire()
+        self._incarnation += 1
+        self.process = f"{self.base_process}.{self._incarnation}"
 
     def call(
         self,
@@ -349,9 +370,13 @@ class Trader(RecordedUser):
                 )
                 outcome, parsed = reply.outcome, reply.body
             else:
-                resp = self._send(op, method, url, body)
-                text = None if need_body else _raw_2xx(resp)
-                if text is not None:
+                if body is None:
+                    resp = self.session.request(method, url, name=op, headers=self._headers)
+                else:
+                    resp = self.session.request(
+                        method, url, name=op, headers=self._headers, json=body
+                    )
+                if not need_body and (text := _raw_2xx(resp)) is not None:
                     self.history.complete_raw(h, text)
                     return _OK, None
                 outcome, parsed = _judge(resp)
@@ -370,12 +395,6 @@ class Trader(RecordedUser):
             raise
         self.history.settle(h, outcome, result, self._retire)
         return outcome, parsed
-
-    def _send(self, op: str, method: str, url: str, body: Any) -> Any:
-        """One REST request through the session; its response."""
-        if body is None:
-            return self.session.request(method, url, name=op, headers=self._headers)
-        return self.session.request(method, url, name=op, headers=self._headers, json=body)
 
     def _client_id(self) -> str:
         self._sub += 1

@@ -135,9 +135,18 @@ def test_writer_refuses_double_completion_and_bad_types(tmp_path: Path) -> None:
     w.complete(h, "info", error="timeout")
     with pytest.raises(ValueError, match="already complete"):
         w.complete(h, "ok")
+    with pytest.raises(ValueError, match="already complete"):
+        w.complete_raw(h, "{}")
+    late = w.invoke(process="p", persona="reader", account=1, op="get_account", args={})
     w.close()
+    w.flush()  # nothing once closed
     with pytest.raises(ValueError, match="closed"):
         w.invoke(process="p2", persona="reader", account=1, op="get_account", args={})
+    with pytest.raises(ValueError, match="closed"):
+        w.complete_raw(late, "{}")
+    with pytest.raises(ValueError, match="closed"):
+        w.complete(late, "ok")
+    assert [r["type"] for r in written(tmp_path / "w.jsonl")] == ["invoke", "info", "invoke"]
 
 
 class _Wrapped(Exception):

@@ -181,11 +181,11 @@ def test_random_sequences_conserve_funds_exactly(
     def drain() -> None:
         nonlocal seen
         out = c.block()
-        for _, r in out.body.receipts:
+        for _, r in out.receipts:
             model.receipt(r)
-        for ev in out.body.events:
+        for ev in out.events:
             model.event(ev)
-        seen += len(out.body.events)
+        seen += len(out.events)
         model.check_block(c.ex)
 
     for op in ops:
