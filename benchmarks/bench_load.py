@@ -111,6 +111,7 @@ if __name__ != "__main__" and os.environ.get(PORT_ENV):
     from l2chaos.load.history import HistoryWriter
     from l2chaos.load.ops import Trader
     from l2chaos.load.personas import make_brain
+    from l2chaos.load.protocols.base import DriverArgs
     from l2chaos.load.protocols.perpdex import PERSONA_PARAMS
     from l2chaos.params import Where, bind_params
     from locust import FastHttpUser, constant, events, task
@@ -197,20 +198,23 @@ if __name__ != "__main__" and os.environ.get(PORT_ENV):
 
         def on_start(self) -> None:
             Bench._n += 1
-            settings = bind_params(PERSONA_PARAMS["bridger"], {}, _WHERE)
             self.timed = _Timed(self.client)
             self.calls = 0
-            self.trader = Trader(
+            args = DriverArgs(
+                persona="bridger",
+                settings=bind_params(PERSONA_PARAMS["bridger"], {}, _WHERE),
                 session=self.client,
                 history=_writer(),
-                brain=make_brain("bridger", settings, seed=1, worker=0, ordinal=Bench._n),
                 account=Account(Bench._n, "bench-key"),
                 endpoints={"ui": _HOST},
+                seed=1,
                 worker=0,
                 uid=Bench._n,
                 ordinal=Bench._n,
                 run_tag="bench",
             )
+            brain = make_brain("bridger", args.settings, seed=1, worker=0, ordinal=Bench._n)
+            self.trader = Trader(args, brain)
             self._ops: dict[str, Callable[[], object]] = {
                 "plain": self._plain,
                 "plain+json": self._plain_json,

@@ -20,12 +20,10 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from time import monotonic
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
-from .context import Account
 from .history import (
     WRITE_OPS,
-    HistoryWriter,
     Outcome,
     classify_http,
     classify_rpc,
@@ -43,6 +41,7 @@ from .personas import (
     pick_item,
     quote_price,
 )
+from .protocols.base import DriverArgs, RecordedUser
 from .rpc import post
 
 __all__ = [
@@ -280,61 +279,41 @@ def _judge(resp: Any) -> tuple[Outcome, Any]:
     return classify_http(status, err if isinstance(err, BaseException) else None, parsed), parsed
 
 
-class Trader:
+class Trader(RecordedUser):
     """One Locust user's trading state and the calls it makes."""
 
-    def __init__(
-        self,
-        *,
-        session: Session,
-        history: HistoryWriter,
-        brain: Brain,
-        account: Account,
-        endpoints: Mapping[str, str],
-        worker: int,
-        uid: int,
-        ordinal: int,
-        run_tag: str,
-        trace: IO[str] | None = None,
-        markets_filter: tuple[str, ...] = (),
-        stopping: Callable[[], bool] = lambda: False,
-    ) -> None:
-        self.session = session
-        self.history = history
+    def __init__(self, args: DriverArgs, brain: Brain) -> None:
+        super().__init__(args)
+        self.session: Session = args.session
         self.brain = brain
-        self.persona = brain.persona
-        self.account = account
-        self.ui = endpoints.get("ui", "").rstrip("/")
-        self.rpc = endpoints.get("rpc", "").rstrip("/")
-        self.worker = worker
-        self.ordinal = ordinal
-        self.base_process = f"w{worker}-u{uid}"
-        self.process = self.base_process
-        self._incarnation = 0
-        self.run_tag = run_tag
-        self.trace = trace
-        self.markets_filter = markets_filter
-        self.stopping = stopping
+        self.ui = args.endpoints.get("ui", "").rstrip("/")
+        self.rpc = args.endpoints.get("rpc", "").rstrip("/")
+        self.worker = args.worker
+        self.ordinal = args.ordinal
+        self.run_tag = args.run_tag
+        self.trace = args.trace
+        self.markets_filter: tuple[str, ...] = tuple(args.settings.get("markets") or ())
+        self.stopping = args.stopping
         self.calls = 0
         self.markets: dict[str, MarketInfo] = {}
         self.open_orders: deque[Any] = deque(maxlen=_MAX_TRACKED_ORDERS)
         self.recent_tx: deque[str] = deque(maxlen=_MAX_RECENT_TX)
         self.head: int | None = None
-        self._headers = {"X-API-Key": account.api_key}
+        self._headers = {"X-API-Key": args.account.api_key}
         self._idents: dict[str, int] = {}  # op -> the history's ident for this process
         self._step = -1
         self._sub = 0
         self._markets_at = -1e18
-        refresh = brain.settings.get("price_refresh")
+        refresh = args.settings.get("price_refresh")
         self._price_refresh_s = refresh / 1e9 if isinstance(refresh, int) else MARKETS_MAX_AGE_S
 
     # ------------------------------------------------------------------ plumbing
 
     def _retire(self) -> None:
-        """After an `info` the process may have a write in limbo: use a new one."""
+        """After an `info` the process may have a write in limbo: use a new one (whose
+        operations get new idents in the history)."""
         self._idents.clear()
-        self._incarnation += 1
-        self.process = f"{self.base_process}.{self._incarnation}"
+        super()._retire()
 
     def call(
         self,

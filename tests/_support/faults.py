@@ -8,6 +8,7 @@ from typing import Any
 
 from l2chaos.faults.base import Fault, Target, TargetKind
 from l2chaos.params import Duration
+from l2chaos.registry import faults
 
 # process.restart_race's `how` on PostgreSQL, and the line the server logs when it
 # starts again after that kind of stop (the same on every platform)
@@ -18,18 +19,19 @@ POSTGRES_STOPS = [
 
 
 def make_fault(
-    cls: type[Fault[Any]], target: Target, params: Mapping[str, object], window: Duration | None
+    name: str, target: Target, params: Mapping[str, object], window: Duration | None
 ) -> Fault[Any]:
-    """The fault with its parameters bound (scenario-style values, e.g. ``"1s"``) and
-    validated; without `window` it lasts what its parameters imply."""
-    fault = cls.build(target, params, window)
+    """The fault a scenario's ``fault: <name>`` builds: found in the registry, its
+    parameters bound (scenario-style values, e.g. ``"1s"``) and validated; without
+    `window` it lasts what its parameters imply."""
+    fault = faults()[name].build(target, params, window)
     assert fault.validate({"db", "api", "front"}, {"api->db", "front->api", "front->db"}) is None
     return fault
 
 
 def service_fault(
-    cls: type[Fault[Any]], service: str, params: Mapping[str, object], window: Duration | None
+    name: str, service: str, params: Mapping[str, object], window: Duration | None
 ) -> Fault[Any]:
     """make_fault on one service."""
     target = Target(TargetKind.SERVICE, services=(service,), text=service)
-    return make_fault(cls, target, params, window)
+    return make_fault(name, target, params, window)

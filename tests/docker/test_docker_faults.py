@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from l2chaos.faults.process import CrashLoop, Disconnect, Kill, Pause, Restart, RestartRace, Stop
 from l2chaos.params import Duration
 
 from tests._support.faults import POSTGRES_STOPS, service_fault
@@ -34,7 +33,7 @@ def test_kill_with_a_window_starts_it_again_at_heal(stack: Any, ds: Any) -> None
     ctx = ds.fault_context(stack)
     old_pid = stack.control.pid("api")
     old_boot = ds.boot(stack, "api")
-    fault = service_fault(Kill, "api", {}, S)
+    fault = service_fault("process.kill", "api", {}, S)
     d: dict[str, Any] = fault.inject(ctx)
     assert d["old_pid"] == old_pid
     assert d["running"] is False
@@ -51,7 +50,7 @@ def test_kill_with_a_window_starts_it_again_at_heal(stack: Any, ds: Any) -> None
 def test_stop_is_graceful_and_heal_starts_it(stack: Any, ds: Any) -> None:
     ctx = ds.fault_context(stack)
     old_boot = ds.boot(stack, "api")
-    fault = service_fault(Stop, "api", {"stop_timeout": "5s"}, S)
+    fault = service_fault("process.stop", "api", {"stop_timeout": "5s"}, S)
     fault.inject(ctx)
     # SIGTERM was enough: no SIGKILL (137) after the timeout
     assert stack.platform.container("api").attrs["State"]["ExitCode"] != 137
@@ -66,7 +65,7 @@ def test_stop_is_graceful_and_heal_starts_it(stack: Any, ds: Any) -> None:
 def test_restart_is_instant(stack: Any, ds: Any) -> None:
     ctx = ds.fault_context(stack)
     old_boot = ds.boot(stack, "api")
-    fault = service_fault(Restart, "api", {}, None)
+    fault = service_fault("process.restart", "api", {}, None)
     d: dict[str, Any] = fault.inject(ctx)
     assert d["ready"] is True
     assert d["new_pid"] != d["old_pid"]
@@ -78,7 +77,7 @@ def test_pause_freezes_the_container_until_heal(stack: Any, ds: Any) -> None:
     ctx = ds.fault_context(stack)
     pid = stack.control.pid("api")
     old_boot = ds.boot(stack, "api")
-    fault = service_fault(Pause, "api", {}, S)
+    fault = service_fault("process.pause", "api", {}, S)
     fault.inject(ctx)
     try:
         assert container_status(stack, "api") == "paused"
@@ -94,7 +93,7 @@ def test_pause_freezes_the_container_until_heal(stack: Any, ds: Any) -> None:
 
 def test_pause_freezes_postgres(stack: Any, ds: Any) -> None:
     ctx = ds.fault_context(stack)
-    fault = service_fault(Pause, "db", {}, S)
+    fault = service_fault("process.pause", "db", {}, S)
     fault.inject(ctx)
     try:
         assert not ds.db_ok(stack)
@@ -112,7 +111,7 @@ def test_restart_race_on_postgres(stack: Any, ds: Any, how: str, log_line: str) 
     notes: list[dict[str, Any]] = []
     ctx = ds.fault_context(stack, notes)
     old = stack.control.pid("db")
-    fault = service_fault(RestartRace, "db", {"downtime": "1s", "how": how}, None)
+    fault = service_fault("process.restart_race", "db", {"downtime": "1s", "how": how}, None)
     d: dict[str, Any] = fault.inject(ctx)
     assert d["old_pid"] == old
     assert [n["step"] for n in notes] == ["stopped"]
@@ -133,7 +132,7 @@ def test_restart_race_on_postgres(stack: Any, ds: Any, how: str, log_line: str) 
 def test_crash_loop_kills_count_times(stack: Any, ds: Any) -> None:
     notes: list[dict[str, Any]] = []
     ctx = ds.fault_context(stack, notes)
-    fault = service_fault(CrashLoop, "api", {"count": 3, "interval": "500ms"}, None)
+    fault = service_fault("process.crash_loop", "api", {"count": 3, "interval": "500ms"}, None)
     fault.inject(ctx)
     # the loop's own notes say when its third kill is done (each kill + start of a
     # container takes its time on a busy engine: no fixed sleep)
@@ -150,7 +149,7 @@ def test_crash_loop_kills_count_times(stack: Any, ds: Any) -> None:
 def test_disconnect_cuts_the_container_off_the_network(stack: Any, ds: Any) -> None:
     ctx = ds.fault_context(stack)
     net = f"l2chaos-{stack.run_id}"
-    fault = service_fault(Disconnect, "api", {}, S)
+    fault = service_fault("process.disconnect", "api", {}, S)
     fault.inject(ctx)
     try:
         c = stack.platform.container("api")
@@ -174,6 +173,6 @@ def test_heal_after_a_partial_inject_brings_it_back(stack: Any, ds: Any) -> None
     stack.control.pause("api")
     stack.control.kill("api")  # a paused container is thawed first, then killed
     assert not stack.control.is_running("api")
-    h: dict[str, Any] = service_fault(Kill, "api", {}, S).heal(ctx)
+    h: dict[str, Any] = service_fault("process.kill", "api", {}, S).heal(ctx)
     assert h["ready"] is True
     assert status(stack, ds, "api") == 200

@@ -13,36 +13,24 @@ from typing import Any
 
 from l2chaos.jsonrpc import quantity
 
-from ..history import HistoryWriter, Outcome
+from ..history import Outcome
 from ..ops import Stopping
 from ..personas import WeightedOps, pick_item, user_seed
 from ..rpc import RpcReply, post
-from .base import DriverArgs
+from .base import DriverArgs, RecordedUser
 
 __all__ = ["BlockReader", "JsonRpcDriver", "Mix", "quantity"]
 
 
-class JsonRpcDriver:
+class JsonRpcDriver(RecordedUser):
     """Base of a JSON-RPC user: one account, a process id retired after `info`, and
     `op` to record one operation made of one or more requests."""
 
     def __init__(self, args: DriverArgs, role: str = "rpc") -> None:
-        self.args = args
-        self.persona = args.persona
-        self.settings = args.settings
-        self.session = args.session
-        self.history: HistoryWriter = args.history
-        self.account = args.account
+        super().__init__(args)
         self.url = args.endpoints.get(role, "").rstrip("/") + "/"
-        self.base_process = f"w{args.worker}-u{args.uid}"
-        self.process = self.base_process
-        self._incarnation = 0
         self._next_id = 0
         self.step_no = -1
-
-    def _retire(self) -> None:
-        self._incarnation += 1
-        self.process = f"{self.base_process}.{self._incarnation}"
 
     def request(self, method: str, params: Any, *, name: str | None = None) -> RpcReply:
         """One JSON-RPC call (not recorded in the history by itself)."""

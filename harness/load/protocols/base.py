@@ -32,7 +32,7 @@ from l2chaos.params import Param, Where
 from ..context import Account
 from ..history import HistoryWriter, Outcome, parse_json
 
-__all__ = ["Driver", "DriverArgs", "Prepared", "SetupArgs", "TraderProtocol"]
+__all__ = ["Driver", "DriverArgs", "Prepared", "RecordedUser", "SetupArgs", "TraderProtocol"]
 
 
 class Driver(Protocol):
@@ -57,14 +57,36 @@ class DriverArgs:
     history: HistoryWriter
     account: Account
     endpoints: Mapping[str, str]
-    data: Mapping[str, Any]  # what `prepare` returned for every user
     seed: int
     worker: int
     uid: int
     ordinal: int
     run_tag: str
-    trace: IO[str] | None
-    stopping: Callable[[], bool]
+    data: Mapping[str, Any] = field(default_factory=dict)  # what `prepare` returned
+    trace: IO[str] | None = None
+    stopping: Callable[[], bool] = lambda: False  # True once the load is being stopped
+
+
+class RecordedUser:
+    """What every driver keeps of its `DriverArgs`: the session it calls through, the
+    history it records in, its account, and the process id its operations are recorded
+    under, retired (`w0-u3` → `w0-u3.1`) after an `info`: the process may have a write
+    in limbo, and a history process never has two operations open."""
+
+    def __init__(self, args: DriverArgs) -> None:
+        self.args = args
+        self.persona = args.persona
+        self.settings = args.settings
+        self.session = args.session
+        self.history = args.history
+        self.account = args.account
+        self.base_process = f"w{args.worker}-u{args.uid}"
+        self.process = self.base_process
+        self._incarnation = 0
+
+    def _retire(self) -> None:
+        self._incarnation += 1
+        self.process = f"{self.base_process}.{self._incarnation}"
 
 
 @dataclass(frozen=True)

@@ -185,18 +185,4 @@ class PerpdexProtocol(TraderProtocol):
         brain = make_brain(
             args.persona, args.settings, seed=args.seed, worker=args.worker, ordinal=args.ordinal
         )
-        trader = Trader(
-            session=args.session,
-            history=args.history,
-            brain=brain,
-            account=args.account,
-            endpoints=args.endpoints,
-            worker=args.worker,
-            uid=args.uid,
-            ordinal=args.ordinal,
-            run_tag=args.run_tag,
-            trace=args.trace,
-            markets_filter=tuple(args.settings.get("markets") or ()),
-            stopping=args.stopping,
-        )
-        return _TraderDriver(trader)
+        return _TraderDriver(Trader(args, brain))

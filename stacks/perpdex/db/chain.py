@@ -16,19 +16,14 @@ from typing import Any
 
 from l2chaos.jsonfields import fields_json
 from l2chaos.stacks.perpdex.engine.book import Order
-from l2chaos.stacks.perpdex.engine.state import Account, Event, MarketData, Position
-from l2chaos.stacks.perpdex.engine.txs import Tx
+from l2chaos.stacks.perpdex.engine.exchange import BlockBody
+from l2chaos.stacks.perpdex.engine.state import Account, MarketData, Position
 
 __all__ = ["ChainStore", "LoadedState", "SealedBlock"]
 
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
-
-
-# SealedBlock's fields that are its content rather than its header
-_BODY = ("txs", "events", "touched", "orders", "fills", "liquidations", "funding", "consumed",
-         "markets", "market_history")  # fmt: skip
 
 
 @dataclass
@@ -42,19 +37,13 @@ class SealedBlock:
     chain_ts_ns: int
     host_ts_ns: int
     mode: str
-    txs: list[tuple[Tx, dict[str, Any]]] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    touched: dict[int, dict[str, Any]] = field(default_factory=dict)
-    orders: dict[int, Order] = field(default_factory=dict)
-    fills: list[dict[str, Any]] = field(default_factory=list)
-    liquidations: list[dict[str, Any]] = field(default_factory=list)
-    funding: list[dict[str, Any]] = field(default_factory=list)
-    consumed: list[tuple[int, int, int]] = field(default_factory=list)
+    body: BlockBody  # what the exchange recorded, unchanged
     markets: list[MarketData] = field(default_factory=list)  # current market rows to write
     market_history: list[MarketData] = field(default_factory=list)  # rows that changed
 
     def header(self) -> dict[str, Any]:
-        return {**fields_json(self, omit=_BODY), "tx_count": len(self.txs)}
+        content = ("body", "markets", "market_history")
+        return {**fields_json(self, omit=content), "tx_count": len(self.body.receipts)}
 
 
 @dataclass
@@ -69,6 +58,27 @@ class LoadedState:
     next_fill_id: int
     next_block_seq: int
     meta: dict[str, Any]
+
+
+# The orders table: an Order's fields in their order, each under its own name but the id.
+_ORDER_COLUMNS = (
+    ("order_id", "bigint"),
+    ("account", "bigint"),
+    ("market", "text"),
+    ("side", "text"),
+    ("type", "text"),
+    ("price", "bigint"),
+    ("size", "bigint"),
+    ("remaining", "bigint"),
+    ("post_only", "boolean"),
+    ("reduce_only", "boolean"),
+    ("client_id", "text"),
+    ("tx", "text"),
+    ("status", "text"),
+    ("reason", "text"),
+    ("created_block_seq", "bigint"),
+)
+_ORDER_FIELDS = tuple("id" if c == "order_id" else c for c, _ in _ORDER_COLUMNS)
 
 
 class _Sql:
@@ -176,23 +186,7 @@ def _build_commit_sql() -> str:
     s.insert(
         "o",
         "orders",
-        [
-            ("order_id", "bigint"),
-            ("account", "bigint"),
-            ("market", "text"),
-            ("side", "text"),
-            ("type", "text"),
-            ("price", "bigint"),
-            ("size", "bigint"),
-            ("remaining", "bigint"),
-            ("post_only", "boolean"),
-            ("reduce_only", "boolean"),
-            ("client_id", "text"),
-            ("tx", "text"),
-            ("status", "text"),
-            ("reason", "text"),
-            ("created_block_seq", "bigint"),
-        ],
+        _ORDER_COLUMNS,
         {"updated_block_seq": "$1::bigint"},
         conflict="ON CONFLICT (order_id) DO UPDATE SET remaining = excluded.remaining, "
         "status = excluded.status, reason = excluded.reason, "
@@ -307,7 +301,8 @@ def commit_args(blk: SealedBlock) -> list[Any]:
         h["tx_count"],
         h["mode"],
     ]
-    txs = blk.txs
+    body = blk.body
+    txs = body.receipts
     args += [
         list(range(len(txs))),
         [t.hash for t, _ in txs],
@@ -321,7 +316,7 @@ def commit_args(blk: SealedBlock) -> list[Any]:
         [_dumps(t.body()) for t, _ in txs],
         [_dumps(r) for _, r in txs],
     ]
-    evs = blk.events
+    evs = body.events
     args += [
         [e.seq for e in evs],
         [e.kind for e in evs],
@@ -330,7 +325,7 @@ def commit_args(blk: SealedBlock) -> list[Any]:
         [_dumps(e.data) for e in evs],
         [None if e.ledger is None else _dumps(e.ledger.to_json()) for e in evs],
     ]
-    touched = sorted(blk.touched.items())
+    touched = sorted(body.touched.items())
     args += [
         [a for a, _ in touched],
         [s["cash"] for _, s in touched],
@@ -338,38 +333,26 @@ def commit_args(blk: SealedBlock) -> list[Any]:
     ]
     pos = [(a, m, sc[0], sc[1]) for a, s in touched for m, sc in s["positions"].items()]
     args += [[p[0] for p in pos], [p[1] for p in pos], [p[2] for p in pos], [p[3] for p in pos]]
-    orders = [blk.orders[k] for k in sorted(blk.orders)]
-    args += [
-        [o.id for o in orders],
-        [o.account for o in orders],
-        [o.market for o in orders],
-        [o.side for o in orders],
-        [o.type for o in orders],
-        [o.price for o in orders],
-        [o.size for o in orders],
-        [o.remaining for o in orders],
-        [o.post_only for o in orders],
-        [o.reduce_only for o in orders],
-        [o.client_id for o in orders],
-        [o.tx for o in orders],
-        [o.status for o in orders],
-        [o.reason for o in orders],
-        [o.created_block_seq for o in orders],
-    ]
+    orders = [body.orders[k] for k in sorted(body.orders)]
+    args += [[getattr(o, f) for o in orders] for f in _ORDER_FIELDS]
     fk = ("fill_id", "market", "price", "size", "buyer", "seller", "maker_order", "taker_order")
-    args += [[f[k] for f in blk.fills] for k in (*fk, "maker_fee", "taker_fee")]
+    args += [[f[k] for f in body.fills] for k in (*fk, "maker_fee", "taker_fee")]
     lk = ("event_seq", "account", "market", "size", "price", "oracle_price", "mark_price", "fee")
-    args += [[x[k] for x in blk.liquidations] for k in lk]
+    args += [[x[k] for x in body.liquidations] for k in lk]
     pk = ("event_seq", "account", "market", "size", "index_from", "index_to", "cash", "dust_micro")
-    args += [[x[k] for x in blk.funding] for k in pk]
+    args += [[x[k] for x in body.funding] for k in pk]
     args += _market_arrays(blk.markets)
     args += _market_arrays(blk.market_history)
     args += [
-        [c[0] for c in blk.consumed],
-        [c[1] for c in blk.consumed],
-        [c[2] for c in blk.consumed],
+        [c[0] for c in body.consumed],
+        [c[1] for c in body.consumed],
+        [c[2] for c in body.consumed],
     ]
     return args
+
+
+def _order(r: Any) -> Order:
+    return Order(**{f: r[c] for f, (c, _) in zip(_ORDER_FIELDS, _ORDER_COLUMNS, strict=True)})
 
 
 def _market(r: Any) -> MarketData:
@@ -447,21 +430,7 @@ class ChainStore:
                     a = accounts.setdefault(r["account"], Account(r["account"]))
                     a.positions[r["market"]] = Position(r["size"], r["cached_index"])
             orders = [
-                Order(
-                    id=r["order_id"],
-                    account=r["account"],
-                    market=r["market"],
-                    side=r["side"],
-                    type=r["type"],
-                    price=r["price"],
-                    size=r["size"],
-                    remaining=r["remaining"],
-                    post_only=r["post_only"],
-                    reduce_only=r["reduce_only"],
-                    client_id=r["client_id"],
-                    tx=r["tx"],
-                    created_block_seq=r["created_block_seq"],
-                )
+                _order(r)
                 for r in await c.fetch(
                     "SELECT * FROM orders WHERE status = 'open' ORDER BY order_id"
                 )

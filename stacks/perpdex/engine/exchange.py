@@ -3,7 +3,8 @@ liquidation engine at the end of every block, and records every state change as 
 event with its exact ledger.
 
 Pure: no clock, no I/O. The sequencer calls `begin_block`, `apply` for each
-transaction, `end_block`, and persists the `BlockOutput`.
+transaction and `end_block`, then seals the `BlockOutput` and persists its `BlockBody`
+as it is.
 
 Ledger rules (docs/architecture.md, research domain.md §4):
 - every position change first settles funding to the market's current index
@@ -61,7 +62,15 @@ from l2chaos.stacks.perpdex.markets import (
     AccountLayout,
 )
 
-__all__ = ["FORMULAS", "SWITCHES", "BlockContext", "BlockOutput", "Exchange", "Guards"]
+__all__ = [
+    "FORMULAS",
+    "SWITCHES",
+    "BlockBody",
+    "BlockContext",
+    "BlockOutput",
+    "Exchange",
+    "Guards",
+]
 
 SWITCHES = (
     "readiness_gate",
@@ -120,33 +129,34 @@ class BlockContext:
 
 
 @dataclass
+class BlockBody:
+    """What one block did, in the order it happened. The exchange fills it while the
+    block is open; the sequencer seals it and the database writes it as it is."""
+
+    receipts: list[tuple[Tx, dict[str, Any]]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    # account -> snapshot {cash, positions}, taken when the block ends
+    touched: dict[int, dict[str, Any]] = field(default_factory=dict)
+    orders: dict[int, Order] = field(default_factory=dict)  # orders created or changed
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    liquidations: list[dict[str, Any]] = field(default_factory=list)
+    funding: list[dict[str, Any]] = field(default_factory=list)
+    consumed: list[tuple[int, int, int]] = field(default_factory=list)  # (nonce, account, amount)
+
+
+@dataclass
 class BlockOutput:
     ctx: BlockContext
-    events: list[Event]
-    receipts: list[tuple[Tx, dict[str, Any]]]
-    touched: dict[int, dict[str, Any]]  # account -> snapshot {cash, positions}
-    orders: dict[int, Order]  # orders created or changed in this block
-    fills: list[dict[str, Any]]
-    liquidations: list[dict[str, Any]]
-    funding: list[dict[str, Any]]
-    consumed: list[tuple[int, int, int]]  # (nonce, account, amount) credited
-    prices_applied: list[str]  # markets whose price update was applied
+    body: BlockBody
     state_root: str
     mode: str
 
 
 @dataclass
-class _Block:
+class _OpenBlock:
     ctx: BlockContext
-    events: list[Event] = field(default_factory=list)
-    receipts: list[tuple[Tx, dict[str, Any]]] = field(default_factory=list)
-    touched: set[int] = field(default_factory=set)
-    orders: dict[int, Order] = field(default_factory=dict)
-    fills: list[dict[str, Any]] = field(default_factory=list)
-    liquidations: list[dict[str, Any]] = field(default_factory=list)
-    funding: list[dict[str, Any]] = field(default_factory=list)
-    consumed: list[tuple[int, int, int]] = field(default_factory=list)
-    prices_applied: list[str] = field(default_factory=list)
+    body: BlockBody = field(default_factory=BlockBody)
+    touched: set[int] = field(default_factory=set)  # accounts to snapshot at the end
 
 
 # what a fill event says beyond the block's fill row (the fills table's columns)
@@ -174,7 +184,7 @@ class Exchange:
         self.next_order_id = 1
         self.next_fill_id = 1
         self.root = StateRoot()
-        self._blk: _Block | None = None
+        self._open: _OpenBlock | None = None
         self._last_blocked: dict[int, tuple[Any, ...]] = {}
 
     # ------------------------------------------------------------------ loading
@@ -221,38 +231,32 @@ class Exchange:
     # ------------------------------------------------------------------ blocks
 
     def begin_block(self, ctx: BlockContext) -> None:
-        assert self._blk is None, "previous block not ended"
-        self._blk = _Block(ctx)
+        assert self._open is None, "previous block not ended"
+        self._open = _OpenBlock(ctx)
+
+    def _current(self) -> _OpenBlock:
+        assert self._open is not None, "no block open"
+        return self._open
 
     @property
-    def block(self) -> _Block:
-        assert self._blk is not None, "no block open"
-        return self._blk
+    def block(self) -> BlockBody:
+        """The open block's body so far."""
+        return self._current().body
+
+    @property
+    def ctx(self) -> BlockContext:
+        return self._current().ctx
 
     def end_block(self) -> BlockOutput:
-        blk = self.block
         self._liquidation_pass()
-        touched: dict[int, dict[str, Any]] = {}
+        blk = self._current()
         for aid in sorted(blk.touched):
             a = self.account(aid)
             snap = a.snapshot()
-            touched[aid] = snap
+            blk.body.touched[aid] = snap
             self.root.update(aid, a.cash, snap["positions"])
-        self._blk = None
-        return BlockOutput(
-            ctx=blk.ctx,
-            events=blk.events,
-            receipts=blk.receipts,
-            touched=touched,
-            orders=blk.orders,
-            fills=blk.fills,
-            liquidations=blk.liquidations,
-            funding=blk.funding,
-            consumed=blk.consumed,
-            prices_applied=blk.prices_applied,
-            state_root=self.root.root(),
-            mode=self.mode,
-        )
+        self._open = None
+        return BlockOutput(blk.ctx, blk.body, self.root.root(), self.mode)
 
     def note(self, kind: str, data: dict[str, Any]) -> Event:
         """Record an event of the block that moves nothing (genesis, rollback)."""
@@ -273,13 +277,13 @@ class Exchange:
         return ev
 
     def _touch(self, *aids: int) -> None:
-        self.block.touched.update(aids)
+        self._current().touched.update(aids)
 
     def _view(self) -> dict[str, MarketData]:
         return self.cache.view()
 
     def _gate_closed(self) -> bool:
-        return self.guards.readiness_gate and not self.block.ctx.market_ready
+        return self.guards.readiness_gate and not self.ctx.market_ready
 
     # ------------------------------------------------------------------ transactions
 
@@ -367,7 +371,7 @@ class Exchange:
             reduce_only=tx.reduce_only,
             client_id=tx.client_id,
             tx=tx.hash,
-            created_block_seq=self.block.ctx.seq,
+            created_block_seq=self.ctx.seq,
         )
         self.next_order_id += 1
         self.block.orders[order.id] = order
@@ -624,7 +628,7 @@ class Exchange:
             raise _Reject("message_already_consumed")
         acct = self.account(tx.account)
         acct.cash += tx.amount
-        self.consumed[nonce] = self.block.ctx.seq
+        self.consumed[nonce] = self.ctx.seq
         self.block.consumed.append((nonce, acct.id, tx.amount))
         self._touch(acct.id)
         self._emit(
@@ -648,7 +652,7 @@ class Exchange:
         return self.guards.max_price_jump_bps * math.isqrt(ratio_micro) // 1000
 
     def _prices(self, tx: Tx, receipt: dict[str, Any]) -> None:
-        ctx = self.block.ctx
+        ctx = self.ctx
         results: list[dict[str, Any]] = []
         for q in tx.prices:
             md = self.cache.get(q.market)
@@ -712,7 +716,6 @@ class Exchange:
                 },
                 tx=tx,
             )
-            self.block.prices_applied.append(q.market)
             results.append({"market": q.market, "status": "accepted", "reason": None})
         receipt["prices"] = results
 
@@ -801,7 +804,7 @@ class Exchange:
         markets = [view[m] for m in acct.positions]
         if g.price_validation and any(d.mark_price <= 0 or d.index_price <= 0 for d in markets):
             return "price_validation"
-        now = self.block.ctx.chain_ts_ns
+        now = self.ctx.chain_ts_ns
         if g.staleness_guard and any(now - d.index_ts_ns > g.max_price_age_ns for d in markets):
             return "staleness_guard"
         if g.post_only_band and self.mode in ("cancel_only", "post_only"):

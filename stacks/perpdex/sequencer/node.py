@@ -381,7 +381,7 @@ class Node:
                 self._publish(sealed)
                 st = self.stats
                 st["blocks"] += 1
-                st["txs"] += len(sealed.txs)
+                st["txs"] += len(sealed.body.receipts)
                 st["build_ms"] += (t1 - t0) * 1000
                 st["commit_ms"] += (t2 - t1) * 1000
                 st["publish_ms"] += (time.perf_counter() - t2) * 1000
@@ -449,9 +449,10 @@ class Node:
         self, out: BlockOutput, parent: str, markets: list[MarketData], history: list[MarketData]
     ) -> SealedBlock:
         ctx = out.ctx
-        troot = tx_root(t.hash for t, _ in out.receipts)
+        receipts = out.body.receipts
+        troot = tx_root(t.hash for t, _ in receipts)
         h = block_hash(ctx.number, parent, out.state_root, troot, ctx.chain_ts_ns)
-        for _, r in out.receipts:
+        for _, r in receipts:
             r["block_number"] = ctx.number
             r["block_seq"] = ctx.seq
             r["block_hash"] = h
@@ -465,14 +466,7 @@ class Node:
             chain_ts_ns=ctx.chain_ts_ns,
             host_ts_ns=ctx.host_ts_ns,
             mode=out.mode,
-            txs=out.receipts,
-            events=out.events,
-            touched=out.touched,
-            orders=out.orders,
-            fills=out.fills,
-            liquidations=out.liquidations,
-            funding=out.funding,
-            consumed=out.consumed,
+            body=out.body,
             markets=markets,
             market_history=history,
         )
@@ -528,15 +522,15 @@ class Node:
             "host_ts_ns": sealed.host_ts_ns,
         }
         self.next_block_seq = sealed.seq + 1
-        self.drained.add(time.monotonic_ns(), len(sealed.txs))
-        for tx, r in sealed.txs:
+        self.drained.add(time.monotonic_ns(), len(sealed.body.receipts))
+        for tx, r in sealed.body.receipts:
             fut = self.inflight.pop(tx.hash, None)
             if fut is not None and not fut.done():
                 fut.set_result(r)
             if tx.kind != "price":
                 self._remember(tx.hash, sealed.seq, r)
         self._prune_receipts()
-        for o in sealed.orders.values():
+        for o in sealed.body.orders.values():
             if o.status != "open":
                 self.recent_orders[o.id] = o.to_json()
                 self.recent_orders.move_to_end(o.id)

@@ -11,18 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from l2chaos.faults.base import Fault, NoParams, Target, TargetKind
-from l2chaos.faults.network import (
-    Bandwidth,
-    Down,
-    Latency,
-    LimitData,
-    Partition,
-    ResetPeer,
-    Slicer,
-    SlowClose,
-    Timeout,
-)
+from l2chaos.faults.base import Fault, Target, TargetKind
 from l2chaos.params import Duration
 
 from tests._support.faults import make_fault
@@ -34,12 +23,10 @@ LINK = "front->api"
 SMALL = "/bytes?n=10"
 
 
-def make(
-    cls: type[Fault[Any]], params: dict[str, Any], links: tuple[str, ...] = (LINK,)
-) -> Fault[Any]:
-    kind = TargetKind.LINKS if cls is Partition else TargetKind.LINK
+def make(name: str, params: dict[str, Any], links: tuple[str, ...] = (LINK,)) -> Fault[Any]:
+    kind = TargetKind.LINKS if name == "network.partition" else TargetKind.LINK
     return make_fault(
-        cls, Target(kind, links=links, text=", ".join(links)), params, Duration.of(s=1)
+        name, Target(kind, links=links, text=", ".join(links)), params, Duration.of(s=1)
     )
 
 
@@ -90,7 +77,7 @@ def healed(stack: Any, ts: Any, via: str, slowed_by: float = 0.1) -> None:
 
 
 def test_latency_is_added_and_removed(stack: Any, ts: Any, via: str, ctx: Any) -> None:
-    fault = make(Latency, {"latency": "300ms"})
+    fault = make("network.latency", {"latency": "300ms"})
     details: dict[str, Any] = fault.inject(ctx)
     try:
         assert [t["stream"] for t in details["toxics"]] == ["downstream"]
@@ -103,7 +90,7 @@ def test_latency_is_added_and_removed(stack: Any, ts: Any, via: str, ctx: Any) -
 
 
 def test_stream_both_adds_one_toxic_per_direction(stack: Any, ts: Any, via: str, ctx: Any) -> None:
-    fault = make(Latency, {"latency": "100ms", "stream": "both"})
+    fault = make("network.latency", {"latency": "100ms", "stream": "both"})
     fault.inject(ctx)
     try:
         toxics = stack.links.toxics(LINK)
@@ -117,7 +104,7 @@ def test_stream_both_adds_one_toxic_per_direction(stack: Any, ts: Any, via: str,
 
 def test_bandwidth_limits_throughput(stack: Any, ts: Any, via: str, ctx: Any) -> None:
     size = 96 * 1024
-    fault = make(Bandwidth, {"rate": 48})
+    fault = make("network.bandwidth", {"rate": 48})
     fault.inject(ctx)
     try:
         _, body, _, slow = ts.http_get(via, f"/bytes?n={size}", timeout=15)
@@ -132,7 +119,7 @@ def test_bandwidth_limits_throughput(stack: Any, ts: Any, via: str, ctx: Any) ->
 
 
 def test_timeout_zero_is_a_black_hole(stack: Any, ts: Any, via: str, ctx: Any) -> None:
-    fault = make(Timeout, {"timeout": "0s"})
+    fault = make("network.timeout", {"timeout": "0s"})
     details: dict[str, Any] = fault.inject(ctx)
     try:
         assert len(details["toxics"]) == 2  # both directions by default
@@ -144,7 +131,7 @@ def test_timeout_zero_is_a_black_hole(stack: Any, ts: Any, via: str, ctx: Any) -
 
 
 def test_timeout_closes_the_connection_after_it(stack: Any, ts: Any, via: str, ctx: Any) -> None:
-    fault = make(Timeout, {"timeout": "500ms"})
+    fault = make("network.timeout", {"timeout": "500ms"})
     fault.inject(ctx)
     try:
         status, body, _, elapsed = ts.http_get(via, SMALL, timeout=5.0)
@@ -156,7 +143,7 @@ def test_timeout_closes_the_connection_after_it(stack: Any, ts: Any, via: str, c
 
 
 def test_reset_peer_resets_connections(stack: Any, ts: Any, via: str, ctx: Any) -> None:
-    fault = make(ResetPeer, {"timeout": "0s"})
+    fault = make("network.reset_peer", {"timeout": "0s"})
     fault.inject(ctx)
     try:
         with pytest.raises(ConnectionResetError):
@@ -172,7 +159,7 @@ def test_slicer_cuts_data_into_small_delayed_pieces(
     _, body, chunks, _ = ts.http_get(via, "/bytes?n=4000")
     assert len(body) == 4000
     assert len(chunks) <= 3
-    fault = make(Slicer, {"average_size": 100, "size_variation": 20, "delay": "5ms"})
+    fault = make("network.slicer", {"average_size": 100, "size_variation": 20, "delay": "5ms"})
     fault.inject(ctx)
     try:
         _, body, chunks, elapsed = ts.http_get(via, "/bytes?n=4000")
@@ -186,7 +173,7 @@ def test_slicer_cuts_data_into_small_delayed_pieces(
 
 
 def test_limit_data_cuts_the_connection(stack: Any, ts: Any, via: str, ctx: Any) -> None:
-    fault = make(LimitData, {"bytes": 1000})
+    fault = make("network.limit_data", {"bytes": 1000})
     fault.inject(ctx)
     try:
         _, body, chunks, _ = ts.http_get(via, "/bytes?n=10000")
@@ -200,7 +187,7 @@ def test_limit_data_cuts_the_connection(stack: Any, ts: Any, via: str, ctx: Any)
 
 
 def test_slow_close_holds_the_close_back(stack: Any, ts: Any, via: str, ctx: Any) -> None:
-    fault = make(SlowClose, {"delay": "1s"})
+    fault = make("network.slow_close", {"delay": "1s"})
     fault.inject(ctx)
     try:
         status, body, _, elapsed = ts.http_get(via, SMALL)
@@ -212,7 +199,7 @@ def test_slow_close_holds_the_close_back(stack: Any, ts: Any, via: str, ctx: Any
 
 
 def test_down_refuses_connections(stack: Any, ts: Any, via: str, ctx: Any) -> None:
-    fault = make(Down, {})
+    fault = make("network.down", {})
     assert fault.resources() == {f"link:{LINK}"}
     fault.inject(ctx)
     try:
@@ -226,7 +213,7 @@ def test_down_refuses_connections(stack: Any, ts: Any, via: str, ctx: Any) -> No
 
 
 def test_toxicity_affects_only_some_connections(stack: Any, ts: Any, via: str, ctx: Any) -> None:
-    fault = make(Latency, {"latency": "150ms", "toxicity": 0.5})
+    fault = make("network.latency", {"latency": "150ms", "toxicity": 0.5})
     fault.inject(ctx)
     try:
         times = [ts.http_get(via, SMALL)[3] for _ in range(30)]
@@ -259,7 +246,7 @@ ALL = ("api->db", "front->api", "front->db")
 def test_partition_of_a_service_cuts_exactly_its_links(stack: Any, ts: Any, ctx: Any) -> None:
     assert all(_link_works(stack, ts, lk) for lk in ALL)
     target = Target(TargetKind.SERVICE_OR_LINKS, services=("api",), text="api")
-    fault = Partition(target, NoParams(), Duration.of(s=1))
+    fault = make_fault("network.partition", target, {}, Duration.of(s=1))
     details: dict[str, Any] = fault.inject(ctx)
     try:
         assert sorted(details["disabled"]) == ["api->db", "front->api"]
@@ -274,7 +261,7 @@ def test_partition_of_a_service_cuts_exactly_its_links(stack: Any, ts: Any, ctx:
 
 
 def test_partition_of_listed_links_cuts_only_those(stack: Any, ts: Any, ctx: Any) -> None:
-    fault = make(Partition, {}, links=("front->db", "api->db"))
+    fault = make("network.partition", {}, links=("front->db", "api->db"))
     assert fault.resources() == {"link:front->db", "link:api->db"}
     fault.inject(ctx)
     try:
@@ -292,6 +279,6 @@ def test_partition_of_listed_links_cuts_only_those(stack: Any, ts: Any, ctx: Any
 
 
 def test_heal_after_a_failed_inject_is_safe(stack: Any, ts: Any, via: str, ctx: Any) -> None:
-    fault = make(Latency, {"latency": "100ms"})
+    fault = make("network.latency", {"latency": "100ms"})
     fault.heal(ctx)  # nothing was injected: removing absent toxics is fine
     healed(stack, ts, via)

@@ -8,15 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from l2chaos.faults.process import (
-    CrashLoop,
-    Disconnect,
-    Kill,
-    Pause,
-    Restart,
-    RestartRace,
-    Stop,
-)
 from l2chaos.params import Duration
 
 from tests._support.faults import POSTGRES_STOPS, service_fault
@@ -44,7 +35,7 @@ def db_ok(stack: Any, ts: Any) -> bool:
 def test_kill_with_a_window_starts_it_again_at_heal(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
     old = api_pid(stack, ts)
-    fault = service_fault(Kill, "api", {}, S)
+    fault = service_fault("process.kill", "api", {}, S)
     assert fault.resources() == {"service:api"}
     d: dict[str, Any] = fault.inject(ctx)
     assert d["old_pid"] == old
@@ -61,7 +52,7 @@ def test_kill_with_a_window_starts_it_again_at_heal(stack: Any, ts: Any) -> None
 def test_stop_then_heal(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
     old = api_pid(stack, ts)
-    fault = service_fault(Stop, "api", {"stop_timeout": "5s"}, S)
+    fault = service_fault("process.stop", "api", {"stop_timeout": "5s"}, S)
     fault.inject(ctx)
     assert not stack.control.is_running("api")
     assert refused(stack, "api")
@@ -72,7 +63,7 @@ def test_stop_then_heal(stack: Any, ts: Any) -> None:
 def test_restart_is_instant(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
     old = api_pid(stack, ts)
-    fault = service_fault(Restart, "api", {}, None)
+    fault = service_fault("process.restart", "api", {}, None)
     d: dict[str, Any] = fault.inject(ctx)
     assert d["ready"] is True
     assert d["old_pid"] == old
@@ -83,7 +74,7 @@ def test_restart_is_instant(stack: Any, ts: Any) -> None:
 def test_pause_freezes_the_group_until_heal(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
     pid = api_pid(stack, ts)
-    fault = service_fault(Pause, "api", {}, S)
+    fault = service_fault("process.pause", "api", {}, S)
     fault.inject(ctx)
     try:
         assert ts.proc_state(pid) == "T"
@@ -98,7 +89,7 @@ def test_pause_freezes_the_group_until_heal(stack: Any, ts: Any) -> None:
 def test_pause_freezes_postgres_and_its_backends(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
     pid = stack.control.pid("db")
-    fault = service_fault(Pause, "db", {}, S)
+    fault = service_fault("process.pause", "db", {}, S)
     fault.inject(ctx)
     try:
         assert ts.proc_state(pid) == "T"
@@ -115,7 +106,7 @@ def test_restart_race_on_postgres(stack: Any, ts: Any, how: str, log_line: str) 
     ts.psql(stack, "CREATE TABLE IF NOT EXISTS acked (id int primary key)")
     ts.psql(stack, f"INSERT INTO acked VALUES ({len(how)}) ON CONFLICT DO NOTHING")
     old = stack.control.pid("db")
-    fault = service_fault(RestartRace, "db", {"downtime": "1s", "how": how}, None)
+    fault = service_fault("process.restart_race", "db", {"downtime": "1s", "how": how}, None)
     assert fault.duration == S  # the window is the downtime
     log_size = stack.log_path("db").stat().st_size
     d: dict[str, Any] = fault.inject(ctx)
@@ -143,7 +134,7 @@ def test_crash_loop_kills_count_times(stack: Any, ts: Any) -> None:
     notes: list[dict[str, Any]] = []
     ctx = ts.fault_context(stack, notes)
     first = api_pid(stack, ts)
-    fault = service_fault(CrashLoop, "api", {"count": 3, "interval": "400ms"}, None)
+    fault = service_fault("process.crash_loop", "api", {"count": 3, "interval": "400ms"}, None)
     assert fault.duration == Duration.of(ms=1200)
     fault.inject(ctx)
     # the loop's own notes say when its third kill is done (no fixed sleep)
@@ -161,7 +152,7 @@ def test_crash_loop_kills_count_times(stack: Any, ts: Any) -> None:
 
 def test_disconnect_cuts_every_link_of_the_service(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
-    fault = service_fault(Disconnect, "api", {}, S)
+    fault = service_fault("process.disconnect", "api", {}, S)
     assert fault.resources() == {"service:api", "link:api->db", "link:front->api"}
     fault.inject(ctx)
     try:
@@ -181,7 +172,7 @@ def test_disconnect_cuts_every_link_of_the_service(stack: Any, ts: Any) -> None:
 def test_kill_postgres_without_window_recovers(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
     old = stack.control.pid("db")
-    fault = service_fault(Kill, "db", {}, None)
+    fault = service_fault("process.kill", "db", {}, None)
     fault.inject(ctx)
     assert not db_ok(stack, ts)
     h = fault.heal(ctx)  # the timeline heals an OPTIONAL fault without `for` at once
@@ -193,6 +184,12 @@ def test_kill_postgres_without_window_recovers(stack: Any, ts: Any) -> None:
 def test_heals_are_safe_when_nothing_was_injected(stack: Any, ts: Any) -> None:
     ctx = ts.fault_context(stack)
     pid = api_pid(stack, ts)
-    for cls, window in ((Kill, S), (Stop, S), (Pause, S), (Restart, None)):
-        service_fault(cls, "api", {}, window).heal(ctx)
+    healed = (
+        ("process.kill", S),
+        ("process.stop", S),
+        ("process.pause", S),
+        ("process.restart", None),
+    )
+    for name, window in healed:
+        service_fault(name, "api", {}, window).heal(ctx)
     assert api_pid(stack, ts) == pid

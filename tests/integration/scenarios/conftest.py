@@ -77,12 +77,14 @@ def met(runs: dict[str, Run]) -> tuple[Run, Run]:
     return runs["vulnerable"], runs["hardened"]
 
 
-def _start(scenario: Path, profile: str, out: Path) -> subprocess.Popen[str]:
+def _start(
+    scenario: Path, profile: str, out: Path, args: tuple[str, ...] = ()
+) -> subprocess.Popen[str]:
     out.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [
             sys.executable, "-m", "l2chaos.cli", "run", str(scenario),
-            "--profile", profile, "--out", str(out), "--no-progress",
+            "--profile", profile, "--out", str(out), "--no-progress", *args,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -106,12 +108,15 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 @pytest.fixture
 def run_profiles(tmp_path: Path) -> Iterator[Callable[..., dict[str, Run]]]:
-    """run_profiles(scenario_name) -> {profile: Run}, both profiles side by side."""
+    """run_profiles(scenario_name) -> {profile: Run}, both profiles side by side (or
+    the given ones; `args` go on the command line)."""
     started: list[subprocess.Popen[str]] = []
 
-    def run(name: str, profiles: tuple[str, ...] = PROFILES) -> dict[str, Run]:
+    def run(
+        name: str, profiles: tuple[str, ...] = PROFILES, args: tuple[str, ...] = ()
+    ) -> dict[str, Run]:
         scenario = ROOT / "scenarios" / f"{name}.yaml"
-        procs = {p: _start(scenario, p, tmp_path / p) for p in profiles}
+        procs = {p: _start(scenario, p, tmp_path / p, args) for p in profiles}
         started.extend(procs.values())
         deadline = time.monotonic() + RUN_TIMEOUT_S
         runs: dict[str, Run] = {}

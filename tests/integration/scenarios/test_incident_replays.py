@@ -4,6 +4,7 @@ hardened), and the violations carry the evidence that makes them the incident's.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -143,3 +144,74 @@ def test_chain_rollback_recovery(run_profiles: RunProfiles) -> None:
         if e["data"]["reason"] == "staged_reopen:rollback"
     ]
     assert modes in (["cancel_only", "post_only", "normal"], ["post_only", "normal"]), modes
+
+
+def _load_summary(run: Run) -> dict[str, Any]:
+    """What the traders saw: arrivals offered, outcomes, refusals for load, p99 of ok."""
+    outcomes: Counter[str] = Counter()
+    latencies: list[float] = []
+    for op in run.jsonl("history.jsonl"):
+        if op["type"] == "invoke":
+            continue
+        error = str(op.get("error") or "")
+        outcomes["overloaded" if error.startswith("HTTP 503: overloaded") else op["type"]] += 1
+        if op["type"] == "ok":
+            latencies.append(op["latency_ms"])
+    latencies.sort()
+    rate = json.loads((run.run_dir / "load" / "summary.json").read_text())["rate"]
+    p99 = latencies[max(0, -(-len(latencies) * 99 // 100) - 1)] if latencies else None
+    return {"offered": rate["offered"], **outcomes, "p99_ms": p99}
+
+
+def test_lighter_load_spike(run_profiles: RunProfiles) -> None:
+    # One profile at a time: the spike saturates the machine, and one profile's recovery
+    # is not to be measured while the other still loads it. At half the times (a 30 s
+    # spike, the same rates), as CI runs it.
+    name, scale = "lighter-2025-10-10-load-spike", ("--time-scale", "0.5")
+    runs = run_profiles(name, ("vulnerable",), scale)
+    runs.update(run_profiles(name, ("hardened",), scale))
+    vuln, hard = _met(runs)
+
+    for r in (vuln, hard):
+        info = json.loads((r.run_dir / "run.json").read_text())
+        recovery = r.verdict("recoverability")
+        [spike] = recovery["details"]["load_spikes"]
+        # measured from the spike's end: 7.5 s + 30 s after the run's time zero
+        assert spike["measured_from_ns"] == info["t0_ns"] + 37_500_000_000, spike
+        # the spike was offered: ten times the steady rate (per second the pacers ran;
+        # under a loaded machine Locust may start a few seconds into it)
+        seconds = list(r.jsonl("load/rate.jsonl"))
+        during = [s["target"] for s in seconds if 8 <= s["t_s"] < 37 and s["target"] > 0]
+        after = [s["target"] for s in seconds if 38 <= s["t_s"] < 52]
+        assert during, seconds
+        assert after, seconds
+        assert sum(during) / len(during) > 5 * sum(after) / len(after), seconds
+        durable = r.verdict("acknowledged_writes_durable")
+        assert durable["checked"]["durable"] > 0, durable
+        assert durable["checked"]["lost"] == 0, durable
+        print(r.profile, _load_summary(r), spike)
+
+    # vulnerable: nothing refused the spike (no 503 overloaded), its requests timed out
+    # at the traders, and the stack was still not serving orders an rto after it ended
+    [found] = _violations(vuln, "recoverability")
+    assert found["fault"] == "load-spike", found
+    [row] = vuln.verdict("recoverability")["details"]["load_spikes"]
+    assert found["measured_from_ns"] == row["measured_from_ns"], found
+    if isinstance(found["seen"], dict):  # not back while the run went on
+        assert found["seen"]["waited_s"] >= 10, found
+        assert found["seen"]["missing"], found
+    else:  # back, but later than the rto
+        assert found["seen"] > 10, found
+    seen = _load_summary(vuln)
+    assert "overloaded" not in seen, seen
+    assert seen["info"] > 0, seen
+
+    # hardened: admission control refused part of the spike with 503, what it took
+    # committed, and the stack was back within the rto
+    _all_pass(hard)
+    recovery = hard.verdict("recoverability")
+    assert recovery["checked"] == {"faults": 0, "load_spikes": 1}, recovery
+    assert recovery["details"]["load_spikes"][0]["status"] == "recovered", recovery
+    seen = _load_summary(hard)
+    assert seen["overloaded"] > 0, seen
+    assert seen["ok"] > 0, seen

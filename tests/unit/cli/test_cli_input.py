@@ -7,20 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests._support.cli import l2chaos
+from tests._support.teststack import GOOD_SCENARIO
 
-STACK = Path(__file__).parents[1] / "scenario" / "data" / "teststack"
-SCENARIO = f"""\
-name: cli-check
-stack: {{ref: {STACK}}}
-duration: 30s
-timeline:
-  - at: 5s
-    fault: network.latency
-    target: worker->api
-    for: 5s
-    with: {{latency: 100ms}}
-invariants: [no_zero_price_liquidations]
-"""
+SCENARIO = GOOD_SCENARIO + "invariants: [no_zero_price_liquidations]\n"
 
 
 @pytest.fixture
@@ -33,7 +22,7 @@ def scenario(tmp_path: Path) -> Path:
 def test_validate_ok(scenario: Path) -> None:
     done = l2chaos("validate", str(scenario))
     assert done.returncode == 0, done.stderr
-    assert f"{scenario}: ok (cli-check: 1 faults, 1 invariants)" in done.stdout
+    assert f"{scenario}: ok (good: 2 faults, 1 invariants)" in done.stdout
 
 
 @pytest.mark.parametrize(
@@ -41,7 +30,7 @@ def test_validate_ok(scenario: Path) -> None:
     [
         (
             ["validate", "{s}", "--set", "duration=soon"],
-            "{s}:3: duration: expected a duration such as",
+            "{s}:4: duration: expected a duration such as",
         ),
         (
             ["validate", "{s}", "--set", "timeline[0].target=api->worker"],

@@ -1,41 +1,17 @@
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 from l2chaos.errors import InputError, StackSpecError
 from l2chaos.stackspec import StackRun, load_stack, render
 
-BASE = """\
-name: mini
-services:
-  db:
-    postgres: {database: app, user: app}
-  api:
-    command: ["{python}", "-m", "app", "--port", "{port}"]
-    port: 8000
-    health: /health
-    env: {DB: "postgresql://app@{link:api->db}/app"}
-    depends_on: [db]
-  web:
-    command: ["{python}", "-m", "web"]
-    port: 8001
-    env: {API: "http://{link:web->api}"}
-    depends_on: [api]
-links: ["api -> db", "web->api"]
-switches: {gate: {help: a gate}}
-profiles: {open: {gate: false}, closed: {gate: true}}
-default_profile: closed
-settings:
-  tick: {kind: duration, default: 250ms, env: TICK_MS}
-"""
+from tests._support.stackfile import MINI_STACK as BASE
+from tests._support.stackfile import stack_file
 
 
 def load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
-    p = tmp_path / "stack.yaml"
-    p.write_text(textwrap.dedent(text))
-    return load_stack(p)
+    return load_stack(stack_file(tmp_path, text))
 
 
 def test_loads_order_links_and_env(tmp_path: Path) -> None:

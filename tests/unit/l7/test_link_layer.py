@@ -11,34 +11,16 @@ from l2chaos.faults.rpc import RpcCorrupt
 from l2chaos.scenario import load_scenario
 from l2chaos.stackspec import load_stack
 
-STACK = """\
-name: mini
-services:
-  db:
-    postgres: {database: app, user: app}
-  api:
-    command: ["{python}", "-m", "app"]
-    port: 8000
-    depends_on: [db]
-  web:
-    command: ["{python}", "-m", "web"]
-    port: 8001
-    env: {API: "http://{link:web->api}"}
-    depends_on: [api]
-links:
-  - api -> db
-  - web -> api: {layer: http}
-"""
+from tests._support.stackfile import MINI_STACK, stack_file
 
-
-def stack_file(tmp_path: Path, text: str = STACK) -> Path:
-    p = tmp_path / "stack.yaml"
-    p.write_text(textwrap.dedent(text))
-    return p
+# the mini stack with web -> api declared an HTTP link
+STACK = MINI_STACK.replace(
+    'links: ["api -> db", "web->api"]', "links:\n  - api -> db\n  - web -> api: {layer: http}"
+)
 
 
 def test_links_carry_their_layer(tmp_path: Path) -> None:
-    spec = load_stack(stack_file(tmp_path))
+    spec = load_stack(stack_file(tmp_path, STACK))
     assert [(lk.name, lk.layer) for lk in spec.links] == [("api->db", "tcp"), ("web->api", "http")]
     link = spec.link("web -> api")
     assert link is not None
@@ -69,7 +51,7 @@ def test_bad_link_declarations(tmp_path: Path, entry: str, message: str) -> None
 
 
 def scenario(tmp_path: Path, entry: str) -> Path:
-    stack = stack_file(tmp_path)
+    stack = stack_file(tmp_path, STACK)
     p = tmp_path / "scenario.yaml"
     p.write_text(
         textwrap.dedent(

@@ -157,24 +157,27 @@ def _recorded(tmp_path: Path, name: str, need_body: bool) -> tuple[list[Any], li
     from l2chaos.load.history import HistoryWriter, merge_histories
     from l2chaos.load.ops import Trader
     from l2chaos.load.personas import make_brain
+    from l2chaos.load.protocols.base import DriverArgs
     from l2chaos.load.protocols.perpdex import PERSONA_PARAMS
     from l2chaos.params import Where, bind_params
 
     d = tmp_path / name
     d.mkdir()
     w = HistoryWriter(d / "worker-0.jsonl", 0)
-    settings = bind_params(PERSONA_PARAMS["bridger"], {}, Where(None, "test"))
-    trader = Trader(
+    args = DriverArgs(
+        persona="bridger",
+        settings=bind_params(PERSONA_PARAMS["bridger"], {}, Where(None, "test")),
         session=_Replay(),
         history=w,
-        brain=make_brain("bridger", settings, seed=1, worker=0, ordinal=0),
         account=Account(7, "key"),
         endpoints={"ui": "http://127.0.0.1:9"},
+        seed=1,
         worker=0,
         uid=0,
         ordinal=0,
         run_tag="t",
     )
+    trader = Trader(args, make_brain("bridger", args.settings, seed=1, worker=0, ordinal=0))
     got = [
         trader.call("get_account", "GET", "/v1/account", args={}, need_body=need_body)
         for _ in _ANSWERS

@@ -75,7 +75,7 @@ class Chain:
         return out
 
     def events(self, kind: str | None = None) -> list[Any]:
-        evs = [e for o in self.outputs for e in o.events]
+        evs = [e for o in self.outputs for e in o.body.events]
         return [e for e in evs if kind is None or e.kind == kind]
 
     def cash(self, account: int) -> int:

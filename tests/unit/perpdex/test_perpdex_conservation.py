@@ -181,11 +181,11 @@ def test_random_sequences_conserve_funds_exactly(
     def drain() -> None:
         nonlocal seen
         out = c.block()
-        for _, r in out.receipts:
+        for _, r in out.body.receipts:
             model.receipt(r)
-        for ev in out.events:
+        for ev in out.body.events:
             model.event(ev)
-        seen += len(out.events)
+        seen += len(out.body.events)
         model.check_block(c.ex)
 
     for op in ops:

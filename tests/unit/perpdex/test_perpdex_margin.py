@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from l2chaos.stacks.perpdex.engine import margin
 from l2chaos.stacks.perpdex.engine.funding import funding_delta, mark_price, premium
-from l2chaos.stacks.perpdex.engine.margin import (
-    equity,
-    funding_settlement,
-    initial_margin,
-    liquidation_price,
-    maintenance_margin,
-    margin_requirement,
-)
 from l2chaos.stacks.perpdex.engine.state import Account, MarketData, Position
 from l2chaos.stacks.perpdex.markets import MARKETS, AccountLayout, format_quote, parse_quote
 
@@ -49,12 +42,12 @@ def test_equity_and_margins_of_a_10x_long() -> None:
     acct = Account(1, cash=10_000_000_000 - 90_000_000_000 - 36_000_000)
     acct.positions[BTC] = Position(1_000_000, 0)
     v = view(btc=90000)
-    assert equity(acct, v) == 9_964_000_000  # $9,964
-    assert initial_margin(acct, v) == 4_500_000_000  # 5% of $90,000
-    assert maintenance_margin(acct, v) == 2_700_000_000  # 3% of $90,000
+    assert margin.equity(acct, v) == 9_964_000_000  # $9,964
+    assert margin.initial_margin(acct, v) == 4_500_000_000  # 5% of $90,000
+    assert margin.maintenance_margin(acct, v) == 2_700_000_000  # 3% of $90,000
     v = view(btc=85000)
-    assert equity(acct, v) == 4_964_000_000
-    assert maintenance_margin(acct, v) == 2_550_000_000
+    assert margin.equity(acct, v) == 4_964_000_000
+    assert margin.maintenance_margin(acct, v) == 2_550_000_000
 
 
 def test_initial_margin_counts_the_worse_side_of_open_orders() -> None:
@@ -64,27 +57,27 @@ def test_initial_margin_counts_the_worse_side_of_open_orders() -> None:
     acct.open_sell[ETH] = 50_000  # offers 0.5 ETH: net short 1.5
     v = view(eth=30000)
     # worst = max(|-1 + 3|, |-1 - 0.5|) = 2 ETH = 200,000 quanta * 30000 * 5%
-    assert initial_margin(acct, v) == 300_000_000
-    assert initial_margin(acct, v, (ETH, "sell", 500_000)) == 30000 * 650_000 * 500 // 10_000
+    assert margin.initial_margin(acct, v) == 300_000_000
+    assert margin.initial_margin(acct, v, (ETH, "sell", 500_000)) == 30000 * 650_000 * 500 // 10_000
 
 
 def test_margin_requirement_rounds_up_and_ignores_bad_prices() -> None:
-    assert margin_requirement(7, 30001, 4) == 85  # 210007 * 4 / 1e4 = 84.0028 → 85
-    assert margin_requirement(10, 0, 300) == 0
-    assert margin_requirement(10, -5, 300) == 0
+    assert margin.margin_requirement(7, 30001, 4) == 85  # 210007 * 4 / 1e4 = 84.0028 → 85
+    assert margin.margin_requirement(10, 0, 300) == 0
+    assert margin.margin_requirement(10, -5, 300) == 0
 
 
 def test_liquidation_price_isolated_long_and_short() -> None:
     long = Account(1, cash=-80_036_000_000, positions={BTC: Position(1_000_000, 0)})
-    p = liquidation_price(long, BTC, view())
+    p = margin.liquidation_price(long, BTC, view())
     assert p == Fraction(80_036_000_000, 970_000)  # (0 - Q) / (S·(1 - 3%)) ≈ $82,511.34
     at = int(p) + 1  # one tick above: still safe; one below: liquidatable
-    assert equity(long, view(btc=at)) >= maintenance_margin(long, view(btc=at))
+    assert margin.equity(long, view(btc=at)) >= margin.maintenance_margin(long, view(btc=at))
     below = int(p)
-    assert equity(long, view(btc=below)) < maintenance_margin(long, view(btc=below))
+    assert margin.equity(long, view(btc=below)) < margin.maintenance_margin(long, view(btc=below))
     # short 2 ETH at $3,000 with $1,000: Q = 1000 + 6000, p = Q / (|S|·1.03) = $3,398.05
     short = Account(2, cash=7_000_000_000, positions={ETH: Position(-200_000, 0)})
-    assert liquidation_price(short, ETH, view()) == Fraction(7_000_000_000, 206_000)
+    assert margin.liquidation_price(short, ETH, view()) == Fraction(7_000_000_000, 206_000)
 
 
 def test_liquidation_price_cross_margin_uses_other_positions() -> None:
@@ -93,23 +86,23 @@ def test_liquidation_price_cross_margin_uses_other_positions() -> None:
     acct.positions[ETH] = Position(100_000, 0)  # 1 ETH worth $3,000 adds equity and MM
     acct.cash -= 3_000_000_000
     # Q' = Q + 1 ETH * 30000 = -80,036e6; MM_other = 90e6; p = (90e6 + 80,036e6) / 970,000
-    assert liquidation_price(acct, BTC, view()) == Fraction(80_126_000_000, 970_000)
-    assert liquidation_price(Account(3, cash=10**9), BTC, view()) is None
+    assert margin.liquidation_price(acct, BTC, view()) == Fraction(80_126_000_000, 970_000)
+    assert margin.liquidation_price(Account(3, cash=10**9), BTC, view()) is None
 
 
 def test_funding_settlement_floors_to_the_account_and_credits_dust() -> None:
     # a long of 3 base quanta whose index rose by 1,000,001: owes 3,000,003 micro-quanta
-    assert funding_settlement(3, 0, 1_000_001) == (-4, 999_997)
+    assert margin.funding_settlement(3, 0, 1_000_001) == (-4, 999_997)
     # a short receives the same: +3.000003 quanta → 3 to the account, 3 micro to dust
-    assert funding_settlement(-3, 0, 1_000_001) == (3, 3)
+    assert margin.funding_settlement(-3, 0, 1_000_001) == (3, 3)
     # exact amounts leave nothing
-    assert funding_settlement(1_000_000, 5_000_000_000, 5_123_456_789) == (-123_456_789, 0)
+    assert margin.funding_settlement(1_000_000, 5_000_000_000, 5_123_456_789) == (-123_456_789, 0)
 
 
 def test_equity_includes_unsettled_funding() -> None:
     acct = Account(1, cash=0, positions={BTC: Position(3, 0)})
     v = {**view(), BTC: md(BTC, 90000, funding=1_000_001)}
-    assert equity(acct, v) == 3 * 90000 - 4
+    assert margin.equity(acct, v) == 3 * 90000 - 4
 
 
 def test_funding_rate_is_the_clamped_premium_over_eight_hours() -> None:

@@ -4,12 +4,14 @@ model, configuration errors, keys, and the shape of the one-statement block comm
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from l2chaos.stacks.perpdex.common.config import Common, ConfigError, env_int
 from l2chaos.stacks.perpdex.common.keys import KeyRing
-from l2chaos.stacks.perpdex.db.chain import _COMMIT_SQL, SealedBlock, commit_args
+from l2chaos.stacks.perpdex.db.chain import _COMMIT_SQL, _ORDER_FIELDS, SealedBlock, commit_args
+from l2chaos.stacks.perpdex.engine.book import Order
 from l2chaos.stacks.perpdex.engine.exchange import BlockContext, Exchange, Guards
 from l2chaos.stacks.perpdex.engine.state import MarketCache, MarketData
 from l2chaos.stacks.perpdex.engine.txs import TxError, parse_tx
@@ -161,17 +163,21 @@ def test_block_commit_statement_takes_every_argument() -> None:
         ex.apply(parse_tx(tx, LAYOUT))
     out = ex.end_block()
     blk = SealedBlock(
-        1, 1, "0xh", "0xp", out.state_root, "0xt", 10, 10, out.mode,
-        txs=out.receipts, events=out.events, touched=out.touched, orders=out.orders,
-        fills=out.fills, liquidations=out.liquidations, funding=out.funding,
-        consumed=out.consumed, markets=[cache.get("ETH-USD-PERP")],
+        1, 1, "0xh", "0xp", out.state_root, "0xt", 10, 10, out.mode, out.body,
+        markets=[cache.get("ETH-USD-PERP")],
     )  # fmt: skip
     args = commit_args(blk)
     assert len(args) == max(int(n) for n in re.findall(r"\$(\d+)", _COMMIT_SQL))
     arrays = [a for a in args[10:] if isinstance(a, list)]
     assert len(arrays) == len(args) - 10
-    assert len(blk.fills) == 1
+    assert len(blk.body.fills) == 1
     assert [len(a) for a in args[10:21]] == [4] * 11  # four transactions
+
+
+def test_orders_table_holds_every_order_field() -> None:
+    # an order is written and loaded back through this list: a field missing from it
+    # would be lost on restart
+    assert list(_ORDER_FIELDS) == [f.name for f in fields(Order)]
 
 
 def test_audit_command_exit_codes(

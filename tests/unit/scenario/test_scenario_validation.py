@@ -11,24 +11,8 @@ from l2chaos.errors import InputError, ScenarioError
 from l2chaos.faults.nemesis import RandomNemesis
 from l2chaos.scenario import load_scenario
 
-STACK = Path(__file__).parent / "data" / "teststack"
-
-GOOD = f"""\
-name: good
-seed: 7
-stack: {{ref: {STACK}, profile: weak}}
-duration: 60s
-timeline:
-  - at: 10s
-    fault: network.latency
-    target: worker->api
-    for: 5s
-    with: {{latency: 200ms}}
-  - at: 20s
-    fault: process.restart_race
-    target: db
-    with: {{downtime: 4s}}
-"""
+from tests._support.teststack import GOOD_SCENARIO as GOOD
+from tests._support.teststack import TESTSTACK as STACK
 
 
 def write(tmp_path: Path, text: str) -> Path:
