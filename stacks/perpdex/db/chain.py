@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from l2chaos.jsonfields import fields_json
 from l2chaos.stacks.perpdex.engine.book import Order
-from l2chaos.stacks.perpdex.engine.exchange import BlockBody
+from l2chaos.stacks.perpdex.engine.exchange import BlockBody, BlockContext, BlockOutput
 from l2chaos.stacks.perpdex.engine.state import Account, MarketData, Position
 
 __all__ = ["ChainStore", "LoadedState", "SealedBlock"]
@@ -28,22 +27,23 @@ def _dumps(obj: Any) -> str:
 
 @dataclass
 class SealedBlock:
-    seq: int
-    number: int
+    """A block as the exchange ended it, the hashes that seal it, and the market rows
+    written with it."""
+
+    out: BlockOutput  # context, body, state root and mode, unchanged
     hash: str
     parent_hash: str
-    state_root: str
     tx_root: str
-    chain_ts_ns: int
-    host_ts_ns: int
-    mode: str
-    body: BlockBody  # what the exchange recorded, unchanged
     markets: list[MarketData] = field(default_factory=list)  # current market rows to write
     market_history: list[MarketData] = field(default_factory=list)  # rows that changed
 
-    def header(self) -> dict[str, Any]:
-        content = ("body", "markets", "market_history")
-        return {**fields_json(self, omit=content), "tx_count": len(self.body.receipts)}
+    @property
+    def ctx(self) -> BlockContext:
+        return self.out.ctx
+
+    @property
+    def body(self) -> BlockBody:
+        return self.out.body
 
 
 @dataclass
@@ -288,20 +288,19 @@ def _market_arrays(rows: Sequence[MarketData]) -> list[list[Any]]:
 
 def commit_args(blk: SealedBlock) -> list[Any]:
     """The statement's parameters, in order."""
-    h = blk.header()
+    ctx, out, body = blk.ctx, blk.out, blk.body
     args: list[Any] = [
-        h["seq"],
-        h["number"],
-        h["hash"],
-        h["parent_hash"],
-        h["state_root"],
-        h["tx_root"],
-        h["chain_ts_ns"],
-        h["host_ts_ns"],
-        h["tx_count"],
-        h["mode"],
+        ctx.seq,
+        ctx.number,
+        blk.hash,
+        blk.parent_hash,
+        out.state_root,
+        blk.tx_root,
+        ctx.chain_ts_ns,
+        ctx.host_ts_ns,
+        len(body.receipts),
+        out.mode,
     ]
-    body = blk.body
     txs = body.receipts
     args += [
         list(range(len(txs))),

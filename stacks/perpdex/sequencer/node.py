@@ -456,22 +456,10 @@ class Node:
             r["block_number"] = ctx.number
             r["block_seq"] = ctx.seq
             r["block_hash"] = h
-        return SealedBlock(
-            seq=ctx.seq,
-            number=ctx.number,
-            hash=h,
-            parent_hash=parent,
-            state_root=out.state_root,
-            tx_root=troot,
-            chain_ts_ns=ctx.chain_ts_ns,
-            host_ts_ns=ctx.host_ts_ns,
-            mode=out.mode,
-            body=out.body,
-            markets=markets,
-            market_history=history,
-        )
+        return SealedBlock(out, h, parent, troot, markets, history)
 
     async def _commit(self, sealed: SealedBlock) -> None:
+        seq, number = sealed.ctx.seq, sealed.ctx.number
         failures = 0
         timeout = max(5.0, self.cfg.connect_timeout_ms / 1000)
         while True:
@@ -479,12 +467,12 @@ class Node:
                 conn = await self.write.get()
                 if failures:
                     got = await conn.fetchval(
-                        "SELECT hash FROM blocks WHERE seq = $1", sealed.seq, timeout=timeout
+                        "SELECT hash FROM blocks WHERE seq = $1", seq, timeout=timeout
                     )
                     if got == sealed.hash:
                         break  # it committed; only the answer was lost
                     if got is not None:
-                        raise Fatal(f"block seq {sealed.seq} is taken by another block {got}")
+                        raise Fatal(f"block seq {seq} is taken by another block {got}")
                 await ChainStore(conn).commit_block(sealed, timeout=timeout)
                 break
             except (asyncio.CancelledError, Fatal):
@@ -493,42 +481,41 @@ class Node:
                 failures += 1
                 if failures == 1:
                     self.stalled_since = time.monotonic_ns()
-                    self.log.warning(
-                        "block commit failed; retrying", block=sealed.number, error=repr(exc)
-                    )
+                    self.log.warning("block commit failed; retrying", block=number, error=repr(exc))
                 elif failures % 50 == 0:
                     self.log.warning(
                         "block commit still failing",
-                        block=sealed.number,
+                        block=number,
                         attempts=failures,
                         error=repr(exc),
                     )
                 if failures >= _MAX_FAILURES_BEFORE_FATAL and not _is_connection_error(exc):
-                    raise Fatal(f"block {sealed.number} cannot be committed: {exc!r}") from exc
+                    raise Fatal(f"block {number} cannot be committed: {exc!r}") from exc
                 await self.write.broken(exc)
                 await asyncio.sleep(self.cfg.write_retry_ms / 1000)
         if self.stalled_since is not None:
             stalled_ms = (time.monotonic_ns() - self.stalled_since) // MS
-            self.log.warning("block production resumed", block=sealed.number, stalled_ms=stalled_ms)
+            self.log.warning("block production resumed", block=number, stalled_ms=stalled_ms)
         self.stalled_since = None
 
     def _publish(self, sealed: SealedBlock) -> None:
+        ctx = sealed.ctx
         self.head = {
-            "seq": sealed.seq,
-            "number": sealed.number,
+            "seq": ctx.seq,
+            "number": ctx.number,
             "hash": sealed.hash,
-            "state_root": sealed.state_root,
-            "chain_ts_ns": sealed.chain_ts_ns,
-            "host_ts_ns": sealed.host_ts_ns,
+            "state_root": sealed.out.state_root,
+            "chain_ts_ns": ctx.chain_ts_ns,
+            "host_ts_ns": ctx.host_ts_ns,
         }
-        self.next_block_seq = sealed.seq + 1
+        self.next_block_seq = ctx.seq + 1
         self.drained.add(time.monotonic_ns(), len(sealed.body.receipts))
         for tx, r in sealed.body.receipts:
             fut = self.inflight.pop(tx.hash, None)
             if fut is not None and not fut.done():
                 fut.set_result(r)
             if tx.kind != "price":
-                self._remember(tx.hash, sealed.seq, r)
+                self._remember(tx.hash, ctx.seq, r)
         self._prune_receipts()
         for o in sealed.body.orders.values():
             if o.status != "open":

@@ -162,10 +162,7 @@ def test_block_commit_statement_takes_every_argument() -> None:
     ):
         ex.apply(parse_tx(tx, LAYOUT))
     out = ex.end_block()
-    blk = SealedBlock(
-        1, 1, "0xh", "0xp", out.state_root, "0xt", 10, 10, out.mode, out.body,
-        markets=[cache.get("ETH-USD-PERP")],
-    )  # fmt: skip
+    blk = SealedBlock(out, "0xh", "0xp", "0xt", markets=[cache.get("ETH-USD-PERP")])
     args = commit_args(blk)
     assert len(args) == max(int(n) for n in re.findall(r"\$(\d+)", _COMMIT_SQL))
     arrays = [a for a in args[10:] if isinstance(a, list)]
