@@ -107,18 +107,8 @@ class Findings:
             self.kept.append(Violation(message, json_object(evidence)))
 
     def at_event(self, ev: Event, message: str, **evidence: object) -> None:
-        """A violation about one event: the evidence starts with where the event is
-        (its block, sequence, kind, time and transaction)."""
-        self.add(
-            message,
-            event_seq=ev.seq,
-            kind=ev.kind,
-            block=ev.block,
-            block_seq=ev.block_seq,
-            host_ts_ns=ev.host_ts_ns,
-            tx=ev.tx,
-            **evidence,
-        )
+        """A violation about one event: its evidence starts with where the event is."""
+        self.add(message, **{**ev.where(), **evidence})
 
     def __bool__(self) -> bool:
         return self.count > 0

@@ -57,6 +57,18 @@ class Event(msgspec.Struct, gc=False):
         """`data`, or an empty object when the line has none."""
         return self.data if self.data is not None else {}
 
+    def where(self) -> dict[str, object]:
+        """Where the event is (sequence, kind, block, time, transaction): how a finding
+        about it starts its evidence."""
+        return {
+            "event_seq": self.seq,
+            "kind": self.kind,
+            "block": self.block,
+            "block_seq": self.block_seq,
+            "host_ts_ns": self.host_ts_ns,
+            "tx": self.tx,
+        }
+
 
 def _repair(raw: dict[str, object]) -> Event:
     """An event the typed decoder refused: its ledger or data of the wrong shape is kept
