@@ -12,6 +12,8 @@ from l2chaos.invariants.base import Verdict, Violation
 from l2chaos.invariants.check import check_run
 from l2chaos.invariants.expectations import evaluate
 from l2chaos.invariants.synth import RecordWriter
+from l2chaos.rundir.faults import FAULTS, FaultLine
+from msgspec.structs import replace
 
 from tests._support.json_path import arr, obj, text
 
@@ -229,6 +231,117 @@ def test_faults_summary(rw: RecordWriter, run_dir: Path) -> None:
     assert f.healed_at == 14.0
     assert f.lateness_ms == 200.0
     assert f.recovery_s == 1.0
+
+
+def test_fault_summary_json_is_pinned(rw: RecordWriter, run_dir: Path) -> None:
+    """result.json's `faults[]` (docs/result-schema.md), key by key and in order, for a
+    fault injected and healed, one fired by a block trigger whose heal failed, and one
+    that never fired."""
+    rw.fault(0, "process.restart_race", inject_s=10.2, scheduled_s=10.0, heal_s=14.0, label="db")
+    spike = FaultLine(fault_id=1, label="spike", name="network.latency", target="rpc")
+    inject = replace(
+        spike,
+        action="inject",
+        scheduled_ns=20_000_000_000,
+        t_ns=rw.t(21.5),
+        lateness_ms=1500.0,
+        took_ms=2.0,
+        block=42,
+        trigger={"kind": "block", "at": 40},
+        trigger_text="block +40",
+        target_block=40,
+        lateness_blocks=2,
+    )
+    rw.append_record(FAULTS, inject)
+    rw.append_record(
+        FAULTS, replace(spike, action="heal", t_ns=rw.t(30.0), ok=False, error="refused")
+    )
+    rw.append_record(
+        FAULTS,
+        FaultLine(
+            fault_id=2,
+            label="late",
+            name="process.pause",
+            target="sequencer",
+            action="missed",
+            trigger={"kind": "event", "event": "rollback"},
+            trigger_text="event rollback",
+            error="the event never happened",
+        ),
+    )
+    for i in range(200):
+        rw.probe(i * 0.25, healthy=not 10 <= i * 0.25 < 15, height=i)
+    scenario(rw, profile="hardened", invariants=[{"name": "recoverability", "params": {}}])
+    rw.close()
+    common = {"inject_ok": True, "heal_ok": True, "errors": []}
+    expected: list[dict[str, object]] = [
+        {
+            "fault_id": 0,
+            "label": "db",
+            "name": "process.restart_race",
+            "target": "db",
+            "scheduled_at": 10.0,
+            "injected_at": 10.2,
+            "healed_at": 14.0,
+            "injected_t_ns": rw.t(10.2),
+            "healed_t_ns": rw.t(14.0),
+            "lateness_ms": 200.0,
+            "trigger": None,
+            "block": None,
+            "target_block": None,
+            "lateness_blocks": None,
+            "missed": None,
+            **common,
+            "recovery_s": 1.0,
+            "recovery_status": "recovered",
+        },
+        {
+            "fault_id": 1,
+            "label": "spike",
+            "name": "network.latency",
+            "target": "rpc",
+            "scheduled_at": 20.0,
+            "injected_at": 21.5,
+            "healed_at": 30.0,
+            "injected_t_ns": rw.t(21.5),
+            "healed_t_ns": rw.t(30.0),
+            "lateness_ms": 1500.0,
+            "trigger": {"kind": "block", "at": 40, "text": "block +40"},
+            "block": 42,
+            "target_block": 40,
+            "lateness_blocks": 2,
+            "missed": None,
+            "inject_ok": True,
+            "heal_ok": False,
+            "errors": ["heal: refused"],
+            "recovery_s": None,
+            "recovery_status": "heal failed",
+        },
+        {
+            "fault_id": 2,
+            "label": "late",
+            "name": "process.pause",
+            "target": "sequencer",
+            "scheduled_at": None,
+            "injected_at": None,
+            "healed_at": None,
+            "injected_t_ns": None,
+            "healed_t_ns": None,
+            "lateness_ms": None,
+            "trigger": {"kind": "event", "event": "rollback", "text": "event rollback"},
+            "block": None,
+            "target_block": None,
+            "lateness_blocks": None,
+            "missed": "the event never happened",
+            "inject_ok": None,
+            "heal_ok": None,
+            "errors": ["missed: the event never happened"],
+            "recovery_s": None,
+            "recovery_status": None,
+        },
+    ]
+    got = [f.to_json() for f in check_run(run_dir).faults]
+    assert [list(j.items()) for j in got] == [list(e.items()) for e in expected]
 
 
 def test_params_are_filled_with_defaults(rw: RecordWriter, run_dir: Path) -> None:
