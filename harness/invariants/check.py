@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from l2chaos.errors import UsageError
@@ -33,7 +33,7 @@ from .coverage import (
     implicit_rules,
 )
 from .expectations import Expectation, ExpectationResult, evaluate
-from .record import RecordError, RunRecord
+from .record import FaultRecord, RecordError, RunRecord
 from .replay import share_replay
 
 __all__ = ["CheckOutcome", "FaultSummary", "bulk_reading", "check_run", "run_checker"]
@@ -94,33 +94,44 @@ class CheckOutcome:
 
 @dataclass(frozen=True)
 class FaultSummary:
-    """One timeline entry as the reports show it: when it was due, injected and healed
-    (seconds from time zero), its trigger and block, and its recovery time."""
+    """One timeline entry as the reports show it: its fault log record, and what the
+    check derives from it: when it was due, injected and healed (seconds from time
+    zero) and its recovery time (from `recoverability`)."""
 
-    fault_id: int
-    label: str
-    name: str
-    target: str
+    record: FaultRecord
     scheduled_at: float | None
     injected_at: float | None
     healed_at: float | None
-    injected_t_ns: int | None
-    healed_t_ns: int | None
-    lateness_ms: float | None
-    trigger: Mapping[str, object] | None
-    block: int | None
-    target_block: int | None
-    lateness_blocks: int | None
-    missed: str | None
-    inject_ok: bool | None
-    heal_ok: bool | None
-    errors: list[str]
     recovery_s: JsonValue
     recovery_status: JsonValue
 
     def to_json(self) -> JsonObject:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        return json_object(out)
+        """result.json's `faults[]` entry (docs/result-schema.md)."""
+        r = self.record
+        return json_object(
+            {
+                "fault_id": r.fault_id,
+                "label": r.label,
+                "name": r.name,
+                "target": r.target,
+                "scheduled_at": self.scheduled_at,
+                "injected_at": self.injected_at,
+                "healed_at": self.healed_at,
+                "injected_t_ns": r.inject_t_ns,
+                "healed_t_ns": r.heal_done_t_ns,
+                "lateness_ms": r.lateness_ms,
+                "trigger": r.trigger,
+                "block": r.block,
+                "target_block": r.target_block,
+                "lateness_blocks": r.lateness_blocks,
+                "missed": r.missed,
+                "inject_ok": r.inject_ok,
+                "heal_ok": r.heal_ok,
+                "errors": r.errors,
+                "recovery_s": self.recovery_s,
+                "recovery_status": self.recovery_status,
+            }
+        )
 
 
 def run_checker(checker: Checker[object], record: RunRecord) -> Verdict:
@@ -182,34 +193,18 @@ def _faults_summary(
     def rel(t: int | None) -> float | None:
         return None if t is None or t0 is None else round((t - t0) / 1e9, 6)
 
-    out: list[FaultSummary] = []
-    for fr in record.faults():
+    def summary(fr: FaultRecord) -> FaultSummary:
         rec = recovery.get(fr.fault_id, {})
-        out.append(
-            FaultSummary(
-                fault_id=fr.fault_id,
-                label=fr.label,
-                name=fr.name,
-                target=fr.target,
-                scheduled_at=None if fr.scheduled_ns is None else round(fr.scheduled_ns / 1e9, 6),
-                injected_at=rel(fr.inject_t_ns),
-                healed_at=rel(fr.heal_done_t_ns),
-                injected_t_ns=fr.inject_t_ns,
-                healed_t_ns=fr.heal_done_t_ns,
-                lateness_ms=fr.lateness_ms,
-                trigger=fr.trigger,
-                block=fr.block,
-                target_block=fr.target_block,
-                lateness_blocks=fr.lateness_blocks,
-                missed=fr.missed,
-                inject_ok=fr.inject_ok,
-                heal_ok=fr.heal_ok,
-                errors=fr.errors,
-                recovery_s=rec.get("recovery_s"),
-                recovery_status=rec.get("status"),
-            )
+        return FaultSummary(
+            record=fr,
+            scheduled_at=None if fr.scheduled_ns is None else round(fr.scheduled_ns / 1e9, 6),
+            injected_at=rel(fr.inject_t_ns),
+            healed_at=rel(fr.heal_done_t_ns),
+            recovery_s=rec.get("recovery_s"),
+            recovery_status=rec.get("status"),
         )
-    return out
+
+    return [summary(fr) for fr in record.faults()]
 
 
 # run.json phases of a run whose record is whole: the wind-down finished (and then,

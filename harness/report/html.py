@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from l2chaos.invariants.check import CheckOutcome, FaultSummary
-from l2chaos.invariants.record import RunRecord
+from l2chaos.invariants.check import CheckOutcome
+from l2chaos.invariants.record import FaultRecord, RunRecord
 from l2chaos.rundir.json_types import as_list, as_object
 
 from .series import LiquidationPoint, Timeline, build_timeline
@@ -377,15 +377,16 @@ def render_html(outcome: CheckOutcome, tl: Timeline) -> str:
 
     frows = []
     for f in outcome.faults:
+        fr = f.record
         frows.append(
-            f'<tr class="fault"><td>{_e(f.label)}</td><td>{_e(f.name)}</td><td>{_e(f.target)}</td>'
+            f'<tr class="fault"><td>{_e(fr.label)}</td><td>{_e(fr.name)}</td><td>{_e(fr.target)}</td>'
             f'<td class="num">{_e(_s(f.scheduled_at))}</td><td class="num">{_e(_s(f.injected_at))}</td>'
             f'<td class="num">{_e(_s(f.healed_at))}</td>'
-            f'<td class="num">{_e(_ms(f.lateness_ms))}</td>'
-            f"<td>{_e(_trigger(f))}</td>"
-            f'<td class="num">{_e(_blocks(f))}</td>'
+            f'<td class="num">{_e(_ms(fr.lateness_ms))}</td>'
+            f"<td>{_e(_trigger(fr))}</td>"
+            f'<td class="num">{_e(_blocks(fr))}</td>'
             f'<td class="num">{_e(_s(f.recovery_s))}</td><td>{_e(f.recovery_status or "")}'
-            f"{_e('; '.join([*f.errors, *([f.missed] if f.missed else [])]))}</td></tr>"
+            f"{_e('; '.join([*fr.errors, *([fr.missed] if fr.missed else [])]))}</td></tr>"
         )
     parts.append("<h2>Faults and recovery times</h2>")
     parts.append(
@@ -477,13 +478,13 @@ def write_html(run_dir: Path, outcome: CheckOutcome, record: RunRecord | None = 
     return path
 
 
-def _trigger(f: FaultSummary) -> str:
-    trig = f.trigger or {}
+def _trigger(r: FaultRecord) -> str:
+    trig = r.trigger or {}
     return str(trig.get("text") or "")
 
 
-def _blocks(f: FaultSummary) -> str:
-    if f.block is None:
+def _blocks(r: FaultRecord) -> str:
+    if r.block is None:
         return ""
-    late = f.lateness_blocks
-    return str(f.block) + ("" if late is None else f" ({late:+d})")
+    late = r.lateness_blocks
+    return str(r.block) + ("" if late is None else f" ({late:+d})")

@@ -158,7 +158,7 @@ def junit_tree(outcome: CheckOutcome) -> ET.ElementTree[ET.Element]:
     for f in outcome.faults:
         rec = f.recovery_s
         cov_lines.append(
-            f"fault {f.label}: injected at {f.injected_at}s, healed at {f.healed_at}s, "
+            f"fault {f.record.label}: injected at {f.injected_at}s, healed at {f.healed_at}s, "
             f"recovery {'-' if rec is None else f'{rec}s'}"
         )
     suite_out = ET.SubElement(suite, "system-out")

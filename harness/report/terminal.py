@@ -56,19 +56,20 @@ def _line(v: Verdict, role: str | None, satisfied: bool | None, width: int) -> s
 
 def _fault_line(f: FaultSummary) -> str:
     """When a fault fired (and on what trigger), how late, and its recovery."""
-    trig = f.trigger or {}
-    if f.missed:
-        return f"never fired ({trig.get('text')}): {f.missed}"
-    state = f.recovery_status or ("healed" if f.heal_ok else "not healed")
+    r = f.record
+    trig = r.trigger or {}
+    if r.missed:
+        return f"never fired ({trig.get('text')}): {r.missed}"
+    state = f.recovery_status or ("healed" if r.heal_ok else "not healed")
     fired = ""
     if trig.get("kind") not in (None, "time"):
         fired = f" on {trig.get('text')}"
-    if f.block is not None:
-        fired += f", block {f.block}"
-    if f.lateness_blocks is not None:
-        fired += f" ({f.lateness_blocks} blocks late)"
+    if r.block is not None:
+        fired += f", block {r.block}"
+    if r.lateness_blocks is not None:
+        fired += f" ({r.lateness_blocks} blocks late)"
     return (
-        f"at {_fmt_s(f.injected_at)}{fired}, late {f.lateness_ms or 0:.1f}ms, "
+        f"at {_fmt_s(f.injected_at)}{fired}, late {r.lateness_ms or 0:.1f}ms, "
         f"recovery {_fmt_s(f.recovery_s)} ({state})"
     )
 
@@ -108,7 +109,8 @@ def render_summary(outcome: CheckOutcome, run_dir: Path | str | None = None) -> 
     if outcome.faults:
         lines.append("faults (injected at, lateness, recovery):")
         for f in outcome.faults:
-            lines.append(f"  {f.label} ({f.name} -> {f.target or '-'}): {_fault_line(f)}")
+            r = f.record
+            lines.append(f"  {r.label} ({r.name} -> {r.target or '-'}): {_fault_line(f)}")
 
     windows = outcome.windows
     run_totals = outcome.run_counts

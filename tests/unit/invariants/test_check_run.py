@@ -224,12 +224,12 @@ def test_faults_summary(rw: RecordWriter, run_dir: Path) -> None:
     rw.close()
     out = check_run(run_dir)
     f = out.faults[0]
-    assert f.name == "process.restart_race"
-    assert f.target == "db"
+    assert f.record.name == "process.restart_race"
+    assert f.record.target == "db"
     assert f.scheduled_at == 10.0
     assert f.injected_at == 10.2
     assert f.healed_at == 14.0
-    assert f.lateness_ms == 200.0
+    assert f.record.lateness_ms == 200.0
     assert f.recovery_s == 1.0
 
 
