@@ -153,10 +153,19 @@ def main() -> int:
         help="the stack's block_interval: an order is acknowledged once its block commits, "
         "so its latency includes the wait for the next block (up to one interval)",
     )
+    ap.add_argument(
+        "--admission-inflight",
+        type=int,
+        default=None,
+        help="the stack's admission_inflight (default: the stack file's): with 100 ms blocks "
+        "an order is in flight ~0.1 s, so a rate of R orders/s keeps ~R/10 in flight",
+    )
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     spec = load_stack(STACK_FILE)
     settings = {"accounts": args.accounts, "block_interval": args.block_interval_ms * 1_000_000}
+    if args.admission_inflight is not None:
+        settings["admission_inflight"] = args.admission_inflight
     run = StackRun(spec, args.profile, spec.profiles[args.profile], settings, seed=42)
     with tempfile.TemporaryDirectory(prefix="bench-orders-") as tmp:
         t = time.perf_counter()
@@ -190,6 +199,7 @@ def main() -> int:
                 st0 = httpx.get(
                     stack.direct_url("sequencer", "/admin/state"), headers=admin
                 ).json()["stats"]
+                ui0 = httpx.get(stack.direct_url("ui-api", "/admin/stats"), headers=admin).json()
                 w0 = time.perf_counter()
                 res = uvloop.run(run_rate(ui, keys, rate, args.seconds, index, seed=i))
                 wall = time.perf_counter() - w0
@@ -197,6 +207,7 @@ def main() -> int:
                 st1 = httpx.get(
                     stack.direct_url("sequencer", "/admin/state"), headers=admin
                 ).json()["stats"]
+                ui1 = httpx.get(stack.direct_url("ui-api", "/admin/stats"), headers=admin).json()
                 others = {k: v for k, v in res["status"].items() if k != "201"}
                 print(
                     f"offered {rate:5.0f}/s for {args.seconds:.0f} s: accepted {res['accepted_per_s']:6.1f} orders/s "
@@ -211,6 +222,13 @@ def main() -> int:
                     + ", ".join(f"{k} {v:.2f}" for k, v in used.items())
                     + f"; total {sum(used.values()):.2f} of {os.cpu_count()}"
                 )
+                writes = ui1["writes"] - ui0["writes"]
+                carriers = ui1["write_requests"] - ui0["write_requests"]
+                if carriers:
+                    print(
+                        f"    ui-api -> rpc: {writes} writes in {carriers} requests "
+                        f"({writes / carriers:.1f} per request)"
+                    )
                 blocks = st1["blocks"] - st0["blocks"]
                 if blocks:
                     per = {

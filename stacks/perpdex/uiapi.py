@@ -9,6 +9,9 @@
     POST   /v1/deposits       {amount}   (locked on L1 by the bridge, credited on L2 later)
     POST   /v1/withdrawals    {amount}
     GET    /admin/accounts    [{account, api_key, role}]
+    GET    /admin/stats       {writes, write_requests}: writes sent to the rpc, and the
+                              requests that carried them (one event-loop turn's writes
+                              go as one JSON-RPC batch)
     POST   /admin/probe/order the harness's order round trip, as the probe account: a
                               post-only bid 4% under the index (never fills), then its
                               cancel; 200 when both were accepted, else 503/504
@@ -37,6 +40,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from l2chaos.stacks.perpdex.common.batching import TurnBatcher
 from l2chaos.stacks.perpdex.common.config import Common, env_int, env_url
 from l2chaos.stacks.perpdex.common.http import (
     ApiError,
@@ -66,6 +70,9 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}\Z")
 _MAX_AMOUNT = 10**15  # quote quanta: $1e9
 _MAX_SIZE = 10**15
 _MAX_PRICE = 10**15
+# Writes sent in one JSON-RPC batch at most (the rpc takes up to 1000 calls, 1 MiB).
+_WRITE_BATCH = 100
+_MISSING = object()
 _ORDER_FIELDS = {"market", "side", "type", "size", "price", "post_only", "reduce_only", "client_id"}
 
 
@@ -116,6 +123,37 @@ def _unavailable(message: str, retry_after: object) -> ApiError:
     return ApiError(503, "overloaded", message, retry_after=seconds)
 
 
+def _result(answer: Any) -> Any:
+    """The result of one JSON-RPC answer; its error as the ApiError the client sees."""
+    if answer is _MISSING:
+        raise ApiError(503, "unavailable", "the rpc's batch answer has no answer to this call")
+    if not isinstance(answer, dict):
+        raise ApiError(503, "unavailable", "malformed rpc answer")
+    err = answer.get("error")
+    if err is None:
+        return answer.get("result")
+    if not isinstance(err, dict):
+        raise ApiError(503, "unavailable", "malformed rpc error")
+    code = err.get("code")
+    if code == -32002:
+        raise ApiError(504, "timeout", "the transaction was sent but is not committed yet")
+    if code == 40:
+        raise ApiError(404, "unknown_order", "no such order", "order_id")
+    data = err.get("data") or {}
+    if code == 55:
+        raise ApiError(400, "invalid", str(err.get("message")), data.get("field"))
+    raise _unavailable(
+        f"the chain is unavailable: {err.get('message')}",
+        data.get("retry_after_s") if isinstance(data, dict) else None,
+    )
+
+
+def _copy(exc: ApiError) -> ApiError:
+    """One exception per waiting request: an exception object raised in several tasks
+    would collect all their tracebacks."""
+    return ApiError(exc.status, exc.code, exc.message, exc.field, exc.retry_after)
+
+
 def _usd_price(market: str, p: int | None) -> str | None:
     return None if p is None else MARKETS[market].price_to_usd(p)
 
@@ -130,6 +168,7 @@ class UiApiService(Service):
         self.rpc: aiohttp.ClientSession | None = None
         self.bridge: aiohttp.ClientSession | None = None
         self._rid = 0
+        self._writes = TurnBatcher[dict[str, Any], Any](self._send_writes, _WRITE_BATCH)
         r = self.app.router
         r.add_get("/v1/markets", self.markets)
         r.add_get("/v1/account", self.account)
@@ -141,6 +180,7 @@ class UiApiService(Service):
         r.add_post("/v1/withdrawals", self.withdraw)
         r.add_get("/admin/accounts", self.admin_accounts)
         r.add_post("/admin/probe/order", self.admin_probe_order)
+        r.add_get("/admin/stats", self.admin_stats)
 
     def ready(self) -> tuple[bool, str]:
         return (self.rpc is not None, "serving" if self.rpc is not None else "starting")
@@ -161,6 +201,7 @@ class UiApiService(Service):
         )
 
     async def stop(self) -> None:
+        await self._writes.aclose()
         for s in (self.rpc, self.bridge):
             if s is not None:
                 await s.close()
@@ -176,46 +217,56 @@ class UiApiService(Service):
             raise ApiError(401, "unauthorized", "unknown API key", "X-API-Key")
         return acct
 
-    async def _call(self, method: str, params: Any) -> Any:
-        """One JSON-RPC call; maps transport and node errors to 503/504."""
-        assert self.rpc is not None
+    def _request(self, method: str, params: Any) -> dict[str, Any]:
         self._rid += 1
-        body = {"jsonrpc": "2.0", "id": self._rid, "method": method, "params": params}
+        return {"jsonrpc": "2.0", "id": self._rid, "method": method, "params": params}
+
+    async def _post(self, body: dict[str, Any] | list[dict[str, Any]]) -> Any:
+        """One HTTP request to the rpc: its JSON answer; transport errors as 503/504."""
+        assert self.rpc is not None
         try:
             async with self.rpc.post("/", json=body) as resp:
                 if resp.status != 200:
                     raise _unavailable(
                         f"rpc answered {resp.status}", resp.headers.get("Retry-After")
                     )
-                answer = await resp.json(content_type=None)
+                return await resp.json(content_type=None)
         except TimeoutError:
             raise ApiError(504, "timeout", "the chain did not answer in time") from None
         except (aiohttp.ClientError, ValueError) as exc:
             raise ApiError(503, "unavailable", f"the chain is unavailable: {exc!r}") from None
-        if not isinstance(answer, dict):
-            raise ApiError(503, "unavailable", "malformed rpc answer")
-        err = answer.get("error")
-        if err is not None:
-            if not isinstance(err, dict):
-                raise ApiError(503, "unavailable", "malformed rpc error")
-            code = err.get("code")
-            if code == -32002:
-                raise ApiError(504, "timeout", "the transaction was sent but is not committed yet")
-            if code == 40:
-                raise ApiError(404, "unknown_order", "no such order", "order_id")
-            data = err.get("data") or {}
-            if code == 55:
-                raise ApiError(400, "invalid", str(err.get("message")), data.get("field"))
-            raise _unavailable(
-                f"the chain is unavailable: {err.get('message')}",
-                data.get("retry_after_s") if isinstance(data, dict) else None,
-            )
-        return answer.get("result")
+
+    async def _call(self, method: str, params: Any) -> Any:
+        """One JSON-RPC call; maps transport and node errors to 503/504."""
+        return _result(await self._post(self._request(method, params)))
+
+    async def _send_writes(self, params: list[Any]) -> list[Any | BaseException]:
+        """The writes of one event-loop turn, as one JSON-RPC batch (a lone write goes
+        as a single call): each write's result, or the ApiError it answers."""
+        calls = [self._request("starknet_addInvokeTransaction", p) for p in params]
+        try:
+            answer = await self._post(calls[0] if len(calls) == 1 else calls)
+        except ApiError as exc:
+            return [_copy(exc) for _ in calls]
+        if len(calls) == 1:
+            answers = [answer]
+        elif isinstance(answer, list):
+            by_id = {a.get("id"): a for a in answer if isinstance(a, dict)}
+            answers = [by_id.get(c["id"], _MISSING) for c in calls]
+        else:
+            answers = [None] * len(calls)
+        out: list[Any | BaseException] = []
+        for a in answers:
+            try:
+                out.append(_result(a))
+            except ApiError as exc:
+                out.append(exc)
+        return out
 
     async def _submit(self, tx: dict[str, Any]) -> dict[str, Any]:
         """Sign the transaction with its account's key and send it; its receipt."""
         signed = sign(self.signing[tx["account"]], tx)
-        result = await self._call("starknet_addInvokeTransaction", {"invoke_transaction": signed})
+        result = await self._writes.submit({"invoke_transaction": signed})
         receipt: dict[str, Any] = result["receipt"]
         return receipt
 
@@ -521,6 +572,10 @@ class UiApiService(Service):
                 for a in layout.users()
             ]
         )
+
+    async def admin_stats(self, request: web.Request) -> web.Response:
+        """How writes reached the rpc: calls, and the requests that carried them."""
+        return json_response({"writes": self._writes.items, "write_requests": self._writes.groups})
 
     async def admin_probe_order(self, request: web.Request) -> web.Response:
         acct = self.cfg.layout.probe

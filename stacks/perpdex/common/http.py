@@ -96,7 +96,7 @@ def admission_limit(common: Common, env: Mapping[str, str]) -> tuple[int, int] |
     `admission_control` switch is on (None: no bound)."""
     if not common.switches.get("admission_control", False):
         return None
-    inflight = env_int(env, "PERPDEX_ADMISSION_INFLIGHT", 128, min=1, max=100_000)
+    inflight = env_int(env, "PERPDEX_ADMISSION_INFLIGHT", 512, min=1, max=100_000)
     lag_ms = env_int(env, "PERPDEX_ADMISSION_LAG_MS", 500, min=1, max=60_000)
     return inflight, lag_ms * 1_000_000
 

@@ -4,6 +4,7 @@ in the run's l7.jsonl, and stops at heal."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -153,6 +154,69 @@ def test_http_status_on_deposits_reaches_the_trader(perpdex: Any) -> None:
             ({"verb": "POST", "path": "/deposits"}, "status")
         ]
         assert p.ui("POST", "/v1/deposits", 1, json={"amount": "10"}).status_code in (200, 201, 202)
+
+
+def concurrent_orders(p: Any, n: int, price: str) -> list[httpx.Response]:
+    """`n` post-only bids far under the index, sent at once from accounts 1..n."""
+
+    async def send() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
+            body = {"market": "ETH-USD-PERP", "side": "buy", "type": "limit", "size": "0.01"}
+            return await asyncio.gather(
+                *(
+                    http.post(
+                        p.url("ui-api", "/v1/orders"),
+                        headers={"X-API-Key": p.keys[a]},
+                        json={**body, "price": price, "post_only": True},
+                    )
+                    for a in range(1, n + 1)
+                )
+            )
+
+    return asyncio.run(send())
+
+
+def test_a_fault_on_one_write_of_a_batch_fails_only_that_order(perpdex: Any) -> None:
+    """The trader API sends the writes of one event-loop turn as one JSON-RPC batch: an
+    rpc.error drawn for one call of the batch answers that order alone; the others of
+    the same HTTP request are committed and acknowledged."""
+    with perpdex("hardened") as p:
+        p.wait_trading()
+        index = float(p.markets()["ETH-USD-PERP"]["index_price"])
+        price = f"{index * 0.96:.1f}"
+        answers: list[httpx.Response] = []
+        with fault(
+            p,
+            "rpc.error",
+            UI_RPC,
+            methods=["starknet_addInvokeTransaction"],
+            code=-32005,
+            message="limited",
+            probability=0.5,
+        ) as d:
+
+            def mixed_batch() -> bool:
+                answers.extend(concurrent_orders(p, 20, price))
+                by_req: dict[int, set[bool]] = {}
+                for r in decisions(p, d["rule"]):
+                    by_req.setdefault(r["req"], set()).add(r["hit"])
+                return any(len(hits) == 2 for hits in by_req.values())
+
+            p.wait("one rpc request carrying a hit and a passed write", mixed_batch, every=0)
+        rows = decisions(p, d["rule"])
+        assert {r["call"]["method"] for r in rows} == {"starknet_addInvokeTransaction"}
+        statuses = [a.status_code for a in answers]
+        assert statuses.count(503) == sum(r["hit"] for r in rows)
+        assert statuses.count(201) == sum(not r["hit"] for r in rows)
+        assert statuses.count(201) + statuses.count(503) == len(answers)
+        assert all("limited" in a.text for a in answers if a.status_code == 503)
+        stats = p.http.get(p.url("ui-api", "/admin/stats"), headers=p.admin).json()
+        assert stats["write_requests"] < stats["writes"]
+        # every acknowledged order is on the book, under its own account
+        for a, answer in zip(range(1, 21), answers[-20:], strict=True):
+            if answer.status_code == 201:
+                open_ids = {o["order_id"] for o in p.ui("GET", "/v1/orders", a).json()["orders"]}
+                assert answer.json()["order_id"] in open_ids
 
 
 FEED = "oracle->pricefeed"
