@@ -80,9 +80,6 @@ class OpHandle:
         self.done = False
 
 
-_new_handle = object.__new__  # an OpHandle without a Python-level __init__ call
-
-
 class HistoryWriter:
     """Appends one worker's operations to its worker log through a batch buffer.
 
@@ -153,10 +150,7 @@ class HistoryWriter:
         buf.append(("i", seq, monotonic_ns(), ident, args or None, step))
         if len(buf) >= self._buffer_records:  # always, once closed: _drain refuses
             self._drain()
-        h: OpHandle = _new_handle(OpHandle)
-        h.seq = seq
-        h.done = False
-        return h
+        return OpHandle(seq)
 
     def complete(
         self,
@@ -192,15 +186,8 @@ class HistoryWriter:
     def complete_raw(self, handle: OpHandle, body: str) -> None:
         """Record a read answered 2xx with its body undecoded: the merge decides its
         outcome and result with the protocol's `read_result` (ok with what it keeps of
-        the body, or fail when the body is not JSON), as the caller would have. (`_done`
-        inlined: this is the recorded read's path.)"""
-        if handle.done:
-            raise ValueError(f"operation w{self.worker}-{handle.seq} is already complete")
-        buf = self._buf
-        buf.append(("r", handle.seq, monotonic_ns(), body))
-        if len(buf) >= self._buffer_records:
-            self._drain()
-        handle.done = True
+        the body, or fail when the body is not JSON), as the caller would have."""
+        self._done(handle, ("r", handle.seq, monotonic_ns(), body))
 
     def _done(self, handle: OpHandle, entry: tuple[Any, ...]) -> None:
         if handle.done:
