@@ -9,7 +9,7 @@ are small market orders against them; every account trades small sizes so margin
 runs out.
 
     .venv/bin/python benchmarks/bench_orders.py [--rates 300,600,1000] [--seconds 20]
-        [--block-interval-ms 100]
+        [--set block_interval=50ms] [--set NAME=VALUE ...]
 
 Prints, per offered rate: accepted orders/s, rejections, errors, p50/p90/p99/max ack
 latency, the CPU of every part of the stack, how many writes the ui-api carried per rpc
@@ -34,8 +34,10 @@ import aiohttp
 import psutil
 from l2chaos.accounts import read_accounts
 from l2chaos.backends.local import LocalBackend
+from l2chaos.errors import EXIT_BAD_INPUT, InputError
+from l2chaos.scenario import parse_set_value
 from l2chaos.stacks.perpdex import STACK_FILE
-from l2chaos.stackspec import StackRun, load_stack
+from l2chaos.stackspec import StackRun, StackSpec, load_stack
 
 TOKEN = "bench-token"
 MARKETS = ("BTC-USD-PERP", "ETH-USD-PERP", "PAXG-USD-PERP")
@@ -164,6 +166,24 @@ def goals(results: list[dict[str, Any]], block_ms: int) -> list[str]:
     return out
 
 
+def stack_settings(spec: StackSpec, pairs: list[str]) -> dict[str, Any]:
+    """`--set NAME=VALUE` pairs as the stack gets them (InputError naming what is allowed)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        setting = spec.settings.get(name)
+        if not sep or setting is None:
+            raise InputError(
+                f"--set: expected NAME=VALUE with NAME one of {', '.join(spec.settings)}, "
+                f"got {pair!r}"
+            )
+        try:
+            out[name] = setting.coerce(parse_set_value(name, raw))
+        except ValueError as exc:
+            raise InputError(f"--set {name}: {exc}") from None
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rates", default="300,600,1000", help="offered orders/s, comma separated")
@@ -171,25 +191,23 @@ def main() -> int:
     ap.add_argument("--accounts", type=int, default=200)
     ap.add_argument("--profile", default="hardened")
     ap.add_argument(
-        "--block-interval-ms",
-        type=int,
-        default=100,
-        help="the stack's block_interval: an order is acknowledged once its block commits, "
-        "so its latency includes the wait for the next block (up to one interval)",
-    )
-    ap.add_argument(
-        "--admission-inflight",
-        type=int,
-        default=None,
-        help="the stack's admission_inflight (default: the stack file's): with 100 ms blocks "
-        "an order is in flight ~0.1 s, so a rate of R orders/s keeps ~R/10 in flight",
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a stack setting, checked as a scenario's stack.settings are (e.g. "
+        "block_interval=50ms: an order is acknowledged once its block commits, so its "
+        "latency includes the wait for the next block, up to one interval)",
     )
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     spec = load_stack(STACK_FILE)
-    settings = {"accounts": args.accounts, "block_interval": args.block_interval_ms * 1_000_000}
-    if args.admission_inflight is not None:
-        settings["admission_inflight"] = args.admission_inflight
+    try:
+        settings = {"accounts": args.accounts, **stack_settings(spec, args.set)}
+    except InputError as exc:
+        print(f"bench_orders: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    block_ms = settings.get("block_interval", spec.settings["block_interval"].default) // 10**6
     run = StackRun(spec, args.profile, spec.profiles[args.profile], settings, seed=42)
     with tempfile.TemporaryDirectory(prefix="bench-orders-") as tmp:
         t = time.perf_counter()
@@ -201,7 +219,7 @@ def main() -> int:
         )
         print(
             f"stack up in {time.perf_counter() - t:.1f} s (profile {args.profile}, "
-            f"{args.accounts} accounts, {args.block_interval_ms} ms blocks)"
+            f"{args.accounts} accounts, {block_ms} ms blocks)"
         )
         try:
             import httpx
@@ -266,7 +284,7 @@ def main() -> int:
                         f"build {per['build_ms']:.2f} ms, commit {per['commit_ms']:.2f} ms, publish {per['publish_ms']:.2f} ms"
                     )
                 time.sleep(2)
-            for line in goals(results, args.block_interval_ms):
+            for line in goals(results, block_ms):
                 print(line)
             head = httpx.get(stack.direct_url("sequencer", "/state/head")).json()
             print(f"chain head {head['number']}, mempool {head['mempool']}, mode {head['mode']}")
