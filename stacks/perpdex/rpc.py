@@ -15,7 +15,8 @@ method, -32602 invalid params, -32603 internal, 24 block not found, 29 transacti
 found, 40 order not found, 55 transaction rejected as malformed, -32001 unavailable
 (sequencer or database down: nothing happened, or for a write: unknown), -32002 a write
 not committed in time (unknown outcome). With the `admission_control` switch, writes past
-`admission_inflight` write requests in flight (a batch of writes counts once) (or while the loop runs `admission_lag` behind), or refused by the sequencer's bounded mempool, are
+`admission_inflight` write requests in flight (a batch of writes is one) or while the loop
+runs `admission_lag` behind, or refused by the sequencer's bounded mempool, are
 -32001 with `data: {code: "overloaded" | "mempool_full", retry_after_s}` (nothing was
 sent or queued); a single such request is HTTP 503 with `Retry-After`. A request that cannot be used as a whole (not
 JSON, nested deeper than 32, an empty batch or one of more than MAX_BATCH calls) is HTTP
