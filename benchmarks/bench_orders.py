@@ -35,9 +35,9 @@ import psutil
 from l2chaos.accounts import read_accounts
 from l2chaos.backends.local import LocalBackend
 from l2chaos.errors import EXIT_BAD_INPUT, InputError
-from l2chaos.scenario import parse_set_value
+from l2chaos.scenario import parse_stack_settings
 from l2chaos.stacks.perpdex import STACK_FILE
-from l2chaos.stackspec import StackRun, StackSpec, load_stack
+from l2chaos.stackspec import StackRun, load_stack
 
 TOKEN = "bench-token"
 MARKETS = ("BTC-USD-PERP", "ETH-USD-PERP", "PAXG-USD-PERP")
@@ -166,24 +166,6 @@ def goals(results: list[dict[str, Any]], block_ms: int) -> list[str]:
     return out
 
 
-def stack_settings(spec: StackSpec, pairs: list[str]) -> dict[str, Any]:
-    """`--set NAME=VALUE` pairs as the stack gets them (InputError naming what is allowed)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        setting = spec.settings.get(name)
-        if not sep or setting is None:
-            raise InputError(
-                f"--set: expected NAME=VALUE with NAME one of {', '.join(spec.settings)}, "
-                f"got {pair!r}"
-            )
-        try:
-            out[name] = setting.coerce(parse_set_value(name, raw))
-        except ValueError as exc:
-            raise InputError(f"--set {name}: {exc}") from None
-    return out
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rates", default="300,600,1000", help="offered orders/s, comma separated")
@@ -203,7 +185,7 @@ def main() -> int:
     rates = [float(r) for r in args.rates.split(",")]
     spec = load_stack(STACK_FILE)
     try:
-        settings = {"accounts": args.accounts, **stack_settings(spec, args.set)}
+        settings = {"accounts": args.accounts, **parse_stack_settings(spec, args.set)}
     except InputError as exc:
         print(f"bench_orders: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -157,6 +157,26 @@ def parse_set_value(key: str, raw: str, file: str | None = None) -> Any:
     return _plain(value)
 
 
+def parse_stack_settings(spec: StackSpec, pairs: Sequence[str]) -> dict[str, Any]:
+    """``--set NAME=VALUE`` pairs naming a stack's own settings (a command that brings a
+    stack up without a scenario), each value as the stack gets it: parsed by
+    `parse_set_value` and checked by its `SettingSpec` as a scenario's stack.settings are."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        setting = spec.settings.get(name)
+        if not sep or setting is None:
+            raise InputError(
+                f"expected NAME=VALUE with NAME one of {', '.join(spec.settings)}, got {pair!r}",
+                field="--set",
+            )
+        try:
+            out[name] = setting.coerce(parse_set_value(name, raw))
+        except ValueError as exc:
+            raise InputError(f"{name}: {exc}", field="--set") from None
+    return out
+
+
 def _plain(value: Any) -> Any:
     """Without the --set text's line numbers (they would point into the scenario)."""
     if isinstance(value, dict):

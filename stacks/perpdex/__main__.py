@@ -18,39 +18,12 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from l2chaos.accounts import read_accounts
-from l2chaos.durations import parse_duration
 from l2chaos.errors import EXIT_BAD_INPUT, EXIT_HARNESS_BROKE, InputError, L2ChaosError
+from l2chaos.scenario import parse_stack_settings
 from l2chaos.stacks.perpdex import STACK_FILE
-from l2chaos.stackspec import StackRun, StackSpec, load_stack
-
-
-def _settings(spec: StackSpec, pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        if not sep or name not in spec.settings:
-            raise InputError(
-                f"expected NAME=VALUE with NAME one of {', '.join(spec.settings)}, got {pair!r}",
-                field="--set",
-            )
-        kind = spec.settings[name].kind
-        try:
-            if kind == "duration":
-                out[name] = parse_duration(raw)
-            elif kind == "int":
-                out[name] = int(raw)
-            elif kind == "float":
-                out[name] = float(raw)
-            elif kind == "bool":
-                out[name] = raw.lower() in ("1", "true", "yes", "on")
-            else:
-                out[name] = raw
-        except ValueError as exc:
-            raise InputError(f"{name}: {exc}", field="--set") from None
-    return out
+from l2chaos.stackspec import StackRun, load_stack
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
                 field="--profile",
             )
         run = StackRun(
-            spec, profile, spec.profiles[profile], _settings(spec, args.set), seed=args.seed
+            spec,
+            profile,
+            spec.profiles[profile],
+            parse_stack_settings(spec, args.set),
+            seed=args.seed,
         )
     except InputError as exc:
         print(f"perpdex: {exc}", file=sys.stderr)

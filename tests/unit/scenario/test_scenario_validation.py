@@ -9,7 +9,9 @@ import pytest
 from l2chaos.durations import Duration
 from l2chaos.errors import InputError, ScenarioError
 from l2chaos.faults.nemesis import RandomNemesis
-from l2chaos.scenario import load_scenario
+from l2chaos.scenario import load_scenario, parse_stack_settings
+from l2chaos.stacks.perpdex import STACK_FILE
+from l2chaos.stackspec import load_stack
 
 from tests._support.teststack import GOOD_SCENARIO as GOOD
 from tests._support.teststack import TESTSTACK as STACK
@@ -306,3 +308,20 @@ def test_set_reaches_into_the_stack_shorthand(tmp_path: Path) -> None:
     p.write_text(f"name: short\nstack: {STACK}\nduration: 30s\n")
     sc = load_scenario(p, ["stack.profile=weak", "stack.settings.tick=250ms"])
     assert (sc.profile, sc.stack.settings["tick"]) == ("weak", 250_000_000)
+
+
+def test_stack_settings_from_set_pairs_are_checked_as_a_scenarios_are() -> None:
+    spec = load_stack(STACK_FILE)
+    got = parse_stack_settings(spec, ["block_interval=50ms", "accounts=12"])
+    assert got == {"block_interval": 50_000_000, "accounts": 12}
+    bad = {
+        "block_interval=1ns": "--set: block_interval: expected a duration such as 100ms "
+        "(>= 5ms, <= 1m), got '1ns'",
+        "accounts=x": "--set: accounts: expected an integer (>= 1, <= 1000000), got 'x'",
+        "nope=3": "--set: expected NAME=VALUE with NAME one of block_interval, ",
+        "accounts": "--set: expected NAME=VALUE",
+    }
+    for pair, message in bad.items():
+        with pytest.raises(InputError) as info:
+            parse_stack_settings(spec, [pair])
+        assert str(info.value).startswith(message), str(info.value)
